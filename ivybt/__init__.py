@@ -1,0 +1,31 @@
+"""IvyBT: Numba-JIT strategy optimization and walk-forward engine.
+
+The public API mirrors the CLI. `import ivybt` is cheap: it compiles nothing and imports
+pandas, yfinance or plotly only when a function that needs them is first used.
+
+>>> import ivybt
+>>> frame = ivybt.load("SPY", "1d", source="sample")   # bundled real data, offline
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load"]
+
+if TYPE_CHECKING:
+    from ivybt.data import load
+
+_LAZY = {"load": "ivybt.data.loader"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ivybt' has no attribute {name!r}")

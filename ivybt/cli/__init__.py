@@ -1,0 +1,171 @@
+"""The `ivybt` command: a thin Click layer over the Python API.
+
+Errors are one line on stderr: exit status 1 for IvyBT errors (bad data, failed fetch), 2 for
+usage errors, no traceback unless --debug.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ivybt import __version__, _paths
+from ivybt.errors import IvyBTError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the root options resolve to, handed to every command through ctx.obj."""
+
+    cache_dir: Path
+    results_dir: Path
+    debug: bool
+
+
+class IvyBTGroup(click.Group):
+    """A group that turns IvyBT errors and warnings into one-line messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            try:
+                return super().invoke(ctx)
+            except IvyBTError as err:
+                if debug:
+                    raise
+                raise click.ClickException(_one_line(err)) from err
+            except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+                raise
+            except Exception as err:
+                if debug:
+                    raise
+                raise click.ClickException(
+                    f"internal error: {type(err).__name__}: {_one_line(err)} (rerun with "
+                    "--debug for the traceback, and please report it)"
+                ) from err
+
+
+@click.group(cls=IvyBTGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", "-V", prog_name="ivybt")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Market-data cache folder. Default: ${_paths.CACHE_DIR_ENV}, else ./cache.",
+)
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Root of run folders. Default: ${_paths.RESULTS_DIR_ENV}, else ./results.",
+)
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug logs).")
+@click.option("-q", "--quiet", count=True, help="Only errors.")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    cache_dir: Path | None,
+    results_dir: Path | None,
+    debug: bool,
+    verbose: int,
+    quiet: int,
+) -> None:
+    """IvyBT: strategy grids, Optuna search and walk-forward studies on Numba kernels.
+
+    \b
+    Examples:
+      ivybt data list
+      ivybt data show SPY
+      ivybt data fetch SPY QQQ --start 2010-01-01
+      ivybt data import prices.csv --symbol ES --interval 1h --tz America/Chicago
+    """
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    _configure_logging(max(logging.DEBUG, min(logging.ERROR, level)))
+    ctx.obj = Settings(
+        cache_dir=_paths.cache_dir(cache_dir),
+        results_dir=_paths.results_dir(results_dir),
+        debug=debug,
+    )
+
+
+@cli.command("info")
+@click.pass_obj
+def info(settings: Settings) -> None:
+    """Show versions and the folders IvyBT uses.
+
+    \b
+    Examples:
+      ivybt info
+      ivybt --cache-dir /data/cache info
+    """
+    import importlib.metadata as md
+
+    click.echo(f"ivybt        {__version__}")
+    click.echo(f"python       {sys.version.split()[0]}")
+    for package in ("numba", "numpy", "pandas", "pyarrow", "yfinance", "optuna", "click"):
+        try:
+            click.echo(f"{package:<12} {md.version(package)}")
+        except md.PackageNotFoundError:
+            click.echo(f"{package:<12} not installed")
+    click.echo(f"cache dir    {settings.cache_dir}")
+    click.echo(f"results dir  {settings.results_dir}")
+
+
+def _register() -> None:
+    from ivybt.cli.data import data
+
+    cli.add_command(data)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    click.echo(f"warning: {_one_line(Exception(str(message)))}", err=True)
+
+
+class _ClickHandler(logging.Handler):
+    """Log records to stderr through click, so Click's test runner captures them too."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+def _configure_logging(level: int) -> None:
+    logger = logging.getLogger("ivybt")
+    logger.setLevel(level)
+    if not any(isinstance(h, _ClickHandler) for h in logger.handlers):
+        logger.addHandler(_ClickHandler())
+        logger.propagate = False
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli(prog_name="ivybt")
+    except BrokenPipeError:  # e.g. `ivybt data list | head`: stop quietly, as Python's docs say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
+_register()

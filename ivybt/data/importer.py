@@ -1,0 +1,403 @@
+"""Import OHLCV from any vendor's CSV or Parquet file into the cache.
+
+What is normalised (and reported, so nothing happens silently):
+
+- column names: Date/Datetime/Timestamp/Time/"Gmt time", Open/High/Low/Close/"Close/Last"/
+  "Adj Close"/Volume and other common spellings (`ivybt.data.columns`); a separate Time column
+  is joined to the Date column; other columns are dropped and listed;
+- numbers: "$1,234.50", "1.2M" volumes, and decimal commas in ';'-separated files;
+- dates: ISO 8601 (with or without offsets), epoch seconds/ms/us/ns, and common formats
+  (m/d/Y, d.m.Y, Y.m.d H:M, d-b-Y, ...). When a file's dates fit two formats that disagree
+  (01/02/2020), the import stops and asks for --date-format;
+- time zones: naive intraday times are read in `tz` (default UTC) and converted to UTC; bars
+  stamped at their close can be shifted to their open with stamp="close"; daily bars keep
+  their date.
+
+The interval is checked against the timestamps (no intraday times in daily data, bar spacing
+equal to an intraday interval); no resampling is done.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ivybt.data.cache import DataCache, UpdateReport, normalise_symbol
+from ivybt.data.columns import find_date_column, map_value_columns, squash
+from ivybt.data.intervals import Interval, parse_interval
+from ivybt.data.validate import INDEX_NAME, validate_ohlcv
+from ivybt.errors import ConfigError, ImportFormatError
+
+Stamp = Literal["open", "close"]
+_CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".gz", ".bz2", ".zip", ".xz"}
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+_DATE_PARTS = (
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%d-%m-%Y",
+    "%m-%d-%Y",
+    "%d-%b-%Y",
+    "%d %b %Y",
+    "%b %d, %Y",
+    "%b %d %Y",
+    "%m/%d/%y",
+    "%d/%m/%y",
+    "%Y%m%d",
+)
+_TIME_PARTS = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S.%f", "T%H:%M", "T%H:%M:%S")
+_SNIFF_ROWS = 500
+_SUFFIX_SCALE = {"K": 1e3, "M": 1e6, "B": 1e9}
+_SYMBOL_COLUMNS = ("ticker", "symbol")
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import read, how it was interpreted, and what the cache holds afterwards."""
+
+    path: Path
+    symbol: str
+    interval: str
+    rows: int
+    first: pd.Timestamp
+    last: pd.Timestamp
+    columns: dict[str, str]
+    dropped_columns: tuple[str, ...]
+    dates: str
+    file_sha256: str
+    repairs: tuple[str, ...] = ()
+    update: UpdateReport | None = field(default=None, compare=False)
+
+    def summary(self) -> str:
+        mapped = ", ".join(f"{k}->{v}" for k, v in self.columns.items())
+        dropped = f"; dropped {', '.join(self.dropped_columns)}" if self.dropped_columns else ""
+        fixed = f"; repairs: {'; '.join(self.repairs)}" if self.repairs else ""
+        head = (
+            f"read {self.rows:,} {self.interval} bars of {self.symbol} from {self.path.name} "
+            f"({self.first} .. {self.last}); columns {mapped}{dropped}; dates "
+            f"{self.dates}{fixed}"
+        )
+        return head if self.update is None else f"{head}\n{self.update.summary()}"
+
+
+def import_file(
+    path: str | Path,
+    *,
+    symbol: str,
+    interval: str,
+    tz: str = "UTC",
+    date_format: str | None = None,
+    stamp: Stamp = "open",
+    repair: bool = False,
+    replace: bool = False,
+    cache_dir: str | Path | None = None,
+) -> ImportReport:
+    """Read a vendor file (`read_vendor_file`) and merge it into the cache.
+
+    Imported bars win over cached imported bars at the same timestamps. A series fetched from
+    Yahoo is not mixed with a vendor file: pass replace=True to discard it first.
+    """
+    frame, report = read_vendor_file(
+        path,
+        symbol=symbol,
+        interval=interval,
+        tz=tz,
+        date_format=date_format,
+        stamp=stamp,
+        repair=repair,
+    )
+    basis = (
+        "as in the vendor file "
+        + report.path.name
+        + ("; adj_close as given" if "adj_close" in frame else "")
+    )
+    update = DataCache(cache_dir).store_import(
+        report.symbol,
+        report.interval,
+        frame,
+        origin=f"{report.path.name} sha256:{report.file_sha256}",
+        price_basis=basis,
+        replace=replace,
+    )
+    return ImportReport(**{**report.__dict__, "update": update})
+
+
+def read_vendor_file(
+    path: str | Path,
+    *,
+    symbol: str,
+    interval: str,
+    tz: str = "UTC",
+    date_format: str | None = None,
+    stamp: Stamp = "open",
+    repair: bool = False,
+) -> tuple[pd.DataFrame, ImportReport]:
+    """Read a CSV or Parquet file into a validated canonical OHLCV frame (no cache write)."""
+    path = Path(path)
+    iv = parse_interval(interval)
+    symbol = normalise_symbol(symbol)
+    if stamp not in ("open", "close"):
+        raise ConfigError(f"stamp must be 'open' or 'close', got {stamp!r}")
+    if stamp == "close" and not iv.intraday:
+        raise ConfigError(
+            f"--stamp close applies to intraday bars only; {iv.name} bars carry session dates "
+            "(drop --stamp)"
+        )
+    raw = _read_table(path)
+    _check_single_symbol(raw, path)
+    stamps, dates, date_columns = _extract_timestamps(raw, path, date_format)
+    mapping = map_value_columns(pd.Index([c for c in raw.columns if c not in date_columns]))
+    dropped = tuple(str(c) for c in raw.columns if c not in mapping and c not in date_columns)
+    frame = pd.DataFrame(
+        {target: _to_number(raw[source], path, source) for source, target in mapping.items()}
+    )
+    index, tz_note = _to_timeline(stamps, iv, tz, stamp, path)
+    frame.index = index
+    _check_spacing(frame.index, iv, path)
+    checked = validate_ohlcv(frame, name=str(path), interval=iv, repair=repair)
+    out = checked.frame
+    report = ImportReport(
+        path=path,
+        symbol=symbol,
+        interval=iv.name,
+        rows=len(out),
+        first=out.index[0],
+        last=out.index[-1],
+        columns=dict(mapping, **{c: "date" for c in date_columns}),
+        dropped_columns=dropped,
+        dates=f"{dates}; {tz_note}",
+        file_sha256=_sha256(path),
+        repairs=checked.repairs,
+    )
+    return out, report
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise ImportFormatError(f"{path}: no such file; give the path of a CSV or Parquet file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in _PARQUET_SUFFIXES:
+            frame = pd.read_parquet(path)
+            if isinstance(frame.index, pd.DatetimeIndex):
+                frame = frame.reset_index(names=frame.index.name or "date")
+        elif suffix in _CSV_SUFFIXES:
+            frame = pd.read_csv(path, sep=_sniff_separator(path), dtype=str, skipinitialspace=True)
+        else:
+            raise ImportFormatError(
+                f"{path}: unknown file type {suffix!r}; give a .csv/.txt/.tsv (optionally "
+                "compressed) or .parquet file"
+            )
+    except ImportFormatError:
+        raise
+    except Exception as err:
+        raise ImportFormatError(f"{path}: cannot be read ({type(err).__name__}: {err})") from err
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise ImportFormatError(f"{path}: the file has no rows; check it is the right file")
+    return frame
+
+
+def _sniff_separator(path: Path) -> str:
+    if path.suffix.lower() in {".gz", ".bz2", ".zip", ".xz"}:
+        return ","
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+        head = handle.read(8192)
+    try:
+        return csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _check_single_symbol(raw: pd.DataFrame, path: Path) -> None:
+    for column in raw.columns:
+        if squash(column) in _SYMBOL_COLUMNS:
+            values = raw[column].dropna().unique()
+            if len(values) > 1:
+                shown = ", ".join(map(str, values[:5]))
+                raise ImportFormatError(
+                    f"{path}: column {column!r} holds {len(values)} symbols ({shown}); import "
+                    "one symbol per file (filter the rows first)"
+                )
+
+
+def _extract_timestamps(
+    raw: pd.DataFrame, path: Path, date_format: str | None
+) -> tuple[pd.DatetimeIndex, str, tuple[str, ...]]:
+    date_column = find_date_column(raw.columns)
+    if date_column is None:
+        raise ImportFormatError(
+            f"{path}: no date column found (columns: {', '.join(map(str, raw.columns))}); "
+            "name it Date, Datetime or Timestamp"
+        )
+    values = raw[date_column]
+    used: tuple[str, ...] = (date_column,)
+    time_column = next((c for c in raw.columns if squash(c) == "time" and c != date_column), None)
+    if time_column is not None and not pd.api.types.is_datetime64_any_dtype(values):
+        values = values.astype(str).str.strip() + " " + raw[time_column].astype(str).str.strip()
+        used = (date_column, time_column)
+    stamps, how = parse_timestamps(values, date_format=date_format, where=f"{path}, {used[0]}")
+    return stamps, how, used
+
+
+def parse_timestamps(
+    values: pd.Series, *, date_format: str | None = None, where: str = "dates"
+) -> tuple[pd.DatetimeIndex, str]:
+    """Parse a column of timestamps; return them and how they were read.
+
+    Tries, in order: datetime dtype, `date_format`, ISO 8601, epoch numbers (unit from the
+    magnitude), then the common formats, which must agree on every row sampled.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.DatetimeIndex(values), "already timestamps"
+    text = values.astype(str).str.strip()
+    if date_format is not None:
+        try:
+            return pd.DatetimeIndex(pd.to_datetime(text, format=date_format)), date_format
+        except (ValueError, TypeError) as err:
+            raise ImportFormatError(
+                f"{where}: dates do not match --date-format {date_format!r} ({err})"
+            ) from err
+    if text.str.fullmatch(r"\d{9,19}(\.\d+)?").all():
+        return _epoch(text)
+    iso_like = text.str.match(r"\d{4}-\d{2}-\d{2}").all()
+    if iso_like:
+        utc = bool(text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$").any())
+        try:
+            return pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", utc=utc)), "ISO 8601"
+        except (ValueError, TypeError):
+            pass
+    sample = text.iloc[:: max(1, len(text) // _SNIFF_ROWS)]
+    fits: dict[str, pd.DatetimeIndex] = {}
+    for fmt in (d + t for d in _DATE_PARTS for t in _TIME_PARTS):
+        try:
+            fits[fmt] = pd.DatetimeIndex(pd.to_datetime(sample, format=fmt))
+        except (ValueError, TypeError):
+            continue
+    if not fits:
+        raise ImportFormatError(
+            f"{where}: cannot read dates like {text.iloc[0]!r}; pass --date-format, e.g. "
+            "'%d/%m/%Y %H:%M' (Python strftime codes)"
+        )
+    distinct = {tuple(v.asi8) for v in fits.values()}
+    if len(distinct) > 1:
+        raise ImportFormatError(
+            f"{where}: dates like {text.iloc[0]!r} fit several formats that disagree "
+            f"({', '.join(list(fits)[:3])}); pass --date-format, e.g. '%d/%m/%Y'"
+        )
+    fmt = next(iter(fits))
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(text, format=fmt)), fmt
+    except (ValueError, TypeError) as err:
+        bad = text[pd.to_datetime(text, format=fmt, errors="coerce").isna()]
+        raise ImportFormatError(
+            f"{where}: most dates read as {fmt!r} but {bad.iloc[0]!r} does not; fix that row "
+            "or pass --date-format"
+        ) from err
+
+
+def _epoch(text: pd.Series) -> tuple[pd.DatetimeIndex, str]:
+    numbers = text.astype("float64")
+    biggest = float(numbers.abs().max())
+    unit = "s" if biggest < 1e11 else "ms" if biggest < 1e14 else "us" if biggest < 1e17 else "ns"
+    return pd.DatetimeIndex(pd.to_datetime(numbers, unit=unit, utc=True)), f"epoch {unit} (UTC)"
+
+
+def _to_timeline(
+    stamps: pd.DatetimeIndex, iv: Interval, tz: str, stamp: Stamp, path: Path
+) -> tuple[pd.DatetimeIndex, str]:
+    if iv.intraday:
+        if stamps.tz is None:
+            try:
+                stamps = stamps.tz_localize(tz, ambiguous="infer", nonexistent="raise")
+            except Exception as err:
+                raise ImportFormatError(
+                    f"{path}: naive times cannot be read in time zone {tz!r} ({err}); pass "
+                    "the file's zone with --tz, e.g. --tz America/New_York"
+                ) from err
+            note = f"naive times read in {tz}"
+        else:
+            note = f"offsets in file ({stamps.tz})"
+        stamps = stamps.tz_convert("UTC")
+        if stamp == "close":
+            stamps = stamps - iv.step
+            note += f"; shifted from bar close to bar open by {iv.name}"
+        return stamps.as_unit("ns").rename(INDEX_NAME), note + ", stored in UTC"
+    if stamps.tz is not None:
+        stamps = stamps.tz_localize(None)
+    times = stamps - stamps.normalize()
+    if times.nunique() > 1:
+        shown = ", ".join(sorted({str(t)[-8:] for t in times[:50]})[:3])
+        raise ImportFormatError(
+            f"{path}: {iv.name} bars must be one per date, but the times of day vary "
+            f"({shown}); is the file intraday? pass its bar --interval, e.g. 1h"
+        )
+    note = (
+        "session dates"
+        if times.nunique() == 0 or times[0] == pd.Timedelta(0)
+        else (f"session dates (constant time {str(times[0])[-8:]} dropped)")
+    )
+    return stamps.normalize().as_unit("ns").rename(INDEX_NAME), note
+
+
+def _check_spacing(index: pd.DatetimeIndex, iv: Interval, path: Path) -> None:
+    if len(index) < 5:
+        return
+    spacing = pd.Series(index.sort_values().unique()).diff().dropna()
+    if spacing.empty:
+        return
+    median = spacing.median()
+    ok = median == iv.step if iv.intraday else 0.5 * iv.step <= median <= 1.5 * iv.step
+    if not ok:
+        raise ImportFormatError(
+            f"{path}: bars are typically {median} apart, which does not fit --interval "
+            f"{iv.name} ({iv.step}); pass the file's bar interval (imports are not resampled)"
+        )
+
+
+def _to_number(values: pd.Series, path: Path, column: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64").reset_index(drop=True)
+    text = values.astype(str).str.strip().str.replace(r"[$€£\s]", "", regex=True)
+    decimal_comma = (
+        text.str.fullmatch(r"-?\d+(,\d+)?").all()
+        and text.str.contains(r"\d,(?:\d{1,2}|\d{4,})$").any()
+    )  # "1,5" is a decimal comma; "1,500" alone is a thousands separator
+    if decimal_comma:
+        text = text.str.replace(",", ".", regex=False)
+    else:
+        text = text.str.replace(",", "", regex=False)  # thousands separator
+    scale = pd.Series(1.0, index=text.index)
+    suffix = text.str.extract(r"([KMB])$", flags=re.IGNORECASE)[0].str.upper()
+    has = suffix.notna()
+    if has.any():
+        scale[has] = suffix[has].map(_SUFFIX_SCALE).astype("float64")
+        text = text.str.replace(r"[KMBkmb]$", "", regex=True)
+    numbers = pd.to_numeric(
+        text.replace({"": np.nan, "-": np.nan, "null": np.nan}), errors="coerce"
+    )
+    bad = text[numbers.isna() & text.notna() & ~text.isin(["", "-", "null", "nan", "NaN"])]
+    if len(bad):
+        raise ImportFormatError(
+            f"{path}: column {column!r} has non-numeric values such as {bad.iloc[0]!r} "
+            f"(row {bad.index[0] + 2} of the file); fix or remove those rows"
+        )
+    return (numbers * scale).astype("float64").reset_index(drop=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,63 @@
+"""Exceptions and warnings of IvyBT.
+
+Every message says three things: the rule, the value seen, and the fix. The CLI prints an
+`IvyBTError` as one line and exits with status 1 (status 2 for usage errors).
+"""
+
+from __future__ import annotations
+
+
+class IvyBTError(Exception):
+    """Base class of every error IvyBT raises on purpose."""
+
+
+class ConfigError(IvyBTError, ValueError):
+    """A setting or argument is invalid (bad interval, unknown source, start after end...)."""
+
+
+class DataError(IvyBTError):
+    """Price data is missing, invalid or cannot be stored."""
+
+
+class ValidationError(DataError, ValueError):
+    """An OHLCV frame breaks a validation rule (see `ivybt.data.validate`)."""
+
+
+class ImportFormatError(DataError, ValueError):
+    """A vendor file cannot be read as OHLCV (no date column, unparsable dates...)."""
+
+
+class FetchError(DataError):
+    """The market-data source failed to answer a request."""
+
+
+class EmptyDataError(FetchError):
+    """The source answered, but with no bars for the requested symbol and range."""
+
+
+class RateLimitError(FetchError):
+    """The source kept refusing with 'too many requests' after every retry."""
+
+
+class NetworkUnavailableError(FetchError):
+    """The source could not be reached at all (DNS failure, refused connection, timeout)."""
+
+
+class IvyBTWarning(UserWarning):
+    """Base class of IvyBT's warnings: suspicious but valid input, or a fallback taken."""
+
+
+class SampleFallbackWarning(IvyBTWarning):
+    """The network was unreachable, so the bundled sample series was used instead."""
+
+
+class DataRepairWarning(IvyBTWarning):
+    """Safe repairs (sort, exact duplicates, rounding-level OHLC) were applied on request."""
+
+
+class HistoryRevisedWarning(IvyBTWarning):
+    """The source changed bars it had served before, so the cached series was re-fetched."""
+
+
+class DataRangeWarning(IvyBTWarning):
+    """The requested range reaches beyond the data available offline (sample or import)."""

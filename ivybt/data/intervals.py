@@ -94,7 +94,7 @@ def parse_interval(name: str | Interval) -> Interval:
     try:
         return _INTERVALS[key]
     except KeyError:
-        close = difflib.get_close_matches(str(name), [*_INTERVALS, *_ALIASES], n=1)
+        close = difflib.get_close_matches(str(name).lower(), [*_INTERVALS, *_ALIASES], n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
             f"interval must be one of {', '.join(INTERVAL_NAMES)}, got {name!r}{hint}"

@@ -1,0 +1,5 @@
+"""`python -m ivybt` runs the command line."""
+
+from ivybt.cli import main
+
+main()

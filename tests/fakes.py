@@ -16,20 +16,21 @@ import yfinance.exceptions as yf_errors
 import ivybt
 from ivybt.data.intervals import parse_interval
 
+#: IvyBT column -> the column yfinance returns.
+YAHOO_NAMES = {
+    "open": "Open",
+    "high": "High",
+    "low": "Low",
+    "close": "Close",
+    "adj_close": "Adj Close",
+    "volume": "Volume",
+}
+
 
 def yahoo_shape(frame: pd.DataFrame, interval: str, exchange_tz: str) -> pd.DataFrame:
     """A canonical frame as `yf.Ticker.history(auto_adjust=False)` returns it."""
     iv = parse_interval(interval)
-    out = frame.rename(
-        columns={
-            "open": "Open",
-            "high": "High",
-            "low": "Low",
-            "close": "Close",
-            "adj_close": "Adj Close",
-            "volume": "Volume",
-        }
-    )
+    out = frame.rename(columns=YAHOO_NAMES)
     index = frame.index
     if iv.intraday:
         out.index = index.tz_convert(exchange_tz).rename("Datetime")

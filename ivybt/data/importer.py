@@ -153,16 +153,22 @@ def read_vendor_file(
             f"--stamp close applies to intraday bars only; {iv.name} bars carry session dates "
             "(drop --stamp)"
         )
-    raw = _read_table(path)
+    raw, sep = _read_table(path)
     _check_single_symbol(raw, path)
     stamps, dates, date_columns = _extract_timestamps(raw, path, date_format)
     mapping = map_value_columns(pd.Index([c for c in raw.columns if c not in date_columns]))
     dropped = tuple(str(c) for c in raw.columns if c not in mapping and c not in date_columns)
     frame = pd.DataFrame(
-        {target: _to_number(raw[source], path, source) for source, target in mapping.items()}
+        {
+            target: _to_number(raw[source], path, source, semicolon=sep == ";")
+            for source, target in mapping.items()
+        }
     )
     index, tz_note = _to_timeline(stamps, iv, tz, stamp, path)
     frame.index = index
+    if len(frame) > 1 and frame.index.is_monotonic_decreasing:
+        frame = frame.iloc[::-1]  # newest-first vendors (Nasdaq.com, Investing.com)
+        tz_note += "; newest-first file read oldest-first"
     _check_spacing(frame.index, iv, path)
     checked = validate_ohlcv(frame, name=str(path), interval=iv, repair=repair)
     out = checked.frame
@@ -182,17 +188,20 @@ def read_vendor_file(
     return out, report
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path) -> tuple[pd.DataFrame, str | None]:
+    """The file as a frame of strings (CSV) or as stored (Parquet), and the CSV separator."""
     if not path.is_file():
         raise ImportFormatError(f"{path}: no such file; give the path of a CSV or Parquet file")
     suffix = path.suffix.lower()
+    sep = None
     try:
         if suffix in _PARQUET_SUFFIXES:
             frame = pd.read_parquet(path)
             if isinstance(frame.index, pd.DatetimeIndex):
                 frame = frame.reset_index(names=frame.index.name or "date")
         elif suffix in _CSV_SUFFIXES:
-            frame = pd.read_csv(path, sep=_sniff_separator(path), dtype=str, skipinitialspace=True)
+            sep = _sniff_separator(path)
+            frame = pd.read_csv(path, sep=sep, dtype=str, skipinitialspace=True)
         else:
             raise ImportFormatError(
                 f"{path}: unknown file type {suffix!r}; give a .csv/.txt/.tsv (optionally "
@@ -205,7 +214,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise ImportFormatError(f"{path}: the file has no rows; check it is the right file")
-    return frame
+    return frame, sep
 
 
 def _sniff_separator(path: Path) -> str:
@@ -285,10 +294,7 @@ def parse_timestamps(
         except (ValueError, TypeError):
             continue
     if not fits:
-        raise ImportFormatError(
-            f"{where}: cannot read dates like {text.iloc[0]!r}; pass --date-format, e.g. "
-            "'%d/%m/%Y %H:%M' (Python strftime codes)"
-        )
+        raise ImportFormatError(_unreadable_dates(text, sample, where))
     distinct = {tuple(v.asi8) for v in fits.values()}
     if len(distinct) > 1:
         raise ImportFormatError(
@@ -304,6 +310,25 @@ def parse_timestamps(
             f"{where}: most dates read as {fmt!r} but {bad.iloc[0]!r} does not; fix that row "
             "or pass --date-format"
         ) from err
+
+
+def _unreadable_dates(text: pd.Series, sample: pd.Series, where: str) -> str:
+    """Why no format fits: the format most rows fit and the first row it does not fit."""
+    best, fewest = None, len(sample)
+    for fmt in (d + t for d in _DATE_PARTS for t in _TIME_PARTS):
+        failed = int(pd.to_datetime(sample, format=fmt, errors="coerce").isna().sum())
+        if failed < fewest:
+            best, fewest = fmt, failed
+    if best is None:
+        return (
+            f"{where}: cannot read dates like {text.iloc[0]!r}; pass --date-format, e.g. "
+            "'%d/%m/%Y %H:%M' (Python strftime codes)"
+        )
+    bad = text[pd.to_datetime(text, format=best, errors="coerce").isna()]
+    return (
+        f"{where}: most dates read as {best!r} but {bad.iloc[0]!r} (row {bad.index[0] + 2} of "
+        f"the file) does not; fix that row or pass --date-format"
+    )
 
 
 def _epoch(text: pd.Series) -> tuple[pd.DatetimeIndex, str]:
@@ -327,7 +352,7 @@ def _to_timeline(
                 ) from err
             note = f"naive times read in {tz}"
         else:
-            note = f"offsets in file ({stamps.tz})"
+            note = "times carry their own zone"
         stamps = stamps.tz_convert("UTC")
         if stamp == "close":
             stamps = stamps - iv.step
@@ -365,15 +390,14 @@ def _check_spacing(index: pd.DatetimeIndex, iv: Interval, path: Path) -> None:
         )
 
 
-def _to_number(values: pd.Series, path: Path, column: str) -> pd.Series:
+def _to_number(values: pd.Series, path: Path, column: str, *, semicolon: bool) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
         return values.astype("float64").reset_index(drop=True)
     text = values.astype(str).str.strip().str.replace(r"[$€£\s]", "", regex=True)
-    decimal_comma = (
-        text.str.fullmatch(r"-?\d+(,\d+)?").all()
-        and text.str.contains(r"\d,(?:\d{1,2}|\d{4,})$").any()
-    )  # "1,5" is a decimal comma; "1,500" alone is a thousands separator
-    if decimal_comma:
+    if _decimal_comma(text.str.replace(r"[KMBkmb]$", "", regex=True).dropna(), semicolon):
+        grouped = text.str.fullmatch(r"-?\d{1,3}(?:\.\d{3})+(?:,\d*)?[KMBkmb]?")
+        grouped = grouped.fillna(False).astype(bool)
+        text = text.where(~grouped, text.str.replace(".", "", regex=False))  # 1.234,5
         text = text.str.replace(",", ".", regex=False)
     else:
         text = text.str.replace(",", "", regex=False)  # thousands separator
@@ -393,6 +417,26 @@ def _to_number(values: pd.Series, path: Path, column: str) -> pd.Series:
             f"(row {bad.index[0] + 2} of the file); fix or remove those rows"
         )
     return (numbers * scale).astype("float64").reset_index(drop=True)
+
+
+def _decimal_comma(body: pd.Series, semicolon: bool) -> bool:
+    """Whether a column of number strings (no suffixes) writes decimals with a comma.
+
+    "1,234.5" and "1,234,567" group thousands with commas, "1.234,5" and "1.234.567" with
+    dots, wherever they appear; otherwise a comma is decimal in ';'-separated files and,
+    elsewhere, when no value reads as a thousands group ("1,5" and "1,2345" are decimal;
+    "1,500" alone is a thousands separator).
+    """
+    if body.str.fullmatch(r"-?\d{1,3}(?:,\d{3})+\.\d*|-?\d{1,3}(?:,\d{3}){2,}").any():
+        return False
+    if body.str.fullmatch(r"-?\d{1,3}(?:\.\d{3})+,\d*|-?\d{1,3}(?:\.\d{3}){2,}").any():
+        return True
+    if semicolon:
+        return bool(body.str.contains(",", regex=False).any())
+    return bool(
+        body.str.fullmatch(r"-?\d+(,\d+)?").all()
+        and body.str.contains(r"\d,(?:\d{1,2}|\d{4,})$").any()
+    )
 
 
 def _sha256(path: Path) -> str:

@@ -12,7 +12,7 @@ timestamps and the fix):
 2. the index is a DatetimeIndex of the interval's kind (naive dates / UTC);
 3. sorted ascending;                            repair: sort
 4. unique timestamps;                           repair: drop *exact* duplicate rows
-5. no NaN in open/high/low/close/volume (and adj_close);
+5. no NaN or infinity in open/high/low/close/volume (and adj_close);
 6. prices > 0; volume >= 0;
 7. high >= max(open, close), low <= min(open, close);
                                                 repair: clip violations within a relative
@@ -39,7 +39,8 @@ INDEX_NAME = "date"
 #: Largest relative OHLC inconsistency that `repair=True` clips (rounding in the source).
 OHLC_REPAIR_RTOL = 1e-4
 _SHOW = 3  # offending timestamps shown in a message
-_REPAIR_HINT = "or pass --repair (repair=True) to {what}"
+_REPAIR_HINT = "fix the source, or pass --repair (repair=True) to {what}"
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,12 @@ def _fmt(stamp: object) -> str:
 
 def _check_columns(frame: pd.DataFrame, name: str) -> None:
     columns = [str(c) for c in frame.columns]
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ValidationError(
+            f"{name}: column names must be unique, got {', '.join(repeated)} more than once; "
+            "drop or rename the copies"
+        )
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ValidationError(
@@ -132,11 +139,13 @@ def _check_index(index: pd.Index, name: str, interval: Interval | None) -> pd.Da
             f"{', '.join(map(str, bad[:_SHOW]))}; drop those rows from the source"
         )
     if interval is not None:
-        if interval.intraday and str(index.tz) != "UTC":
+        if interval.intraday and str(index.tz) not in _UTC_NAMES:
             raise ValidationError(
                 f"{name}: {interval.name} bars must be stamped in UTC, got tz={index.tz}; "
                 "convert with index.tz_convert('UTC') (or tz_localize for naive times)"
             )
+        if interval.intraday:
+            index = index.tz_convert("UTC")  # one spelling of UTC (Etc/UTC, Zulu...)
         if not interval.intraday:
             if index.tz is not None:
                 raise ValidationError(
@@ -201,6 +210,10 @@ def _check_values(frame: pd.DataFrame, name: str) -> None:
         nan = frame.index[frame[column].isna().to_numpy()]
         if len(nan):
             raise _fail(name, f"{column} is not NaN", nan, "fill or drop those bars in the source")
+    for column in frame.columns:
+        inf = frame.index[np.isinf(frame[column].to_numpy())]
+        if len(inf):
+            raise _fail(name, f"{column} is finite", inf, "fix or drop those bars in the source")
     for column in (*OHLC_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in frame]):
         bad = frame.index[(frame[column] <= 0).to_numpy()]
         if len(bad):
@@ -224,20 +237,16 @@ def _check_ohlc(frame: pd.DataFrame, name: str, repair: bool, repairs: list[str]
             continue
         small = bad & (rel <= OHLC_REPAIR_RTOL)
         if not repair or (bad & ~small).any():
-            fixable = (
-                ""
+            fix = (
+                "fix the source"
                 if (bad & ~small).any()
-                else " "
-                + _REPAIR_HINT.format(
+                else _REPAIR_HINT.format(
                     what=f"clip rounding-level violations (<= {OHLC_REPAIR_RTOL:g} relative)"
                 )
             )
             worst = float(rel[bad].max())
             raise _fail(
-                name,
-                rule,
-                frame.index[bad],
-                f"worst relative violation {worst:.2e}; fix the source{fixable}",
+                name, rule, frame.index[bad], f"worst relative violation {worst:.2e}; {fix}"
             )
     if not any(bad.any() for _, bad, _ in checks):
         return frame

@@ -10,7 +10,8 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from ivybt.data.cache import DataCache, _spans
+from ivybt.data._update_steps import request_spans
+from ivybt.data.cache import DataCache
 from ivybt.data.intervals import parse_interval
 from ivybt.data.store import read_series
 from ivybt.errors import ConfigError, DataError, EmptyDataError, HistoryRevisedWarning
@@ -194,10 +195,10 @@ def test_one_minute_requests_are_split_into_spans_yahoo_accepts(cache_dir, fake_
 
 def test_spans_cover_the_range_exactly() -> None:
     iv = parse_interval("1m")
-    spans = _spans(iv, utc("2020-01-01"), utc("2020-01-20 05:00"))
+    spans = request_spans(iv, utc("2020-01-01"), utc("2020-01-20 05:00"))
     assert [b - a for a, b in spans][:-1] == [pd.Timedelta(days=7)] * 2
     assert spans[-1][1] == utc("2020-01-20 05:00")
-    assert _spans(parse_interval("1d"), day("2000-01-01"), day("2020-01-01")) == [
+    assert request_spans(parse_interval("1d"), day("2000-01-01"), day("2020-01-01")) == [
         (day("2000-01-01"), day("2020-01-01"))
     ]
 

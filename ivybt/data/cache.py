@@ -23,16 +23,26 @@ import contextlib
 import logging
 import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import filelock
-import numpy as np
 import pandas as pd
 
 from ivybt import __version__
 from ivybt._paths import cache_dir
+from ivybt.data._update_steps import (
+    Fetcher,
+    check_yahoo_window,
+    day_label,
+    default_start,
+    describe_revision,
+    empty_frame,
+    fetch_range,
+    iso,
+    merge_bars,
+)
 from ivybt.data.intervals import Interval, parse_interval, to_bound
 from ivybt.data.store import (
     SeriesMeta,
@@ -40,18 +50,15 @@ from ivybt.data.store import (
     remove_stale_temp_files,
     write_series,
 )
-from ivybt.data.validate import OHLC_COLUMNS, validate_ohlcv
+from ivybt.data.validate import validate_ohlcv
 from ivybt.data.yahoo import YAHOO_PRICE_BASIS, FetchResult, fetch_yahoo
 from ivybt.errors import ConfigError, DataError, EmptyDataError, HistoryRevisedWarning
 
 logger = logging.getLogger(__name__)
 
-Fetcher = Callable[[str, Interval, pd.Timestamp, pd.Timestamp], FetchResult]
 #: Relative difference above which a re-fetched overlap bar counts as revised by the source.
-REVISION_RTOL = 1e-6
 DEFAULT_OVERLAP_BARS = 5
 DEFAULT_LOCK_TIMEOUT_S = 600.0
-_YEARS_OF_DAILY_HISTORY = 99  # yfinance's own default start for daily data
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,11 @@ class UpdateReport:
             did = f"{len(self.requests)} request(s), {self.bars_added:+,} bars"
             if self.revised:
                 did += f"; re-fetched the whole series because {self.revised}"
-        span = f"{_day(self.first)}..{_day(self.last)}" if self.first is not None else "empty"
+        span = (
+            f"{day_label(self.first)}..{day_label(self.last)}"
+            if self.first is not None
+            else "empty"
+        )
         return f"{self.symbol} {self.interval}: {did}; cache {span}, {self.bars_total:,} bars"
 
 
@@ -149,7 +160,7 @@ class DataCache:
         iv = parse_interval(interval)
         now = pd.Timestamp.now(tz="UTC") if now is None else now
         cutoff = iv.complete_before(now)
-        start = _default_start(iv, now) if start is None else start
+        start = default_start(iv, now) if start is None else start
         end = cutoff if end is None else min(end, cutoff)
         if fetcher is None:
 
@@ -161,7 +172,7 @@ class DataCache:
         if cached is not None and self._covers(cached[1], start, end, path):
             return self._report(symbol, iv, path, cached[0], ())
         if start >= end:
-            frame = cached[0] if cached is not None else _empty_frame(iv)
+            frame = cached[0] if cached is not None else empty_frame(iv)
             return self._report(symbol, iv, path, frame, ())
         with self._lock(path):
             remove_stale_temp_files(path)
@@ -202,8 +213,8 @@ class DataCache:
                     "series is refused; pass --replace to discard it, or use another "
                     "--cache-dir"
                 )
-            old = cached[0] if cached is not None else _empty_frame(iv)
-            merged = _merge(old, frame)
+            old = cached[0] if cached is not None else empty_frame(iv)
+            merged = merge_bars(old, frame)
             meta = (
                 cached[1]
                 if cached is not None and cached[1] is not None
@@ -215,13 +226,13 @@ class DataCache:
             coverage = meta.coverage()
             if coverage is not None:
                 first, last = min(first, coverage[0]), max(last, coverage[1])
-            event = {"at": _iso(now), "action": "import", "origin": origin, "bars": len(frame)}
+            event = {"at": iso(now), "action": "import", "origin": origin, "bars": len(frame)}
             meta = meta.with_event(
                 event,
                 price_basis=price_basis,
-                covered_start=_iso(first),
-                covered_end=_iso(last),
-                updated_at=_iso(now),
+                covered_start=iso(first),
+                covered_end=iso(last),
+                updated_at=iso(now),
             )
             write_series(path, merged, meta)
             added = len(merged) - len(old)
@@ -251,12 +262,13 @@ class DataCache:
         now: pd.Timestamp,
         fetcher: Fetcher,
     ) -> UpdateReport:
-        _check_yahoo_window(symbol, iv, start, now)
-        fresh, tz, requests, repairs = _fetch_range(symbol, iv, start, end, fetcher)
+        check_yahoo_window(symbol, iv, start, now)
+        fresh, tz, requests, repairs = fetch_range(symbol, iv, start, end, fetcher)
         if fresh.empty:
             raise EmptyDataError(
-                f"Yahoo returned no bars for {symbol} {iv.name} in [{_day(start)}, {_day(end)}); "
-                "check the symbol's Yahoo spelling and the range; nothing was cached"
+                f"Yahoo returned no bars for {symbol} {iv.name} in "
+                f"[{day_label(start)}, {day_label(end)}); check the symbol's Yahoo spelling "
+                "and the range; nothing was cached"
             )
         meta = SeriesMeta(
             symbol=symbol,
@@ -267,16 +279,16 @@ class DataCache:
         )
         meta = meta.with_event(
             {
-                "at": _iso(now),
+                "at": iso(now),
                 "action": "fetch",
-                "start": _iso(start),
-                "end": _iso(end),
+                "start": iso(start),
+                "end": iso(end),
                 "bars": len(fresh),
                 "ivybt": __version__,
             },
-            covered_start=_iso(start),
-            covered_end=_iso(end),
-            updated_at=_iso(now),
+            covered_start=iso(start),
+            covered_end=iso(end),
+            updated_at=iso(now),
         )
         write_series(path, fresh, meta)
         return self._report(
@@ -313,20 +325,20 @@ class DataCache:
                 overlap_from = max(frame.index[-min(self.overlap_bars, len(frame))], covered_start)
             plan.append((overlap_from, end))
         for lo, _ in plan:
-            _check_yahoo_window(symbol, iv, lo, now)
+            check_yahoo_window(symbol, iv, lo, now)
         pieces, requests, repairs, tz = [frame], [], [], meta.exchange_tz
         revised = None
         for lo, hi in plan:
-            fresh, fresh_tz, done, fixed = _fetch_range(symbol, iv, lo, hi, fetcher)
+            fresh, fresh_tz, done, fixed = fetch_range(symbol, iv, lo, hi, fetcher)
             requests += done
             repairs += fixed
             tz = fresh_tz or tz
             if lo == overlap_from and overlap_from < covered_end:
-                revised = _revision(frame, fresh, overlap_from, covered_end)
+                revised = describe_revision(frame, fresh, overlap_from, covered_end)
             pieces.append(fresh)
         new_start, new_end = min(start, covered_start), max(end, covered_end)
         if revised is None:
-            merged = _merge(*pieces)
+            merged = merge_bars(*pieces)
         else:
             warnings.warn(
                 f"{symbol} {iv.name}: Yahoo revised cached history ({revised}); "
@@ -341,10 +353,10 @@ class DataCache:
             repairs += fixed
         merged = validate_ohlcv(merged, name=f"{symbol} {iv.name}", interval=iv).frame
         event = {
-            "at": _iso(now),
+            "at": iso(now),
             "action": "refetch" if revised else "fetch",
-            "start": _iso(start),
-            "end": _iso(end),
+            "start": iso(start),
+            "end": iso(end),
             "requests": len(requests),
             "bars": len(merged) - len(frame),
             "ivybt": __version__,
@@ -353,9 +365,9 @@ class DataCache:
             event["revised"] = revised
         meta = meta.with_event(
             event,
-            covered_start=_iso(new_start),
-            covered_end=_iso(new_end),
-            updated_at=_iso(now),
+            covered_start=iso(new_start),
+            covered_end=iso(new_end),
+            updated_at=iso(now),
             exchange_tz=tz,
         )
         write_series(path, merged, meta)
@@ -383,9 +395,9 @@ class DataCache:
         earliest = iv.earliest_available(now)
         if earliest is not None and start < earliest:
             start = earliest.ceil("D")  # keep older cached bars Yahoo no longer serves
-        fresh, _, requests, repairs = _fetch_range(symbol, iv, start, end, fetcher)
+        fresh, _, requests, repairs = fetch_range(symbol, iv, start, end, fetcher)
         kept_old = old.loc[old.index < start]
-        return _merge(kept_old, fresh), requests, repairs
+        return merge_bars(kept_old, fresh), requests, repairs
 
     @contextlib.contextmanager
     def _lock(self, path: Path) -> Iterator[None]:
@@ -428,117 +440,6 @@ class DataCache:
             revised=revised,
             repairs=tuple(repairs),
         )
-
-
-def _fetch_range(
-    symbol: str, iv: Interval, start: pd.Timestamp, end: pd.Timestamp, fetcher: Fetcher
-) -> tuple[pd.DataFrame, str | None, list[tuple[pd.Timestamp, pd.Timestamp]], list[str]]:
-    """Fetch [start, end) in spans Yahoo accepts; empty spans give no bars, not an error."""
-    frames, requests, repairs, tz = [], [], [], None
-    for lo, hi in _spans(iv, start, end):
-        requests.append((lo, hi))
-        try:
-            result = fetcher(symbol, iv, lo, hi)
-        except EmptyDataError:
-            logger.info("%s %s: no bars in [%s, %s)", symbol, iv.name, lo, hi)
-            continue
-        frames.append(result.frame.loc[(result.frame.index >= lo) & (result.frame.index < hi)])
-        repairs += result.repairs
-        tz = result.exchange_tz or tz
-    merged = _merge(*frames) if frames else _empty_frame(iv)
-    return merged, tz, requests, repairs
-
-
-def _spans(
-    iv: Interval, start: pd.Timestamp, end: pd.Timestamp
-) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    if iv.yahoo_max_span is None:
-        return [(start, end)]
-    spans, lo = [], start
-    while lo < end:
-        hi = min(lo + iv.yahoo_max_span, end)
-        spans.append((lo, hi))
-        lo = hi
-    return spans
-
-
-def _check_yahoo_window(symbol: str, iv: Interval, start: pd.Timestamp, now: pd.Timestamp) -> None:
-    earliest = iv.earliest_available(now)
-    if earliest is not None and start < earliest:
-        days = iv.yahoo_lookback.days if iv.yahoo_lookback is not None else 0
-        raise DataError(
-            f"Yahoo serves {iv.name} bars only for the last {days} days (since "
-            f"{earliest:%Y-%m-%d %H:%M} UTC), but {symbol} was requested from "
-            f"{start:%Y-%m-%d %H:%M}; start later, use a coarser --interval (1h goes back "
-            "730 days), or import older bars with `ivybt data import`"
-        )
-
-
-def _revision(
-    cached: pd.DataFrame, fresh: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp
-) -> str | None:
-    """Describe how `fresh` differs from `cached` on [lo, hi), or None when it does not."""
-    old = cached.loc[(cached.index >= lo) & (cached.index < hi)]
-    new = fresh.loc[(fresh.index >= lo) & (fresh.index < hi)]
-    added = new.index.difference(old.index)
-    if len(added):
-        return f"{len(added)} bar(s) appeared inside the cached range, first {_day(added[0])}"
-    dropped = old.index.difference(new.index)
-    if len(dropped) and len(new):
-        return f"{len(dropped)} cached bar(s) vanished, first {_day(dropped[0])}"
-    common = old.index.intersection(new.index)
-    columns = [c for c in (*OHLC_COLUMNS, "adj_close") if c in old and c in new]
-    for column in columns:
-        a = old.loc[common, column].to_numpy()
-        b = new.loc[common, column].to_numpy()
-        differs = ~np.isclose(a, b, rtol=REVISION_RTOL, atol=0.0)
-        if differs.any():
-            i = int(np.flatnonzero(differs)[0])
-            return f"{column} on {_day(common[i])} changed from {a[i]:.6g} to {b[i]:.6g}"
-    return None
-
-
-def _merge(*frames: pd.DataFrame) -> pd.DataFrame:
-    """Concatenate, keep the last (newest) bar per timestamp, sort."""
-    frames = tuple(f for f in frames if len(f))
-    if not frames:
-        raise ValueError("nothing to merge")
-    merged = pd.concat(frames) if len(frames) > 1 else frames[0]
-    merged = merged.loc[~merged.index.duplicated(keep="last")].sort_index(kind="stable")
-    partial = [c for c in merged.columns if merged[c].isna().any()]
-    if partial:
-        logger.warning("dropping column(s) %s: not every merged bar has them", partial)
-    return merged.drop(columns=partial)  # adj_close only when every bar has it
-
-
-def _empty_frame(iv: Interval) -> pd.DataFrame:
-    index = pd.DatetimeIndex(
-        [], dtype="datetime64[ns, UTC]" if iv.intraday else "datetime64[ns]", name="date"
-    )
-    return pd.DataFrame(
-        {c: pd.Series(dtype="float64") for c in (*OHLC_COLUMNS, "volume")}, index=index
-    )
-
-
-def _default_start(iv: Interval, now: pd.Timestamp) -> pd.Timestamp:
-    earliest = iv.earliest_available(now)
-    if earliest is not None:
-        return (earliest + pd.Timedelta(days=1)).floor("D")
-    today = pd.Timestamp(now).tz_convert("UTC").tz_localize(None).normalize()
-    return today - pd.DateOffset(years=_YEARS_OF_DAILY_HISTORY)
-
-
-def _iso(stamp: pd.Timestamp) -> str:
-    return pd.Timestamp(stamp).isoformat()
-
-
-def _day(stamp: pd.Timestamp | None) -> str:
-    if stamp is None:
-        return "-"
-    stamp = pd.Timestamp(stamp)
-    if stamp.tzinfo is None and stamp == stamp.normalize():
-        return f"{stamp:%Y-%m-%d}"
-    return f"{stamp:%Y-%m-%d %H:%M}"
 
 
 def fetch(

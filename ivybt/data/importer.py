@@ -21,43 +21,23 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 from ivybt.data.cache import DataCache, UpdateReport, normalise_symbol
 from ivybt.data.columns import find_date_column, map_value_columns, squash
 from ivybt.data.intervals import Interval, parse_interval
+from ivybt.data.numbers import parse_numbers
+from ivybt.data.timestamps import parse_timestamps
 from ivybt.data.validate import INDEX_NAME, validate_ohlcv
 from ivybt.errors import ConfigError, ImportFormatError
 
 Stamp = Literal["open", "close"]
 _CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".gz", ".bz2", ".zip", ".xz"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
-_DATE_PARTS = (
-    "%Y-%m-%d",
-    "%Y/%m/%d",
-    "%Y.%m.%d",
-    "%m/%d/%Y",
-    "%d/%m/%Y",
-    "%d.%m.%Y",
-    "%d-%m-%Y",
-    "%m-%d-%Y",
-    "%d-%b-%Y",
-    "%d %b %Y",
-    "%b %d, %Y",
-    "%b %d %Y",
-    "%m/%d/%y",
-    "%d/%m/%y",
-    "%Y%m%d",
-)
-_TIME_PARTS = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S.%f", "T%H:%M", "T%H:%M:%S")
-_SNIFF_ROWS = 500
-_SUFFIX_SCALE = {"K": 1e3, "M": 1e6, "B": 1e9}
 _SYMBOL_COLUMNS = ("ticker", "symbol")
 
 
@@ -160,7 +140,7 @@ def read_vendor_file(
     dropped = tuple(str(c) for c in raw.columns if c not in mapping and c not in date_columns)
     frame = pd.DataFrame(
         {
-            target: _to_number(raw[source], path, source, semicolon=sep == ";")
+            target: parse_numbers(raw[source], path, source, semicolon=sep == ";")
             for source, target in mapping.items()
         }
     )
@@ -259,85 +239,6 @@ def _extract_timestamps(
     return stamps, how, used
 
 
-def parse_timestamps(
-    values: pd.Series, *, date_format: str | None = None, where: str = "dates"
-) -> tuple[pd.DatetimeIndex, str]:
-    """Parse a column of timestamps; return them and how they were read.
-
-    Tries, in order: datetime dtype, `date_format`, ISO 8601, epoch numbers (unit from the
-    magnitude), then the common formats, which must agree on every row sampled.
-    """
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return pd.DatetimeIndex(values), "already timestamps"
-    text = values.astype(str).str.strip()
-    if date_format is not None:
-        try:
-            return pd.DatetimeIndex(pd.to_datetime(text, format=date_format)), date_format
-        except (ValueError, TypeError) as err:
-            raise ImportFormatError(
-                f"{where}: dates do not match --date-format {date_format!r} ({err})"
-            ) from err
-    if text.str.fullmatch(r"\d{9,19}(\.\d+)?").all():
-        return _epoch(text)
-    iso_like = text.str.match(r"\d{4}-\d{2}-\d{2}").all()
-    if iso_like:
-        utc = bool(text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$").any())
-        try:
-            return pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", utc=utc)), "ISO 8601"
-        except (ValueError, TypeError):
-            pass
-    sample = text.iloc[:: max(1, len(text) // _SNIFF_ROWS)]
-    fits: dict[str, pd.DatetimeIndex] = {}
-    for fmt in (d + t for d in _DATE_PARTS for t in _TIME_PARTS):
-        try:
-            fits[fmt] = pd.DatetimeIndex(pd.to_datetime(sample, format=fmt))
-        except (ValueError, TypeError):
-            continue
-    if not fits:
-        raise ImportFormatError(_unreadable_dates(text, sample, where))
-    distinct = {tuple(v.asi8) for v in fits.values()}
-    if len(distinct) > 1:
-        raise ImportFormatError(
-            f"{where}: dates like {text.iloc[0]!r} fit several formats that disagree "
-            f"({', '.join(list(fits)[:3])}); pass --date-format, e.g. '%d/%m/%Y'"
-        )
-    fmt = next(iter(fits))
-    try:
-        return pd.DatetimeIndex(pd.to_datetime(text, format=fmt)), fmt
-    except (ValueError, TypeError) as err:
-        bad = text[pd.to_datetime(text, format=fmt, errors="coerce").isna()]
-        raise ImportFormatError(
-            f"{where}: most dates read as {fmt!r} but {bad.iloc[0]!r} does not; fix that row "
-            "or pass --date-format"
-        ) from err
-
-
-def _unreadable_dates(text: pd.Series, sample: pd.Series, where: str) -> str:
-    """Why no format fits: the format most rows fit and the first row it does not fit."""
-    best, fewest = None, len(sample)
-    for fmt in (d + t for d in _DATE_PARTS for t in _TIME_PARTS):
-        failed = int(pd.to_datetime(sample, format=fmt, errors="coerce").isna().sum())
-        if failed < fewest:
-            best, fewest = fmt, failed
-    if best is None:
-        return (
-            f"{where}: cannot read dates like {text.iloc[0]!r}; pass --date-format, e.g. "
-            "'%d/%m/%Y %H:%M' (Python strftime codes)"
-        )
-    bad = text[pd.to_datetime(text, format=best, errors="coerce").isna()]
-    return (
-        f"{where}: most dates read as {best!r} but {bad.iloc[0]!r} (row {bad.index[0] + 2} of "
-        f"the file) does not; fix that row or pass --date-format"
-    )
-
-
-def _epoch(text: pd.Series) -> tuple[pd.DatetimeIndex, str]:
-    numbers = text.astype("float64")
-    biggest = float(numbers.abs().max())
-    unit = "s" if biggest < 1e11 else "ms" if biggest < 1e14 else "us" if biggest < 1e17 else "ns"
-    return pd.DatetimeIndex(pd.to_datetime(numbers, unit=unit, utc=True)), f"epoch {unit} (UTC)"
-
-
 def _to_timeline(
     stamps: pd.DatetimeIndex, iv: Interval, tz: str, stamp: Stamp, path: Path
 ) -> tuple[pd.DatetimeIndex, str]:
@@ -388,55 +289,6 @@ def _check_spacing(index: pd.DatetimeIndex, iv: Interval, path: Path) -> None:
             f"{path}: bars are typically {median} apart, which does not fit --interval "
             f"{iv.name} ({iv.step}); pass the file's bar interval (imports are not resampled)"
         )
-
-
-def _to_number(values: pd.Series, path: Path, column: str, *, semicolon: bool) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64").reset_index(drop=True)
-    text = values.astype(str).str.strip().str.replace(r"[$€£\s]", "", regex=True)
-    if _decimal_comma(text.str.replace(r"[KMBkmb]$", "", regex=True).dropna(), semicolon):
-        grouped = text.str.fullmatch(r"-?\d{1,3}(?:\.\d{3})+(?:,\d*)?[KMBkmb]?")
-        grouped = grouped.fillna(False).astype(bool)
-        text = text.where(~grouped, text.str.replace(".", "", regex=False))  # 1.234,5
-        text = text.str.replace(",", ".", regex=False)
-    else:
-        text = text.str.replace(",", "", regex=False)  # thousands separator
-    scale = pd.Series(1.0, index=text.index)
-    suffix = text.str.extract(r"([KMB])$", flags=re.IGNORECASE)[0].str.upper()
-    has = suffix.notna()
-    if has.any():
-        scale[has] = suffix[has].map(_SUFFIX_SCALE).astype("float64")
-        text = text.str.replace(r"[KMBkmb]$", "", regex=True)
-    numbers = pd.to_numeric(
-        text.replace({"": np.nan, "-": np.nan, "null": np.nan}), errors="coerce"
-    )
-    bad = text[numbers.isna() & text.notna() & ~text.isin(["", "-", "null", "nan", "NaN"])]
-    if len(bad):
-        raise ImportFormatError(
-            f"{path}: column {column!r} has non-numeric values such as {bad.iloc[0]!r} "
-            f"(row {bad.index[0] + 2} of the file); fix or remove those rows"
-        )
-    return (numbers * scale).astype("float64").reset_index(drop=True)
-
-
-def _decimal_comma(body: pd.Series, semicolon: bool) -> bool:
-    """Whether a column of number strings (no suffixes) writes decimals with a comma.
-
-    "1,234.5" and "1,234,567" group thousands with commas, "1.234,5" and "1.234.567" with
-    dots, wherever they appear; otherwise a comma is decimal in ';'-separated files and,
-    elsewhere, when no value reads as a thousands group ("1,5" and "1,2345" are decimal;
-    "1,500" alone is a thousands separator).
-    """
-    if body.str.fullmatch(r"-?\d{1,3}(?:,\d{3})+\.\d*|-?\d{1,3}(?:,\d{3}){2,}").any():
-        return False
-    if body.str.fullmatch(r"-?\d{1,3}(?:\.\d{3})+,\d*|-?\d{1,3}(?:\.\d{3}){2,}").any():
-        return True
-    if semicolon:
-        return bool(body.str.contains(",", regex=False).any())
-    return bool(
-        body.str.fullmatch(r"-?\d+(,\d+)?").all()
-        and body.str.contains(r"\d,(?:\d{1,2}|\d{4,})$").any()
-    )
 
 
 def _sha256(path: Path) -> str:

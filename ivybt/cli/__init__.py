@@ -129,8 +129,8 @@ def _register() -> None:
     cli.add_command(data)
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
 
 
 def _show_warning(
@@ -141,7 +141,7 @@ def _show_warning(
     file: Any = None,
     line: str | None = None,
 ) -> None:
-    click.echo(f"warning: {_one_line(Exception(str(message)))}", err=True)
+    click.echo(f"warning: {_one_line(message)}", err=True)
 
 
 class _ClickHandler(logging.Handler):

@@ -266,10 +266,10 @@ def show_command(
 def _when(stamp: object) -> str:
     if stamp is None or stamp is pd.NaT or (isinstance(stamp, float) and stamp != stamp):
         return "-"
+    from ivybt.data.intervals import day_label
+
     stamp = pd.Timestamp(stamp)  # type: ignore[arg-type]
-    if stamp.tzinfo is None and stamp == stamp.normalize():
-        return f"{stamp:%Y-%m-%d}"
-    return f"{stamp:%Y-%m-%d %H:%M}" + (" UTC" if stamp.tzinfo is not None else "")
+    return day_label(stamp) + (" UTC" if stamp.tzinfo is not None else "")
 
 
 def _duration(delta: pd.Timedelta) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ivybt.data.intervals import Interval
+from ivybt.data.intervals import Interval, day_label
 from ivybt.data.validate import OHLC_COLUMNS
 from ivybt.data.yahoo import FetchResult
 from ivybt.errors import DataError, EmptyDataError
@@ -123,12 +123,3 @@ def default_start(iv: Interval, now: pd.Timestamp) -> pd.Timestamp:
 
 def iso(stamp: pd.Timestamp) -> str:
     return pd.Timestamp(stamp).isoformat()
-
-
-def day_label(stamp: pd.Timestamp | None) -> str:
-    if stamp is None:
-        return "-"
-    stamp = pd.Timestamp(stamp)
-    if stamp.tzinfo is None and stamp == stamp.normalize():
-        return f"{stamp:%Y-%m-%d}"
-    return f"{stamp:%Y-%m-%d %H:%M}"

@@ -35,7 +35,6 @@ from ivybt._paths import cache_dir
 from ivybt.data._update_steps import (
     Fetcher,
     check_yahoo_window,
-    day_label,
     default_start,
     describe_revision,
     empty_frame,
@@ -43,9 +42,11 @@ from ivybt.data._update_steps import (
     iso,
     merge_bars,
 )
-from ivybt.data.intervals import Interval, parse_interval, to_bound
+from ivybt.data.intervals import Interval, day_label, parse_interval, to_range
 from ivybt.data.store import (
     SeriesMeta,
+    read_index_summary,
+    read_meta,
     read_series,
     remove_stale_temp_files,
     write_series,
@@ -168,12 +169,10 @@ class DataCache:
                 return fetch_yahoo(s, i, a, b, repair=repair)
 
         path = self.path(symbol, iv)
-        cached = self.read(symbol, iv)
-        if cached is not None and self._covers(cached[1], start, end, path):
-            return self._report(symbol, iv, path, cached[0], ())
+        if path.exists() and self._covers(read_meta(path), start, end, path):
+            return self._report_file(symbol, iv, path)  # metadata only: no data pages read
         if start >= end:
-            frame = cached[0] if cached is not None else empty_frame(iv)
-            return self._report(symbol, iv, path, frame, ())
+            return self._report_file(symbol, iv, path)
         with self._lock(path):
             remove_stale_temp_files(path)
             cached = self.read(symbol, iv)  # another process may have written meanwhile
@@ -417,6 +416,14 @@ class DataCache:
             lock.release()
 
     @staticmethod
+    def _report_file(symbol: str, iv: Interval, path: Path) -> UpdateReport:
+        """A report for an update that fetched nothing, from the file's index alone."""
+        rows, first, last = read_index_summary(path) if path.exists() else (0, None, None)
+        return UpdateReport(
+            symbol=symbol, interval=iv.name, path=path, bars_total=rows, first=first, last=last
+        )
+
+    @staticmethod
     def _report(
         symbol: str,
         iv: Interval,
@@ -461,9 +468,7 @@ def fetch(
     >>> ivybt.data.fetch(["SPY", "QQQ"], "1d", "2010-01-01")  # doctest: +SKIP
     """
     iv = parse_interval(interval)
-    lo, hi = to_bound(start, iv, name="start"), to_bound(end, iv, name="end")
-    if lo is not None and hi is not None and lo >= hi:
-        raise ConfigError(f"start must be before end, got start={start} and end={end}")
+    lo, hi = to_range(start, end, iv)
     cache = DataCache(cache_dir)
     names = [symbols] if isinstance(symbols, str) else list(symbols)
     return [cache.update(symbol, iv, lo, hi, repair=repair) for symbol in names]

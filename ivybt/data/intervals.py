@@ -126,6 +126,27 @@ def to_bound(value: object, interval: Interval, *, name: str) -> pd.Timestamp | 
     return stamp.as_unit("ns")
 
 
+def to_range(
+    start: object, end: object, interval: Interval
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """`to_bound` for both ends of a half-open [start, end); start must come before end."""
+    lo = to_bound(start, interval, name="start")
+    hi = to_bound(end, interval, name="end")
+    if lo is not None and hi is not None and lo >= hi:
+        raise ConfigError(f"start must be before end, got start={start} and end={end}")
+    return lo, hi
+
+
+def day_label(stamp: pd.Timestamp | None) -> str:
+    """ "2020-01-31" for a session date, "2020-01-31 14:30" for a time, "-" for None."""
+    if stamp is None:
+        return "-"
+    stamp = pd.Timestamp(stamp)
+    if stamp.tzinfo is None and stamp == stamp.normalize():
+        return f"{stamp:%Y-%m-%d}"
+    return f"{stamp:%Y-%m-%d %H:%M}"
+
+
 def _as_utc(stamp: pd.Timestamp) -> pd.Timestamp:
     stamp = pd.Timestamp(stamp)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

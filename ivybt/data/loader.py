@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ivybt.data.cache import DataCache, normalise_symbol
-from ivybt.data.intervals import Interval, parse_interval, to_bound
+from ivybt.data.intervals import Interval, parse_interval, to_range
 from ivybt.data.sample import find_sample, load_sample, sample_catalog
 from ivybt.data.store import data_sha256, read_index_summary, read_meta
 from ivybt.data.validate import OHLC_COLUMNS
@@ -140,10 +140,7 @@ def load_series(
     """Like `load`, returning the frame with its provenance (`LoadedSeries`)."""
     iv = parse_interval(interval)
     symbol = normalise_symbol(symbol)
-    lo = to_bound(start, iv, name="start")
-    hi = to_bound(end, iv, name="end")
-    if lo is not None and hi is not None and lo >= hi:
-        raise ConfigError(f"start must be before end, got start={start} and end={end}")
+    lo, hi = to_range(start, end, iv)
     if source not in SOURCES:
         raise ConfigError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     cache = DataCache(cache_dir)

@@ -5,6 +5,7 @@ pandas, yfinance or plotly only when a function that needs them is first used.
 
 >>> import ivybt
 >>> frame = ivybt.load("SPY", "1d", source="sample")   # bundled real data, offline
+>>> result = ivybt.backtest("sma_cross", symbol="SPY", source="sample", params={"fast": 10})
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load"]
+__all__ = ["__version__", "backtest", "load"]
 
 if TYPE_CHECKING:
+    from ivybt.backtesting import backtest
     from ivybt.data import load
 
-_LAZY = {"load": "ivybt.data.loader"}
+_LAZY = {"load": "ivybt.data.loader", "backtest": "ivybt.backtesting"}
 
 
 def __getattr__(name: str) -> Any:

@@ -83,3 +83,147 @@ def repair[F: Callable[..., Any]](func: F) -> F:
         help="Apply safe repairs: sort, drop exact duplicate rows, clip OHLC violations "
         "within 1e-4 relative. Each repair is reported.",
     )(func)
+
+
+# ---- options shared by the run commands (backtest now; grid, optimize, walkforward next) ----
+
+
+def _parse_params(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise click.BadParameter(f"expected name=value such as fast=10, got {item!r}")
+        if name.strip() in parsed:
+            raise click.BadParameter(f"parameter {name.strip()!r} is given twice")
+        parsed[name.strip()] = value.strip()
+    return parsed
+
+
+def symbol[F: Callable[..., Any]](func: F) -> F:
+    return click.option(
+        "--symbol",
+        "-s",
+        required=True,
+        help="Ticker, e.g. SPY, ^GSPC, EURUSD=X (bundled samples work offline).",
+    )(func)
+
+
+def source[F: Callable[..., Any]](func: F) -> F:
+    return click.option(
+        "--source",
+        type=click.Choice(["auto", "yahoo", "cache", "sample"]),
+        default="auto",
+        show_default=True,
+        help="Where bars come from: auto = Yahoo through the cache, falling back to the "
+        "bundled sample (with a warning) when offline and nothing is cached.",
+    )(func)
+
+
+def params[F: Callable[..., Any]](func: F) -> F:
+    return click.option(
+        "-p",
+        "--param",
+        "params",
+        multiple=True,
+        metavar="NAME=VALUE",
+        callback=_parse_params,
+        help="Strategy parameter, repeatable: -p fast=10 -p slow=50 (see `ivybt strategies`).",
+    )(func)
+
+
+def execution[F: Callable[..., Any]](func: F) -> F:
+    """--commission --slippage --fill --direction --size --cash --periods-per-year."""
+    decorators = [
+        click.option(
+            "--commission",
+            type=click.FloatRange(0.0, 0.1, max_open=True),
+            default=0.001,
+            show_default=True,
+            help="Commission, fraction of traded notional per side (0.001 = 0.1%).",
+        ),
+        click.option(
+            "--slippage",
+            type=click.FloatRange(0.0, 0.1, max_open=True),
+            default=0.0005,
+            show_default=True,
+            help="Slippage, fraction that moves each fill price against you.",
+        ),
+        click.option(
+            "--fill",
+            type=click.Choice(["next_open", "close"]),
+            default="next_open",
+            show_default=True,
+            help="next_open: a decision on bar t fills at bar t+1's open. close: at bar t's "
+            "close (vectorbt's default, optimistic; for comparisons).",
+        ),
+        click.option(
+            "--direction",
+            type=click.Choice(["long", "short", "both"]),
+            default="long",
+            show_default=True,
+            help="Sides the strategy may take.",
+        ),
+        click.option(
+            "--size",
+            type=click.FloatRange(0.0, 1.0, min_open=True),
+            default=1.0,
+            show_default=True,
+            help="Fraction of equity per position (commission included); fractional units.",
+        ),
+        click.option(
+            "--cash",
+            "initial_cash",
+            type=click.FloatRange(0.0, min_open=True),
+            default=10_000.0,
+            show_default=True,
+            help="Initial equity, in the instrument's currency.",
+        ),
+        click.option(
+            "--periods-per-year",
+            type=click.FloatRange(0.0, min_open=True),
+            default=None,
+            help="Bars per year for annualising. Default: from the interval and calendar "
+            "(252 for daily weekday bars, 365 when weekends trade, measured for intraday).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def split[F: Callable[..., Any]](func: F) -> F:
+    """--train-split --run-mode."""
+    func = click.option(
+        "--run-mode",
+        type=click.Choice(["full", "train", "test"]),
+        default="full",
+        show_default=True,
+        help="train: trade only the training part; test: trade only the test part, using "
+        "the training history to warm up indicators. Needs --train-split.",
+    )(func)
+    return click.option(
+        "--train-split",
+        type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+        default=None,
+        metavar="FRACTION",
+        help="Share of the bars in the training part, e.g. 0.7.",
+    )(func)
+
+
+def output[F: Callable[..., Any]](func: F) -> F:
+    """--out --overwrite."""
+    func = click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace a run folder that holds another configuration's results.",
+    )(func)
+    return click.option(
+        "--out",
+        "-o",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Run folder. Default: <results dir>/<command>-<strategy>-<symbol>-<UTC time>.",
+    )(func)

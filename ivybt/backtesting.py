@@ -1,0 +1,374 @@
+"""`ivybt.backtest`: one strategy, one symbol, one parameter set -> metrics, trades, equity.
+
+The CLI's `ivybt backtest` calls `run_backtest` with the same `RunConfig`, so a notebook and a
+terminal get the same numbers and the same run folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ivybt.config import RunConfig, build_config
+from ivybt.data.loader import load_series
+from ivybt.data.store import data_sha256
+from ivybt.data.validate import validate_ohlcv
+from ivybt.errors import ConfigError
+from ivybt.periods import infer_periods_per_year
+from ivybt.run_folder import (
+    build_manifest,
+    check_reusable,
+    default_run_name,
+    resolve_run_folder,
+    utc_now,
+    write_json,
+    write_table,
+    write_text,
+)
+from ivybt.simulation import Simulation, check_enough_bars, simulate_strategy
+from ivybt.strategies import Strategy, get_strategy
+from ivybt.studies.splits import train_test_split
+from ivybt.tables import bar_columns
+
+TRADE_COLUMNS = (
+    "entry_time", "exit_time", "side", "units", "entry_price", "exit_price", "entry_fee",
+    "exit_fee", "fees", "gross_pnl", "net_pnl", "return", "bars_held", "is_open",
+)  # fmt: skip
+
+
+@dataclass
+class BacktestResult:
+    """What a backtest produced; `write()` saves it as a run folder.
+
+    metrics : the headline numbers (docs/metrics.md), fractions unless named otherwise.
+    trades : one row per round trip (the open trade last, `is_open=True`).
+    equity : per bar of the traded window: equity, returns, drawdown, units, benchmark_equity.
+    prices : the traded window's OHLC bars.
+    """
+
+    config: RunConfig
+    strategy: type[Strategy]
+    metrics: dict[str, float]
+    trades: pd.DataFrame
+    equity: pd.DataFrame
+    prices: pd.DataFrame
+    data: dict[str, Any]
+    periods_per_year: float
+    periods_per_year_source: str
+    split: dict[str, Any] | None
+    started: datetime = field(default_factory=utc_now)
+    folder: Path | None = None
+
+    @property
+    def params(self) -> dict[str, float | int]:
+        return dict(self.config.strategy.params)
+
+    def headline(self) -> dict[str, Any]:
+        """metrics.json: the metrics with what they are metrics of."""
+        return {
+            "strategy": self.config.strategy.name,
+            "params": self.params,
+            "symbol": self.data["symbol"],
+            "interval": self.config.data.interval,
+            "first": self.equity.index[0].isoformat(),
+            "last": self.equity.index[-1].isoformat(),
+            "n_bars": len(self.equity),
+            "periods_per_year": self.periods_per_year,
+            "periods_per_year_source": self.periods_per_year_source,
+            "split": self.split,
+            "metrics": self.metrics,
+        }
+
+    def write(
+        self,
+        folder: str | Path | None = None,
+        *,
+        overwrite: bool = False,
+        results_dir: str | Path | None = None,
+        command_line: list[str] | None = None,
+    ) -> Path:
+        """Write the run folder (manifest, metrics, trades, equity, report) and return it."""
+        from ivybt.report import backtest_report_html
+
+        name = default_run_name(
+            "backtest", self.config.strategy.name, self.data["symbol"], self.started
+        )
+        target = resolve_run_folder(folder or self.config.output.out, name, results_dir)
+        config = self.config.model_dump(mode="json")
+        check_reusable(target, config, overwrite=overwrite)
+        common = {
+            "command": "backtest",
+            "config": config,
+            "data": [self.data],
+            "started": self.started,
+            "command_line": command_line if command_line is not None else list(sys.argv),
+        }
+        write_json(target / "manifest.json", build_manifest(status="running", **common))
+        write_json(target / "metrics.json", self.headline())
+        write_table(target / "trades.parquet", self.trades)
+        write_table(target / "trades.csv", self.trades.set_index("entry_time"))
+        write_table(target / "equity.parquet", self.equity)
+        html = backtest_report_html(
+            title=f"{self.config.strategy.name} on {self.data['symbol']}",
+            prices=self.prices,
+            equity=self.equity,
+            trades=self.trades,
+            metrics=self.metrics,
+            notes=self._notes(),
+        )
+        write_text(target / "report.html", html)
+        extra = {"periods_per_year": self.periods_per_year, "split": self.split}
+        write_json(
+            target / "manifest.json", build_manifest(status="finished", extra=extra, **common)
+        )
+        self.folder = target
+        return target
+
+    def _notes(self) -> list[str]:
+        execution = self.config.execution
+        params = ", ".join(f"{key}={value}" for key, value in self.params.items())
+        notes = [
+            f"Parameters: {params}. Fill {execution.fill}, {execution.direction}, size "
+            f"{execution.size:g}, commission {execution.commission:.4%} and slippage "
+            f"{execution.slippage:.4%} per side.",
+            f"Annualised with {self.periods_per_year:g} periods a year "
+            f"({self.periods_per_year_source}). Data SHA-256 {self.data['sha256'][:16]}...",
+        ]
+        if self.split:
+            notes.append(
+                f"{self.split['run_mode']} part of a {self.split['train_split']:g} train/test "
+                f"split at {self.split['split_time']} (bar {self.split['split_index']})."
+            )
+        return notes
+
+
+def backtest(
+    strategy: str | type[Strategy],
+    *,
+    symbol: str | None = None,
+    data: pd.DataFrame | None = None,
+    params: Mapping[str, object] | None = None,
+    interval: str = "1d",
+    start: str | None = None,
+    end: str | None = None,
+    source: str = "auto",
+    adjusted: bool | None = None,
+    commission: float = 0.001,
+    slippage: float = 0.0005,
+    fill: str = "next_open",
+    direction: str = "long",
+    size: float = 1.0,
+    initial_cash: float = 10_000.0,
+    periods_per_year: float | None = None,
+    train_split: float | None = None,
+    run_mode: str = "full",
+    out: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> BacktestResult:
+    """Backtest `strategy` on one symbol (or a DataFrame of OHLCV bars) and return the result.
+
+    Mirrors `ivybt backtest`; options are described in its `--help` and docs/metrics.md. With
+    `out`, the run folder is also written there.
+
+    Examples
+    --------
+    >>> import ivybt
+    >>> result = ivybt.backtest("sma_cross", symbol="SPY", source="sample",
+    ...                         params={"fast": 10, "slow": 50}, start="2015-01-01")
+    >>> sorted(result.metrics)[:3], result.trades.columns[0]
+    (['avg_loss', 'avg_win', 'cagr'], 'entry_time')
+    """
+    strategy_class = get_strategy(strategy)
+    if (symbol is None) == (data is None):
+        raise ConfigError("give exactly one of symbol= (load bars) or data= (a DataFrame)")
+    config = build_config(
+        data={
+            "symbol": symbol if symbol is not None else str(data.attrs.get("symbol", "data")),  # type: ignore[union-attr]
+            "interval": interval,
+            "start": start,
+            "end": end,
+            "source": source if data is None else "frame",
+            "adjusted": adjusted,
+        },
+        strategy={"name": _strategy_name(strategy, strategy_class), "params": dict(params or {})},
+        execution={
+            "commission": commission,
+            "slippage": slippage,
+            "fill": fill,
+            "direction": direction,
+            "size": size,
+            "initial_cash": initial_cash,
+            "periods_per_year": periods_per_year,
+        },
+        split={"train_split": train_split, "run_mode": run_mode},
+        output={"out": None if out is None else str(out)},
+    )
+    result = run_backtest(config, data=data, cache_dir=cache_dir)
+    if out is not None:
+        result.write(out, command_line=["python", "ivybt.backtest(...)"])
+    return result
+
+
+def run_backtest(
+    config: RunConfig,
+    *,
+    data: pd.DataFrame | None = None,
+    cache_dir: str | Path | None = None,
+) -> BacktestResult:
+    """Run the backtest `config` describes (bars from `data` when given, else loaded)."""
+    started = utc_now()
+    strategy = get_strategy(config.strategy.name)
+    params = strategy.resolve_params(config.strategy.params)
+    config = config.model_copy(
+        update={"strategy": config.strategy.model_copy(update={"params": params})}
+    )
+    frame, record = _bars(config, data, cache_dir)
+    columns = bar_columns(frame)
+    split_info, window, history = _split(config, frame)
+    check_enough_bars(strategy, params, history, _describe(record, frame))
+    if config.execution.periods_per_year is not None:
+        ppy, ppy_source = config.execution.periods_per_year, "given"
+    else:
+        ppy, ppy_source = infer_periods_per_year(frame.index, config.data.interval)
+    if config.split.run_mode == "train":
+        columns = {name: values[:history].copy() for name, values in columns.items()}
+    simulation = simulate_strategy(
+        columns, strategy, params, config.execution, window=window, periods_per_year=ppy
+    )
+    prices = frame.iloc[window][["open", "high", "low", "close"]]
+    return BacktestResult(
+        config=config,
+        strategy=strategy,
+        metrics=simulation.metrics,
+        trades=trades_frame(simulation, prices.index),
+        equity=equity_frame(simulation, prices, config.execution.initial_cash),
+        prices=prices,
+        data=record,
+        periods_per_year=ppy,
+        periods_per_year_source=ppy_source,
+        split=split_info,
+        started=started,
+    )
+
+
+def trades_frame(simulation: Simulation, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """The trade records as a labelled DataFrame (columns `TRADE_COLUMNS`)."""
+    records = simulation.trades
+    entry = records["entry_bar"]
+    exit_ = records["exit_bar"]
+    frame = pd.DataFrame(
+        {
+            "entry_time": index[entry],
+            "exit_time": index[exit_],
+            "side": np.where(records["side"] > 0, "long", "short"),
+            "units": records["units"],
+            "entry_price": records["entry_price"],
+            "exit_price": records["exit_price"],
+            "entry_fee": records["entry_fee"],
+            "exit_fee": records["exit_fee"],
+            "fees": records["entry_fee"] + records["exit_fee"],
+            "gross_pnl": records["gross_pnl"],
+            "net_pnl": records["net_pnl"],
+            "return": records["trade_return"],
+            "bars_held": exit_ - entry,
+            "is_open": records["is_open"],
+        },
+        columns=list(TRADE_COLUMNS),
+    )
+    return frame
+
+
+def equity_frame(
+    simulation: Simulation, prices: pd.DataFrame, initial_cash: float
+) -> pd.DataFrame:
+    """Per-bar equity, returns, drawdown (<= 0), units and buy-and-hold equity."""
+    equity = pd.Series(simulation.equity, index=prices.index)
+    previous = equity.shift(1).fillna(initial_cash)
+    peak = np.maximum(equity.cummax().to_numpy(), initial_cash)
+    close = prices["close"].to_numpy()
+    return pd.DataFrame(
+        {
+            "equity": equity,
+            "returns": equity / previous - 1.0,
+            "drawdown": equity.to_numpy() / peak - 1.0,
+            "units": simulation.units,
+            "benchmark_equity": initial_cash * close / close[0],
+        },
+        index=prices.index,
+    )
+
+
+def _strategy_name(given: str | type[Strategy], cls: type[Strategy]) -> str:
+    if isinstance(given, str):
+        return given
+    from ivybt.strategies import BUILTIN
+
+    if BUILTIN.get(cls.name) is cls:
+        return cls.name
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _bars(
+    config: RunConfig, data: pd.DataFrame | None, cache_dir: str | Path | None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    spec = config.data
+    if data is None:
+        if spec.source == "frame":
+            raise ConfigError("data.source 'frame' needs a DataFrame passed as data=")
+        loaded = load_series(
+            spec.symbol,
+            spec.interval,
+            spec.start,
+            spec.end,
+            source=spec.source,  # type: ignore[arg-type]
+            adjusted=spec.adjusted,
+            cache_dir=cache_dir,
+        )
+        return loaded.frame, loaded.record()
+    frame = validate_ohlcv(data, name=f"{spec.symbol} (DataFrame)").frame
+    if spec.start is not None or spec.end is not None:
+        lo = pd.Timestamp(spec.start) if spec.start else None
+        hi = pd.Timestamp(spec.end) if spec.end else None
+        frame = frame.loc[(frame.index >= lo if lo else True) & (frame.index < hi if hi else True)]
+    record = {
+        "symbol": spec.symbol,
+        "interval": spec.interval,
+        "source": "frame",
+        "rows": len(frame),
+        "first": frame.index[0].isoformat() if len(frame) else None,
+        "last": frame.index[-1].isoformat() if len(frame) else None,
+        "sha256": data_sha256(frame),
+    }
+    return frame, record
+
+
+def _split(config: RunConfig, frame: pd.DataFrame) -> tuple[dict[str, Any] | None, slice, int]:
+    """(split record, window to trade, bars of history the signals may use)."""
+    n_bars = len(frame)
+    if config.split.run_mode == "full" or config.split.train_split is None:
+        return None, slice(0, n_bars), n_bars
+    split = train_test_split(n_bars, config.split.train_split)
+    record = {
+        "train_split": config.split.train_split,
+        "run_mode": config.split.run_mode,
+        "split_index": split.split,
+        "split_time": frame.index[split.split].isoformat(),
+        "train_bars": split.split,
+        "test_bars": n_bars - split.split,
+    }
+    if config.split.run_mode == "train":
+        return record, split.train, split.split
+    return record, split.test, n_bars
+
+
+def _describe(record: Mapping[str, Any], frame: pd.DataFrame) -> str:
+    if len(frame) == 0:
+        return f"{record['symbol']}"
+    return f"{record['symbol']} {frame.index[0].date()}..{frame.index[-1].date()}"

@@ -1,0 +1,125 @@
+"""`ivybt backtest`: one strategy on one symbol, written as a run folder."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import click
+
+from ivybt.cli import Settings, options
+
+PERCENT_METRICS = frozenset(
+    {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "avg_win", "avg_loss",
+     "exposure"}
+)  # fmt: skip
+TABLE_METRICS = (
+    "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar",
+    "n_trades", "win_rate", "profit_factor", "avg_win", "avg_loss", "exposure",
+)  # fmt: skip
+
+
+@click.command("backtest")
+@click.argument("strategy")
+@options.symbol
+@options.params
+@options.interval
+@options.start
+@options.end
+@options.source
+@options.adjusted
+@options.execution
+@options.split
+@options.output
+@click.pass_obj
+def backtest(settings: Settings, strategy: str, **values: Any) -> None:
+    """Backtest STRATEGY on one symbol and write its run folder.
+
+    STRATEGY is a built-in name (see `ivybt strategies`) or package.module:ClassName.
+    The folder holds metrics.json, trades.csv/.parquet, equity.parquet, manifest.json and an
+    offline report.html; a short metrics table is printed.
+
+    \b
+    Examples:
+      ivybt backtest sma_cross --symbol SPY -p fast=10 -p slow=50
+      ivybt backtest rsi_reversion -s SPY --direction both --commission 0.0005 --fill close
+      ivybt backtest sma_cross -s SPY --train-split 0.7 --run-mode test --out results/spy-test
+      ivybt backtest mypkg.signals:Breakout -s BTCUSD --periods-per-year 365
+    """
+    from ivybt.backtesting import run_backtest
+    from ivybt.config import build_config
+
+    config = build_config(
+        data={
+            "symbol": values["symbol"],
+            "interval": values["interval"],
+            "start": values["start"],
+            "end": values["end"],
+            "source": values["source"],
+            "adjusted": values["adjusted"],
+        },
+        strategy={"name": strategy, "params": {}},
+        execution={
+            name: values[name]
+            for name in (
+                "commission",
+                "slippage",
+                "fill",
+                "direction",
+                "size",
+                "initial_cash",
+                "periods_per_year",
+            )
+        },
+        split={"train_split": values["train_split"], "run_mode": values["run_mode"]},
+        output={"out": values["out"]},
+    )
+    config = _with_params(config, values["params"])
+    result = run_backtest(config, cache_dir=settings.cache_dir)
+    folder = result.write(
+        values["out"],
+        overwrite=values["overwrite"],
+        results_dir=settings.results_dir,
+        command_line=["ivybt", *sys.argv[1:]],
+    )
+    _print_summary(result)
+    click.echo(f"wrote {folder}")
+
+
+def _with_params(config: Any, given: dict[str, str]) -> Any:
+    """Resolve CLI parameter strings with the strategy's own types before they enter the config."""
+    from ivybt.strategies import get_strategy
+
+    params = get_strategy(config.strategy.name).resolve_params(given)
+    return config.model_copy(
+        update={"strategy": config.strategy.model_copy(update={"params": params})}
+    )
+
+
+def _print_summary(result: Any) -> None:
+    params = " ".join(f"{name}={value}" for name, value in result.params.items())
+    equity = result.equity
+    click.echo(
+        f"{result.config.strategy.name} {params} on {result.data['symbol']} "
+        f"{result.config.data.interval}, {equity.index[0].date()}..{equity.index[-1].date()} "
+        f"({len(equity)} bars)"
+    )
+    if result.split:
+        click.echo(
+            f"{result.split['run_mode']} part of a {result.split['train_split']:g} split at "
+            f"{result.split['split_time']}"
+        )
+    for name in TABLE_METRICS:
+        click.echo(f"  {name:<14} {format_metric(name, result.metrics[name])}")
+
+
+def format_metric(name: str, value: float) -> str:
+    """A metric for people: fractions as percentages, counts as integers, NaN as n/a."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if name in PERCENT_METRICS:
+        return f"{value:>10.2%}"
+    if name == "n_trades":
+        return f"{int(value):>10d}"
+    return f"{value:>10.3f}"

@@ -1,0 +1,40 @@
+"""`ivybt strategies`: the strategies and their parameters."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("strategies")
+@click.argument("names", nargs=-1, metavar="[STRATEGY]...")
+def strategies(names: tuple[str, ...]) -> None:
+    """List strategies with their parameters, defaults, ranges and constraints.
+
+    Without arguments, every built-in; with names (or package.module:ClassName), those.
+
+    \b
+    Examples:
+      ivybt strategies
+      ivybt strategies sma_cross bbkc_squeeze
+      ivybt strategies mypkg.signals:Breakout
+    """
+    from ivybt.strategies import builtin_strategies, get_strategy
+
+    classes = [get_strategy(name) for name in names] if names else builtin_strategies()
+    for index, cls in enumerate(classes):
+        if index:
+            click.echo("")
+        click.echo(f"{cls.name}: {cls.summary}")
+        for param in cls.params:
+            bounds = []
+            if param.minimum is not None:
+                bounds.append(f">= {param.minimum}")
+            if param.maximum is not None:
+                bounds.append(f"<= {param.maximum}")
+            valid = f"; valid {' and '.join(bounds)}" if bounds else ""
+            click.echo(
+                f"  {param.name:<16} {param.kind.__name__:<5} default {param.default!s:<6} "
+                f"range {param.low}..{param.high}{valid}  {param.doc}"
+            )
+        if cls.constraints:
+            click.echo(f"  constraints: {', '.join(cls.constraints)}")

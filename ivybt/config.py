@@ -1,0 +1,113 @@
+"""The one configuration model of a run (DESIGN: "One configuration model").
+
+CLI options and the Python API build the same `RunConfig`; the manifest stores it fully resolved
+(`model_dump(mode="json")`), so a run can be reproduced from its manifest. Sections: data,
+strategy, execution, split, output. Later issues add the study section (grid, search,
+walk-forward) and YAML files; nothing about a run lives only in CLI code.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ivybt.errors import ConfigError
+
+Fill = Literal["next_open", "close"]
+Direction = Literal["long", "short", "both"]
+RunMode = Literal["full", "train", "test"]
+# "frame": bars passed to the Python API as a DataFrame (the manifest's data hash names them)
+Source = Literal["auto", "yahoo", "cache", "sample", "frame"]
+
+DIRECTION_CODES: dict[str, int] = {"long": 1, "short": -1, "both": 0}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Which bars: symbol, interval, range (inclusive dates or timestamps), source, price view."""
+
+    symbol: str = Field(min_length=1)
+    interval: str = "1d"
+    start: str | None = None
+    end: str | None = None
+    source: Source = "auto"
+    adjusted: bool | None = None
+
+
+class StrategyConfig(_Section):
+    """A built-in strategy name or ``package.module:ClassName`` and its fixed parameters."""
+
+    name: str = Field(min_length=1)
+    params: dict[str, float | int] = Field(default_factory=dict)
+
+
+class ExecutionConfig(_Section):
+    """How targets become fills. Costs are fractions of traded notional per side."""
+
+    commission: float = Field(0.001, ge=0.0, lt=0.1)
+    slippage: float = Field(0.0005, ge=0.0, lt=0.1)
+    fill: Fill = "next_open"
+    direction: Direction = "long"
+    size: float = Field(1.0, gt=0.0, le=1.0)
+    initial_cash: float = Field(10_000.0, gt=0.0)
+    periods_per_year: float | None = Field(None, gt=0.0)
+
+
+class SplitConfig(_Section):
+    """Train/test split: the first `train_split` of the bars is the training part."""
+
+    train_split: float | None = Field(None, gt=0.0, lt=1.0)
+    run_mode: RunMode = "full"
+
+    @model_validator(mode="after")
+    def _mode_needs_split(self) -> SplitConfig:
+        if self.run_mode != "full" and self.train_split is None:
+            raise ValueError(
+                f"run_mode {self.run_mode!r} needs train_split (e.g. --train-split 0.7)"
+            )
+        if self.run_mode == "full" and self.train_split is not None:
+            raise ValueError(
+                "train_split applies to run_mode 'train' or 'test', not 'full'; "
+                "add --run-mode train or --run-mode test, or drop --train-split"
+            )
+        return self
+
+
+class OutputConfig(_Section):
+    """Where the run folder goes: `out` names it; None means results/<command>-...-<UTC>/."""
+
+    out: str | None = None
+
+
+class RunConfig(_Section):
+    """Everything that defines a backtest run."""
+
+    data: DataConfig
+    strategy: StrategyConfig
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+
+def build_config(**sections: object) -> RunConfig:
+    """`RunConfig(**sections)`, with pydantic's errors turned into one ConfigError line each."""
+    try:
+        return RunConfig.model_validate(sections)
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err)) from None
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """One line per problem: 'execution.commission: Input should be ... (got 0.5)'."""
+    lines = []
+    for problem in err.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "config"
+        message = problem["msg"].removeprefix("Value error, ")
+        got = problem.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{where}: {message}{shown}")
+    return "; ".join(lines)

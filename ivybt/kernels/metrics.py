@@ -1,0 +1,154 @@
+"""Performance metrics reduced from one simulated account in a single pass.
+
+Every definition is written once in docs/metrics.md; this module is its implementation. Returns
+are simple fractions per bar, annualised with an explicit `periods_per_year`; a ratio whose
+denominator is zero (no variance, no drawdown, no losing trade) is NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ivybt._typing import Float64Array1D, RecordArray1D
+
+METRIC_NAMES: tuple[str, ...] = (
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "n_trades",
+    "win_rate",
+    "profit_factor",
+    "avg_win",
+    "avg_loss",
+    "exposure",
+    "gross_profit",
+    "gross_loss",
+)
+"""Order of the values `metrics_nb` returns (positions are fixed: new metrics go at the end)."""
+
+N_METRICS = len(METRIC_NAMES)
+
+
+@njit(cache=True)
+def return_metrics_nb(
+    equity: Float64Array1D, units: Float64Array1D, initial_cash: float, periods_per_year: float,
+    out: Float64Array1D,
+) -> None:  # fmt: skip
+    """Write the return-based metrics of an equity curve into `out[0:7]` and `out[12]`.
+
+    Parameters
+    ----------
+    equity : float64, shape (n_bars,)
+        Account value at each bar's close; the return of bar 0 is measured from `initial_cash`.
+    units : float64, shape (n_bars,)
+        Units held at each close; exposure is the fraction of bars with units != 0.
+    initial_cash : float
+        Equity before the first bar, > 0.
+    periods_per_year : float
+        Bars per year used to annualise (252 for daily equity bars, 365 for daily crypto...).
+    out : float64, shape (N_METRICS,), written
+        total_return, cagr, volatility, sharpe, sortino, max_drawdown, calmar, exposure.
+
+    Notes
+    -----
+    One pass with Welford's update: mean and sample variance (ddof = 1) of per-bar simple
+    returns; sharpe = mean / std x sqrt(periods_per_year) with rf = 0; sortino = mean / sqrt(
+    mean(min(r, 0)^2)) x sqrt(periods_per_year) over all bars; max_drawdown = min(equity / peak
+    - 1) <= 0 with the peak starting at initial_cash; cagr = (final / initial)^(periods_per_year
+    / n_bars) - 1 (-1 when final <= 0); calmar = cagr / |max_drawdown|.
+    """
+    n_bars = equity.shape[0]
+    previous = initial_cash
+    peak = initial_cash
+    mean = 0.0
+    m2 = 0.0
+    downside = 0.0
+    worst = 0.0
+    held = 0
+    for t in range(n_bars):
+        value = equity[t]
+        ret = value / previous - 1.0
+        previous = value
+        delta = ret - mean
+        mean += delta / (t + 1)
+        m2 += delta * (ret - mean)
+        if ret < 0.0:
+            downside += ret * ret
+        if value > peak:
+            peak = value
+        drawdown = value / peak - 1.0
+        if drawdown < worst:
+            worst = drawdown
+        if units[t] != 0.0:
+            held += 1
+    growth = equity[n_bars - 1] / initial_cash
+    annual = math.sqrt(periods_per_year)
+    std = math.sqrt(m2 / (n_bars - 1)) if n_bars > 1 else np.nan
+    downside_dev = math.sqrt(downside / n_bars)
+    cagr = growth ** (periods_per_year / n_bars) - 1.0 if growth > 0.0 else -1.0
+    out[0] = growth - 1.0
+    out[1] = cagr
+    out[2] = std * annual
+    out[3] = mean / std * annual if std > 0.0 else np.nan
+    out[4] = mean / downside_dev * annual if downside_dev > 0.0 else np.nan
+    out[5] = worst
+    out[6] = cagr / -worst if worst < 0.0 else np.nan
+    out[12] = held / n_bars
+
+
+@njit(cache=True)
+def trade_metrics_nb(trades: RecordArray1D, n_trades: int, out: Float64Array1D) -> None:
+    """Write the closed-trade statistics of `trades[:n_trades]` into `out[7:12]` and `out[13:15]`.
+
+    Open trades are skipped. A win has net_pnl > 0, a loss net_pnl < 0 (a zero trade counts in
+    n_trades only). win_rate = wins / n_trades; profit_factor = gross_profit / -gross_loss;
+    avg_win / avg_loss = mean `trade_return` of wins / losses (fractions of entry notional);
+    gross_profit = sum of winning net PnL, gross_loss = sum of losing net PnL (<= 0), currency.
+    """
+    closed = 0
+    wins = 0
+    losses = 0
+    gross_profit = 0.0
+    gross_loss = 0.0
+    win_returns = 0.0
+    loss_returns = 0.0
+    for k in range(n_trades):
+        record = trades[k]
+        if record["is_open"]:
+            continue
+        closed += 1
+        net = record["net_pnl"]
+        if net > 0.0:
+            wins += 1
+            gross_profit += net
+            win_returns += record["trade_return"]
+        elif net < 0.0:
+            losses += 1
+            gross_loss += net
+            loss_returns += record["trade_return"]
+    out[7] = closed
+    out[8] = wins / closed if closed > 0 else np.nan
+    out[9] = gross_profit / -gross_loss if losses > 0 else np.nan
+    out[10] = win_returns / wins if wins > 0 else np.nan
+    out[11] = loss_returns / losses if losses > 0 else np.nan
+    out[13] = gross_profit
+    out[14] = gross_loss
+
+
+@njit(cache=True)
+def metrics_nb(
+    equity: Float64Array1D, units: Float64Array1D, trades: RecordArray1D, n_trades: int,
+    initial_cash: float, periods_per_year: float,
+) -> Float64Array1D:  # fmt: skip
+    """All metrics of one simulated account, in `METRIC_NAMES` order (float64, N_METRICS,)."""
+    out = np.full(N_METRICS, np.nan)
+    return_metrics_nb(equity, units, initial_cash, periods_per_year, out)
+    trade_metrics_nb(trades, n_trades, out)
+    return out

@@ -1,0 +1,208 @@
+"""Signal kernels: indicator values -> the side wanted after each bar's close (-1, 0, +1).
+
+Every signal kernel has the same signature, so a grid kernel can take any of them:
+
+    signal_nb(table, rows, params, out_target) -> None
+
+- `table` : float64, shape (n_rows, n_bars): indicator rows computed once (for a grid, once per
+  distinct indicator of all combinations); `rows` : int64, shape (n_slots,): which table row
+  feeds each of the strategy's indicator slots, in the order the strategy declares them;
+- `params` : float64, shape (n_params,): the strategy's parameters in declaration order;
+- `out_target` : int8, shape (n_bars,), written: target side after bar t's close.
+
+Causality: out_target[t] depends on table[:, :t+1] only. While any slot is NaN (warm-up) the
+target stays flat. Direction filters (long-only, short-only) are applied afterwards by
+`ivybt.kernels.simulate.restrict_direction_nb`, so every kernel emits both sides.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int64Array1D
+
+
+@njit(cache=True)
+def _cross_into_nb(fast: Float64Array1D, slow: Float64Array1D, out_target: Int8Array1D) -> None:
+    """Side of `fast` vs `slow`, starting at the first crossover after warm-up.
+
+    Flat until `fast` crosses `slow` for the first time (a strict sign change of fast - slow;
+    bars where they are equal keep the last strict sign), then +1 while the last strict sign is
+    above and -1 while it is below. Equals vectorbt's `ma_crossed_above`/`ma_crossed_below`
+    entries and exits.
+    """
+    last_sign = 0
+    side = 0
+    for t in range(fast.shape[0]):
+        diff = fast[t] - slow[t]
+        if not math.isnan(diff) and diff != 0.0:
+            sign = 1 if diff > 0.0 else -1
+            if last_sign != 0 and sign != last_sign:
+                side = sign
+            last_sign = sign
+        out_target[t] = side
+
+
+@njit(cache=True)
+def cross_signal_nb(
+    table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, out_target: Int8Array1D
+) -> None:
+    """Moving-average cross: slots (fast average, slow average); params unused beyond windows.
+
+    +1 after the fast average crosses above the slow one, -1 after it crosses below; flat before
+    the first cross (see `_cross_into_nb`). Used by sma_cross and ema_cross.
+    """
+    _cross_into_nb(table[rows[0]], table[rows[1]], out_target)
+
+
+@njit(cache=True)
+def zero_cross_signal_nb(
+    table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, out_target: Int8Array1D
+) -> None:
+    """Sign of one slot after its first zero crossing (macd_cross: the MACD histogram).
+
+    Crossing zero by the MACD histogram is the MACD line crossing its signal line.
+    """
+    line = table[rows[0]]
+    last_sign = 0
+    side = 0
+    for t in range(line.shape[0]):
+        value = line[t]
+        if not math.isnan(value) and value != 0.0:
+            sign = 1 if value > 0.0 else -1
+            if last_sign != 0 and sign != last_sign:
+                side = sign
+            last_sign = sign
+        out_target[t] = side
+
+
+@njit(cache=True)
+def rsi_reversion_signal_nb(
+    table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, out_target: Int8Array1D
+) -> None:
+    """RSI mean reversion: slot (rsi,); params (window, lower, upper).
+
+    Long when RSI < lower, held until RSI > upper; short when RSI > 100 - lower, held until
+    RSI < 100 - upper (the mirror image). An exit and the opposite entry can happen on one bar.
+    """
+    rsi = table[rows[0]]
+    lower = params[1]
+    upper = params[2]
+    side = 0
+    for t in range(rsi.shape[0]):
+        value = rsi[t]
+        if not math.isnan(value):
+            if (side == 1 and value > upper) or (side == -1 and value < 100.0 - upper):
+                side = 0
+            if side == 0:
+                if value < lower:
+                    side = 1
+                elif value > 100.0 - lower:
+                    side = -1
+        out_target[t] = side
+
+
+@njit(cache=True)
+def bollinger_reversion_signal_nb(
+    table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, out_target: Int8Array1D
+) -> None:
+    """Bollinger mean reversion: slots (close, sma, std); params (window, num_std).
+
+    Long when close < middle - num_std x std, held until close >= middle; short when close >
+    middle + num_std x std, held until close <= middle (population std, TA-Lib's bands).
+    """
+    close = table[rows[0]]
+    middle = table[rows[1]]
+    std = table[rows[2]]
+    num_std = params[1]
+    side = 0
+    for t in range(close.shape[0]):
+        mid = middle[t]
+        width = num_std * std[t]
+        price = close[t]
+        if not (math.isnan(mid) or math.isnan(width)):
+            if (side == 1 and price >= mid) or (side == -1 and price <= mid):
+                side = 0
+            if side == 0:
+                if price < mid - width:
+                    side = 1
+                elif price > mid + width:
+                    side = -1
+        out_target[t] = side
+
+
+@njit(cache=True)
+def donchian_breakout_signal_nb(
+    table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, out_target: Int8Array1D
+) -> None:
+    """Donchian (turtle) breakout: slots (close, entry high, entry low, exit high, exit low).
+
+    The channels are rolling max(high) / min(low) that include their own bar, so bar t compares
+    its close with the channels of bar t-1 (the previous `window` bars). Long when close breaks
+    above the entry-window high, exit when it breaks below the exit-window low; short mirrored.
+    """
+    close = table[rows[0]]
+    entry_high = table[rows[1]]
+    entry_low = table[rows[2]]
+    exit_high = table[rows[3]]
+    exit_low = table[rows[4]]
+    side = 0
+    out_target[0] = 0
+    for t in range(1, close.shape[0]):
+        price = close[t]
+        if side == 1 and price < exit_low[t - 1]:
+            side = 0
+        elif side == -1 and price > exit_high[t - 1]:
+            side = 0
+        if side == 0:
+            if price > entry_high[t - 1]:
+                side = 1
+            elif price < entry_low[t - 1]:
+                side = -1
+        out_target[t] = side
+
+
+@njit(cache=True)
+def bbkc_squeeze_signal_nb(
+    table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, out_target: Int8Array1D
+) -> None:
+    """Bollinger-inside-Keltner squeeze, then a breakout in the direction of momentum.
+
+    Slots (close, sma, std, ema, atr); params (bb_window, bb_std, kc_window, kc_mult,
+    momentum_window). The squeeze is on while both Bollinger bands (sma ± bb_std x std) lie
+    strictly inside the Keltner channel (ema ± kc_mult x atr). On the first bar it is off
+    again (the release), go long if momentum = close[t] - close[t - momentum_window] > 0, short
+    if < 0. Exit a long when momentum turns <= 0, a short when it turns >= 0.
+    """
+    close = table[rows[0]]
+    sma = table[rows[1]]
+    std = table[rows[2]]
+    ema = table[rows[3]]
+    atr = table[rows[4]]
+    bb_std = params[1]
+    kc_mult = params[3]
+    lag = int(params[4])
+    side = 0
+    was_squeezed = False
+    for t in range(close.shape[0]):
+        bb_width = bb_std * std[t]
+        kc_width = kc_mult * atr[t]
+        momentum = close[t] - close[t - lag] if t >= lag else math.nan
+        if math.isnan(sma[t] + bb_width + ema[t] + kc_width + momentum):
+            was_squeezed = False
+            out_target[t] = side
+            continue
+        squeezed = (sma[t] + bb_width < ema[t] + kc_width) and (
+            sma[t] - bb_width > ema[t] - kc_width
+        )
+        if (side == 1 and momentum <= 0.0) or (side == -1 and momentum >= 0.0):
+            side = 0
+        if side == 0 and was_squeezed and not squeezed:
+            if momentum > 0.0:
+                side = 1
+            elif momentum < 0.0:
+                side = -1
+        was_squeezed = squeezed
+        out_target[t] = side

@@ -1,0 +1,479 @@
+"""The report of one backtest: tables first (pandas only), figures second (plotly), then HTML.
+
+`backtest_report_data` turns the backtest's frames into the tables the figures draw and is
+tested without plotly. `backtest_figures` only draws those tables. `backtest_report_html` glues
+both to `ivybt.report.html.render_html`. plotly is imported inside the drawing functions only.
+
+Input frames (the contract with the backtest):
+
+- ``prices``: DatetimeIndex named ``date``; columns ``open, high, low, close`` (float64).
+- ``equity``: same index; ``equity`` (account value after costs), ``returns``, ``drawdown``
+  (fraction <= 0), ``units`` (signed), ``benchmark_equity`` (buy-and-hold scaled to the same
+  initial cash).
+- ``trades``: one row per round trip; ``entry_time``, ``exit_time``, ``side`` ("long" or
+  "short"), ``units``, ``entry_price``, ``exit_price``, fees, ``gross_pnl``, ``net_pnl``,
+  ``return``, ``bars_held``, ``is_open``. The open trade's ``exit_time`` is the last bar and its
+  ``exit_price`` the price it is marked at; it is not an exit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ivybt.errors import ConfigError
+from ivybt.report.html import render_html
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+GL_THRESHOLD = 20_000  # traces with more points than this are drawn with WebGL (Scattergl)
+
+LONG_COLOR = "#2ca02c"
+SHORT_COLOR = "#d62728"
+EXIT_COLOR = "#3e4c59"
+OPEN_COLOR = "#ff7f0e"
+STRATEGY_COLOR = "#1f77b4"
+BENCHMARK_COLOR = "#9aa5b1"
+
+SECTION_HEADINGS = (
+    "Price with entries and exits",
+    "Equity vs buy-and-hold",
+    "Drawdown",
+    "Net PnL of closed trades",
+)
+
+_TRADE_COLUMNS = (
+    "entry_time",
+    "exit_time",
+    "side",
+    "entry_price",
+    "exit_price",
+    "net_pnl",
+    "return",
+    "is_open",
+)
+_MARKER_COLUMNS = ("time", "price", "side", "kind", "is_open", "trade", "net_pnl")
+_PNL_COLUMNS = (
+    "trade",
+    "entry_time",
+    "exit_time",
+    "side",
+    "net_pnl",
+    "return",
+    "is_open",
+    "outcome",
+)
+
+# key -> (label, kind); kinds: pct (fraction shown as %), ratio, int, money
+_METRICS: dict[str, tuple[str, str]] = {
+    "total_return": ("Total return", "pct"),
+    "cagr": ("CAGR", "pct"),
+    "volatility": ("Volatility (annualized)", "pct"),
+    "sharpe": ("Sharpe ratio", "ratio"),
+    "sortino": ("Sortino ratio", "ratio"),
+    "max_drawdown": ("Max drawdown", "pct"),
+    "calmar": ("Calmar ratio", "ratio"),
+    "n_trades": ("Trades", "int"),
+    "win_rate": ("Win rate", "pct"),
+    "profit_factor": ("Profit factor", "ratio"),
+    "avg_win": ("Average win", "pct"),
+    "avg_loss": ("Average loss", "pct"),
+    "exposure": ("Exposure", "pct"),
+    "gross_profit": ("Gross profit", "money"),
+    "gross_loss": ("Gross loss", "money"),
+}
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+def backtest_report_data(
+    prices: pd.DataFrame, equity: pd.DataFrame, trades: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """The tables the backtest figures draw. Pure pandas; the inputs are not modified.
+
+    Returns
+    -------
+    dict with these DataFrames:
+
+    - ``price``: index ``date``; ``close``.
+    - ``markers``: one row per fill, oldest first: ``time``, ``price`` (the trade's fill
+      price), ``side`` ("long"/"short"), ``kind`` ("entry"/"exit"), ``is_open``, ``trade``
+      (row number in `trades`), ``net_pnl``. The open trade's "exit" row has
+      ``is_open=True``: it is the mark at the last bar, not a fill.
+    - ``equity``: index ``date``; ``strategy`` and ``buy_and_hold`` account values, both
+      scaled to the same initial cash by the backtest.
+    - ``drawdown``: index ``date``; ``drawdown`` as a fraction <= 0.
+    - ``trade_pnl``: one row per trade: ``trade``, ``entry_time``, ``exit_time``, ``side``,
+      ``net_pnl`` (currency), ``return`` (fraction of entry notional), ``is_open``,
+      ``outcome`` ("win" if net_pnl > 0, "loss" otherwise, "open" for the open trade).
+
+    Raises
+    ------
+    ConfigError : a required column is missing, `equity` is not indexed like `prices`, or a
+        trade's side is not "long"/"short".
+    """
+    _require(prices, ("close",), "prices")
+    _require(equity, ("equity", "drawdown", "benchmark_equity"), "equity")
+    if not prices.index.equals(equity.index):
+        raise ConfigError(
+            f"equity must have the same index as prices: {len(equity)} bars "
+            f"({_span(equity.index)}) vs {len(prices)} bars ({_span(prices.index)}); "
+            "pass the frames of one backtest run"
+        )
+    index = prices.index.rename("date")
+
+    price = pd.DataFrame({"close": prices["close"].to_numpy(dtype="float64")}, index=index)
+    curves = pd.DataFrame(
+        {
+            "strategy": equity["equity"].to_numpy(dtype="float64"),
+            "buy_and_hold": equity["benchmark_equity"].to_numpy(dtype="float64"),
+        },
+        index=index,
+    )
+    drawdown = pd.DataFrame(
+        {"drawdown": equity["drawdown"].to_numpy(dtype="float64")}, index=index
+    )
+    trade_pnl = _trade_pnl(trades)
+    markers = _markers(trades, trade_pnl)
+    return {
+        "price": price,
+        "markers": markers,
+        "equity": curves,
+        "drawdown": drawdown,
+        "trade_pnl": trade_pnl,
+    }
+
+
+def _trade_pnl(trades: pd.DataFrame) -> pd.DataFrame:
+    if len(trades) == 0:
+        return _empty(_PNL_COLUMNS, {"trade": "int64", "net_pnl": "float64", "is_open": bool})
+    _require(trades, _TRADE_COLUMNS, "trades")
+    sides = set(trades["side"].unique())
+    if not sides <= {"long", "short"}:
+        raise ConfigError(
+            f"trades['side'] must be 'long' or 'short'; got {sorted(map(str, sides))}"
+        )
+    is_open = trades["is_open"].to_numpy(dtype=bool)
+    net_pnl = trades["net_pnl"].to_numpy(dtype="float64")
+    outcome = np.where(is_open, "open", np.where(net_pnl > 0, "win", "loss"))
+    return pd.DataFrame(
+        {
+            "trade": np.arange(len(trades), dtype="int64"),
+            "entry_time": trades["entry_time"].reset_index(drop=True),
+            "exit_time": trades["exit_time"].reset_index(drop=True),
+            "side": trades["side"].astype(str).to_numpy(),
+            "net_pnl": net_pnl,
+            "return": trades["return"].to_numpy(dtype="float64"),
+            "is_open": is_open,
+            "outcome": outcome,
+        }
+    )
+
+
+def _markers(trades: pd.DataFrame, trade_pnl: pd.DataFrame) -> pd.DataFrame:
+    if len(trades) == 0:
+        return _empty(
+            _MARKER_COLUMNS,
+            {"price": "float64", "is_open": bool, "trade": "int64", "net_pnl": "float64"},
+        )
+    common = {
+        "side": trade_pnl["side"].to_numpy(),
+        "is_open": trade_pnl["is_open"].to_numpy(),
+        "trade": trade_pnl["trade"].to_numpy(),
+        "net_pnl": trade_pnl["net_pnl"].to_numpy(),
+    }
+    entries = pd.DataFrame(
+        {
+            "time": trades["entry_time"].reset_index(drop=True),
+            "price": trades["entry_price"].to_numpy(dtype="float64"),
+            "kind": "entry",
+            **common,
+        }
+    )
+    exits = pd.DataFrame(
+        {
+            "time": trades["exit_time"].reset_index(drop=True),
+            "price": trades["exit_price"].to_numpy(dtype="float64"),
+            "kind": "exit",
+            **common,
+        }
+    )
+    both = pd.concat([entries, exits], ignore_index=True)
+    # a reversal exits trade k and enters trade k+1 on one bar: keep the exit first
+    both = both.sort_values(["time", "trade"], kind="stable", ignore_index=True)
+    return both.loc[:, list(_MARKER_COLUMNS)]
+
+
+def _empty(columns: Iterable[str], dtypes: Mapping[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=dtypes.get(c, object)) for c in columns})
+
+
+def _require(frame: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigError(
+            f"{name} is missing column(s) {missing}; it has {list(frame.columns)}. "
+            "Pass the frames returned by the backtest."
+        )
+
+
+def _span(index: pd.Index) -> str:
+    return f"{index[0]} .. {index[-1]}" if len(index) else "empty"
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+def format_metric(key: str, value: object) -> str:
+    """`value` as shown in the report: fractions as % with 2 decimals, ratios with 2 decimals,
+    counts as integers, currency with 2 decimals; NaN or None as "n/a"."""
+    kind = _METRICS.get(key, (key, "general"))[1]
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "n/a" if value is None else str(value)
+    if math.isnan(number):
+        return "n/a"
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
+    if kind == "pct":
+        return f"{number * 100:.2f}%"
+    if kind == "ratio":
+        return f"{number:.2f}"
+    if kind == "int":
+        return f"{round(number):d}"
+    if kind == "money":
+        return f"{number:,.2f}"
+    return f"{number:.4g}"
+
+
+def format_metrics(metrics: Mapping[str, object]) -> list[tuple[str, str]]:
+    """(label, formatted value) rows: the known metrics in a fixed order, then any others."""
+    rows = [
+        (label, format_metric(key, metrics[key]))
+        for key, (label, _) in _METRICS.items()
+        if key in metrics
+    ]
+    rows.extend((key, format_metric(key, v)) for key, v in metrics.items() if key not in _METRICS)
+    return rows
+
+
+# -- figures -------------------------------------------------------------------------------
+
+
+def backtest_figures(data: Mapping[str, pd.DataFrame]) -> list[tuple[str, go.Figure]]:
+    """(heading, figure) pairs drawn from `backtest_report_data(...)`; nothing is computed here.
+
+    1. close with entries (long: green triangle-up, short: red triangle-down), exits (x) and
+       the open trade's mark (orange ring); 2. equity vs buy-and-hold; 3. drawdown in percent;
+    4. histogram of closed trades' net PnL, wins green and losses red. With no trades the
+    price and histogram figures carry a note instead. Series longer than `GL_THRESHOLD`
+    points use `go.Scattergl`.
+    """
+    import plotly.graph_objects as go
+
+    figures = (
+        _price_figure(go, data["price"], data["markers"]),
+        _equity_figure(go, data["equity"]),
+        _drawdown_figure(go, data["drawdown"]),
+        _pnl_figure(go, data["trade_pnl"]),
+    )
+    return list(zip(SECTION_HEADINGS, figures, strict=True))
+
+
+def _scatter(go: Any, n_points: int) -> Any:
+    return go.Scattergl if n_points > GL_THRESHOLD else go.Scatter
+
+
+def _x(times: pd.Index | pd.Series) -> np.ndarray:
+    """Timestamps as short ISO strings at their own wall-clock time ("2020-01-02" for daily
+    bars, "2020-01-02T14:30" intraday): plotly shows no time zones, and strings serialize ~20
+    times faster than tz-aware Timestamps, which plotly deep-copies one object at a time."""
+    stamps = pd.DatetimeIndex(times)
+    if stamps.tz is not None:
+        stamps = stamps.tz_localize(None)
+    values = stamps.to_numpy(dtype="datetime64[ns]")
+    ns = values.view("int64")
+    unit = "ms"
+    for candidate, step in (("D", 86_400 * 10**9), ("m", 60 * 10**9), ("s", 10**9)):
+        if (ns % step == 0).all():
+            unit = candidate
+            break
+    return np.datetime_as_string(values, unit=unit)
+
+
+def _layout(fig: go.Figure, *, yaxis_title: str, height: int = 450) -> None:
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        margin={"l": 60, "r": 20, "t": 30, "b": 40},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
+        yaxis_title=yaxis_title,
+    )
+
+
+def _note(fig: go.Figure, text: str) -> None:
+    fig.add_annotation(
+        text=text,
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+        font={"size": 16, "color": "#52606d"},
+        bgcolor="rgba(255,255,255,0.8)",
+    )
+
+
+def _price_figure(go: Any, price: pd.DataFrame, markers: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    scatter = _scatter(go, len(price))
+    fig.add_trace(
+        scatter(
+            x=_x(price.index),
+            y=price["close"],
+            mode="lines",
+            name="close",
+            line={"color": STRATEGY_COLOR, "width": 1.2},
+        )
+    )
+    entry = (markers["kind"] == "entry").to_numpy(dtype=bool)
+    long_ = (markers["side"] == "long").to_numpy(dtype=bool)
+    is_open = markers["is_open"].to_numpy(dtype=bool)
+    groups = (
+        ("long entry", entry & long_, "triangle-up", LONG_COLOR, 10),
+        ("short entry", entry & ~long_, "triangle-down", SHORT_COLOR, 10),
+        ("exit", ~entry & ~is_open, "x", EXIT_COLOR, 8),
+        ("open trade (marked at last bar)", ~entry & is_open, "circle-open", OPEN_COLOR, 14),
+    )
+    for name, mask, symbol, color, size in groups:
+        rows = markers.loc[mask]
+        if len(rows) == 0:
+            continue
+        fig.add_trace(
+            _scatter(go, len(rows))(
+                x=_x(rows["time"]),
+                y=rows["price"],
+                mode="markers",
+                name=name,
+                marker={"symbol": symbol, "color": color, "size": size, "line": {"width": 2}},
+                customdata=np.column_stack([rows["trade"], rows["side"], rows["net_pnl"]]),
+                hovertemplate=(
+                    "%{x}<br>price %{y:.4f}<br>trade %{customdata[0]} (%{customdata[1]})"
+                    "<br>net PnL %{customdata[2]:,.2f}<extra>" + name + "</extra>"
+                ),
+            )
+        )
+    _layout(fig, yaxis_title="price", height=500)
+    if len(markers) == 0:
+        _note(fig, "No trades in this backtest")
+    return fig
+
+
+def _equity_figure(go: Any, curves: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    scatter = _scatter(go, len(curves))
+    for column, name, color in (
+        ("buy_and_hold", "buy-and-hold", BENCHMARK_COLOR),
+        ("strategy", "strategy", STRATEGY_COLOR),
+    ):
+        fig.add_trace(
+            scatter(
+                x=_x(curves.index),
+                y=curves[column],
+                mode="lines",
+                name=name,
+                line={"color": color, "width": 1.5},
+            )
+        )
+    _layout(fig, yaxis_title="account value")
+    return fig
+
+
+def _drawdown_figure(go: Any, drawdown: pd.DataFrame) -> go.Figure:
+    fig = go.Figure(
+        _scatter(go, len(drawdown))(
+            x=_x(drawdown.index),
+            y=drawdown["drawdown"] * 100.0,
+            mode="lines",
+            name="drawdown",
+            fill="tozeroy",
+            line={"color": SHORT_COLOR, "width": 1},
+            fillcolor="rgba(214,39,40,0.3)",
+            hovertemplate="%{x}<br>%{y:.2f}%<extra></extra>",
+        )
+    )
+    _layout(fig, yaxis_title="drawdown", height=300)
+    fig.update_yaxes(ticksuffix="%", rangemode="tozero")
+    return fig
+
+
+def _pnl_figure(go: Any, trade_pnl: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    closed = trade_pnl.loc[~trade_pnl["is_open"].to_numpy(dtype=bool)]
+    _layout(fig, yaxis_title="trades", height=350)
+    fig.update_xaxes(title_text="net PnL per trade")
+    if len(closed) == 0:
+        _note(fig, "No trades in this backtest" if len(trade_pnl) == 0 else "No closed trades")
+        return fig
+    bins = _bins(closed["net_pnl"].to_numpy(dtype="float64"))
+    for outcome, name, color in (("win", "wins", LONG_COLOR), ("loss", "losses", SHORT_COLOR)):
+        values = closed.loc[closed["outcome"] == outcome, "net_pnl"]
+        fig.add_trace(
+            go.Histogram(
+                x=values,
+                name=f"{name} ({len(values)})",
+                xbins=bins,
+                marker={"color": color, "line": {"color": "white", "width": 1}},
+            )
+        )
+    fig.update_layout(barmode="stack", bargap=0.02)
+    return fig
+
+
+def _bins(values: np.ndarray) -> dict[str, float]:
+    """Common bins for wins and losses, with zero on a bin edge."""
+    lo, hi = float(values.min()), float(values.max())
+    n_bins = min(50, max(5, math.ceil(math.sqrt(len(values)))))
+    size = (hi - lo) / n_bins if hi > lo else max(abs(hi), 1.0) / 5
+    start = math.floor(lo / size) * size  # a multiple of size: 0 is an edge
+    return {"start": start, "end": hi + size, "size": size}
+
+
+# -- page ----------------------------------------------------------------------------------
+
+
+def backtest_report_html(
+    *,
+    title: str,
+    prices: pd.DataFrame,
+    equity: pd.DataFrame,
+    trades: pd.DataFrame,
+    metrics: Mapping[str, object],
+    notes: Iterable[str] = (),
+) -> str:
+    """The backtest report as one offline HTML page (plotly.js inlined once); nothing written.
+
+    A metrics table (`format_metrics`), the four `backtest_figures`, then `notes`; a note on
+    the open trade is added when there is one.
+    """
+    data = backtest_report_data(prices, equity, trades)
+    notes = list(notes)
+    n_open = int(data["trade_pnl"]["is_open"].sum())
+    if n_open:
+        notes.append(
+            f"{n_open} trade(s) still open at the last bar: marked at the last price, shown "
+            "with an orange ring and left out of the PnL histogram."
+        )
+    return render_html(
+        title,
+        summary_rows=format_metrics(metrics),
+        sections=backtest_figures(data),
+        notes=notes,
+    )

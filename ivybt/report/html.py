@@ -1,0 +1,116 @@
+"""One self-contained HTML page from plotly figures: works offline, no CDN, no external CSS.
+
+plotly.js (~4.5 MB) is inlined exactly once, with the first figure; later figures reuse it.
+This module imports neither pandas nor plotly: it calls `fig.to_html` on the figures it is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import ivybt
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
+       margin: 0 auto; max-width: 1200px; padding: 1rem 1.5rem; color: #1f2933; }
+h1 { font-size: 1.6rem; margin: 0.5rem 0 1rem; }
+h2 { font-size: 1.2rem; margin: 2rem 0 0.5rem; border-bottom: 1px solid #d9dee3; }
+table.summary { border-collapse: collapse; font-size: 0.95rem; }
+table.summary th, table.summary td { padding: 0.25rem 0.9rem; border-bottom: 1px solid #eef1f4; }
+table.summary th { text-align: left; font-weight: 600; }
+table.summary td { text-align: right; font-variant-numeric: tabular-nums; }
+section.figure { margin-bottom: 1rem; }
+ul.notes { font-size: 0.9rem; color: #52606d; }
+footer { margin-top: 2rem; font-size: 0.8rem; color: #7b8794; }
+"""
+
+_FIGURE_HEIGHT = "450px"  # used only when a figure sets no layout height of its own
+_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}  # no link to plotly's website
+
+
+def render_html(
+    title: str,
+    *,
+    summary_rows: Sequence[tuple[str, str]],
+    sections: Sequence[tuple[str, object]],
+    notes: Iterable[str] = (),
+) -> str:
+    """A complete HTML page: title, a key/value table, one heading + figure per section, notes.
+
+    Parameters
+    ----------
+    title : page title and top heading (plain text; escaped).
+    summary_rows : (label, already formatted value) pairs, shown as a two-column table.
+    sections : (heading, plotly figure) pairs, drawn in order. plotly.js is inlined with the
+        first figure only, so the page opens offline and carries the library once.
+    notes : plain-text lines shown as a list after the figures (escaped).
+
+    Returns
+    -------
+    str : the page. Nothing is written; see `write_html_atomic`.
+    """
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<header><h1>{html.escape(title)}</h1></header>",
+    ]
+    if summary_rows:
+        parts.append('<table class="summary">')
+        parts.extend(
+            f"<tr><th>{html.escape(str(label))}</th><td>{html.escape(str(value))}</td></tr>"
+            for label, value in summary_rows
+        )
+        parts.append("</table>")
+    for number, (heading, figure) in enumerate(sections):
+        body = figure.to_html(  # type: ignore[attr-defined]
+            full_html=False,
+            include_plotlyjs=number == 0,
+            config=_PLOTLY_CONFIG,
+            default_height=_FIGURE_HEIGHT,
+        )
+        parts.append(
+            f'<section class="figure"><h2>{html.escape(heading)}</h2>\n{body}\n</section>'
+        )
+    notes = list(notes)
+    if notes:
+        parts.append('<ul class="notes">')
+        parts.extend(f"<li>{html.escape(note)}</li>" for note in notes)
+        parts.append("</ul>")
+    parts.append(f"<footer>IvyBT {html.escape(ivybt.__version__)}</footer>")
+    parts.extend(["</body>", "</html>", ""])
+    return "\n".join(parts)
+
+
+def write_html_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically and return the path.
+
+    The page goes to a temporary file in the same folder (created if missing), is fsync'ed,
+    then renamed over `path` with `os.replace`: a reader sees the old file or the new one,
+    never half a page. The temporary file is removed if anything fails.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return target

@@ -1,0 +1,114 @@
+"""One strategy on one bar series, as arrays: indicators -> targets -> fills -> metrics.
+
+This is the thin layer between a strategy's declaration and the kernels; `ivybt.backtest` adds
+data loading, labels and files on top, and the grid engine (issue #5) reuses the same pieces
+with a table shared by all combinations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ivybt._typing import Float64Array1D, Int8Array1D, RecordArray1D
+from ivybt.config import DIRECTION_CODES, ExecutionConfig
+from ivybt.errors import ConfigError
+from ivybt.kernels.metrics import METRIC_NAMES, metrics_nb
+from ivybt.kernels.simulate import (
+    TRADE_DTYPE,
+    Execution,
+    count_entries_nb,
+    restrict_direction_nb,
+    simulate_nb,
+)
+from ivybt.strategies.base import ParamValue, Strategy
+from ivybt.tables import indicator_table
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Arrays of one simulated run over the bars `window` of the input columns."""
+
+    window: slice
+    target: Int8Array1D  # over the window: the side wanted after each bar's close
+    equity: Float64Array1D
+    units: Float64Array1D
+    trades: RecordArray1D  # TRADE_DTYPE, only the recorded trades
+    metrics: dict[str, float]
+
+
+def strategy_targets(
+    columns: Mapping[str, Float64Array1D],
+    strategy: type[Strategy],
+    params: Mapping[str, ParamValue],
+    direction: str,
+) -> Int8Array1D:
+    """Targets for every bar of `columns` (int8, -1/0/+1), with `direction` applied."""
+    indicators = strategy.indicators(params)
+    table, rows = indicator_table(columns, indicators)
+    slots = np.array([rows[indicator] for indicator in indicators], dtype=np.int64)
+    values = np.array([float(params[name]) for name in strategy.param_names()], dtype=np.float64)
+    target = np.zeros(table.shape[1], dtype=np.int8)
+    strategy.signal_kernel(table, slots, values, target)
+    restrict_direction_nb(target, DIRECTION_CODES[direction], target)
+    return target
+
+
+def execution_tuple(execution: ExecutionConfig) -> Execution:
+    """The kernel's view of the execution settings."""
+    return Execution(
+        fee_rate=float(execution.commission),
+        slippage_rate=float(execution.slippage),
+        size=float(execution.size),
+        fill_on_close=execution.fill == "close",
+        initial_cash=float(execution.initial_cash),
+    )
+
+
+def check_enough_bars(
+    strategy: type[Strategy], params: Mapping[str, ParamValue], n_bars: int, what: str
+) -> None:
+    """Raise when `n_bars` cannot give one defined signal and a bar to act on it."""
+    warmup = strategy.warmup_bars(params)
+    if n_bars < warmup + 2:
+        shown = ", ".join(f"{name}={value}" for name, value in params.items())
+        raise ConfigError(
+            f"{strategy.name} with {shown} needs at least {warmup + 2} bars ({warmup} to warm "
+            f"up its indicators), but {what} has {n_bars}; start earlier (--start) or use "
+            "smaller windows"
+        )
+
+
+def simulate_strategy(
+    columns: Mapping[str, Float64Array1D],
+    strategy: type[Strategy],
+    params: Mapping[str, ParamValue],
+    execution: ExecutionConfig,
+    *,
+    window: slice | None = None,
+    periods_per_year: float,
+) -> Simulation:
+    """Run `strategy` on `columns`, trading and measuring only the bars in `window`.
+
+    Indicators and signals use every bar of `columns` up to each decision (bars before the
+    window only warm them up); decisions start on the window's first bar, so with next-open
+    fills the first possible fill is the window's second bar.
+    """
+    n_bars = len(columns["close"])
+    window = window or slice(0, n_bars)
+    target = strategy_targets(columns, strategy, params, execution.direction)[window].copy()
+    open_ = np.ascontiguousarray(columns["open"][window])
+    close = np.ascontiguousarray(columns["close"][window])
+    n_window = close.shape[0]
+    equity = np.empty(n_window, dtype=np.float64)
+    units = np.empty(n_window, dtype=np.float64)
+    trades = np.empty(count_entries_nb(target), dtype=TRADE_DTYPE)
+    kernel_execution = execution_tuple(execution)
+    n_trades = simulate_nb(open_, close, target, kernel_execution, equity, units, trades)
+    values = metrics_nb(
+        equity, units, trades, n_trades, kernel_execution.initial_cash, periods_per_year
+    )
+    metrics = dict(zip(METRIC_NAMES, (float(value) for value in values), strict=True))
+    return Simulation(window, target, equity, units, trades[:n_trades].copy(), metrics)

@@ -1,0 +1,76 @@
+"""Breakout strategies: donchian_breakout, bbkc_squeeze."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ivybt.kernels.signals import bbkc_squeeze_signal_nb, donchian_breakout_signal_nb
+from ivybt.strategies.base import Indicator, Param, Strategy
+
+
+class DonchianBreakout(Strategy):
+    """Donchian channel (turtle) breakout with a shorter exit channel."""
+
+    name = "donchian_breakout"
+    summary = (
+        "Long when close breaks the previous entry_window-bar high, exit below the previous "
+        "exit_window-bar low; short mirrored."
+    )
+    params = (
+        Param("entry_window", int, 20, 5, 100, minimum=1, doc="breakout channel, bars"),
+        Param("exit_window", int, 10, 2, 50, minimum=1, doc="exit channel, bars"),
+    )
+    constraints = ("exit_window <= entry_window",)
+    signal_kernel = donchian_breakout_signal_nb
+
+    @classmethod
+    def indicators(cls, p: Mapping[str, Any]) -> tuple[Indicator, ...]:
+        entry = (p["entry_window"],)
+        exit_ = (p["exit_window"],)
+        return (
+            Indicator("price"),
+            Indicator("rolling_max", entry, "high"),
+            Indicator("rolling_min", entry, "low"),
+            Indicator("rolling_max", exit_, "high"),
+            Indicator("rolling_min", exit_, "low"),
+        )
+
+    @classmethod
+    def warmup_bars(cls, p: Mapping[str, Any]) -> int:
+        # bar t reads the channels of bar t-1
+        return int(p["entry_window"])
+
+
+class BbkcSqueeze(Strategy):
+    """Bollinger-inside-Keltner squeeze breakout (the research hub's BBKCSqueezeBreakout)."""
+
+    name = "bbkc_squeeze"
+    summary = (
+        "When Bollinger Bands leave a squeeze inside the Keltner Channel, trade in the "
+        "direction of momentum; exit when momentum turns."
+    )
+    params = (
+        Param("bb_window", int, 20, 10, 50, minimum=2, doc="Bollinger window, bars"),
+        Param("bb_std", float, 2.0, 1.0, 3.0, minimum=0.0, doc="Bollinger width, std"),
+        Param("kc_window", int, 20, 10, 50, minimum=1, doc="Keltner EMA and ATR window, bars"),
+        Param("kc_mult", float, 1.5, 1.0, 3.0, minimum=0.0, doc="Keltner width, ATRs"),
+        Param("momentum_window", int, 12, 3, 50, minimum=1, doc="momentum look-back, bars"),
+    )
+    signal_kernel = bbkc_squeeze_signal_nb
+
+    @classmethod
+    def indicators(cls, p: Mapping[str, Any]) -> tuple[Indicator, ...]:
+        bb = (p["bb_window"],)
+        kc = (p["kc_window"],)
+        return (
+            Indicator("price"),
+            Indicator("sma", bb),
+            Indicator("std", bb),
+            Indicator("ema", kc),
+            Indicator("atr", kc),
+        )
+
+    @classmethod
+    def warmup_bars(cls, p: Mapping[str, Any]) -> int:
+        return max(int(p["bb_window"]) - 1, int(p["kc_window"]), int(p["momentum_window"]))

@@ -1,0 +1,117 @@
+"""Indicator tables: every distinct indicator a set of strategies needs, computed once.
+
+`indicator_table(columns, indicators)` groups the requested `Indicator`s by kind and source and
+calls one table kernel per group (e.g. one cumulative sum for every SMA window), returning a
+float64 array of shape (n_distinct, n_bars) and the row of each indicator. A single backtest
+asks for a handful of rows; a grid (issue #5) asks once for the union over all combinations.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+
+from ivybt._typing import Float64Array1D, Float64Array2D, Int64Array1D
+from ivybt.kernels import indicators as nb
+from ivybt.kernels.bands import macd_hist_table_nb
+from ivybt.kernels.rolling import (
+    rolling_max_table_nb,
+    rolling_min_table_nb,
+    rolling_std_table_nb,
+)
+from ivybt.strategies.base import Indicator
+
+Columns = Mapping[str, Float64Array1D]
+
+
+def _windows(group: list[Indicator], position: int = 0) -> Int64Array1D:
+    return np.array([indicator.args[position] for indicator in group], dtype=np.int64)
+
+
+def _single_window(
+    kernel: Callable[[Float64Array1D, Int64Array1D], Float64Array2D],
+) -> Callable[[Columns, str, list[Indicator]], Float64Array2D]:
+    def compute(columns: Columns, source: str, group: list[Indicator]) -> Float64Array2D:
+        return kernel(columns[source], _windows(group))
+
+    return compute
+
+
+def _price(columns: Columns, source: str, group: list[Indicator]) -> Float64Array2D:
+    return np.ascontiguousarray(columns[source], dtype=np.float64)[np.newaxis, :]
+
+
+def _std(columns: Columns, source: str, group: list[Indicator]) -> Float64Array2D:
+    return rolling_std_table_nb(columns[source], _windows(group), 0)
+
+
+def _atr(columns: Columns, source: str, group: list[Indicator]) -> Float64Array2D:
+    return nb.atr_table_nb(columns["high"], columns["low"], columns["close"], _windows(group))
+
+
+def _macd_hist(columns: Columns, source: str, group: list[Indicator]) -> Float64Array2D:
+    return macd_hist_table_nb(
+        columns[source], _windows(group, 0), _windows(group, 1), _windows(group, 2)
+    )
+
+
+_COMPUTE: dict[str, Callable[[Columns, str, list[Indicator]], Float64Array2D]] = {
+    "price": _price,
+    "sma": _single_window(nb.sma_table_nb),
+    "ema": _single_window(nb.ema_table_nb),
+    "rma": _single_window(nb.rma_table_nb),
+    "std": _std,
+    "rsi": _single_window(nb.rsi_table_nb),
+    "atr": _atr,
+    "rolling_max": _single_window(rolling_max_table_nb),
+    "rolling_min": _single_window(rolling_min_table_nb),
+    "macd_hist": _macd_hist,
+}
+
+
+def indicator_table(
+    columns: Columns, indicators: Iterable[Indicator]
+) -> tuple[Float64Array2D, dict[Indicator, int]]:
+    """Compute each distinct indicator once.
+
+    Parameters
+    ----------
+    columns : mapping of str to float64 arrays, shape (n_bars,)
+        Bar columns by name (open, high, low, close, volume), C-contiguous float64.
+    indicators : iterable of Indicator
+        Requested indicators; duplicates are computed once.
+
+    Returns
+    -------
+    table : float64, shape (n_distinct, n_bars)
+        One row per distinct indicator, warm-up cells NaN.
+    rows : dict of Indicator to int
+        The table row of each distinct indicator.
+    """
+    groups: dict[tuple[str, str], list[Indicator]] = defaultdict(list)
+    for indicator in dict.fromkeys(indicators):
+        source = "close" if indicator.kind == "atr" else indicator.source
+        groups[(indicator.kind, source)].append(indicator)
+    n_bars = len(next(iter(columns.values())))
+    n_rows = sum(1 if kind == "price" else len(group) for (kind, _), group in groups.items())
+    table = np.empty((n_rows, n_bars), dtype=np.float64)
+    rows: dict[Indicator, int] = {}
+    row = 0
+    for (kind, source), group in groups.items():
+        block = _COMPUTE[kind](columns, source, group)
+        table[row : row + block.shape[0]] = block
+        for offset, indicator in enumerate(group):
+            rows[indicator] = row + min(offset, block.shape[0] - 1)
+        row += block.shape[0]
+    return table, rows
+
+
+def bar_columns(frame: object) -> dict[str, Float64Array1D]:
+    """The OHLCV columns of a validated bar frame as C-contiguous float64 arrays (copies)."""
+    return {
+        name: np.ascontiguousarray(frame[name].to_numpy(dtype=np.float64, copy=True))  # type: ignore[index]
+        for name in ("open", "high", "low", "close", "volume")
+        if name in frame  # type: ignore[operator]
+    }

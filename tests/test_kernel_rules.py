@@ -1,0 +1,85 @@
+"""House rules of ivybt/kernels (STYLE 2), checked on the source so a slip fails the suite."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+KERNELS = Path(__file__).resolve().parents[1] / "ivybt" / "kernels"
+MODULES = sorted(path for path in KERNELS.glob("*.py") if path.name != "__init__.py")
+
+
+def _jitted(path: Path) -> list[tuple[ast.FunctionDef, ast.Call | ast.Name]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if isinstance(target, ast.Name) and target.id == "njit":
+                    found.append((node, decorator))
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda path: path.name)
+def test_every_kernel_is_cached_named_and_documented(path):
+    for function, decorator in _jitted(path):
+        keywords = {kw.arg: kw.value for kw in getattr(decorator, "keywords", [])}
+        cache = keywords.get("cache")
+        assert isinstance(cache, ast.Constant) and cache.value is True, function.name
+        assert "fastmath" not in keywords, f"{function.name}: use ivybt/kernels/_config.py"
+        assert len(function.args.args) <= 8, f"{function.name} takes more than 8 arguments"
+        if not function.name.startswith("_"):
+            assert function.name.endswith("_nb"), function.name
+            assert ast.get_docstring(function), f"{function.name} has no docstring"
+
+
+def test_kernel_modules_import_only_numeric_code():
+    allowed = {"__future__", "math", "typing", "numpy", "numba", "ivybt._typing"}
+    for path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                assert module in allowed or module.startswith("ivybt.kernels"), (path, module)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert alias.name.split(".")[0] in allowed, (path, alias.name)
+
+
+def test_no_literal_fastmath_anywhere_in_kernels():
+    for path in MODULES:
+        if path.name != "_config.py":
+            assert "fastmath=" not in path.read_text(encoding="utf-8"), path.name
+
+
+_CACHE_PROBE = """
+import ivybt
+from ivybt.kernels import indicators, metrics, signals, simulate
+ivybt.backtest("bbkc_squeeze", symbol="SPY", source="sample", direction="both")
+ivybt.backtest("macd_cross", symbol="SPY", source="sample")
+used = [simulate.simulate_nb, metrics.metrics_nb, signals.bbkc_squeeze_signal_nb,
+        indicators.sma_table_nb, indicators.atr_table_nb]
+print(sum(len(k.stats.cache_hits) for k in used), sum(len(k.stats.cache_misses) for k in used))
+"""
+
+
+@pytest.mark.slow
+def test_kernels_load_from_the_numba_cache_in_a_new_process(tmp_path):
+    """cache=True really caches: a second process compiles nothing and hits the cache."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True,
+            check=True, cwd=tmp_path,
+        ).stdout.split()
+        for _ in range(2)
+    ]  # fmt: skip
+    cold_hits, cold_misses = map(int, runs[0])
+    warm_hits, warm_misses = map(int, runs[1])
+    assert cold_hits == 0 and cold_misses >= 5
+    assert warm_misses == 0 and warm_hits >= 5

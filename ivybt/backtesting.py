@@ -32,7 +32,12 @@ from ivybt.run_folder import (
     write_table,
     write_text,
 )
-from ivybt.simulation import Simulation, check_enough_bars, simulate_strategy
+from ivybt.simulation import (
+    Simulation,
+    buy_and_hold_metrics,
+    check_enough_bars,
+    simulate_strategy,
+)
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.splits import train_test_split
 from ivybt.tables import bar_columns
@@ -51,6 +56,7 @@ class BacktestResult:
     trades : one row per round trip (the open trade last, `is_open=True`).
     equity : per bar of the traded window: equity, returns, drawdown, units, benchmark_equity.
     prices : the traded window's OHLC bars.
+    benchmark : return metrics of buy-and-hold over the same bars, without costs.
     """
 
     config: RunConfig
@@ -63,6 +69,7 @@ class BacktestResult:
     periods_per_year: float
     periods_per_year_source: str
     split: dict[str, Any] | None
+    benchmark: dict[str, float] = field(default_factory=dict)  # buy-and-hold, same window
     started: datetime = field(default_factory=utc_now)
     folder: Path | None = None
 
@@ -84,6 +91,7 @@ class BacktestResult:
             "periods_per_year_source": self.periods_per_year_source,
             "split": self.split,
             "metrics": self.metrics,
+            "buy_and_hold": self.benchmark,
         }
 
     def write(
@@ -254,6 +262,11 @@ def run_backtest(
         periods_per_year=ppy,
         periods_per_year_source=ppy_source,
         split=split_info,
+        benchmark=buy_and_hold_metrics(
+            np.ascontiguousarray(prices["close"].to_numpy(dtype=np.float64)),
+            config.execution.initial_cash,
+            ppy,
+        ),
         started=started,
     )
 

@@ -15,7 +15,7 @@ import numpy as np
 from ivybt._typing import Float64Array1D, Int8Array1D, RecordArray1D
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
 from ivybt.errors import ConfigError
-from ivybt.kernels.metrics import METRIC_NAMES, metrics_nb
+from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, metrics_nb, return_metrics_nb
 from ivybt.kernels.simulate import (
     TRADE_DTYPE,
     Execution,
@@ -112,3 +112,21 @@ def simulate_strategy(
     )
     metrics = dict(zip(METRIC_NAMES, (float(value) for value in values), strict=True))
     return Simulation(window, target, equity, units, trades[:n_trades].copy(), metrics)
+
+
+BENCHMARK_METRICS = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
+                     "calmar")  # fmt: skip
+
+
+def buy_and_hold_metrics(
+    close: Float64Array1D, initial_cash: float, periods_per_year: float
+) -> dict[str, float]:
+    """Return metrics of holding the instrument from the first bar's close, without costs.
+
+    The yardstick a strategy must beat: the same definitions (docs/metrics.md) on
+    equity_t = initial_cash x close_t / close_0.
+    """
+    equity = initial_cash * close / close[0]
+    out = np.full(N_METRICS, np.nan)
+    return_metrics_nb(equity, np.ones_like(equity), initial_cash, periods_per_year, out)
+    return {name: float(out[METRIC_NAMES.index(name)]) for name in BENCHMARK_METRICS}

@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 
 from ivybt._typing import Float64Array1D, Float64Array2D, Int64Array1D
-from ivybt.kernels import indicators as nb
 from ivybt.kernels.bands import macd_hist_table_nb
+from ivybt.kernels.indicators import ema_table_nb, rma_table_nb, sma_table_nb
 from ivybt.kernels.rolling import (
     rolling_max_table_nb,
     rolling_min_table_nb,
     rolling_std_table_nb,
 )
+from ivybt.kernels.wilder import atr_table_nb, rsi_table_nb
 from ivybt.strategies.base import Indicator
 
 Columns = Mapping[str, Float64Array1D]
@@ -48,7 +49,7 @@ def _std(columns: Columns, source: str, group: list[Indicator]) -> Float64Array2
 
 
 def _atr(columns: Columns, source: str, group: list[Indicator]) -> Float64Array2D:
-    return nb.atr_table_nb(columns["high"], columns["low"], columns["close"], _windows(group))
+    return atr_table_nb(columns["high"], columns["low"], columns["close"], _windows(group))
 
 
 def _macd_hist(columns: Columns, source: str, group: list[Indicator]) -> Float64Array2D:
@@ -59,11 +60,11 @@ def _macd_hist(columns: Columns, source: str, group: list[Indicator]) -> Float64
 
 _COMPUTE: dict[str, Callable[[Columns, str, list[Indicator]], Float64Array2D]] = {
     "price": _price,
-    "sma": _single_window(nb.sma_table_nb),
-    "ema": _single_window(nb.ema_table_nb),
-    "rma": _single_window(nb.rma_table_nb),
+    "sma": _single_window(sma_table_nb),
+    "ema": _single_window(ema_table_nb),
+    "rma": _single_window(rma_table_nb),
     "std": _std,
-    "rsi": _single_window(nb.rsi_table_nb),
+    "rsi": _single_window(rsi_table_nb),
     "atr": _atr,
     "rolling_max": _single_window(rolling_max_table_nb),
     "rolling_min": _single_window(rolling_min_table_nb),

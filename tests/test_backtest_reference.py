@@ -182,3 +182,17 @@ def test_open_position_is_marked_and_shown_open(spy):
     assert last["exit_fee"] == 0.0
     assert last["exit_price"] == spy["close"].iloc[399]
     assert result.equity["units"].iloc[-1] != 0
+
+
+def test_buy_and_hold_yardstick_equals_pandas(spy):
+    result = ivybt.backtest("sma_cross", data=spy, start="2010-01-01")
+    close = spy.loc["2010-01-01":, "close"]
+    returns = close.pct_change().fillna(0.0)
+    assert result.benchmark["total_return"] == pytest.approx(close.iloc[-1] / close.iloc[0] - 1)
+    assert result.benchmark["sharpe"] == pytest.approx(
+        returns.mean() / returns.std(ddof=1) * math.sqrt(252), rel=RTOL_BACKTEST
+    )
+    assert result.benchmark["max_drawdown"] == pytest.approx(
+        (close / close.cummax() - 1).min(), rel=RTOL_BACKTEST
+    )
+    assert result.headline()["buy_and_hold"] == result.benchmark

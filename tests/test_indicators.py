@@ -31,6 +31,7 @@ from ivybt.data.sample import load_sample
 from ivybt.kernels import bands as kb
 from ivybt.kernels import indicators as ki
 from ivybt.kernels import rolling as kr
+from ivybt.kernels import wilder as kw
 from tests import reference
 from tests.tolerances import (
     ATOL_PANDAS_TA_RANGE,
@@ -207,7 +208,7 @@ def test_rma_1d_matches_reference(case: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_true_range_matches_reference(case: str) -> None:
     bars = _cases()[case]
-    got = ki.true_range_nb(bars.high, bars.low, bars.close)
+    got = kw.true_range_nb(bars.high, bars.low, bars.close)
     want = reference.true_range(bars.high, bars.low, bars.close)
     _assert_matches(got, want, rtol=0.0, context=case)
 
@@ -215,7 +216,7 @@ def test_true_range_matches_reference(case: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_atr_table_matches_reference(case: str) -> None:
     bars = _cases()[case]
-    got = ki.atr_table_nb(bars.high, bars.low, bars.close, _windows(WINDOWS))
+    got = kw.atr_table_nb(bars.high, bars.low, bars.close, _windows(WINDOWS))
     want = reference.atr_table(bars.high, bars.low, bars.close, WINDOWS)
     _assert_matches(got, want, rtol=RTOL_RECURSIVE, context=f"{case} windows={WINDOWS}")
 
@@ -223,7 +224,7 @@ def test_atr_table_matches_reference(case: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_atr_1d_matches_reference(case: str) -> None:
     bars = _cases()[case]
-    got = ki.atr_1d_nb(bars.high, bars.low, bars.close, 14)
+    got = kw.atr_1d_nb(bars.high, bars.low, bars.close, 14)
     want = reference.atr_1d(bars.high, bars.low, bars.close, 14)
     _assert_matches(got, want, rtol=RTOL_RECURSIVE, context=case)
 
@@ -231,7 +232,7 @@ def test_atr_1d_matches_reference(case: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_rsi_table_matches_reference(case: str) -> None:
     close = _cases()[case].close
-    got = ki.rsi_table_nb(close, _windows(WINDOWS))
+    got = kw.rsi_table_nb(close, _windows(WINDOWS))
     want = reference.rsi_table(close, WINDOWS)
     _assert_matches(got, want, rtol=RTOL_RECURSIVE, context=f"{case} windows={WINDOWS}")
 
@@ -239,7 +240,7 @@ def test_rsi_table_matches_reference(case: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_rsi_1d_matches_reference(case: str) -> None:
     close = _cases()[case].close
-    got = ki.rsi_1d_nb(close, 14)
+    got = kw.rsi_1d_nb(close, 14)
     _assert_matches(got, reference.rsi_1d(close, 14), rtol=RTOL_RECURSIVE, context=case)
 
 
@@ -361,7 +362,7 @@ def test_ema_matches_talib(symbol: str) -> None:
 @pytest.mark.parametrize("symbol", SYMBOLS)
 def test_true_range_matches_talib(symbol: str) -> None:
     bars = _arrays(symbol)
-    got = ki.true_range_nb(bars.high, bars.low, bars.close)
+    got = kw.true_range_nb(bars.high, bars.low, bars.close)
     npt.assert_array_equal(got, talib.TRANGE(bars.high, bars.low, bars.close))
 
 
@@ -369,7 +370,7 @@ def test_true_range_matches_talib(symbol: str) -> None:
 def test_atr_matches_talib(symbol: str) -> None:
     bars = _arrays(symbol)
     windows = [1, *TALIB_WINDOWS]
-    got = ki.atr_table_nb(bars.high, bars.low, bars.close, _windows(windows))
+    got = kw.atr_table_nb(bars.high, bars.low, bars.close, _windows(windows))
     want = _talib_rows(talib.ATR, bars.high, bars.low, bars.close, windows=windows)
     _assert_matches(got, want, rtol=RTOL_TALIB, context=symbol)
 
@@ -377,7 +378,7 @@ def test_atr_matches_talib(symbol: str) -> None:
 @pytest.mark.parametrize("symbol", SYMBOLS)
 def test_rsi_matches_talib(symbol: str) -> None:
     close = _arrays(symbol).close
-    got = ki.rsi_table_nb(close, _windows(TALIB_WINDOWS))
+    got = kw.rsi_table_nb(close, _windows(TALIB_WINDOWS))
     want = _talib_rows(talib.RSI, close, windows=TALIB_WINDOWS)
     _assert_matches(got, want, rtol=0.0, atol=ATOL_TALIB_OSCILLATOR, context=symbol)
 
@@ -385,7 +386,7 @@ def test_rsi_matches_talib(symbol: str) -> None:
 def test_rsi_of_a_flat_market_is_zero_like_talib() -> None:
     """EURUSD volume is a real all-zero column (OANDA quotes): no gains, no losses."""
     flat = _frame("EURUSD")["volume"].to_numpy()[:100]
-    got = ki.rsi_1d_nb(flat, 14)
+    got = kw.rsi_1d_nb(flat, 14)
     npt.assert_array_equal(got, talib.RSI(flat, 14))
     assert (got[14:] == 0.0).all()
 
@@ -737,12 +738,12 @@ TABLE_VS_1D: dict[str, tuple[Callable[..., np.ndarray], Callable[..., np.ndarray
         lambda b, n: ki.rma_1d_nb(b.close, n),
     ),
     "atr": (
-        lambda b, w: ki.atr_table_nb(b.high, b.low, b.close, w),
-        lambda b, n: ki.atr_1d_nb(b.high, b.low, b.close, n),
+        lambda b, w: kw.atr_table_nb(b.high, b.low, b.close, w),
+        lambda b, n: kw.atr_1d_nb(b.high, b.low, b.close, n),
     ),
     "rsi": (
-        lambda b, w: ki.rsi_table_nb(b.close, w),
-        lambda b, n: ki.rsi_1d_nb(b.close, n),
+        lambda b, w: kw.rsi_table_nb(b.close, w),
+        lambda b, n: kw.rsi_1d_nb(b.close, n),
     ),
     "rolling_std": (
         lambda b, w: kr.rolling_std_table_nb(b.close, w, 0),
@@ -781,11 +782,11 @@ KERNEL_CALLS: dict[str, Callable[[Bars], np.ndarray]] = {
     "ema_1d_nb": lambda b: ki.ema_1d_nb(b.close, 14),
     "rma_table_nb": lambda b: ki.rma_table_nb(b.close, _windows(WINDOWS)),
     "rma_1d_nb": lambda b: ki.rma_1d_nb(b.close, 14),
-    "true_range_nb": lambda b: ki.true_range_nb(b.high, b.low, b.close),
-    "atr_table_nb": lambda b: ki.atr_table_nb(b.high, b.low, b.close, _windows(WINDOWS)),
-    "atr_1d_nb": lambda b: ki.atr_1d_nb(b.high, b.low, b.close, 14),
-    "rsi_table_nb": lambda b: ki.rsi_table_nb(b.close, _windows(WINDOWS)),
-    "rsi_1d_nb": lambda b: ki.rsi_1d_nb(b.close, 14),
+    "true_range_nb": lambda b: kw.true_range_nb(b.high, b.low, b.close),
+    "atr_table_nb": lambda b: kw.atr_table_nb(b.high, b.low, b.close, _windows(WINDOWS)),
+    "atr_1d_nb": lambda b: kw.atr_1d_nb(b.high, b.low, b.close, 14),
+    "rsi_table_nb": lambda b: kw.rsi_table_nb(b.close, _windows(WINDOWS)),
+    "rsi_1d_nb": lambda b: kw.rsi_1d_nb(b.close, 14),
     "rolling_std_table_nb": lambda b: kr.rolling_std_table_nb(b.close, _windows(WINDOWS), 0),
     "rolling_std_1d_nb": lambda b: kr.rolling_std_1d_nb(b.close, 14, 1),
     "rolling_max_table_nb": lambda b: kr.rolling_max_table_nb(b.close, _windows(WINDOWS)),

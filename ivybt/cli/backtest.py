@@ -110,8 +110,11 @@ def _print_summary(result: Any) -> None:
             f"{result.split['run_mode']} part of a {result.split['train_split']:g} split at "
             f"{result.split['split_time']}"
         )
+    click.echo(f"  {'':<14} {'strategy':>10} {'buy&hold':>10}")
     for name in TABLE_METRICS:
-        click.echo(f"  {name:<14} {format_metric(name, result.metrics[name])}")
+        held = result.benchmark.get(name)
+        shown = format_metric(name, held) if held is not None else ""
+        click.echo(f"  {name:<14} {format_metric(name, result.metrics[name])} {shown:>10}")
 
 
 def format_metric(name: str, value: float) -> str:

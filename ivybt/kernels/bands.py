@@ -15,14 +15,9 @@ import numpy as np
 from numba import njit, prange
 
 from ivybt._typing import Float64Array1D, Float64Array2D, Int64Array1D
-from ivybt.kernels.indicators import (
-    _ema_into_nb,
-    _prefix_sums_nb,
-    _rma_into_nb,
-    _sma_row_nb,
-    true_range_nb,
-)
+from ivybt.kernels.indicators import _ema_into_nb, _prefix_sums_nb, _rma_into_nb, _sma_row_nb
 from ivybt.kernels.rolling import _rolling_extreme_into_nb, _rolling_std_into_nb
+from ivybt.kernels.wilder import true_range_nb
 
 
 @njit(cache=True)

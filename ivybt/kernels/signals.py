@@ -25,6 +25,21 @@ from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int64Arra
 
 
 @njit(cache=True)
+def _follow_sign_nb(diff: float, last_sign: int, side: int) -> tuple[int, int]:
+    """One bar of crossover tracking: (last strict sign of `diff`, side) after this bar.
+
+    The side becomes the new sign on a strict sign change; NaN and exact zeros change nothing,
+    and the side stays flat until the first change.
+    """
+    if math.isnan(diff) or diff == 0.0:
+        return last_sign, side
+    sign = 1 if diff > 0.0 else -1
+    if last_sign != 0 and sign != last_sign:
+        side = sign
+    return sign, side
+
+
+@njit(cache=True)
 def _cross_into_nb(fast: Float64Array1D, slow: Float64Array1D, out_target: Int8Array1D) -> None:
     """Side of `fast` vs `slow`, starting at the first crossover after warm-up.
 
@@ -36,12 +51,7 @@ def _cross_into_nb(fast: Float64Array1D, slow: Float64Array1D, out_target: Int8A
     last_sign = 0
     side = 0
     for t in range(fast.shape[0]):
-        diff = fast[t] - slow[t]
-        if not math.isnan(diff) and diff != 0.0:
-            sign = 1 if diff > 0.0 else -1
-            if last_sign != 0 and sign != last_sign:
-                side = sign
-            last_sign = sign
+        last_sign, side = _follow_sign_nb(fast[t] - slow[t], last_sign, side)
         out_target[t] = side
 
 
@@ -69,12 +79,7 @@ def zero_cross_signal_nb(
     last_sign = 0
     side = 0
     for t in range(line.shape[0]):
-        value = line[t]
-        if not math.isnan(value) and value != 0.0:
-            sign = 1 if value > 0.0 else -1
-            if last_sign != 0 and sign != last_sign:
-                side = sign
-            last_sign = sign
+        last_sign, side = _follow_sign_nb(line[t], last_sign, side)
         out_target[t] = side
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from ivybt.report.backtest import (
     backtest_figures,
-    backtest_report_data,
     backtest_report_html,
     format_metric,
     format_metrics,
 )
+from ivybt.report.backtest_data import backtest_report_data
 from ivybt.report.html import render_html, write_html_atomic
 
 __all__ = [

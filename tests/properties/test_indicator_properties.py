@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from ivybt.kernels import bands as kb
 from ivybt.kernels import indicators as ki
 from ivybt.kernels import rolling as kr
+from ivybt.kernels import wilder as kw
 from tests import reference
 from tests.strategies import (
     OHLC,
@@ -67,19 +68,19 @@ FAMILIES: dict[str, tuple[Family, Family, float, float]] = {
         0.0,
     ),
     "true_range": (
-        lambda b, w: ki.true_range_nb(b.high, b.low, b.close)[None, :],
+        lambda b, w: kw.true_range_nb(b.high, b.low, b.close)[None, :],
         lambda b, w: reference.true_range(b.high, b.low, b.close)[None, :],
         0.0,
         0.0,
     ),
     "atr": (
-        lambda b, w: ki.atr_table_nb(b.high, b.low, b.close, _w(w)),
+        lambda b, w: kw.atr_table_nb(b.high, b.low, b.close, _w(w)),
         lambda b, w: reference.atr_table(b.high, b.low, b.close, w),
         RTOL_RECURSIVE,
         0.0,
     ),
     "rsi": (
-        lambda b, w: ki.rsi_table_nb(b.close, _w(w)),
+        lambda b, w: kw.rsi_table_nb(b.close, _w(w)),
         lambda b, w: reference.rsi_table(b.close, w),
         RTOL_RECURSIVE,
         ATOL_PRICE,
@@ -140,10 +141,10 @@ TABLES: dict[str, tuple[TableKernel, SingleKernel]] = {
     "ema": (lambda b, w: ki.ema_table_nb(b.close, w), lambda b, n: ki.ema_1d_nb(b.close, n)),
     "rma": (lambda b, w: ki.rma_table_nb(b.close, w), lambda b, n: ki.rma_1d_nb(b.close, n)),
     "atr": (
-        lambda b, w: ki.atr_table_nb(b.high, b.low, b.close, w),
-        lambda b, n: ki.atr_1d_nb(b.high, b.low, b.close, n),
+        lambda b, w: kw.atr_table_nb(b.high, b.low, b.close, w),
+        lambda b, n: kw.atr_1d_nb(b.high, b.low, b.close, n),
     ),
-    "rsi": (lambda b, w: ki.rsi_table_nb(b.close, w), lambda b, n: ki.rsi_1d_nb(b.close, n)),
+    "rsi": (lambda b, w: kw.rsi_table_nb(b.close, w), lambda b, n: kw.rsi_1d_nb(b.close, n)),
     "rolling_std": (
         lambda b, w: kr.rolling_std_table_nb(b.close, w, 0),
         lambda b, n: kr.rolling_std_1d_nb(b.close, n, 0),

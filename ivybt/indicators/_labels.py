@@ -4,6 +4,8 @@ indexed like the input (or stay ndarrays for ndarray input), and tables get one 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -44,3 +46,15 @@ def _unique_windows(windows: Int64Array1D) -> tuple[Int64Array1D, Int64Array1D]:
 
 def _window_columns(windows: Int64Array1D) -> pd.Index:
     return pd.Index(windows, name="window")
+
+
+def _window_table(
+    compute: Callable[[Int64Array1D], Float64Array2D],
+    wanted: Int64Array1D,
+    index: pd.Index | None,
+    n_bars: int,
+) -> pd.DataFrame:
+    """Run a table kernel (`compute(distinct_windows)`) once per distinct window and label one
+    column per requested window, duplicates included, in the order asked."""
+    unique, rows = _unique_windows(wanted)
+    return _label_table(compute(unique)[rows], index, n_bars, _window_columns(wanted))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ivybt.indicators._checks import PriceInput, WindowsInput, _check_windows, _to_float_arrays
-from ivybt.indicators._labels import _label_table, _unique_windows, _window_columns
+from ivybt.indicators._labels import _window_table
 from ivybt.kernels.rolling import rolling_max_table_nb, rolling_min_table_nb
 
 
@@ -14,15 +14,15 @@ def rolling_max_table(values: PriceInput, *, windows: WindowsInput) -> pd.DataFr
     """Rolling maximum, bar t included (TA-Lib `MAX`), for every window in `windows`."""
     wanted = _check_windows("windows", windows)
     (array,), index = _to_float_arrays(values=values)
-    unique, rows = _unique_windows(wanted)
-    out = rolling_max_table_nb(array, unique)[rows]
-    return _label_table(out, index, array.shape[0], _window_columns(wanted))
+    return _window_table(
+        lambda unique: rolling_max_table_nb(array, unique), wanted, index, array.shape[0]
+    )
 
 
 def rolling_min_table(values: PriceInput, *, windows: WindowsInput) -> pd.DataFrame:
     """Rolling minimum, bar t included (TA-Lib `MIN`), for every window in `windows`."""
     wanted = _check_windows("windows", windows)
     (array,), index = _to_float_arrays(values=values)
-    unique, rows = _unique_windows(wanted)
-    out = rolling_min_table_nb(array, unique)[rows]
-    return _label_table(out, index, array.shape[0], _window_columns(wanted))
+    return _window_table(
+        lambda unique: rolling_min_table_nb(array, unique), wanted, index, array.shape[0]
+    )

@@ -16,9 +16,7 @@ from ivybt.indicators._checks import (
 from ivybt.indicators._labels import (
     SeriesOutput,
     _label_series,
-    _label_table,
-    _unique_windows,
-    _window_columns,
+    _window_table,
 )
 from ivybt.kernels.indicators import (
     ema_1d_nb,
@@ -123,24 +121,18 @@ def sma_table(values: PriceInput, *, windows: WindowsInput) -> pd.DataFrame:
     """
     wanted = _check_windows("windows", windows)
     (array,), index = _to_float_arrays(values=values)
-    unique, rows = _unique_windows(wanted)
-    out = sma_table_nb(array, unique)[rows]
-    return _label_table(out, index, array.shape[0], _window_columns(wanted))
+    return _window_table(lambda unique: sma_table_nb(array, unique), wanted, index, array.shape[0])
 
 
 def ema_table(values: PriceInput, *, windows: WindowsInput) -> pd.DataFrame:
     """`ema` for every window in `windows` (see `sma_table` for the layout)."""
     wanted = _check_windows("windows", windows)
     (array,), index = _to_float_arrays(values=values)
-    unique, rows = _unique_windows(wanted)
-    out = ema_table_nb(array, unique)[rows]
-    return _label_table(out, index, array.shape[0], _window_columns(wanted))
+    return _window_table(lambda unique: ema_table_nb(array, unique), wanted, index, array.shape[0])
 
 
 def rma_table(values: PriceInput, *, windows: WindowsInput) -> pd.DataFrame:
     """`rma` for every window in `windows` (see `sma_table` for the layout)."""
     wanted = _check_windows("windows", windows)
     (array,), index = _to_float_arrays(values=values)
-    unique, rows = _unique_windows(wanted)
-    out = rma_table_nb(array, unique)[rows]
-    return _label_table(out, index, array.shape[0], _window_columns(wanted))
+    return _window_table(lambda unique: rma_table_nb(array, unique), wanted, index, array.shape[0])

@@ -19,8 +19,7 @@ from ivybt.indicators._labels import (
     _label_lines,
     _label_series,
     _label_table,
-    _unique_windows,
-    _window_columns,
+    _window_table,
 )
 from ivybt.kernels.bands import macd_hist_table_nb, macd_nb
 from ivybt.kernels.wilder import rsi_1d_nb, rsi_table_nb
@@ -58,9 +57,7 @@ def rsi_table(close: PriceInput, *, windows: WindowsInput) -> pd.DataFrame:
     """`rsi` for every window in `windows` (see `sma_table` for the layout)."""
     wanted = _check_windows("windows", windows)
     (array,), index = _to_float_arrays(close=close)
-    unique, rows = _unique_windows(wanted)
-    out = rsi_table_nb(array, unique)[rows]
-    return _label_table(out, index, array.shape[0], _window_columns(wanted))
+    return _window_table(lambda unique: rsi_table_nb(array, unique), wanted, index, array.shape[0])
 
 
 def _check_fast_below_slow(fast: int, slow: int, fast_name: str, slow_name: str) -> None:

@@ -17,9 +17,7 @@ from ivybt.indicators._checks import (
 from ivybt.indicators._labels import (
     SeriesOutput,
     _label_series,
-    _label_table,
-    _unique_windows,
-    _window_columns,
+    _window_table,
 )
 from ivybt.kernels.rolling import rolling_std_1d_nb, rolling_std_table_nb
 from ivybt.kernels.wilder import atr_1d_nb, atr_table_nb, true_range_nb
@@ -110,9 +108,7 @@ def atr_table(
     """`atr` for every window in `windows` (see `sma_table` for the layout)."""
     wanted = _check_windows("windows", windows)
     (h, lo, c), index = _to_float_arrays(high=high, low=low, close=close)
-    unique, rows = _unique_windows(wanted)
-    out = atr_table_nb(h, lo, c, unique)[rows]
-    return _label_table(out, index, c.shape[0], _window_columns(wanted))
+    return _window_table(lambda unique: atr_table_nb(h, lo, c, unique), wanted, index, c.shape[0])
 
 
 def rolling_std_table(values: PriceInput, *, windows: WindowsInput, ddof: int = 0) -> pd.DataFrame:
@@ -120,6 +116,6 @@ def rolling_std_table(values: PriceInput, *, windows: WindowsInput, ddof: int = 
     wanted = _check_windows("windows", windows)
     ddof = _check_ddof(ddof, wanted)
     (array,), index = _to_float_arrays(values=values)
-    unique, rows = _unique_windows(wanted)
-    out = rolling_std_table_nb(array, unique, ddof)[rows]
-    return _label_table(out, index, array.shape[0], _window_columns(wanted))
+    return _window_table(
+        lambda unique: rolling_std_table_nb(array, unique, ddof), wanted, index, array.shape[0]
+    )

@@ -16,6 +16,7 @@ type Int64Array2D = npt.NDArray[np.int64]
 type Int8Array1D = npt.NDArray[np.int8]
 type BoolArray1D = npt.NDArray[np.bool_]
 type RecordArray1D = npt.NDArray[np.void]
+type RecordArray2D = npt.NDArray[np.void]
 
 __all__ = [
     "BoolArray1D",
@@ -25,4 +26,5 @@ __all__ = [
     "Int64Array1D",
     "Int64Array2D",
     "RecordArray1D",
+    "RecordArray2D",
 ]

@@ -17,11 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ivybt.config import RunConfig, build_config
-from ivybt.data.loader import load_series
-from ivybt.data.store import data_sha256
-from ivybt.data.validate import validate_ohlcv
 from ivybt.errors import ConfigError
-from ivybt.periods import infer_periods_per_year
 from ivybt.run_folder import (
     build_manifest,
     check_reusable,
@@ -32,6 +28,7 @@ from ivybt.run_folder import (
     write_table,
     write_text,
 )
+from ivybt.run_inputs import prepare_inputs
 from ivybt.simulation import (
     Simulation,
     buy_and_hold_metrics,
@@ -39,8 +36,6 @@ from ivybt.simulation import (
     simulate_strategy,
 )
 from ivybt.strategies import Strategy, get_strategy
-from ivybt.studies.splits import train_test_split
-from ivybt.tables import bar_columns
 
 TRADE_COLUMNS = (
     "entry_time", "exit_time", "side", "units", "entry_price", "exit_price", "entry_fee",
@@ -237,20 +232,14 @@ def run_backtest(
     config = config.model_copy(
         update={"strategy": config.strategy.model_copy(update={"params": params})}
     )
-    frame, record = _bars(config, data, cache_dir)
-    columns = bar_columns(frame)
-    split_info, window, history = _split(config, frame)
-    check_enough_bars(strategy, params, history, _describe(record, frame))
-    if config.execution.periods_per_year is not None:
-        ppy, ppy_source = config.execution.periods_per_year, "given"
-    else:
-        ppy, ppy_source = infer_periods_per_year(frame.index, config.data.interval)
-    if config.split.run_mode == "train":
-        columns = {name: values[:history].copy() for name, values in columns.items()}
+    inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
+    check_enough_bars(strategy, params, inputs.history_bars, inputs.describe())
+    ppy = inputs.periods_per_year
     simulation = simulate_strategy(
-        columns, strategy, params, config.execution, window=window, periods_per_year=ppy
-    )
-    prices = frame.iloc[window][["open", "high", "low", "close"]]
+        inputs.columns, strategy, params, config.execution, window=inputs.window,
+        periods_per_year=ppy,
+    )  # fmt: skip
+    prices = inputs.prices()
     return BacktestResult(
         config=config,
         strategy=strategy,
@@ -258,10 +247,10 @@ def run_backtest(
         trades=trades_frame(simulation, prices.index),
         equity=equity_frame(simulation, prices, config.execution.initial_cash),
         prices=prices,
-        data=record,
+        data=inputs.record,
         periods_per_year=ppy,
-        periods_per_year_source=ppy_source,
-        split=split_info,
+        periods_per_year_source=inputs.periods_per_year_source,
+        split=inputs.split,
         benchmark=buy_and_hold_metrics(
             np.ascontiguousarray(prices["close"].to_numpy(dtype=np.float64)),
             config.execution.initial_cash,
@@ -326,62 +315,3 @@ def _strategy_name(given: str | type[Strategy], cls: type[Strategy]) -> str:
     if BUILTIN.get(cls.name) is cls:
         return cls.name
     return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _bars(
-    config: RunConfig, data: pd.DataFrame | None, cache_dir: str | Path | None
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    spec = config.data
-    if data is None:
-        if spec.source == "frame":
-            raise ConfigError("data.source 'frame' needs a DataFrame passed as data=")
-        loaded = load_series(
-            spec.symbol,
-            spec.interval,
-            spec.start,
-            spec.end,
-            source=spec.source,  # type: ignore[arg-type]
-            adjusted=spec.adjusted,
-            cache_dir=cache_dir,
-        )
-        return loaded.frame, loaded.record()
-    frame = validate_ohlcv(data, name=f"{spec.symbol} (DataFrame)").frame
-    if spec.start is not None or spec.end is not None:
-        lo = pd.Timestamp(spec.start) if spec.start else None
-        hi = pd.Timestamp(spec.end) if spec.end else None
-        frame = frame.loc[(frame.index >= lo if lo else True) & (frame.index < hi if hi else True)]
-    record = {
-        "symbol": spec.symbol,
-        "interval": spec.interval,
-        "source": "frame",
-        "rows": len(frame),
-        "first": frame.index[0].isoformat() if len(frame) else None,
-        "last": frame.index[-1].isoformat() if len(frame) else None,
-        "sha256": data_sha256(frame),
-    }
-    return frame, record
-
-
-def _split(config: RunConfig, frame: pd.DataFrame) -> tuple[dict[str, Any] | None, slice, int]:
-    """(split record, window to trade, bars of history the signals may use)."""
-    n_bars = len(frame)
-    if config.split.run_mode == "full" or config.split.train_split is None:
-        return None, slice(0, n_bars), n_bars
-    split = train_test_split(n_bars, config.split.train_split)
-    record = {
-        "train_split": config.split.train_split,
-        "run_mode": config.split.run_mode,
-        "split_index": split.split,
-        "split_time": frame.index[split.split].isoformat(),
-        "train_bars": split.split,
-        "test_bars": n_bars - split.split,
-    }
-    if config.split.run_mode == "train":
-        return record, split.train, split.split
-    return record, split.test, n_bars
-
-
-def _describe(record: Mapping[str, Any], frame: pd.DataFrame) -> str:
-    if len(frame) == 0:
-        return f"{record['symbol']}"
-    return f"{record['symbol']} {frame.index[0].date()}..{frame.index[-1].date()}"

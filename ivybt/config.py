@@ -39,10 +39,14 @@ class DataConfig(_Section):
 
 
 class StrategyConfig(_Section):
-    """A built-in strategy name or ``package.module:ClassName`` and its fixed parameters."""
+    """A built-in strategy name or ``package.module:ClassName``; its fixed parameters (a
+    backtest) or a space of specs (a grid or a search: "2:101", "2:101:3", "5,10,20"), and
+    constraints beyond the strategy's own ("fast * 2 <= slow")."""
 
     name: str = Field(min_length=1)
     params: dict[str, float | int] = Field(default_factory=dict)
+    space: dict[str, str] = Field(default_factory=dict)
+    constraints: tuple[str, ...] = ()
 
 
 class ExecutionConfig(_Section):
@@ -77,6 +81,21 @@ class SplitConfig(_Section):
         return self
 
 
+class StudyConfig(_Section):
+    """What a study ranks combinations by, and how it may use memory.
+
+    objective : the metric selection maximises (docs/metrics.md; max_drawdown is <= 0, so
+        maximising it means the shallowest drawdown).
+    min_trades : combinations with fewer closed trades are marked invalid for selection.
+    memory_budget_mb : peak memory the grid engine plans for (indicator tables and buffers).
+    """
+
+    kind: Literal["grid"] = "grid"
+    objective: str = "sharpe"
+    min_trades: int = Field(1, ge=0)
+    memory_budget_mb: float = Field(1024.0, gt=0.0)
+
+
 class OutputConfig(_Section):
     """Where the run folder goes: `out` names it; None means results/<command>-...-<UTC>/."""
 
@@ -90,6 +109,7 @@ class RunConfig(_Section):
     strategy: StrategyConfig
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
+    study: StudyConfig | None = None
     output: OutputConfig = Field(default_factory=OutputConfig)
 
 

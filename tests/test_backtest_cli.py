@@ -48,12 +48,14 @@ def test_backtest_writes_the_run_folder(tmp_path):
         "size": 1.0, "initial_cash": 10000.0, "periods_per_year": None,
     }  # fmt: skip
     assert manifest["config"]["strategy"] == {
-        "name": "sma_cross",
-        "params": {"fast": 10, "slow": 50},
-    }
+        "name": "sma_cross", "params": {"fast": 10, "slow": 50}, "space": {}, "constraints": [],
+    }  # fmt: skip
+    assert manifest["config"]["study"] is None
     assert manifest["data"][0]["sha256"] and manifest["data"][0]["source"] == "sample"
     assert {"ivybt", "numba", "numpy", "pandas", "pandas-ta"} <= set(manifest["versions"])
-    assert manifest["command_line"][:2] == ["ivybt", "backtest"] or manifest["command_line"]
+    assert manifest["command_line"] == [
+        "ivybt", *SPY_RUN, "-p", "fast=10", "-p", "slow=50", "--out", str(out)
+    ]  # fmt: skip
     trades = pd.read_parquet(out / "trades.parquet")
     trades_csv = pd.read_csv(out / "trades.csv")
     assert (

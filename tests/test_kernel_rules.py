@@ -12,8 +12,10 @@ MODULES = sorted(path for path in KERNELS.glob("*.py") if path.name != "__init__
 
 
 def _jitted(path: Path) -> list[tuple[ast.FunctionDef, ast.Call | ast.Name]]:
+    """Module-level jitted functions. Kernels built inside a factory (they close over another
+    kernel, e.g. `make_grid_kernel`) cannot be cached, so they are exempt (STYLE 2.4)."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.FunctionDef):
             for decorator in node.decorator_list:
                 target = decorator.func if isinstance(decorator, ast.Call) else decorator
@@ -36,7 +38,8 @@ def test_every_kernel_is_cached_named_and_documented(path):
 
 
 def test_kernel_modules_import_only_numeric_code():
-    allowed = {"__future__", "math", "typing", "numpy", "numba", "ivybt._typing"}
+    allowed = {"__future__", "math", "typing", "collections.abc", "numpy", "numba"}
+    allowed.add("ivybt._typing")
     for path in MODULES:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):

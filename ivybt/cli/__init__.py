@@ -19,6 +19,14 @@ import click
 from ivybt import __version__, _paths
 from ivybt.errors import IvyBTError
 
+_ARGV_KEY = "ivybt.argv"
+
+
+def command_line_of(ctx: click.Context) -> list[str]:
+    """The command line that started this run: ["ivybt", "backtest", ...]."""
+    return list(ctx.meta.get(_ARGV_KEY, ["ivybt", *sys.argv[1:]]))
+
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -33,6 +41,11 @@ class Settings:
 
 class IvyBTGroup(click.Group):
     """A group that turns IvyBT errors and warnings into one-line messages."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Keep the command line as typed, for the run manifest (`command_line_of`)."""
+        ctx.meta[_ARGV_KEY] = ["ivybt", *args]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 import click
 
-from ivybt.cli import Settings, options
+from ivybt.cli import Settings, command_line_of, options
 
 PERCENT_METRICS = frozenset(
     {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "avg_win", "avg_loss",
@@ -81,7 +80,7 @@ def backtest(settings: Settings, strategy: str, **values: Any) -> None:
         values["out"],
         overwrite=values["overwrite"],
         results_dir=settings.results_dir,
-        command_line=["ivybt", *sys.argv[1:]],
+        command_line=command_line_of(click.get_current_context()),
     )
     _print_summary(result)
     click.echo(f"wrote {folder}")

@@ -2,7 +2,8 @@
 
 An expression may use parameter names, numbers, + - * / // %, comparisons (chains allowed),
 ``and``, ``or``, ``not`` and parentheses; nothing else is evaluated (no calls, no attributes), so
-a constraint from a config file or the command line is safe to check.
+a constraint from a config file or the command line is safe to check. It evaluates on
+scalars (`holds`) or elementwise on whole parameter columns (`mask`), for grids.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import ast
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from ivybt.errors import ConfigError
 
@@ -64,6 +68,11 @@ class Constraint:
         """True when the constraint is satisfied by `values` (which must name every variable)."""
         return bool(_evaluate(self._tree.body, values))
 
+    def mask(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Elementwise `holds` over parameter columns of equal length: a boolean array."""
+        n_rows = len(next(iter(columns.values()))) if columns else 1
+        return np.broadcast_to(np.asarray(_evaluate(self._tree.body, columns), bool), (n_rows,))
+
 
 _ALLOWED = (
     ast.Expression,
@@ -83,8 +92,8 @@ _ALLOWED = (
 )
 
 
-def _evaluate(node: ast.AST, values: Mapping[str, float]) -> float | bool:
-    """Evaluate an already-checked constraint tree."""
+def _evaluate(node: ast.AST, values: Mapping[str, Any]) -> Any:
+    """Evaluate an already-checked tree on scalars or, elementwise, on numpy arrays."""
     if isinstance(node, ast.Constant):
         if not isinstance(node.value, int | float) or isinstance(node.value, bool):
             raise ConfigError(f"constraint constant {node.value!r} is not a number")
@@ -94,19 +103,22 @@ def _evaluate(node: ast.AST, values: Mapping[str, float]) -> float | bool:
     if isinstance(node, ast.UnaryOp):
         operand = _evaluate(node.operand, values)
         if isinstance(node.op, ast.Not):
-            return not operand
+            return np.logical_not(operand)
         return -operand if isinstance(node.op, ast.USub) else +operand
     if isinstance(node, ast.BinOp):
         return _BINARY[type(node.op)](_evaluate(node.left, values), _evaluate(node.right, values))
     if isinstance(node, ast.BoolOp):
-        results = (_evaluate(value, values) for value in node.values)
-        return all(results) if isinstance(node.op, ast.And) else any(results)
+        combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+        result = _evaluate(node.values[0], values)
+        for value in node.values[1:]:
+            result = combine(result, _evaluate(value, values))
+        return result
     if isinstance(node, ast.Compare):
         left = _evaluate(node.left, values)
+        result: Any = True
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = _evaluate(comparator, values)
-            if not _COMPARE[type(op)](left, right):
-                return False
+            result = np.logical_and(result, _COMPARE[type(op)](left, right))
             left = right
-        return True
+        return result
     raise ConfigError(f"constraint element {type(node).__name__} is not allowed")

@@ -1,0 +1,392 @@
+"""The report of a grid search: metric surfaces and the best combinations (plotly), glued into
+one HTML page.
+
+The numbers come from `ivybt.report.grid_data` (pandas only, tested without plotly); the
+functions here only draw them. The grid table's contract is in `ivybt.report.grid_data`.
+plotly is imported inside the drawing functions only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ivybt.report.backtest import format_metric
+from ivybt.report.grid_data import (
+    axis_values,
+    metric_column,
+    param_column,
+    surface_data,
+    top_combinations,
+    valid_mask,
+    varying_params,
+)
+from ivybt.report.html import render_html
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+TOP_N = 20  # rows of the "best combinations" table
+MAX_TICKS = 15  # axes with at most this many parameter values get one tick per value
+COLORSCALE = "Viridis"  # every metric: higher is brighter (and better, volatility aside)
+
+# d3 formats of hover labels and colour bars; metrics not listed use _RATIO_FORMAT
+_PCT_METRICS = frozenset(
+    {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "avg_win", "avg_loss",
+     "exposure"}
+)  # fmt: skip
+_COUNT_METRICS = frozenset({"n_trades"})
+_MONEY_METRICS = frozenset({"gross_profit", "gross_loss"})
+_RATIO_FORMAT = ".3f"
+_OBJECTIVE_FILL = "#fff7d6"  # the objective's column in the table of best combinations
+
+
+def grid_figures(
+    table: pd.DataFrame,
+    *,
+    param_names: Sequence[str],
+    metrics: Sequence[str],
+    objective: str,
+) -> list[tuple[str, go.Figure]]:
+    """(heading, figure) pairs drawn from the grid table; the numbers come from `grid_data`.
+
+    Only parameters that take two or more values in `table` count as axes.
+
+    1. Two or more such parameters: a heatmap over two of them (the two with the most distinct
+       values, ties to the first in `param_names`; x is the earlier one), with a dropdown
+       switching among `metrics` (plus `objective` if missing; `objective` shown first).
+       Each cell is the max over the other parameters, and the title says so. One parameter:
+       a line chart of the metric over it, with the same dropdown. No varying parameter: no
+       chart.
+    2. Three or more: a heatmap of `objective` over the same two axes, one slice per value of
+       the third parameter (the next with the most values) chosen with a slider; parameters
+       beyond the third are reduced by max. All slices share one colour range.
+    3. A table of the best `TOP_N` valid combinations by `objective`.
+
+    Combinations with ``valid == False`` are left out everywhere (empty cells). Raises
+    `ConfigError` (a ValueError) for unknown parameter or metric names.
+    """
+    import plotly.graph_objects as go
+
+    names = [_bare(param_column(table, name)) for name in param_names]
+    shown = _metric_list(table, metrics, objective)
+    varying = varying_params(table, names)
+    ranked = sorted(varying, key=lambda n: -table[param_column(table, n)].nunique())
+    sections: list[tuple[str, go.Figure]] = []
+    if len(varying) >= 2:
+        x, y = (n for n in varying if n in ranked[:2])
+        others = [n for n in varying if n not in (x, y)]
+        reduced = f" (max over {', '.join(others)})" if others else ""
+        sections.append(
+            (
+                f"Metric surface: {x} × {y}{reduced}",
+                _metric_heatmap(go, table, x, y, shown, others),
+            )
+        )
+        if others:
+            third = next(n for n in ranked if n in others)
+            rest = [n for n in others if n != third]
+            sliced = f"; max over {', '.join(rest)}" if rest else ""
+            sections.append(
+                (
+                    f"{objective}: {x} × {y}, one slice per {third} value{sliced}",
+                    _slice_heatmap(go, table, (x, y, third), objective, rest),
+                )
+            )
+    elif len(varying) == 1:
+        sections.append(
+            (f"Metric curve over {varying[0]}", _metric_line(go, table, varying[0], shown))
+        )
+    sections.append(
+        (
+            f"Best {TOP_N} valid combinations by {objective}",
+            _top_table(go, table, names, shown, objective),
+        )
+    )
+    return sections
+
+
+def _metric_list(table: pd.DataFrame, metrics: Sequence[str], objective: str) -> list[str]:
+    objective = metric_column(table, objective)
+    chosen = [metric_column(table, m) for m in metrics]
+    return [objective, *dict.fromkeys(m for m in chosen if m != objective)]
+
+
+def _format(metric: str, *, axis: bool = False) -> str:
+    if metric in _PCT_METRICS:
+        return ".1%" if axis else ".2%"
+    if metric in _COUNT_METRICS:
+        return ",.0f"
+    if metric in _MONEY_METRICS:
+        return ",.0f" if axis else ",.2f"
+    return ".2f" if axis else _RATIO_FORMAT
+
+
+def _heatmap(go: Any, pivot: pd.DataFrame, metric: str, **kwargs: Any) -> Any:
+    x, y = pivot.columns.name, pivot.index.name
+    return go.Heatmap(
+        z=pivot.to_numpy(dtype="float64"),
+        x=pivot.columns.to_numpy(),
+        y=pivot.index.to_numpy(),
+        name=metric,
+        colorscale=COLORSCALE,
+        colorbar={"title": {"text": metric}, "tickformat": _format(metric, axis=True)},
+        hoverongaps=False,
+        hovertemplate=(
+            f"{x} %{{x}}<br>{y} %{{y}}<br>{metric} %{{z:{_format(metric)}}}<extra></extra>"
+        ),
+        **kwargs,
+    )
+
+
+def _metric_heatmap(
+    go: Any, table: pd.DataFrame, x: str, y: str, metrics: list[str], others: list[str]
+) -> go.Figure:
+    fig = go.Figure()
+    reduced = f", max over {', '.join(others)}" if others else ""
+    titles = [f"{m} by {x} × {y}{reduced}" for m in metrics]
+    for k, metric in enumerate(metrics):
+        pivot = surface_data(table, x=x, y=y, metric=metric, reduce="max")
+        fig.add_trace(_heatmap(go, pivot, metric, visible=k == 0))
+    _layout(fig, title=titles[0], x=x, y=y, height=560)
+    _ticks(fig, pivot)
+    _dropdown(fig, metrics, titles)
+    _note_if_empty(fig, table)
+    return fig
+
+
+def _metric_line(go: Any, table: pd.DataFrame, x: str, metrics: list[str]) -> go.Figure:
+    fig = go.Figure()
+    titles = [f"{m} by {x}" for m in metrics]
+    for k, metric in enumerate(metrics):
+        curve = surface_data(table, x=x, metric=metric)
+        fig.add_trace(
+            go.Scatter(
+                x=curve[x].to_numpy(),
+                y=curve[metric].to_numpy(dtype="float64"),
+                mode="lines+markers",
+                name=metric,
+                visible=k == 0,
+                line={"color": "#1f77b4", "width": 1.5},
+                marker={"size": 6},
+                hovertemplate=f"{x} %{{x}}<br>{metric} %{{y:{_format(metric)}}}<extra></extra>",
+            )
+        )
+    _layout(fig, title=titles[0], x=x, y=metrics[0], height=450)
+    if len(curve) <= MAX_TICKS:
+        fig.update_xaxes(tickvals=curve[x].to_numpy())
+    fig.update_yaxes(tickformat=_format(metrics[0], axis=True))
+    _dropdown(fig, metrics, titles, yaxis=True)
+    _note_if_empty(fig, table)
+    return fig
+
+
+def _slice_heatmap(
+    go: Any,
+    table: pd.DataFrame,
+    axes: tuple[str, str, str],
+    objective: str,
+    rest: list[str],
+) -> go.Figure:
+    x, y, third = axes
+    values = axis_values(table, third).to_numpy()
+    pivots = [
+        surface_data(table, x=x, y=y, metric=objective, reduce="max", fixed={third: v})
+        for v in values
+    ]
+    finite = np.concatenate([p.to_numpy().ravel() for p in pivots])
+    finite = finite[np.isfinite(finite)]
+    zrange = {"zmin": finite.min(), "zmax": finite.max()} if finite.size else {}
+    reduced = f", max over {', '.join(rest)}" if rest else ""
+    titles = [f"{objective} by {x} × {y} at {third} = {v:g}{reduced}" for v in values]
+    fig = go.Figure()
+    for k, pivot in enumerate(pivots):
+        fig.add_trace(_heatmap(go, pivot, objective, visible=k == 0, **zrange))
+    steps = [
+        {
+            "label": f"{v:g}",
+            "method": "update",
+            "args": [{"visible": _onehot(len(values), k)}, {"title.text": titles[k]}],
+        }
+        for k, v in enumerate(values)
+    ]
+    _layout(fig, title=titles[0], x=x, y=y, height=620)
+    _ticks(fig, pivots[0])
+    fig.update_layout(
+        sliders=[
+            {
+                "active": 0,
+                "currentvalue": {"prefix": f"{third} = "},
+                "pad": {"t": 50},
+                "steps": steps,
+            }
+        ]
+    )
+    _note_if_empty(fig, table)
+    return fig
+
+
+def _top_table(
+    go: Any, table: pd.DataFrame, names: list[str], metrics: list[str], objective: str
+) -> go.Figure:
+    top = top_combinations(table, objective=objective, n=TOP_N)
+    header = ["rank", "row", *names, *metrics]
+    columns: list[list[str]] = [
+        [str(k + 1) for k in range(len(top))],
+        [str(label) for label in top.index],
+    ]
+    columns += [[_param_text(v) for v in top[param_column(table, n)]] for n in names]
+    columns += [[format_metric(m, v) for v in top[m]] for m in metrics]
+    fig = go.Figure(
+        go.Table(
+            header={
+                "values": [f"<b>{h}</b>" for h in header],
+                "fill": {"color": "#e4e7eb"},
+                "align": "center",
+            },
+            cells={
+                "values": columns,
+                "align": ["right"] * len(header),
+                "fill": {
+                    "color": [_OBJECTIVE_FILL if h == objective else "white" for h in header]
+                },
+            },
+        )
+    )
+    fig.update_layout(
+        template="plotly_white",
+        height=min(70 + 22 * max(len(top), 1), 700),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    )
+    if len(top) == 0:
+        _note(fig, "No valid combination")
+    return fig
+
+
+def _param_text(value: float) -> str:
+    number = float(value)
+    if np.isnan(number):
+        return "n/a"
+    return f"{int(number):d}" if number.is_integer() else f"{number:g}"
+
+
+def _onehot(n: int, k: int) -> list[bool]:
+    return [i == k for i in range(n)]
+
+
+def _dropdown(
+    fig: go.Figure, metrics: list[str], titles: list[str], *, yaxis: bool = False
+) -> None:
+    buttons = []
+    for k, metric in enumerate(metrics):
+        relayout: dict[str, Any] = {"title.text": titles[k]}
+        if yaxis:
+            relayout |= {
+                "yaxis.title.text": metric,
+                "yaxis.tickformat": _format(metric, axis=True),
+            }
+        buttons.append(
+            {
+                "label": metric,
+                "method": "update",
+                "args": [{"visible": _onehot(len(metrics), k)}, relayout],
+            }
+        )
+    fig.update_layout(
+        updatemenus=[
+            {
+                "type": "dropdown",
+                "buttons": buttons,
+                "active": 0,
+                "direction": "down",
+                "showactive": True,
+                "x": 1.0,
+                "xanchor": "right",
+                "y": 1.12,
+                "yanchor": "bottom",
+            }
+        ]
+    )
+
+
+def _ticks(fig: go.Figure, pivot: pd.DataFrame) -> None:
+    """A tick at every parameter value when there are few, so no tick falls between values."""
+    if len(pivot.columns) <= MAX_TICKS:
+        fig.update_xaxes(tickvals=pivot.columns.to_numpy())
+    if len(pivot.index) <= MAX_TICKS:
+        fig.update_yaxes(tickvals=pivot.index.to_numpy())
+
+
+def _layout(fig: go.Figure, *, title: str, x: str, y: str, height: int) -> None:
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
+        margin={"l": 70, "r": 20, "t": 90, "b": 50},
+        xaxis_title=x,
+        yaxis_title=y,
+    )
+
+
+def _note_if_empty(fig: go.Figure, table: pd.DataFrame) -> None:
+    if not valid_mask(table).any():
+        _note(fig, "No valid combination: every cell is empty")
+
+
+def _note(fig: go.Figure, text: str) -> None:
+    fig.add_annotation(
+        text=text,
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+        font={"size": 16, "color": "#52606d"},
+        bgcolor="rgba(255,255,255,0.8)",
+    )
+
+
+def _bare(column: str) -> str:
+    return column.removeprefix("param_")
+
+
+# -- page ----------------------------------------------------------------------------------
+
+
+def grid_report_html(
+    *,
+    title: str,
+    table: pd.DataFrame,
+    param_names: Sequence[str],
+    metrics: Sequence[str],
+    objective: str,
+    summary: Mapping[str, object] | Sequence[tuple[str, object]],
+    notes: Iterable[str] = (),
+) -> str:
+    """The grid-search report as one offline HTML page (plotly.js inlined once); nothing
+    is written.
+
+    `summary` rows ((label, value) pairs or a mapping) come first: strings are shown as
+    given, numbers through `format_metric` (keyed by the label). Then the `grid_figures`, then
+    `notes`, followed by a note on how many combinations were left out as invalid.
+    """
+    pairs = summary.items() if isinstance(summary, Mapping) else summary
+    rows = [(str(k), v if isinstance(v, str) else format_metric(str(k), v)) for k, v in pairs]
+    notes = list(notes)
+    n_invalid = int((~valid_mask(table)).sum())
+    if n_invalid:
+        notes.append(
+            f"{n_invalid} of {len(table)} combinations are not valid (too few trades) and "
+            "are left out: empty cells in the surfaces, absent from the table."
+        )
+    return render_html(
+        title,
+        summary_rows=rows,
+        sections=grid_figures(
+            table, param_names=param_names, metrics=metrics, objective=objective
+        ),
+        notes=notes,
+    )

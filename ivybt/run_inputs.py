@@ -1,0 +1,125 @@
+"""What every run command needs before its kernels: the bars, the traded window, the history
+the signals may see, and `periods_per_year`, all decided from one `RunConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ivybt._typing import Float64Array1D
+from ivybt.config import RunConfig
+from ivybt.data.loader import load_series
+from ivybt.data.store import data_sha256
+from ivybt.data.validate import validate_ohlcv
+from ivybt.errors import ConfigError
+from ivybt.periods import infer_periods_per_year
+from ivybt.studies.splits import train_test_split
+from ivybt.tables import bar_columns
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Bars and the decisions about them.
+
+    columns : OHLCV arrays of the bars the signals may see (in train mode, the training bars
+        only, so nothing after the split exists for the run).
+    window : the traded and measured bars, as a slice of `columns`.
+    """
+
+    frame: pd.DataFrame
+    record: dict[str, Any]
+    columns: dict[str, Float64Array1D]
+    window: slice
+    split: dict[str, Any] | None
+    periods_per_year: float
+    periods_per_year_source: str
+
+    @property
+    def history_bars(self) -> int:
+        return len(self.columns["close"])
+
+    def describe(self) -> str:
+        """'SPY 2020-01-02..2020-08-28', for messages."""
+        if len(self.frame) == 0:
+            return f"{self.record['symbol']}"
+        first, last = self.frame.index[0].date(), self.frame.index[-1].date()
+        return f"{self.record['symbol']} {first}..{last}"
+
+    def prices(self) -> pd.DataFrame:
+        """The traded window's OHLC bars."""
+        return self.frame.iloc[self.window][["open", "high", "low", "close"]]
+
+
+def prepare_inputs(
+    config: RunConfig,
+    *,
+    data: pd.DataFrame | None = None,
+    cache_dir: str | Path | None = None,
+) -> RunInputs:
+    """Load (or validate) the bars of `config`, split them and decide `periods_per_year`."""
+    frame, record = _bars(config, data, cache_dir)
+    columns = bar_columns(frame)
+    split_info, window, history = _split(config, frame)
+    if config.execution.periods_per_year is not None:
+        ppy, ppy_source = config.execution.periods_per_year, "given"
+    else:
+        ppy, ppy_source = infer_periods_per_year(frame.index, config.data.interval)
+    if history < len(frame):
+        columns = {name: values[:history].copy() for name, values in columns.items()}
+    return RunInputs(frame, record, columns, window, split_info, ppy, ppy_source)
+
+
+def _bars(
+    config: RunConfig, data: pd.DataFrame | None, cache_dir: str | Path | None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    spec = config.data
+    if data is None:
+        if spec.source == "frame":
+            raise ConfigError("data.source 'frame' needs a DataFrame passed as data=")
+        loaded = load_series(
+            spec.symbol,
+            spec.interval,
+            spec.start,
+            spec.end,
+            source=spec.source,  # type: ignore[arg-type]
+            adjusted=spec.adjusted,
+            cache_dir=cache_dir,
+        )
+        return loaded.frame, loaded.record()
+    frame = validate_ohlcv(data, name=f"{spec.symbol} (DataFrame)").frame
+    if spec.start is not None or spec.end is not None:
+        lo = pd.Timestamp(spec.start) if spec.start else None
+        hi = pd.Timestamp(spec.end) if spec.end else None
+        frame = frame.loc[(frame.index >= lo if lo else True) & (frame.index < hi if hi else True)]
+    record = {
+        "symbol": spec.symbol,
+        "interval": spec.interval,
+        "source": "frame",
+        "rows": len(frame),
+        "first": frame.index[0].isoformat() if len(frame) else None,
+        "last": frame.index[-1].isoformat() if len(frame) else None,
+        "sha256": data_sha256(frame),
+    }
+    return frame, record
+
+
+def _split(config: RunConfig, frame: pd.DataFrame) -> tuple[dict[str, Any] | None, slice, int]:
+    """(split record, window to trade, bars of history the signals may use)."""
+    n_bars = len(frame)
+    if config.split.run_mode == "full" or config.split.train_split is None:
+        return None, slice(0, n_bars), n_bars
+    split = train_test_split(n_bars, config.split.train_split)
+    record = {
+        "train_split": config.split.train_split,
+        "run_mode": config.split.run_mode,
+        "split_index": split.split,
+        "split_time": frame.index[split.split].isoformat(),
+        "train_bars": split.split,
+        "test_bars": n_bars - split.split,
+    }
+    if config.split.run_mode == "train":
+        return record, split.train, split.split
+    return record, split.test, n_bars

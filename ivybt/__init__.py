@@ -14,13 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "backtest", "load"]
+__all__ = ["__version__", "backtest", "grid", "load"]
 
 if TYPE_CHECKING:
     from ivybt.backtesting import backtest
     from ivybt.data import load
+    from ivybt.studies.grid_run import grid
 
-_LAZY = {"load": "ivybt.data.loader", "backtest": "ivybt.backtesting"}
+_LAZY = {
+    "load": "ivybt.data.loader",
+    "backtest": "ivybt.backtesting",
+    "grid": "ivybt.studies.grid_run",
+}
 
 
 def __getattr__(name: str) -> Any:

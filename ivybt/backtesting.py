@@ -189,10 +189,48 @@ def backtest(
     (['avg_loss', 'avg_win', 'cagr'], 'entry_time')
     """
     strategy_class = get_strategy(strategy)
+    sections = config_sections(
+        strategy, strategy_class, symbol=symbol, data=data, interval=interval, start=start,
+        end=end, source=source, adjusted=adjusted, commission=commission, slippage=slippage,
+        fill=fill, direction=direction, size=size, initial_cash=initial_cash,
+        periods_per_year=periods_per_year, train_split=train_split, run_mode=run_mode,
+    )  # fmt: skip
+    sections["strategy"]["params"] = dict(params or {})
+    sections["output"] = {"out": None if out is None else str(out)}
+    config = build_config(**sections)
+    result = run_backtest(config, data=data, cache_dir=cache_dir)
+    if out is not None:
+        result.write(out, command_line=["python", "ivybt.backtest(...)"])
+    return result
+
+
+def config_sections(
+    strategy: str | type[Strategy],
+    strategy_class: type[Strategy],
+    *,
+    symbol: str | None,
+    data: pd.DataFrame | None,
+    interval: str = "1d",
+    start: str | None = None,
+    end: str | None = None,
+    source: str = "auto",
+    adjusted: bool | None = None,
+    commission: float = 0.001,
+    slippage: float = 0.0005,
+    fill: str = "next_open",
+    direction: str = "long",
+    size: float = 1.0,
+    initial_cash: float = 10_000.0,
+    periods_per_year: float | None = None,
+    train_split: float | None = None,
+    run_mode: str = "full",
+) -> dict[str, dict[str, Any]]:
+    """The data, strategy, execution and split sections of a `RunConfig` from API keywords
+    (shared by `backtest` and `grid`, so both take the same options with the same defaults)."""
     if (symbol is None) == (data is None):
         raise ConfigError("give exactly one of symbol= (load bars) or data= (a DataFrame)")
-    config = build_config(
-        data={
+    return {
+        "data": {
             "symbol": symbol if symbol is not None else str(data.attrs.get("symbol", "data")),  # type: ignore[union-attr]
             "interval": interval,
             "start": start,
@@ -200,8 +238,8 @@ def backtest(
             "source": source if data is None else "frame",
             "adjusted": adjusted,
         },
-        strategy={"name": _strategy_name(strategy, strategy_class), "params": dict(params or {})},
-        execution={
+        "strategy": {"name": _strategy_name(strategy, strategy_class)},
+        "execution": {
             "commission": commission,
             "slippage": slippage,
             "fill": fill,
@@ -210,13 +248,8 @@ def backtest(
             "initial_cash": initial_cash,
             "periods_per_year": periods_per_year,
         },
-        split={"train_split": train_split, "run_mode": run_mode},
-        output={"out": None if out is None else str(out)},
-    )
-    result = run_backtest(config, data=data, cache_dir=cache_dir)
-    if out is not None:
-        result.write(out, command_line=["python", "ivybt.backtest(...)"])
-    return result
+        "split": {"train_split": train_split, "run_mode": run_mode},
+    }
 
 
 def run_backtest(

@@ -61,3 +61,14 @@ class HistoryRevisedWarning(IvyBTWarning):
 
 class DataRangeWarning(IvyBTWarning):
     """The requested range reaches beyond the data available offline (sample or import)."""
+
+
+class GridSizeWarning(IvyBTWarning):
+    """A grid is very large; it runs, in memory-bounded chunks, but takes a while."""
+
+    def __init__(self, n_combinations: int) -> None:
+        super().__init__(
+            f"the grid has {n_combinations:,} combinations; it runs in chunks within the memory "
+            "budget but may take long: narrow the ranges or use steps (-p fast=2:200:2), or "
+            "search it with `ivybt optimize`"
+        )

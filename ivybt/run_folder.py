@@ -28,6 +28,7 @@ from ivybt._paths import results_dir
 from ivybt.errors import ConfigError
 
 SCHEMA_VERSION = 1
+_FILE_MODE = 0o644
 KEY_PACKAGES = ("numba", "numpy", "pandas", "pandas-ta", "pyarrow", "plotly", "optuna", "pydantic")
 
 
@@ -112,6 +113,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     temp_path = Path(temp)
+    temp_path.chmod(_FILE_MODE)  # mkstemp makes 0600; results are for people to open
     try:
         yield temp_path
         os.replace(temp_path, path)

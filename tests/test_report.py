@@ -4,7 +4,6 @@ atomic write, and the promise that `import ivybt.report` leaves plotly unloaded.
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,6 @@ from ivybt.report import (
     format_metric,
     format_metrics,
     render_html,
-    write_html_atomic,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -413,27 +411,3 @@ def test_render_html_without_figures_has_no_plotly() -> None:
 
 
 # -- atomic write --------------------------------------------------------------------------
-
-
-def test_write_html_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
-    target = tmp_path / "out" / "report.html"
-    assert write_html_atomic(target, "<p>old</p>") == target
-    write_html_atomic(str(target), "<p>new é</p>")
-    assert target.read_text(encoding="utf-8") == "<p>new é</p>"
-    assert [p.name for p in target.parent.iterdir()] == ["report.html"]
-
-
-def test_write_html_atomic_failure_keeps_the_old_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = tmp_path / "report.html"
-    target.write_text("old")
-
-    def broken(src: object, dst: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", broken)
-    with pytest.raises(OSError, match="disk full"):
-        write_html_atomic(target, "new")
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]

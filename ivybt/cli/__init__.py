@@ -103,6 +103,7 @@ def cli(
       ivybt data show SPY
       ivybt strategies
       ivybt backtest sma_cross --symbol SPY -p fast=10 -p slow=50
+      ivybt grid sma_cross --symbol SPY -p fast=2:101 -p slow=5:204
       ivybt data fetch SPY QQQ --start 2010-01-01
       ivybt data import prices.csv --symbol ES --interval 1h --tz America/Chicago
     """
@@ -141,11 +142,13 @@ def info(settings: Settings) -> None:
 def _register() -> None:
     from ivybt.cli.backtest import backtest
     from ivybt.cli.data import data
+    from ivybt.cli.grid import grid
     from ivybt.cli.strategies import strategies
 
     cli.add_command(data)
     cli.add_command(strategies)
     cli.add_command(backtest)
+    cli.add_command(grid)
 
 
 def _one_line(text: object) -> str:

@@ -13,6 +13,9 @@ PERCENT_METRICS = frozenset(
     {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "avg_win", "avg_loss",
      "exposure"}
 )  # fmt: skip
+EXECUTION_OPTIONS = (
+    "commission", "slippage", "fill", "direction", "size", "initial_cash", "periods_per_year",
+)  # fmt: skip
 TABLE_METRICS = (
     "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar",
     "n_trades", "win_rate", "profit_factor", "avg_win", "avg_loss", "exposure",
@@ -49,31 +52,7 @@ def backtest(settings: Settings, strategy: str, **values: Any) -> None:
     from ivybt.backtesting import run_backtest
     from ivybt.config import build_config
 
-    config = build_config(
-        data={
-            "symbol": values["symbol"],
-            "interval": values["interval"],
-            "start": values["start"],
-            "end": values["end"],
-            "source": values["source"],
-            "adjusted": values["adjusted"],
-        },
-        strategy={"name": strategy, "params": {}},
-        execution={
-            name: values[name]
-            for name in (
-                "commission",
-                "slippage",
-                "fill",
-                "direction",
-                "size",
-                "initial_cash",
-                "periods_per_year",
-            )
-        },
-        split={"train_split": values["train_split"], "run_mode": values["run_mode"]},
-        output={"out": values["out"]},
-    )
+    config = build_config(**run_config(strategy, values))
     config = _with_params(config, values["params"])
     result = run_backtest(config, cache_dir=settings.cache_dir)
     folder = result.write(
@@ -84,6 +63,20 @@ def backtest(settings: Settings, strategy: str, **values: Any) -> None:
     )
     _print_summary(result)
     click.echo(f"wrote {folder}")
+
+
+def run_config(strategy: str, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The data, strategy, execution, split and output sections from the shared options."""
+    return {
+        "data": {
+            name: values[name]
+            for name in ("symbol", "interval", "start", "end", "source", "adjusted")
+        },
+        "strategy": {"name": strategy},
+        "execution": {name: values[name] for name in EXECUTION_OPTIONS},
+        "split": {"train_split": values["train_split"], "run_mode": values["run_mode"]},
+        "output": {"out": values["out"]},
+    }
 
 
 def _with_params(config: Any, given: dict[str, str]) -> Any:

@@ -227,3 +227,43 @@ def output[F: Callable[..., Any]](func: F) -> F:
         default=None,
         help="Run folder. Default: <results dir>/<command>-<strategy>-<symbol>-<UTC time>.",
     )(func)
+
+
+def study[F: Callable[..., Any]](func: F) -> F:
+    """--constraint --objective --min-trades --memory-budget."""
+    decorators = [
+        click.option(
+            "--constraint",
+            "constraints",
+            multiple=True,
+            metavar="EXPR",
+            help="Extra constraint on the parameters, repeatable: --constraint 'fast * 2 <= "
+            "slow'. The strategy's own constraints always apply.",
+        ),
+        click.option(
+            "--objective",
+            default="sharpe",
+            show_default=True,
+            metavar="METRIC",
+            help="Metric the best combination maximises (docs/metrics.md).",
+        ),
+        click.option(
+            "--min-trades",
+            type=click.IntRange(0),
+            default=1,
+            show_default=True,
+            help="Combinations with fewer closed trades are invalid for selection.",
+        ),
+        click.option(
+            "--memory-budget",
+            "memory_budget_mb",
+            type=click.FloatRange(16.0),
+            default=1024.0,
+            show_default=True,
+            metavar="MB",
+            help="Peak memory the grid plans for; larger grids run in chunks.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func

@@ -14,7 +14,9 @@ from ivybt.report.backtest import (
     format_metrics,
 )
 from ivybt.report.backtest_data import backtest_report_data
-from ivybt.report.html import render_html, write_html_atomic
+from ivybt.report.grid import grid_figures, grid_report_html
+from ivybt.report.grid_data import surface_data, top_combinations
+from ivybt.report.html import render_html
 
 __all__ = [
     "backtest_figures",
@@ -22,6 +24,9 @@ __all__ = [
     "backtest_report_html",
     "format_metric",
     "format_metrics",
+    "grid_figures",
+    "grid_report_html",
     "render_html",
-    "write_html_atomic",
+    "surface_data",
+    "top_combinations",
 ]

@@ -66,7 +66,8 @@ def grid_figures(
        beyond the third are reduced by max. All slices share one colour range.
     3. A table of the best `TOP_N` valid combinations by `objective`.
 
-    Combinations with ``valid == False`` are left out everywhere (empty cells). Raises
+    Combinations with ``valid == False`` are left out everywhere (empty cells); infinite
+    values (a profit factor without losses) are drawn as empty cells too. Raises
     `ConfigError` (a ValueError) for unknown parameter or metric names.
     """
     import plotly.graph_objects as go
@@ -79,33 +80,20 @@ def grid_figures(
     if len(varying) >= 2:
         x, y = (n for n in varying if n in ranked[:2])
         others = [n for n in varying if n not in (x, y)]
-        reduced = f" (max over {', '.join(others)})" if others else ""
-        sections.append(
-            (
-                f"Metric surface: {x} × {y}{reduced}",
-                _metric_heatmap(go, table, x, y, shown, others),
-            )
-        )
+        heading = f"Metric surface: {x} × {y}"
+        heading += f" (max over {', '.join(others)})" if others else ""
+        sections.append((heading, _metric_heatmap(go, table, x, y, shown, others)))
         if others:
             third = next(n for n in ranked if n in others)
             rest = [n for n in others if n != third]
-            sliced = f"; max over {', '.join(rest)}" if rest else ""
-            sections.append(
-                (
-                    f"{objective}: {x} × {y}, one slice per {third} value{sliced}",
-                    _slice_heatmap(go, table, (x, y, third), objective, rest),
-                )
-            )
+            heading = f"{objective}: {x} × {y}, one slice per {third} value"
+            heading += f"; max over {', '.join(rest)}" if rest else ""
+            sections.append((heading, _slice_heatmap(go, table, (x, y, third), objective, rest)))
     elif len(varying) == 1:
-        sections.append(
-            (f"Metric curve over {varying[0]}", _metric_line(go, table, varying[0], shown))
-        )
-    sections.append(
-        (
-            f"Best {TOP_N} valid combinations by {objective}",
-            _top_table(go, table, names, shown, objective),
-        )
-    )
+        x = varying[0]
+        sections.append((f"Metric curve over {x}", _metric_line(go, table, x, shown)))
+    top = _top_table(go, table, names, shown, objective)
+    sections.append((f"Best {TOP_N} valid combinations by {objective}", top))
     return sections
 
 
@@ -128,7 +116,7 @@ def _format(metric: str, *, axis: bool = False) -> str:
 def _heatmap(go: Any, pivot: pd.DataFrame, metric: str, **kwargs: Any) -> Any:
     x, y = pivot.columns.name, pivot.index.name
     return go.Heatmap(
-        z=pivot.to_numpy(dtype="float64"),
+        z=_finite(pivot.to_numpy(dtype="float64")),
         x=pivot.columns.to_numpy(),
         y=pivot.index.to_numpy(),
         name=metric,
@@ -166,7 +154,7 @@ def _metric_line(go: Any, table: pd.DataFrame, x: str, metrics: list[str]) -> go
         fig.add_trace(
             go.Scatter(
                 x=curve[x].to_numpy(),
-                y=curve[metric].to_numpy(dtype="float64"),
+                y=_finite(curve[metric].to_numpy(dtype="float64")),
                 mode="lines+markers",
                 name=metric,
                 visible=k == 0,
@@ -273,6 +261,11 @@ def _param_text(value: float) -> str:
     return f"{int(number):d}" if number.is_integer() else f"{number:g}"
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    """±inf (a profit factor with no loss) drawn as an empty cell: plotly.js cannot colour it."""
+    return np.where(np.isfinite(values), values, np.nan)
+
+
 def _onehot(n: int, k: int) -> list[bool]:
     return [i == k for i in range(n)]
 
@@ -305,7 +298,7 @@ def _dropdown(
                 "showactive": True,
                 "x": 1.0,
                 "xanchor": "right",
-                "y": 1.12,
+                "y": 1.02,
                 "yanchor": "bottom",
             }
         ]
@@ -370,8 +363,9 @@ def grid_report_html(
     is written.
 
     `summary` rows ((label, value) pairs or a mapping) come first: strings are shown as
-    given, numbers through `format_metric` (keyed by the label). Then the `grid_figures`, then
-    `notes`, followed by a note on how many combinations were left out as invalid.
+    given, numbers through `format_metric` keyed by the label (a metric name such as "cagr"
+    gets its format, "5.12%"; other labels 4 significant digits). Then the `grid_figures`,
+    then `notes`, followed by a note on how many combinations were left out as invalid.
     """
     pairs = summary.items() if isinstance(summary, Mapping) else summary
     rows = [(str(k), v if isinstance(v, str) else format_metric(str(k), v)) for k, v in pairs]

@@ -6,12 +6,8 @@ This module imports neither pandas nor plotly: it calls `fig.to_html` on the fig
 
 from __future__ import annotations
 
-import contextlib
 import html
-import os
-import uuid
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import ivybt
 
@@ -52,7 +48,7 @@ def render_html(
 
     Returns
     -------
-    str : the page. Nothing is written; see `write_html_atomic`.
+    str : the page. Nothing is written here; run folders write it (`ivybt.run_folder`).
     """
     parts = [
         "<!DOCTYPE html>",
@@ -91,26 +87,3 @@ def render_html(
     parts.append(f"<footer>IvyBT {html.escape(ivybt.__version__)}</footer>")
     parts.extend(["</body>", "</html>", ""])
     return "\n".join(parts)
-
-
-def write_html_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write `text` (UTF-8) to `path` atomically and return the path.
-
-    The page goes to a temporary file in the same folder (created if missing), is fsync'ed,
-    then renamed over `path` with `os.replace`: a reader sees the old file or the new one,
-    never half a page. The temporary file is removed if anything fails.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return target

@@ -1,0 +1,99 @@
+"""`ivybt grid`: every combination of a parameter space, in one kernel pass per chunk."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from ivybt.cli import Settings, command_line_of, options
+from ivybt.cli.backtest import format_metric, run_config
+
+TOP_ROWS = 5
+TOP_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate")
+
+
+@click.command("grid")
+@click.argument("strategy")
+@options.symbol
+@options.params
+@options.study
+@options.interval
+@options.start
+@options.end
+@options.source
+@options.adjusted
+@options.execution
+@options.split
+@options.output
+@click.pass_obj
+def grid(settings: Settings, strategy: str, **values: Any) -> None:
+    """Evaluate every combination of STRATEGY's parameter space and write the run folder.
+
+    Give each searched parameter as -p name=start:stop[:step] (inclusive) or a list
+    name=v1,v2,...; others keep their defaults. The folder holds grid.parquet (one row per
+    combination: param_* columns, then every metric), metrics.json (the best combination),
+    manifest.json and report.html (heatmaps with a metric selector, top combinations).
+
+    \b
+    Examples:
+      ivybt grid sma_cross --symbol SPY -p fast=2:101 -p slow=5:204
+      ivybt grid rsi_reversion -s SPY -p window=5:30 -p lower=20:40:5 --objective calmar
+      ivybt grid macd_cross -s SPY -p fast=5:20 -p slow=20:60:5 -p signal=5,9,12 --min-trades 10
+    """
+    from ivybt.config import build_config
+    from ivybt.strategies import get_strategy
+    from ivybt.studies.grid_run import run_grid
+    from ivybt.studies.space import build_space
+
+    sections = run_config(strategy, values)
+    sections["strategy"]["space"] = dict(values["params"])
+    sections["strategy"]["constraints"] = tuple(values["constraints"])
+    sections["study"] = {
+        name: values[name] for name in ("objective", "min_trades", "memory_budget_mb")
+    }
+    config = build_config(**sections)
+    space = build_space(get_strategy(strategy), config.strategy.space, config.strategy.constraints)
+    click.echo(
+        f"{strategy}: {len(space):,} combinations ({space.n_candidates:,} before constraints) "
+        f"on {values['symbol']} {values['interval']}",
+        err=True,
+    )
+    result = run_grid(config, cache_dir=settings.cache_dir, progress=_progress())
+    folder = result.write(
+        values["out"],
+        overwrite=values["overwrite"],
+        results_dir=settings.results_dir,
+        command_line=command_line_of(click.get_current_context()),
+    )
+    _print_top(result)
+    click.echo(f"wrote {folder}")
+
+
+def _progress() -> Any:
+    started = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        rate = done / elapsed if elapsed > 0 else float("inf")
+        eta = (total - done) / rate if rate > 0 else 0.0
+        click.echo(
+            f"  {done:,}/{total:,} combinations, {rate:,.0f}/s, {elapsed:.1f} s, ETA {eta:.1f} s",
+            err=True,
+        )
+
+    return report
+
+
+def _print_top(result: Any) -> None:
+    objective = result.objective
+    table = result.table[result.table["valid"]].nlargest(TOP_ROWS, objective)
+    names = [f"param_{name}" for name in result.space.names]
+    header = "  ".join(f"{name.removeprefix('param_'):>8}" for name in names)
+    click.echo(f"best {TOP_ROWS} by {objective}:")
+    click.echo(f"  {header}  " + " ".join(f"{name:>12}" for name in TOP_METRICS))
+    for _, row in table.iterrows():
+        params = "  ".join(f"{row[name]:>8g}" for name in names)
+        shown = " ".join(f"{format_metric(name, row[name]):>12}" for name in TOP_METRICS)
+        click.echo(f"  {params}  {shown}")

@@ -1,0 +1,266 @@
+"""`ivybt.grid` and `ivybt grid`: every combination of a parameter space, one table, one folder.
+
+The table has one row per admissible combination: `param_<name>` columns in the strategy's
+order, every metric of docs/metrics.md, then `valid` (at least `min_trades` closed trades).
+`best()` picks the valid combination that maximises the objective.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ivybt.config import RunConfig, build_config
+from ivybt.errors import ConfigError, GridSizeWarning
+from ivybt.kernels.metrics import METRIC_NAMES
+from ivybt.run_folder import (
+    build_manifest,
+    check_reusable,
+    default_run_name,
+    resolve_run_folder,
+    utc_now,
+    write_json,
+    write_table,
+    write_text,
+)
+from ivybt.run_inputs import prepare_inputs
+from ivybt.simulation import check_enough_bars
+from ivybt.strategies import Strategy, get_strategy
+from ivybt.studies.grid import Progress, evaluate_space
+from ivybt.studies.space import ParamSpace, build_space
+
+LARGE_GRID = 5_000_000  # combinations above which a grid run warns with its size
+
+
+@dataclass
+class GridResult:
+    """Every combination's metrics (`table`) and what they were computed on."""
+
+    config: RunConfig
+    strategy: type[Strategy]
+    space: ParamSpace
+    table: pd.DataFrame
+    data: dict[str, Any]
+    periods_per_year: float
+    periods_per_year_source: str
+    split: dict[str, Any] | None
+    started: datetime = field(default_factory=utc_now)
+    folder: Path | None = None
+
+    @property
+    def objective(self) -> str:
+        return self.config.study.objective if self.config.study else "sharpe"
+
+    def best(self, objective: str | None = None) -> pd.Series:
+        """The valid row with the highest `objective` (default: the study's objective)."""
+        name = _check_metric(objective or self.objective)
+        valid = self.table[self.table["valid"] & self.table[name].notna()]
+        if valid.empty:
+            raise ConfigError(
+                f"no valid combination has a {name}: every one has fewer than "
+                f"{self.config.study.min_trades if self.config.study else 1} trades or no value; "
+                "lower --min-trades or widen the ranges"
+            )
+        return valid.loc[valid[name].idxmax()]
+
+    def best_params(self, objective: str | None = None) -> dict[str, float | int]:
+        row = self.best(objective)
+        return {
+            param.name: param.kind(row[f"param_{param.name}"])  # type: ignore[misc]
+            for param in self.strategy.params
+        }
+
+    def headline(self) -> dict[str, Any]:
+        """metrics.json: the size of the grid and its best combination."""
+        best = self.best()
+        return {
+            "strategy": self.config.strategy.name,
+            "symbol": self.data["symbol"],
+            "interval": self.config.data.interval,
+            "n_combinations": len(self.table),
+            "n_candidates": self.space.n_candidates,
+            "n_valid": int(self.table["valid"].sum()),
+            "objective": self.objective,
+            "periods_per_year": self.periods_per_year,
+            "split": self.split,
+            "best": {
+                "params": self.best_params(),
+                "metrics": {name: float(best[name]) for name in METRIC_NAMES},
+            },
+        }
+
+    def write(
+        self,
+        folder: str | Path | None = None,
+        *,
+        overwrite: bool = False,
+        results_dir: str | Path | None = None,
+        command_line: list[str] | None = None,
+    ) -> Path:
+        """Write grid.parquet, metrics.json, manifest.json and report.html; return the folder."""
+        from ivybt.report.grid import grid_report_html
+
+        name = default_run_name(
+            "grid", self.config.strategy.name, self.data["symbol"], self.started
+        )
+        target = resolve_run_folder(folder or self.config.output.out, name, results_dir)
+        config = self.config.model_dump(mode="json")
+        check_reusable(target, config, overwrite=overwrite)
+        common = {
+            "command": "grid",
+            "config": config,
+            "data": [self.data],
+            "started": self.started,
+            "command_line": command_line,
+        }
+        write_json(target / "manifest.json", build_manifest(status="running", **common))
+        write_table(target / "grid.parquet", self.table)
+        headline = self.headline()
+        write_json(target / "metrics.json", headline)
+        html = grid_report_html(
+            title=f"{self.config.strategy.name} grid on {self.data['symbol']}",
+            table=self.table,
+            param_names=list(self.space.names),
+            metrics=list(METRIC_NAMES),
+            objective=self.objective,
+            summary=_summary_rows(headline),
+        )
+        write_text(target / "report.html", html)
+        extra = {"periods_per_year": self.periods_per_year, "split": self.split}
+        write_json(
+            target / "manifest.json", build_manifest(status="finished", extra=extra, **common)
+        )
+        self.folder = target
+        return target
+
+
+def grid(
+    strategy: str | type[Strategy],
+    *,
+    symbol: str | None = None,
+    data: pd.DataFrame | None = None,
+    params: Mapping[str, object] | None = None,
+    constraints: Sequence[str] = (),
+    objective: str = "sharpe",
+    min_trades: int = 1,
+    memory_budget_mb: float = 1024.0,
+    out: str | Path | None = None,
+    progress: Progress | None = None,
+    cache_dir: str | Path | None = None,
+    **run_options: Any,
+) -> GridResult:
+    """Evaluate every combination of `params` specs for `strategy`; mirrors `ivybt grid`.
+
+    `params` maps names to specs: a value, "a:b", "a:b:step" or "v1,v2,..."; parameters left
+    out keep their defaults. `run_options` are those of `ivybt.backtest` (interval, start,
+    end, source, adjusted, commission, slippage, fill, direction, size, initial_cash,
+    periods_per_year, train_split, run_mode).
+
+    Examples
+    --------
+    >>> import ivybt
+    >>> result = ivybt.grid("sma_cross", symbol="SPY", source="sample",
+    ...                     params={"fast": "5:20:5", "slow": "30:60:10"})
+    >>> len(result.table), sorted(result.best_params())
+    (16, ['fast', 'slow'])
+    """
+    from ivybt.backtesting import config_sections
+
+    strategy_class = get_strategy(strategy)
+    sections = config_sections(strategy, strategy_class, symbol=symbol, data=data, **run_options)
+    sections["strategy"]["space"] = {name: str(spec) for name, spec in (params or {}).items()}
+    sections["strategy"]["constraints"] = tuple(constraints)
+    sections["study"] = {
+        "objective": objective,
+        "min_trades": min_trades,
+        "memory_budget_mb": memory_budget_mb,
+    }
+    sections["output"] = {"out": None if out is None else str(out)}
+    result = run_grid(build_config(**sections), data=data, cache_dir=cache_dir, progress=progress)
+    if out is not None:
+        result.write(out, command_line=["python", "ivybt.grid(...)"])
+    return result
+
+
+def run_grid(
+    config: RunConfig,
+    *,
+    data: pd.DataFrame | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> GridResult:
+    """Run the grid `config` describes (bars from `data` when given, else loaded)."""
+    started = utc_now()
+    study = config.study
+    if study is None:
+        raise ConfigError("a grid run needs a study section (objective, min_trades)")
+    _check_metric(study.objective)
+    strategy = get_strategy(config.strategy.name)
+    space = build_space(strategy, config.strategy.space, config.strategy.constraints)
+    if len(space) > LARGE_GRID:
+        warnings.warn(GridSizeWarning(len(space)), stacklevel=2)
+    inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
+    check_enough_bars(strategy, _shortest_warmup(space), inputs.history_bars, inputs.describe())
+    metrics = evaluate_space(
+        inputs.columns,
+        space,
+        config.execution,
+        periods_per_year=inputs.periods_per_year,
+        first_bar=inputs.window.start or 0,
+        memory_budget=int(study.memory_budget_mb * 2**20),
+        progress=progress,
+    )
+    table = pd.DataFrame(space.combos, columns=[f"param_{name}" for name in space.names])
+    table = table.join(pd.DataFrame(metrics, columns=list(METRIC_NAMES)))
+    table["valid"] = table["n_trades"] >= study.min_trades
+    return GridResult(
+        config=config,
+        strategy=strategy,
+        space=space,
+        table=table,
+        data=inputs.record,
+        periods_per_year=inputs.periods_per_year,
+        periods_per_year_source=inputs.periods_per_year_source,
+        split=inputs.split,
+        started=started,
+    )
+
+
+def _shortest_warmup(space: ParamSpace) -> dict[str, float | int]:
+    """Each parameter at its smallest value in the space: for window parameters, the
+    combination with the fewest warm-up bars (a grid needs one that can trade)."""
+    return {
+        param.name: param.kind(space.combos[:, k].min())  # type: ignore[misc]
+        for k, param in enumerate(space.strategy.params)
+    }
+
+
+def _check_metric(name: str) -> str:
+    if name not in METRIC_NAMES:
+        import difflib
+
+        close = difflib.get_close_matches(name, METRIC_NAMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown objective {name!r}{hint}; metrics: {', '.join(METRIC_NAMES)}")
+    return name
+
+
+def _summary_rows(headline: Mapping[str, Any]) -> list[tuple[str, str]]:
+    best = headline["best"]
+    params = ", ".join(f"{name}={value}" for name, value in best["params"].items())
+    return [
+        ("Combinations", f"{headline['n_combinations']:,} ({headline['n_valid']:,} valid)"),
+        ("Objective", headline["objective"]),
+        ("Best parameters", params),
+        *(
+            (name, f"{value:.4g}")
+            for name, value in best["metrics"].items()
+            if name in ("total_return", "sharpe", "max_drawdown", "n_trades")
+        ),
+    ]

@@ -1,0 +1,228 @@
+"""Grid engine: every combination equals its single backtest; spaces; chunks; CLI and API."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import ivybt
+from ivybt.cli import cli
+from ivybt.config import ExecutionConfig
+from ivybt.data.sample import load_sample
+from ivybt.errors import ConfigError
+from ivybt.kernels.metrics import METRIC_NAMES
+from ivybt.simulation import simulate_strategy
+from ivybt.strategies import BUILTIN, get_strategy
+from ivybt.studies import grid as grid_module
+from ivybt.studies.grid import evaluate_space
+from ivybt.studies.space import build_space, parse_spec
+from ivybt.tables import bar_columns
+from tests.test_strategies import _docs_example
+
+SPACES = {
+    "sma_cross": {"fast": "5:25:5", "slow": "20:80:15"},
+    "ema_cross": {"fast": "3,8,12", "slow": "20:60:20"},
+    "macd_cross": {"fast": "6:12:3", "slow": "20:30:5", "signal": "5,9"},
+    "rsi_reversion": {"window": "7:21:7", "lower": "20:35:5", "upper": "55,70"},
+    "bollinger_reversion": {"window": "10:30:10", "num_std": "1.5:2.5:0.5"},
+    "donchian_breakout": {"entry_window": "10:40:10", "exit_window": "5:20:5"},
+    "bbkc_squeeze": {"bb_std": "1.5,2.0", "kc_mult": "1.0:2.0:0.5", "momentum_window": "8,12"},
+}
+
+
+@pytest.fixture(scope="module")
+def spy_columns():
+    frame, _ = load_sample("SPY", "1d")
+    return bar_columns(frame.iloc[-2000:])
+
+
+def single_rows(columns, space, execution, *, window=None):
+    return np.array(
+        [
+            [
+                simulate_strategy(
+                    columns, space.strategy, space.combination(j), execution, window=window,
+                    periods_per_year=252.0,
+                ).metrics[name]
+                for name in METRIC_NAMES
+            ]
+            for j in range(len(space))
+        ]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_grid_rows_equal_single_backtests_bit_for_bit(spy_columns, name):
+    space = build_space(BUILTIN[name], SPACES[name])
+    execution = ExecutionConfig(direction="both", fill="next_open")
+    got = evaluate_space(spy_columns, space, execution, periods_per_year=252.0)
+    want = single_rows(spy_columns, space, execution)
+    np.testing.assert_array_equal(got, want)
+    assert (got[:, METRIC_NAMES.index("n_trades")] > 0).any()
+
+
+def test_grid_of_a_user_strategy_equals_single_backtests(spy_columns, tmp_path, monkeypatch):
+    (tmp_path / "my_strategies.py").write_text(_docs_example(), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_strategies", raising=False)
+    strategy = get_strategy("my_strategies:KeltnerBreakout")
+    space = build_space(strategy, {"window": "10:30:10", "multiplier": "1.5,2.5"})
+    execution = ExecutionConfig(fill="close")
+    got = evaluate_space(spy_columns, space, execution, periods_per_year=252.0)
+    np.testing.assert_array_equal(got, single_rows(spy_columns, space, execution))
+
+
+def test_test_window_grid_equals_test_mode_backtests(spy_columns):
+    space = build_space(BUILTIN["sma_cross"], SPACES["sma_cross"])
+    execution = ExecutionConfig()
+    got = evaluate_space(spy_columns, space, execution, periods_per_year=252.0, first_bar=1400)
+    want = single_rows(spy_columns, space, execution, window=slice(1400, 2000))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_memory_budget_chunks_give_the_same_table(spy_columns):
+    space = build_space(BUILTIN["sma_cross"], {"fast": "2:60", "slow": "5:150"})  # 149 SMAs
+    execution = ExecutionConfig(fill="close", slippage=0.0)
+    n_bars = len(spy_columns["close"])
+    buffers = grid_module._BLOCKS_PER_THREAD * numba.get_num_threads() * n_bars
+    room_for_40_rows = 2 * (buffers * grid_module._THREAD_BYTES_PER_BAR + 40 * 8 * n_bars)
+    calls = []
+    whole = evaluate_space(spy_columns, space, execution, periods_per_year=252.0)
+    chunked = evaluate_space(
+        spy_columns, space, execution, periods_per_year=252.0, memory_budget=room_for_40_rows,
+        progress=lambda done, total: calls.append((done, total)),
+    )  # fmt: skip
+    np.testing.assert_array_equal(whole, chunked)
+    assert len(calls) > 3 and calls[-1] == (len(space), len(space))
+    with pytest.raises(ConfigError, match="too small for 2000 bars; give --memory-budget"):
+        evaluate_space(spy_columns, space, execution, periods_per_year=252.0, memory_budget=2**20)
+
+
+def test_results_do_not_depend_on_the_thread_count(spy_columns):
+    space = build_space(BUILTIN["rsi_reversion"], SPACES["rsi_reversion"])
+    execution = ExecutionConfig(direction="both")
+    default = evaluate_space(spy_columns, space, execution, periods_per_year=252.0)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        single = evaluate_space(spy_columns, space, execution, periods_per_year=252.0)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(default, single)
+
+
+@pytest.mark.parametrize(
+    ("spec", "values"),
+    [
+        ("2:6", [2, 3, 4, 5, 6]),
+        ("2:10:4", [2, 6, 10]),
+        ("5,10,20", [5, 10, 20]),
+        ("20,5,5", [5, 20]),
+        (7, [7]),
+    ],
+)
+def test_integer_specs(spec, values):
+    assert parse_spec(BUILTIN["sma_cross"].params[0], spec, "sma_cross") == values
+
+
+def test_float_specs_are_inclusive_and_rounded():
+    num_std = BUILTIN["bollinger_reversion"].params[1]
+    assert parse_spec(num_std, "1.5:3.0:0.25", "b") == [1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0]
+    assert parse_spec(num_std, "0.1:0.3:0.1", "b") == [0.1, 0.2, 0.3]
+
+
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        ({"num_std": "1:2"}, "float range '1:2' for num_std of bollinger_reversion needs a step"),
+        ({"window": "30:10"}, "must have start <= stop and a positive step"),
+        ({"window": "a:b"}, "must hold numbers, e.g. 2:101:3"),
+        ({"window": "1:3:1:1"}, "must be start:stop or start:stop:step"),
+        ({"window": "0:5"}, "parameter window of bollinger_reversion must be >= 2, got 0"),
+        ({"windw": "5:10"}, "unknown parameter 'windw' for bollinger_reversion"),
+    ],
+)
+def test_bad_specs_get_one_line(specs, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_space(BUILTIN["bollinger_reversion"], specs)
+
+
+def test_constraints_filter_and_report_an_empty_space():
+    space = build_space(BUILTIN["sma_cross"], {"fast": "2:101", "slow": "5:204"})
+    assert (len(space), space.n_candidates) == (15_247, 20_000)  # the #5 benchmark's W1 grid
+    assert (space.combos[:, 0] < space.combos[:, 1]).all()
+    narrower = build_space(BUILTIN["sma_cross"], {"fast": "2:101", "slow": "5:204"},
+                           ["fast * 2 <= slow"])  # fmt: skip
+    assert len(narrower) < len(space)
+    with pytest.raises(ConfigError, match="no admissible parameter combination: the constraints"):
+        build_space(BUILTIN["sma_cross"], {"fast": "50:60", "slow": "10:20"})
+
+
+def test_api_grid_table_and_best(tmp_path):
+    result = ivybt.grid(
+        "sma_cross", symbol="SPY", source="sample", params={"fast": "5:20:5", "slow": "30:60:10"},
+        min_trades=5, objective="calmar", out=tmp_path / "g",
+    )  # fmt: skip
+    table = result.table
+    assert list(table.columns[:2]) == ["param_fast", "param_slow"]
+    assert list(table.columns[2:-1]) == list(METRIC_NAMES) and table.columns[-1] == "valid"
+    assert len(table) == 16
+    best = result.best()
+    assert best["calmar"] == table.loc[table["valid"], "calmar"].max()
+    assert result.best_params() == {
+        "fast": int(best["param_fast"]),
+        "slow": int(best["param_slow"]),
+    }
+    single = ivybt.backtest(
+        "sma_cross", symbol="SPY", source="sample", params=result.best_params()
+    )
+    assert single.metrics["calmar"] == best["calmar"]
+    saved = pd.read_parquet(tmp_path / "g" / "grid.parquet")
+    pd.testing.assert_frame_equal(saved, table)
+    headline = json.loads((tmp_path / "g" / "metrics.json").read_text())
+    assert headline["best"]["params"] == result.best_params()
+    assert headline["n_combinations"] == 16 and headline["objective"] == "calmar"
+
+
+def test_cli_grid_prints_the_size_first_and_writes_the_folder(tmp_path):
+    out = tmp_path / "grid"
+    result = CliRunner().invoke(
+        cli,
+        ["grid", "sma_cross", "-s", "SPY", "--source", "sample", "-p", "fast=2:30",
+         "-p", "slow=10:100:10", "--min-trades", "3", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "sma_cross: 257 combinations (290 before constraints) on SPY 1d"
+    assert "257/257 combinations" in result.output and "best 5 by sharpe:" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "grid.parquet", "manifest.json", "metrics.json", "report.html",
+    ]  # fmt: skip
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["strategy"]["space"] == {"fast": "2:30", "slow": "10:100:10"}
+    assert manifest["config"]["study"]["min_trades"] == 3 and manifest["status"] == "finished"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--objective", "sharp"], "unknown objective 'sharp' (did you mean 'sharpe'?)"),
+        (["-p", "fast=5:1"], "range '5:1' for fast of sma_cross must have start <= stop"),
+        (["--constraint", "fast <"], "constraint 'fast <' is not an expression"),
+        (["--constraint", "fats < 3"], "names 'fats', which is not a parameter of sma_cross"),
+    ],
+)
+def test_cli_grid_bad_input(tmp_path, args, message):
+    result = CliRunner().invoke(
+        cli, ["grid", "sma_cross", "-s", "SPY", "--source", "sample", *args,
+              "--out", str(tmp_path / "x")],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output and not (tmp_path / "x").exists()

@@ -226,3 +226,13 @@ def test_cli_grid_bad_input(tmp_path, args, message):
     assert result.exit_code == 1, result.output
     assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_indicators_declared_for_whole_columns_match_one_by_one(name):
+    space = build_space(BUILTIN[name], SPACES[name])
+    distinct, slot_ids = grid_module.space_indicators(space)
+    for j in range(len(space)):
+        want = BUILTIN[name].indicators(space.combination(j))
+        assert tuple(distinct[i] for i in slot_ids[j]) == tuple(want)
+    assert len(distinct) == len(set(distinct))

@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ivybt.errors import ConfigError
 from ivybt.strategies.constraints import Constraint
 
@@ -54,7 +56,9 @@ class Indicator:
     """One indicator row a signal kernel reads: `kind` of `source` with integer `args`.
 
     Two strategies (or two grid combinations) asking for equal Indicators share one computed
-    row. Kinds and their args are listed in `INDICATOR_KINDS`.
+    row. Kinds and their args are listed in `INDICATOR_KINDS`. A grid calls a strategy's
+    `indicators` once with whole parameter columns; the args are then int64 arrays, one value
+    per combination, and such an Indicator is a declaration only (not hashable).
     """
 
     kind: str
@@ -67,15 +71,19 @@ class Indicator:
                 f"unknown indicator kind {self.kind!r}"
                 f"{_did_you_mean(self.kind, INDICATOR_KINDS)}; kinds: {', '.join(INDICATOR_KINDS)}"
             )
+        if self.source not in SOURCES:
+            raise ConfigError(f"indicator source must be one of {SOURCES}, got {self.source!r}")
+        args = tuple(np.asarray(a) if isinstance(a, np.ndarray) else a for a in self.args)
         n_args = INDICATOR_KINDS[self.kind][0]
-        if len(self.args) != n_args or any(int(a) != a or a < 1 for a in self.args):
+        integral = all(bool(np.all((np.floor(a) == a) & (a >= 1))) for a in args)
+        if len(args) != n_args or not integral:
             raise ConfigError(
                 f"indicator {self.kind} takes {n_args} integer argument(s) >= 1 "
                 f"({INDICATOR_KINDS[self.kind][1]}), got {self.args}"
             )
-        if self.source not in SOURCES:
-            raise ConfigError(f"indicator source must be one of {SOURCES}, got {self.source!r}")
-        object.__setattr__(self, "args", tuple(int(a) for a in self.args))
+        # whole parameter columns (a grid declaring all its indicators at once) stay arrays
+        converted = (a.astype(np.int64) if isinstance(a, np.ndarray) else int(a) for a in args)
+        object.__setattr__(self, "args", tuple(converted))
 
     @property
     def warmup_bars(self) -> int:

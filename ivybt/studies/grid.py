@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from numba import get_num_threads
 
-from ivybt._typing import Float64Array1D, Float64Array2D
+from ivybt._typing import Float64Array1D, Float64Array2D, Int64Array2D
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
 from ivybt.errors import ConfigError
 from ivybt.kernels.grid import SIGNAL_CODES, grid_builtin_nb, make_grid_kernel
@@ -31,6 +31,7 @@ Progress = Callable[[int, int], None]
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes: 1 GiB
 _THREAD_BYTES_PER_BAR = 2 * 8 + 1 + 96  # equity + units, target, one trade record
 _BLOCKS_PER_THREAD = 4  # blocks of combinations per thread, for load balance
+_STEP = 256  # combinations by which a chunk grows
 
 
 def evaluate_space(
@@ -61,19 +62,18 @@ def evaluate_space(
     out = np.empty((len(space), N_METRICS), dtype=np.float64)
     scratch = np.empty((min(len(space), _BLOCKS_PER_THREAD * get_num_threads()), n_bars),
                        dtype=TRADE_DTYPE)  # fmt: skip
-    done = 0
-    for start, stop, indicators in _chunks(space, rows_budget):
-        table, rows = indicator_table(
-            columns, dict.fromkeys(i for combo in indicators for i in combo)
-        )
-        slots = np.array([[rows[i] for i in combo] for combo in indicators], dtype=np.int64)
+    distinct, slot_ids = space_indicators(space)
+    for start, stop in _chunks(slot_ids, rows_budget):
+        needed = np.unique(slot_ids[start:stop])
+        table, rows = indicator_table(columns, [distinct[i] for i in needed])
+        local = np.full(len(distinct), -1, dtype=np.int64)
+        local[needed] = [rows[distinct[i]] for i in needed]
         out[start:stop] = kernel(
-            prices, table, slots.reshape(stop - start, -1), space.combos[start:stop], settings,
+            prices, table, local[slot_ids[start:stop]], space.combos[start:stop], settings,
             kernel_execution, periods_per_year, scratch,
         )  # fmt: skip
-        done = stop
         if progress is not None:
-            progress(done, len(space))
+            progress(stop, len(space))
     return out
 
 
@@ -101,21 +101,68 @@ def _rows_budget(memory_budget: int, n_bars: int) -> int:
     return int(rows)
 
 
-def _chunks(
-    space: ParamSpace, rows_budget: int
-) -> Iterator[tuple[int, int, list[tuple[Indicator, ...]]]]:
-    """[start, stop) blocks of combinations whose distinct indicators fit `rows_budget`."""
+def space_indicators(space: ParamSpace) -> tuple[list[Indicator], Int64Array2D]:
+    """The distinct indicators of every combination, and each combination's slot rows.
+
+    Returns (distinct, slot_ids): `slot_ids[j, k]` indexes `distinct` for slot k of
+    combination j. The strategy's `indicators` is called once with whole parameter columns;
+    if it cannot take arrays (it converts or branches on a value), once per combination.
+    """
     strategy = space.strategy
+    columns = {
+        param.name: space.combos[:, k].astype(np.int64 if param.kind is int else np.float64)
+        for k, param in enumerate(strategy.params)
+    }
+    try:
+        declared = strategy.indicators(columns)
+    except (TypeError, ValueError, ConfigError):
+        declared = None
+    n_combos = len(space)
+    if declared is None:
+        return _indicators_one_by_one(space)
+    distinct: dict[Indicator, int] = {}
+    slot_ids = np.empty((n_combos, len(declared)), dtype=np.int64)
+    for k, spec in enumerate(declared):
+        args = np.column_stack(
+            [np.broadcast_to(np.asarray(arg, dtype=np.int64), (n_combos,)) for arg in spec.args]
+        ) if spec.args else np.zeros((n_combos, 0), dtype=np.int64)  # fmt: skip
+        unique, inverse = np.unique(args, axis=0, return_inverse=True)
+        ids = [
+            distinct.setdefault(Indicator(spec.kind, tuple(int(a) for a in row), spec.source),
+                                len(distinct))
+            for row in unique
+        ]  # fmt: skip
+        slot_ids[:, k] = np.asarray(ids, dtype=np.int64)[inverse.reshape(-1)]
+    return list(distinct), slot_ids
+
+
+def _indicators_one_by_one(space: ParamSpace) -> tuple[list[Indicator], Int64Array2D]:
+    distinct: dict[Indicator, int] = {}
+    rows = [
+        [distinct.setdefault(indicator, len(distinct))
+         for indicator in space.strategy.indicators(space.combination(j))]
+        for j in range(len(space))
+    ]  # fmt: skip
+    return list(distinct), np.array(rows, dtype=np.int64).reshape(len(space), -1)
+
+
+def _chunks(slot_ids: Int64Array2D, rows_budget: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) blocks of combinations whose distinct indicators fit `rows_budget`.
+
+    Blocks grow in steps of `_STEP` combinations while the distinct rows fit (a single step
+    that alone does not fit is still taken, so every combination runs).
+    """
+    n_combos = slot_ids.shape[0]
+    if slot_ids.max(initial=-1) < rows_budget:  # every distinct indicator fits at once
+        yield 0, n_combos
+        return
     start = 0
-    distinct: set[Indicator] = set()
-    chunk: list[tuple[Indicator, ...]] = []
-    for j in range(len(space)):
-        indicators = tuple(strategy.indicators(space.combination(j)))
-        new = distinct.union(indicators)
-        if chunk and len(new) > rows_budget:
-            yield start, j, chunk
-            start, distinct, chunk = j, set(indicators), []
-        else:
-            distinct = new
-        chunk.append(indicators)
-    yield start, len(space), chunk
+    while start < n_combos:
+        stop = min(start + _STEP, n_combos)
+        while stop < n_combos:
+            grown = min(stop + _STEP, n_combos)
+            if len(np.unique(slot_ids[start:grown])) > rows_budget:
+                break
+            stop = grown
+        yield start, stop
+        start = stop

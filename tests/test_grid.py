@@ -101,7 +101,7 @@ def test_memory_budget_chunks_give_the_same_table(spy_columns):
     np.testing.assert_array_equal(whole, chunked)
     assert len(calls) > 3 and calls[-1] == (len(space), len(space))
     with pytest.raises(ConfigError, match="too small for 2000 bars; give --memory-budget"):
-        evaluate_space(spy_columns, space, execution, periods_per_year=252.0, memory_budget=2**20)
+        evaluate_space(spy_columns, space, execution, periods_per_year=252.0, memory_budget=2**17)
 
 
 def test_results_do_not_depend_on_the_thread_count(spy_columns):

@@ -1,8 +1,9 @@
 """Whole parameter grids in one parallel pass: combinations -> metrics, nothing bars x combos.
 
 Every combination reads its indicator rows from one shared table (computed once per distinct
-indicator), writes its targets, fills and equity into buffers owned by its thread, and leaves
-only its metrics behind. Threads own contiguous blocks of combinations, so no two threads write
+indicator), writes its targets into a buffer owned by its thread, and is simulated and
+measured in one fused pass (`ivybt.kernels.evaluate`) that leaves only its metrics behind.
+Threads own contiguous blocks of combinations, so no two threads write
 the same element and results do not depend on the thread count.
 
 Built-in strategies run through `grid_builtin_nb`, which is cached: it picks the signal kernel by
@@ -24,10 +25,9 @@ from ivybt._typing import (
     Int8Array1D,
     Int64Array1D,
     Int64Array2D,
-    RecordArray1D,
-    RecordArray2D,
 )
-from ivybt.kernels.metrics import N_METRICS, return_metrics_nb, trade_metrics_nb
+from ivybt.kernels.evaluate import simulate_metrics_nb
+from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.signals import (
     bbkc_squeeze_signal_nb,
     bollinger_reversion_signal_nb,
@@ -36,7 +36,7 @@ from ivybt.kernels.signals import (
     rsi_reversion_signal_nb,
     zero_cross_signal_nb,
 )
-from ivybt.kernels.simulate import Execution, restrict_direction_nb, simulate_nb
+from ivybt.kernels.simulate import Execution, restrict_direction_nb
 
 SIGNAL_CODES: dict[Callable[..., None], int] = {
     cross_signal_nb: 0,
@@ -73,31 +73,6 @@ def builtin_signal_nb(
 
 
 @njit(cache=True)
-def evaluate_target_nb(
-    open_: Float64Array1D,
-    close: Float64Array1D,
-    target: Int8Array1D,
-    execution: Execution,
-    periods_per_year: float,
-    buffer: Float64Array2D,
-    trades: RecordArray1D,
-    out_metrics: Float64Array1D,
-) -> None:
-    """Simulate `target` on `open_`/`close` and write its metrics to `out_metrics`.
-
-    `buffer` (2, >= n_bars) and `trades` (>= entries in target) are scratch space owned by the
-    calling thread. Equals `simulate_nb` followed by `metrics_nb`, bit for bit.
-    """
-    n_bars = close.shape[0]
-    equity = buffer[0, :n_bars]
-    units = buffer[1, :n_bars]
-    n_trades = simulate_nb(open_, close, target, execution, equity, units, trades)
-    out_metrics[:] = np.nan
-    return_metrics_nb(equity, units, execution.initial_cash, periods_per_year, out_metrics)
-    trade_metrics_nb(trades, n_trades, out_metrics)
-
-
-@njit(cache=True)
 def block_bounds_nb(n_combos: int, n_blocks: int, block: int) -> tuple[int, int]:
     """[start, stop) of `block` when `n_combos` are cut into `n_blocks` contiguous blocks."""
     size = (n_combos + n_blocks - 1) // n_blocks
@@ -114,7 +89,6 @@ def grid_builtin_nb(
     settings: Int64Array1D,
     execution: Execution,
     periods_per_year: float,
-    scratch_trades: RecordArray2D,
 ) -> Float64Array2D:
     """Metrics of every combination of a built-in strategy.
 
@@ -128,41 +102,43 @@ def grid_builtin_nb(
         For each combination, the table row of each of the strategy's indicator slots.
     params : float64, shape (n_combos, n_params)
         Each combination's parameters, in the strategy's declaration order.
-    settings : int64, shape (3,)
+    settings : int64, shape (4,)
         (signal code from `SIGNAL_CODES`, direction: +1 long-only, -1 short-only, 0 both,
-        first traded bar): signals run over all bars, trading and metrics from the first
-        traded bar on (a test part warms up on the training bars).
+        first traded bar, number of blocks): signals run over all bars, trading and metrics
+        from the first traded bar on (a test part warms up on the training bars); the
+        combinations are cut into that many contiguous blocks (a few per thread balances
+        the load).
     execution : Execution
         Costs, sizing, fill timing, initial cash.
     periods_per_year : float
         Bars per year, for annualising.
-    scratch_trades : TRADE_DTYPE, shape (n_blocks, n_bars), overwritten
-        Trade records, one row per block of combinations; its first dimension sets how many
-        blocks the combinations are cut into (a few per thread balances the load).
 
     Returns
     -------
     out : float64, shape (n_combos, N_METRICS)
         Row j equals the single backtest of combination j (`ivybt.simulation`), bit for bit.
+
+    Notes
+    -----
+    The traded window and each target are copied into C-contiguous arrays, so the fused
+    kernel runs the very specialisation a single backtest runs: with strided views Numba
+    compiles another one, whose floating-point results differed in the last bit.
     """
     n_combos = params.shape[0]
     n_bars = prices.shape[1]
     first = settings[2]
-    open_ = prices[0, first:]
-    close = prices[1, first:]
+    open_ = np.ascontiguousarray(prices[0, first:])
+    close = np.ascontiguousarray(prices[1, first:])
     out = np.empty((n_combos, N_METRICS), dtype=np.float64)
-    n_blocks = scratch_trades.shape[0]
+    n_blocks = settings[3]
     for block in prange(n_blocks):
         target = np.empty(n_bars, dtype=np.int8)
-        buffer = np.empty((2, n_bars), dtype=np.float64)
-        trades = scratch_trades[block]
+        traded = np.empty(n_bars - first, dtype=np.int8)
         start, stop = block_bounds_nb(n_combos, n_blocks, block)
         for j in range(start, stop):
             builtin_signal_nb(settings[0], table, slots[j], params[j], target)
-            restrict_direction_nb(target, settings[1], target)
-            evaluate_target_nb(
-                open_, close, target[first:], execution, periods_per_year, buffer, trades, out[j]
-            )
+            restrict_direction_nb(target[first:], settings[1], traded)
+            simulate_metrics_nb(open_, close, traded, execution, periods_per_year, out[j])
     return out
 
 
@@ -181,27 +157,22 @@ def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float6
         settings: Int64Array1D,
         execution: Execution,
         periods_per_year: float,
-        scratch_trades: RecordArray2D,
     ) -> Float64Array2D:
         n_combos = params.shape[0]
         n_bars = prices.shape[1]
         first = settings[2]
-        open_ = prices[0, first:]
-        close = prices[1, first:]
+        open_ = np.ascontiguousarray(prices[0, first:])
+        close = np.ascontiguousarray(prices[1, first:])
         out = np.empty((n_combos, N_METRICS), dtype=np.float64)
-        n_blocks = scratch_trades.shape[0]
+        n_blocks = settings[3]
         for block in prange(n_blocks):
             target = np.empty(n_bars, dtype=np.int8)
-            buffer = np.empty((2, n_bars), dtype=np.float64)
-            trades = scratch_trades[block]
+            traded = np.empty(n_bars - first, dtype=np.int8)
             start, stop = block_bounds_nb(n_combos, n_blocks, block)
             for j in range(start, stop):
                 signal_kernel(table, slots[j], params[j], target)
-                restrict_direction_nb(target, settings[1], target)
-                evaluate_target_nb(
-                    open_, close, target[first:], execution, periods_per_year, buffer, trades,
-                    out[j],
-                )  # fmt: skip
+                restrict_direction_nb(target[first:], settings[1], traded)
+                simulate_metrics_nb(open_, close, traded, execution, periods_per_year, out[j])
         return out
 
     return grid_custom_nb

@@ -94,15 +94,45 @@ def restrict_direction_nb(target: Int8Array1D, direction: int, out_target: Int8A
 
 
 @njit(cache=True)
-def _open_position(
-    out_trades: RecordArray1D, k: int, bar: int, side: int, price: float, cash: float,
-    execution: Execution,
-) -> tuple[float, float]:  # fmt: skip
-    """Open `side` at raw `price` with `cash` x size; record trade k; return (cash, units)."""
+def open_fill_nb(
+    price: float, side: int, cash: float, execution: Execution
+) -> tuple[float, float, float, float]:
+    """Open `side` at raw `price` with `cash` x size: (cash after, units > 0, fill, commission).
+
+    The fill price carries the slippage; notional + commission = size x cash.
+    """
     fill = price * (1.0 + execution.slippage_rate * side)
     notional = execution.size * cash / (1.0 + execution.fee_rate)
     fee = execution.fee_rate * notional
-    units = notional / fill
+    return cash - side * notional - fee, notional / fill, fill, fee
+
+
+@njit(cache=True)
+def close_fill_nb(
+    price: float, side: int, units: float, cash: float, execution: Execution
+) -> tuple[float, float, float]:
+    """Close `units` (> 0) held on `side` at raw `price`: (cash after, fill, commission)."""
+    fill = price * (1.0 - execution.slippage_rate * side)
+    notional = units * fill
+    fee = execution.fee_rate * notional
+    return cash + side * notional - fee, fill, fee
+
+
+@njit(cache=True)
+def trade_pnl_nb(
+    side: int, units: float, entry_price: float, exit_price: float, entry_fee: float,
+    exit_fee: float,
+) -> tuple[float, float, float]:  # fmt: skip
+    """(gross PnL, net PnL, return on entry notional) of one round trip."""
+    gross = side * units * (exit_price - entry_price)
+    net = gross - entry_fee - exit_fee
+    return gross, net, net / (units * entry_price)
+
+
+@njit(cache=True)
+def _record_entry(
+    out_trades: RecordArray1D, k: int, bar: int, side: int, units: float, fill: float, fee: float
+) -> None:
     record = out_trades[k]
     record["entry_bar"] = bar
     record["exit_bar"] = -1
@@ -111,40 +141,26 @@ def _open_position(
     record["entry_price"] = fill
     record["entry_fee"] = fee
     record["is_open"] = True
-    return cash - side * notional - fee, side * units
 
 
 @njit(cache=True)
 def _record_exit(
-    out_trades: RecordArray1D, k: int, bar: int, exit_price: float, exit_fee: float
-) -> None:
+    out_trades: RecordArray1D, k: int, bar: int, exit_price: float, exit_fee: float,
+    is_open: bool,
+) -> None:  # fmt: skip
     """Complete trade k's exit fields and its PnL."""
     record = out_trades[k]
-    side = record["side"]
-    units = record["units"]
-    gross = side * units * (exit_price - record["entry_price"])
-    net = gross - record["entry_fee"] - exit_fee
+    gross, net, trade_return = trade_pnl_nb(
+        record["side"], record["units"], record["entry_price"], exit_price,
+        record["entry_fee"], exit_fee,
+    )  # fmt: skip
     record["exit_bar"] = bar
     record["exit_price"] = exit_price
     record["exit_fee"] = exit_fee
     record["gross_pnl"] = gross
     record["net_pnl"] = net
-    record["trade_return"] = net / (units * record["entry_price"])
-
-
-@njit(cache=True)
-def _close_position(
-    out_trades: RecordArray1D, k: int, bar: int, price: float, cash: float, units: float,
-    execution: Execution,
-) -> float:  # fmt: skip
-    """Close trade k (holding signed `units`) at raw `price`; return the cash afterwards."""
-    side = 1 if units > 0 else -1
-    fill = price * (1.0 - execution.slippage_rate * side)
-    notional = abs(units) * fill
-    fee = execution.fee_rate * notional
-    _record_exit(out_trades, k, bar, fill, fee)
-    out_trades[k]["is_open"] = False
-    return cash + side * notional - fee
+    record["trade_return"] = trade_return
+    record["is_open"] = is_open
 
 
 @njit(cache=True)
@@ -201,17 +217,18 @@ def simulate_nb(
             price = open_[t]
         if wanted != side:
             if side != 0:
-                cash = _close_position(out_trades, n_trades - 1, t, price, cash, units, execution)
+                cash, fill, fee = close_fill_nb(price, side, abs(units), cash, execution)
+                _record_exit(out_trades, n_trades - 1, t, fill, fee, False)
                 units = 0.0
                 side = 0
             if wanted != 0 and cash > 0.0:
-                cash, units = _open_position(
-                    out_trades, n_trades, t, wanted, price, cash, execution
-                )
+                cash, size, fill, fee = open_fill_nb(price, wanted, cash, execution)
+                _record_entry(out_trades, n_trades, t, wanted, size, fill, fee)
+                units = wanted * size
                 side = wanted
                 n_trades += 1
         out_equity[t] = cash + units * close[t]
         out_units[t] = units
     if side != 0:
-        _record_exit(out_trades, n_trades - 1, n_bars - 1, close[n_bars - 1], 0.0)
+        _record_exit(out_trades, n_trades - 1, n_bars - 1, close[n_bars - 1], 0.0, True)
     return n_trades

@@ -19,7 +19,6 @@ from ivybt.config import DIRECTION_CODES, ExecutionConfig
 from ivybt.errors import ConfigError
 from ivybt.kernels.grid import SIGNAL_CODES, grid_builtin_nb, make_grid_kernel
 from ivybt.kernels.metrics import N_METRICS
-from ivybt.kernels.simulate import TRADE_DTYPE
 from ivybt.simulation import execution_tuple
 from ivybt.strategies.base import Indicator, Strategy
 from ivybt.studies.space import ParamSpace
@@ -29,7 +28,7 @@ Progress = Callable[[int, int], None]
 """progress(done, total): called after each chunk with combinations done so far."""
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes: 1 GiB
-_THREAD_BYTES_PER_BAR = 2 * 8 + 1 + 96  # equity + units, target, one trade record
+_THREAD_BYTES_PER_BAR = 1  # the target buffer of each block
 _BLOCKS_PER_THREAD = 4  # blocks of combinations per thread, for load balance
 _STEP = 256  # combinations by which a chunk grows
 
@@ -53,15 +52,14 @@ def evaluate_space(
     n_bars = len(columns["close"])
     prices = np.ascontiguousarray(np.vstack([columns["open"], columns["close"]]))
     kernel = _kernel_for(strategy)
+    n_blocks = min(len(space), _BLOCKS_PER_THREAD * get_num_threads())
     settings = np.array(
         [SIGNAL_CODES.get(strategy.signal_kernel, -1), DIRECTION_CODES[execution.direction],
-         first_bar], dtype=np.int64,
+         first_bar, n_blocks], dtype=np.int64,
     )  # fmt: skip
     kernel_execution = execution_tuple(execution)
     rows_budget = _rows_budget(memory_budget, n_bars)
     out = np.empty((len(space), N_METRICS), dtype=np.float64)
-    scratch = np.empty((min(len(space), _BLOCKS_PER_THREAD * get_num_threads()), n_bars),
-                       dtype=TRADE_DTYPE)  # fmt: skip
     distinct, slot_ids = space_indicators(space)
     for start, stop in _chunks(slot_ids, rows_budget):
         needed = np.unique(slot_ids[start:stop])
@@ -70,7 +68,7 @@ def evaluate_space(
         local[needed] = [rows[distinct[i]] for i in needed]
         out[start:stop] = kernel(
             prices, table, local[slot_ids[start:stop]], space.combos[start:stop], settings,
-            kernel_execution, periods_per_year, scratch,
+            kernel_execution, periods_per_year,
         )  # fmt: skip
         if progress is not None:
             progress(stop, len(space))

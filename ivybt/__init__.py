@@ -14,17 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "backtest", "grid", "load"]
+__all__ = ["__version__", "backtest", "grid", "load", "optimize"]
 
 if TYPE_CHECKING:
     from ivybt.backtesting import backtest
     from ivybt.data import load
     from ivybt.studies.grid_run import grid
+    from ivybt.studies.optimize import optimize
 
 _LAZY = {
     "load": "ivybt.data.loader",
     "backtest": "ivybt.backtesting",
     "grid": "ivybt.studies.grid_run",
+    "optimize": "ivybt.studies.optimize",
 }
 
 

@@ -90,10 +90,18 @@ class StudyConfig(_Section):
     memory_budget_mb : peak memory the grid engine plans for (indicator tables and buffers).
     """
 
-    kind: Literal["grid"] = "grid"
+    kind: Literal["grid", "search"] = "grid"
     objective: str = "sharpe"
     min_trades: int = Field(1, ge=0)
     memory_budget_mb: float = Field(1024.0, gt=0.0)
+    # search only (ivybt optimize): extra objectives make the study multi-objective
+    objectives: tuple[str, ...] = ()
+    trials: int | None = Field(None, ge=1)
+    sampler: Literal["tpe", "cmaes", "random", "nsga2", "grid"] = "tpe"
+    batch_size: int = Field(32, ge=1)
+    storage: str | None = None
+    study_name: str | None = None
+    seed: int | None = None
 
 
 class OutputConfig(_Section):

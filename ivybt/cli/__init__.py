@@ -143,12 +143,14 @@ def _register() -> None:
     from ivybt.cli.backtest import backtest
     from ivybt.cli.data import data
     from ivybt.cli.grid import grid
+    from ivybt.cli.optimize import optimize
     from ivybt.cli.strategies import strategies
 
     cli.add_command(data)
     cli.add_command(strategies)
     cli.add_command(backtest)
     cli.add_command(grid)
+    cli.add_command(optimize)
 
 
 def _one_line(text: object) -> str:

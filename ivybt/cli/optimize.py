@@ -1,0 +1,127 @@
+"""`ivybt optimize`: an Optuna search over a strategy's parameter space, evaluated in batches."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from ivybt.cli import Settings, options
+from ivybt.cli.backtest import format_metric, run_config
+
+
+@click.command("optimize")
+@click.argument("strategy")
+@options.symbol
+@options.params
+@click.option(
+    "--constraint",
+    "constraints",
+    multiple=True,
+    metavar="EXPR",
+    help="Extra constraint, repeatable: --constraint 'fast * 2 <= slow'.",
+)
+@click.option(
+    "--objective",
+    "objectives",
+    multiple=True,
+    default=("sharpe",),
+    show_default=True,
+    metavar="METRIC",
+    help="Metric to optimise; repeat for a multi-objective study (e.g. "
+    "--objective sharpe --objective max_drawdown with --sampler nsga2).",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Trials the study should have; a rerun adds trials up to this number.",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["tpe", "cmaes", "random", "nsga2", "grid"]),
+    default="tpe",
+    show_default=True,
+    help="Optuna sampler.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="Trials asked, evaluated in one kernel call, and told per round.",
+)
+@click.option(
+    "--storage",
+    default=None,
+    metavar="URL",
+    help="Study storage: journal:///path, sqlite:///file.db or postgresql://... "
+    "Default: journal file <results dir>/optuna.journal.",
+)
+@click.option("--study-name", default=None, help="Default: <strategy>-<symbol>.")
+@click.option("--seed", type=int, default=None, help="Sampler seed, for a reproducible study.")
+@click.option(
+    "--min-trades",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="Trials with fewer closed trades are told FAIL.",
+)
+@options.interval
+@options.start
+@options.end
+@options.source
+@options.adjusted
+@options.execution
+@options.split
+@click.pass_obj
+def optimize(settings: Settings, strategy: str, **values: Any) -> None:
+    """Search STRATEGY's parameters with Optuna; trials are evaluated in batches.
+
+    Give each searched parameter as -p name=start:stop[:step] or name=v1,v2,...; the study
+    lives in --storage under --study-name, so rerunning the command resumes it.
+
+    \b
+    Examples:
+      ivybt optimize sma_cross --symbol SPY -p fast=2:101 -p slow=5:204 --trials 300 --seed 7
+      ivybt optimize bbkc_squeeze -s SPY -p bb_window=10:40 -p kc_mult=1.0:2.5:0.1 --trials 500
+      ivybt optimize rsi_reversion -s SPY -p window=5:30 -p lower=15:40 --sampler nsga2 \\
+          --objective sharpe --objective max_drawdown --trials 400
+    """
+    import optuna
+
+    from ivybt.config import build_config
+    from ivybt.studies.optimize import run_search
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sections = run_config(strategy, {**values, "out": None})
+    sections["strategy"]["space"] = dict(values["params"])
+    sections["strategy"]["constraints"] = tuple(values["constraints"])
+    sections["study"] = {
+        "kind": "search", "objective": values["objectives"][0],
+        "objectives": tuple(values["objectives"]), "trials": values["trials"],
+        "sampler": values["sampler"], "batch_size": values["batch_size"],
+        "storage": values["storage"], "study_name": values["study_name"],
+        "seed": values["seed"], "min_trades": values["min_trades"],
+    }  # fmt: skip
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        click.echo(f"  {done}/{total} trials, {elapsed:.1f} s", err=True)
+
+    result = run_search(
+        build_config(**sections), cache_dir=settings.cache_dir, results=settings.results_dir,
+        progress=progress,
+    )  # fmt: skip
+    study = result.study
+    click.echo(f"study {study.study_name!r} in {result.storage_url}: {len(study.trials)} trials")
+    for trial in result.best_trials()[:10]:
+        params = " ".join(f"{name}={value}" for name, value in trial.params.items())
+        shown = " ".join(
+            f"{name}={format_metric(name, trial.user_attrs[name]).strip()}"
+            for name in result.objectives
+        )
+        click.echo(f"  #{trial.number}: {params}  {shown}")

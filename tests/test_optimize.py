@@ -1,0 +1,145 @@
+"""Optuna search: batched evaluation, resume by name, reproducibility, several objectives,
+recovery of trials a killed run left RUNNING, and the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+from click.testing import CliRunner
+from optuna.trial import TrialState
+
+import ivybt
+from ivybt.cli import cli
+from ivybt.errors import ConfigError
+from ivybt.studies.optimize import INTERRUPTED, optimize, storage_url_of
+
+SPACE = {"fast": "2:60", "slow": "10:200:5"}
+COMMON = {"symbol": "SPY", "source": "sample", "params": SPACE, "start": "2010-01-01"}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_optuna():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_every_trial_equals_its_single_backtest(tmp_path):
+    result = optimize("sma_cross", **COMMON, trials=40, seed=1, batch_size=16, results=tmp_path)
+    complete = [t for t in result.study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) > 20
+    for trial in complete[::7]:
+        single = ivybt.backtest("sma_cross", symbol="SPY", source="sample", start="2010-01-01",
+                                params=trial.params)  # fmt: skip
+        assert trial.value == single.metrics["sharpe"]
+        for name, value in single.metrics.items():
+            assert trial.user_attrs[name] == value or (np.isnan(value) and np.isnan(
+                trial.user_attrs[name]))  # fmt: skip
+    pruned = [t for t in result.study.trials if t.state == TrialState.PRUNED]
+    assert all(t.params["fast"] >= t.params["slow"] for t in pruned)
+
+
+def test_resume_by_name_adds_trials_up_to_the_target(tmp_path):
+    first = optimize("sma_cross", **COMMON, trials=30, seed=2, results=tmp_path)
+    before = [(t.number, t.params) for t in first.study.trials]
+    again = optimize("sma_cross", **COMMON, trials=50, seed=2, results=tmp_path)
+    assert len(again.study.trials) == 50
+    assert [(t.number, t.params) for t in again.study.trials[:30]] == before
+    assert len(optimize("sma_cross", **COMMON, trials=50, seed=2, results=tmp_path)
+               .study.trials) == 50  # fmt: skip
+
+
+def test_same_seed_same_trials(tmp_path):
+    runs = [
+        optimize("sma_cross", **COMMON, trials=48, seed=5, batch_size=16, results=tmp_path / name)
+        for name in ("a", "b")
+    ]
+    params = [[t.params for t in run.study.trials] for run in runs]
+    assert params[0] == params[1]
+
+
+def test_study_records_its_settings_and_refuses_other_data(tmp_path):
+    result = optimize("sma_cross", **COMMON, trials=10, seed=3, results=tmp_path)
+    recorded = result.study.user_attrs["ivybt"]
+    assert recorded["sampler"]["name"] == "tpe" and recorded["sampler"]["multivariate"] is True
+    assert recorded["sampler"]["constant_liar"] is True and recorded["sampler"]["seed"] == 3
+    assert recorded["data_sha256"] == result.inputs.record["sha256"]
+    assert recorded["execution"]["commission"] == 0.001
+    with pytest.raises(ConfigError, match="resume it with the same settings"):
+        optimize("sma_cross", **{**COMMON, "start": "2012-01-01"}, trials=20, results=tmp_path)
+
+
+def test_two_objectives_give_a_pareto_front(tmp_path):
+    result = optimize(
+        "sma_cross", **COMMON, objectives=("sharpe", "max_drawdown"), sampler="nsga2",
+        trials=60, seed=4, results=tmp_path,
+    )  # fmt: skip
+    front = result.best_trials()
+    assert front
+    values = np.array([t.values for t in result.study.trials if t.state == TrialState.COMPLETE])
+    for trial in front:  # nothing dominates a front member (both objectives maximised)
+        better = (values >= trial.values).all(axis=1) & (values > trial.values).any(axis=1)
+        assert not better.any()
+
+
+def test_trials_left_running_by_a_killed_run_are_failed_and_redone(tmp_path):
+    url = storage_url_of(None, tmp_path)
+    optimize("sma_cross", **COMMON, trials=20, seed=6, results=tmp_path)
+    from ivybt.studies.optimize import _storage
+
+    study = optuna.load_study(study_name="sma_cross-SPY", storage=_storage(url))
+    ints = optuna.distributions.IntDistribution
+    orphan = study.ask({"fast": ints(2, 60), "slow": ints(10, 200, step=5)})
+    orphan_params = orphan.params
+    result = optimize("sma_cross", **COMMON, trials=25, seed=6, results=tmp_path)
+    trials = result.study.trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    failed = trials[orphan.number]
+    assert failed.state == TrialState.FAIL and failed.user_attrs[INTERRUPTED] is True
+    redone = [t for t in trials[orphan.number + 1 :] if t.params == orphan_params]
+    assert redone and redone[0].state.is_finished()
+    counted = [t for t in trials if not t.user_attrs.get(INTERRUPTED)]
+    assert len(counted) == 25
+
+
+def test_grid_sampler_and_bad_input(tmp_path):
+    result = optimize(
+        "sma_cross", symbol="SPY", source="sample", params={"fast": "5,10", "slow": "30,60"},
+        sampler="grid", trials=4, seed=0, results=tmp_path,
+    )  # fmt: skip
+    assert sorted(tuple(t.params.values()) for t in result.study.trials) == [
+        (5, 30), (5, 60), (10, 30), (10, 60),
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match="nothing to search"):
+        optimize("sma_cross", symbol="SPY", source="sample", params={"fast": "5"},
+                 results=tmp_path)  # fmt: skip
+    with pytest.raises(ConfigError, match="unknown objective 'sharp'"):
+        optimize("sma_cross", **COMMON, objectives=("sharp",), results=tmp_path)
+
+
+def test_cli_optimize(tmp_path):
+    args = [
+        "--results-dir",
+        str(tmp_path),
+        "optimize",
+        "sma_cross",
+        "-s",
+        "SPY",
+        "--source",
+        "sample",
+        "-p",
+        "fast=2:50",
+        "-p",
+        "slow=20:120",
+        "--trials",
+        "40",
+        "--seed",
+        "9",
+    ]
+    result = CliRunner().invoke(cli, args)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "40/40 trials" in result.output
+    assert f"study 'sma_cross-SPY' in journal://{tmp_path.resolve()}/optuna.journal" in (
+        result.output
+    )
+    rerun = CliRunner().invoke(cli, [*args[:-4], "--trials", "50", "--seed", "9"])
+    assert rerun.exit_code == 0 and ": 50 trials" in rerun.output

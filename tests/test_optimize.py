@@ -143,3 +143,51 @@ def test_cli_optimize(tmp_path):
     )
     rerun = CliRunner().invoke(cli, [*args[:-4], "--trials", "50", "--seed", "9"])
     assert rerun.exit_code == 0 and ": 50 trials" in rerun.output
+
+
+_KILLABLE = """
+import sys
+import optuna
+from ivybt.studies.optimize import optimize
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+optimize("sma_cross", symbol="SPY", source="sample", params={"fast": "2:60", "slow": "10:200:5"},
+         start="2010-01-01", trials=100000, seed=8, batch_size=16, results=sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_a_study_killed_midway_resumes_with_every_finished_trial_kept(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ivybt.studies.optimize import _storage
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", "")}
+    process = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(tmp_path)], env=env)
+    storage = _storage(storage_url_of(None, tmp_path))
+    deadline = time.monotonic() + 120
+    finished: list[optuna.trial.FrozenTrial] = []
+    while time.monotonic() < deadline and len(finished) < 100:
+        time.sleep(0.2)
+        try:
+            study = optuna.load_study(study_name="sma_cross-SPY", storage=storage)
+        except KeyError:
+            continue
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(finished) >= 100, "the study never got going"
+    before = {
+        t.number: (t.state, t.params)
+        for t in optuna.load_study(study_name="sma_cross-SPY", storage=storage).get_trials()
+        if t.state.is_finished()
+    }
+    counted = len(before)
+    result = optimize("sma_cross", **COMMON, trials=counted + 20, seed=8, batch_size=16,
+                      results=tmp_path)  # fmt: skip
+    after = {t.number: (t.state, t.params) for t in result.study.trials}
+    assert all(after[number] == kept for number, kept in before.items())
+    assert not [t for t in result.study.trials if t.state == TrialState.RUNNING]

@@ -84,9 +84,9 @@ def test_two_objectives_give_a_pareto_front(tmp_path):
 def test_trials_left_running_by_a_killed_run_are_failed_and_redone(tmp_path):
     url = storage_url_of(None, tmp_path)
     optimize("sma_cross", **COMMON, trials=20, seed=6, results=tmp_path)
-    from ivybt.studies.optimize import _storage
+    from ivybt.studies.optimize import open_storage
 
-    study = optuna.load_study(study_name="sma_cross-SPY", storage=_storage(url))
+    study = optuna.load_study(study_name="sma_cross-SPY", storage=open_storage(url))
     ints = optuna.distributions.IntDistribution
     orphan = study.ask({"fast": ints(2, 60), "slow": ints(10, 200, step=5)})
     orphan_params = orphan.params
@@ -163,11 +163,11 @@ def test_a_study_killed_midway_resumes_with_every_finished_trial_kept(tmp_path):
     import sys
     import time
 
-    from ivybt.studies.optimize import _storage
+    from ivybt.studies.optimize import open_storage
 
     env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", "")}
     process = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(tmp_path)], env=env)
-    storage = _storage(storage_url_of(None, tmp_path))
+    storage = open_storage(storage_url_of(None, tmp_path))
     deadline = time.monotonic() + 120
     finished: list[optuna.trial.FrozenTrial] = []
     while time.monotonic() < deadline and len(finished) < 100:
@@ -191,3 +191,54 @@ def test_a_study_killed_midway_resumes_with_every_finished_trial_kept(tmp_path):
     after = {t.number: (t.state, t.params) for t in result.study.trials}
     assert all(after[number] == kept for number, kept in before.items())
     assert not [t for t in result.study.trials if t.state == TrialState.RUNNING]
+
+
+@pytest.mark.slow
+def test_dashboard_serves_the_study_over_http(tmp_path):
+    """`ivybt dashboard` on localhost; the study and its trials come back over its HTTP API."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    optimize("sma_cross", **COMMON, trials=24, seed=11, results=tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ivybt", "--results-dir", str(tmp_path), "dashboard",
+         "--port", str(port)], stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        studies = None
+        deadline = time.monotonic() + 60
+        while studies is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies") as answer:
+                    studies = json.load(answer)["study_summaries"]
+            except OSError:
+                time.sleep(0.3)
+        assert studies is not None, "the dashboard did not answer"
+        (summary,) = studies
+        assert summary["study_name"] == "sma_cross-SPY"
+        url = f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}?after=0"
+        with urllib.request.urlopen(url) as answer:
+            detail = json.load(answer)
+        assert len(detail["trials"]) == 24
+        assert detail["objective_names"] == ["sharpe"]  # set with study.set_metric_names
+        complete = [t for t in detail["trials"] if t["state"].lower() == "complete"]
+        attrs = {item["key"] for item in complete[0]["user_attrs"]}
+        assert {"sharpe", "total_return", "max_drawdown", "n_trades"} <= attrs
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_dashboard_without_studies_says_what_to_do(tmp_path):
+    result = CliRunner().invoke(cli, ["--results-dir", str(tmp_path), "dashboard"])
+    assert result.exit_code == 1
+    assert "no studies at journal://" in result.output and "run `ivybt optimize` first" in (
+        result.output
+    )

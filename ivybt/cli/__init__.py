@@ -141,6 +141,7 @@ def info(settings: Settings) -> None:
 
 def _register() -> None:
     from ivybt.cli.backtest import backtest
+    from ivybt.cli.dashboard import dashboard
     from ivybt.cli.data import data
     from ivybt.cli.grid import grid
     from ivybt.cli.optimize import optimize
@@ -151,6 +152,7 @@ def _register() -> None:
     cli.add_command(backtest)
     cli.add_command(grid)
     cli.add_command(optimize)
+    cli.add_command(dashboard)
 
 
 def _one_line(text: object) -> str:

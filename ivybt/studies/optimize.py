@@ -102,7 +102,7 @@ def run_search(
     storage_url = storage_url_of(study_config.storage, results)
     sampler, sampler_settings = make_sampler(study_config, searched)
     study = optuna.create_study(
-        storage=_storage(storage_url),
+        storage=open_storage(storage_url),
         study_name=study_config.study_name or f"{strategy.name}-{inputs.record['symbol']}",
         directions=["minimize" if name in MINIMIZED else "maximize" for name in objectives],
         sampler=sampler,
@@ -199,7 +199,7 @@ def storage_url_of(storage: str | None, results: str | Path | None = None) -> st
     return f"journal://{path.resolve()}"
 
 
-def _storage(url: str) -> Any:
+def open_storage(url: str) -> Any:
     """Journal files as `journal:///path`; anything else is an RDB URL (sqlite, postgresql)."""
     if url.startswith("journal://"):
         from optuna.storages import JournalStorage

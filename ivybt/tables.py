@@ -95,17 +95,18 @@ def indicator_table(
     for indicator in dict.fromkeys(indicators):
         source = "close" if indicator.kind == "atr" else indicator.source
         groups[(indicator.kind, source)].append(indicator)
-    n_bars = len(next(iter(columns.values())))
-    n_rows = sum(1 if kind == "price" else len(group) for (kind, _), group in groups.items())
-    table = np.empty((n_rows, n_bars), dtype=np.float64)
     rows: dict[Indicator, int] = {}
-    row = 0
+    blocks = []
     for (kind, source), group in groups.items():
         block = _COMPUTE[kind](columns, source, group)
-        table[row : row + block.shape[0]] = block
+        first = sum(len(b) for b in blocks)
         for offset, indicator in enumerate(group):
-            rows[indicator] = row + min(offset, block.shape[0] - 1)
-        row += block.shape[0]
+            rows[indicator] = first + min(offset, block.shape[0] - 1)
+        blocks.append(block)
+    # one group (the usual grid) is returned as computed: no second copy of a large table
+    if not blocks:
+        return np.empty((0, len(columns["close"])), dtype=np.float64), rows
+    table = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
     return table, rows
 
 

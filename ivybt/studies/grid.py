@@ -70,6 +70,7 @@ def evaluate_space(
             prices, table, local[slot_ids[start:stop]], space.combos[start:stop], settings,
             kernel_execution, periods_per_year,
         )  # fmt: skip
+        del table  # the next chunk's table must not coexist with this one
         if progress is not None:
             progress(stop, len(space))
     return out
@@ -147,8 +148,8 @@ def _indicators_one_by_one(space: ParamSpace) -> tuple[list[Indicator], Int64Arr
 def _chunks(slot_ids: Int64Array2D, rows_budget: int) -> Iterator[tuple[int, int]]:
     """[start, stop) blocks of combinations whose distinct indicators fit `rows_budget`.
 
-    Blocks grow in steps of `_STEP` combinations while the distinct rows fit (a single step
-    that alone does not fit is still taken, so every combination runs).
+    A block grows by `_STEP` combinations while its distinct rows fit, halving the step when
+    they do not; one combination always runs, even if its own slots exceed the budget.
     """
     n_combos = slot_ids.shape[0]
     if slot_ids.max(initial=-1) < rows_budget:  # every distinct indicator fits at once
@@ -156,11 +157,13 @@ def _chunks(slot_ids: Int64Array2D, rows_budget: int) -> Iterator[tuple[int, int
         return
     start = 0
     while start < n_combos:
-        stop = min(start + _STEP, n_combos)
-        while stop < n_combos:
-            grown = min(stop + _STEP, n_combos)
-            if len(np.unique(slot_ids[start:grown])) > rows_budget:
-                break
-            stop = grown
+        stop = start + 1
+        step = _STEP
+        while stop < n_combos and step >= 1:
+            grown = min(stop + step, n_combos)
+            if len(np.unique(slot_ids[start:grown])) <= rows_budget:
+                stop = grown
+            else:
+                step //= 2
         yield start, stop
         start = stop

@@ -19,10 +19,7 @@ import pandas as pd
 from ivybt.config import RunConfig, build_config
 from ivybt.errors import ConfigError
 from ivybt.run_folder import (
-    build_manifest,
-    check_reusable,
-    default_run_name,
-    resolve_run_folder,
+    open_run_folder,
     utc_now,
     write_json,
     write_table,
@@ -100,37 +97,25 @@ class BacktestResult:
         """Write the run folder (manifest, metrics, trades, equity, report) and return it."""
         from ivybt.report import backtest_report_html
 
-        name = default_run_name(
-            "backtest", self.config.strategy.name, self.data["symbol"], self.started
-        )
-        target = resolve_run_folder(folder or self.config.output.out, name, results_dir)
-        config = self.config.model_dump(mode="json")
-        check_reusable(target, config, overwrite=overwrite)
-        common = {
-            "command": "backtest",
-            "config": config,
-            "data": [self.data],
-            "started": self.started,
-            "command_line": command_line if command_line is not None else list(sys.argv),
-        }
-        write_json(target / "manifest.json", build_manifest(status="running", **common))
-        write_json(target / "metrics.json", self.headline())
-        write_table(target / "trades.parquet", self.trades)
-        write_table(target / "trades.csv", self.trades.set_index("entry_time"))
-        write_table(target / "equity.parquet", self.equity)
-        html = backtest_report_html(
-            title=f"{self.config.strategy.name} on {self.data['symbol']}",
-            prices=self.prices,
-            equity=self.equity,
-            trades=self.trades,
-            metrics=self.metrics,
-            notes=self._notes(),
-        )
-        write_text(target / "report.html", html)
         extra = {"periods_per_year": self.periods_per_year, "split": self.split}
-        write_json(
-            target / "manifest.json", build_manifest(status="finished", extra=extra, **common)
-        )
+        with open_run_folder(
+            "backtest", self.config, data=self.data, started=self.started, folder=folder,
+            results=results_dir, overwrite=overwrite, extra=extra,
+            command_line=command_line if command_line is not None else list(sys.argv),
+        ) as target:  # fmt: skip
+            write_json(target / "metrics.json", self.headline())
+            write_table(target / "trades.parquet", self.trades)
+            write_table(target / "trades.csv", self.trades.set_index("entry_time"))
+            write_table(target / "equity.parquet", self.equity)
+            html = backtest_report_html(
+                title=f"{self.config.strategy.name} on {self.data['symbol']}",
+                prices=self.prices,
+                equity=self.equity,
+                trades=self.trades,
+                metrics=self.metrics,
+                notes=self._notes(),
+            )
+            write_text(target / "report.html", html)
         self.folder = target
         return target
 

@@ -107,6 +107,41 @@ def build_manifest(
 
 
 @contextlib.contextmanager
+def open_run_folder(
+    command: str,
+    config: Any,
+    *,
+    data: Mapping[str, Any],
+    started: datetime,
+    folder: str | Path | None = None,
+    results: str | Path | None = None,
+    overwrite: bool = False,
+    command_line: list[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Iterator[Path]:
+    """The run folder of one run, with its manifest kept honest around the files written.
+
+    Resolves the folder (`folder`, else the config's output.out, else `<results dir>/<command>-
+    <strategy>-<symbol>-<UTC>`), refuses one holding another configuration unless
+    `overwrite`, writes manifest.json with status "running", yields the folder for the
+    command's files, then rewrites the manifest "finished" (or "failed", re-raising).
+    """
+    name = default_run_name(command, config.strategy.name, data["symbol"], started)
+    target = resolve_run_folder(folder or config.output.out, name, results)
+    dumped = config.model_dump(mode="json")
+    check_reusable(target, dumped, overwrite=overwrite)
+    common = {"command": command, "config": dumped, "data": [data], "started": started,
+              "command_line": command_line}  # fmt: skip
+    write_json(target / "manifest.json", build_manifest(status="running", **common))
+    try:
+        yield target
+    except BaseException:
+        write_json(target / "manifest.json", build_manifest(status="failed", **common))
+        raise
+    write_json(target / "manifest.json", build_manifest(status="finished", extra=extra, **common))
+
+
+@contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)

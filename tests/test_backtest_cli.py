@@ -193,3 +193,17 @@ def test_readme_command_a_runs_a_backtest():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
     assert "ivybt backtest" in first_block
+
+
+def test_a_run_that_fails_while_writing_says_so_in_its_manifest(tmp_path, monkeypatch):
+    import ivybt.report
+
+    def broken(**_: object) -> str:
+        raise RuntimeError("report failed")
+
+    monkeypatch.setattr(ivybt.report, "backtest_report_html", broken)
+    result = ivybt.backtest("sma_cross", symbol="SPY", source="sample", start="2019-01-01")
+    with pytest.raises(RuntimeError, match="report failed"):
+        result.write(tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["finished"]

@@ -20,10 +20,7 @@ from ivybt.config import RunConfig, build_config
 from ivybt.errors import ConfigError, GridSizeWarning
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.run_folder import (
-    build_manifest,
-    check_reusable,
-    default_run_name,
-    resolve_run_folder,
+    open_run_folder,
     utc_now,
     write_json,
     write_table,
@@ -106,36 +103,23 @@ class GridResult:
         """Write grid.parquet, metrics.json, manifest.json and report.html; return the folder."""
         from ivybt.report.grid import grid_report_html
 
-        name = default_run_name(
-            "grid", self.config.strategy.name, self.data["symbol"], self.started
-        )
-        target = resolve_run_folder(folder or self.config.output.out, name, results_dir)
-        config = self.config.model_dump(mode="json")
-        check_reusable(target, config, overwrite=overwrite)
-        common = {
-            "command": "grid",
-            "config": config,
-            "data": [self.data],
-            "started": self.started,
-            "command_line": command_line,
-        }
-        write_json(target / "manifest.json", build_manifest(status="running", **common))
-        write_table(target / "grid.parquet", self.table)
         headline = self.headline()
-        write_json(target / "metrics.json", headline)
-        html = grid_report_html(
-            title=f"{self.config.strategy.name} grid on {self.data['symbol']}",
-            table=self.table,
-            param_names=list(self.space.names),
-            metrics=list(METRIC_NAMES),
-            objective=self.objective,
-            summary=_summary_rows(headline),
-        )
-        write_text(target / "report.html", html)
         extra = {"periods_per_year": self.periods_per_year, "split": self.split}
-        write_json(
-            target / "manifest.json", build_manifest(status="finished", extra=extra, **common)
-        )
+        with open_run_folder(
+            "grid", self.config, data=self.data, started=self.started, folder=folder,
+            results=results_dir, overwrite=overwrite, extra=extra, command_line=command_line,
+        ) as target:  # fmt: skip
+            write_table(target / "grid.parquet", self.table)
+            write_json(target / "metrics.json", headline)
+            html = grid_report_html(
+                title=f"{self.config.strategy.name} grid on {self.data['symbol']}",
+                table=self.table,
+                param_names=list(self.space.names),
+                metrics=list(METRIC_NAMES),
+                objective=self.objective,
+                summary=_summary_rows(headline),
+            )
+            write_text(target / "report.html", html)
         self.folder = target
         return target
 

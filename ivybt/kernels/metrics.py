@@ -34,6 +34,7 @@ METRIC_NAMES: tuple[str, ...] = (
 """Order of the values `metrics_nb` returns (positions are fixed: new metrics go at the end)."""
 
 N_METRICS = len(METRIC_NAMES)
+_NEW_LOW_SLACK = 1.0 + 1e-9  # margin over rounding for the multiply-only drawdown pre-test
 
 
 ReturnState = tuple[float, float, float, float, float, float]
@@ -55,10 +56,11 @@ def return_step_nb(state: ReturnState, value: float) -> ReturnState:
     of squares, the running peak and the worst drawdown.
 
     Plain sums keep every division off the loop-carried chain (Welford's update divides on
-    every bar), and the two divisions left are skipped where their result is exactly known
-    (a flat bar, a new high). Per-bar returns are small and centred near zero, so the
-    variance from these sums loses nothing measurable: tests check Sharpe and volatility
-    against pandas' two-pass formulas to 1e-9 relative.
+    every bar), and the two divisions left are skipped where their result is known: a flat
+    bar (return exactly 0), a new high (drawdown exactly 0), or a bar a multiplication shows
+    to be well above the worst drawdown so far. Per-bar returns are small and centred near
+    zero, so the variance from these sums loses nothing measurable: tests check Sharpe and
+    volatility against pandas' two-pass formulas to 1e-9 relative.
     """
     previous, total, squares, downside, peak, worst = state
     if value == previous:  # a flat bar: its return is exactly 0 and nothing else moves
@@ -70,7 +72,7 @@ def return_step_nb(state: ReturnState, value: float) -> ReturnState:
         downside += ret * ret
     if value >= peak:  # at a new high the drawdown is exactly 0
         peak = value
-    else:
+    elif value < peak * (1.0 + worst) * _NEW_LOW_SLACK:  # cheap test first; no false negative
         drawdown = value / peak - 1.0
         if drawdown < worst:
             worst = drawdown

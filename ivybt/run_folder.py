@@ -46,8 +46,16 @@ def default_run_name(command: str, strategy: str, symbol: str, when: datetime) -
 def resolve_run_folder(
     out: str | Path | None, name: str, results: str | Path | None = None
 ) -> Path:
-    """The folder `out` names, else `<results dir>/<name>`."""
-    return Path(out) if out is not None else results_dir(results) / name
+    """The folder `out` names, else a new `<results dir>/<name>` (`-2`, `-3`... appended when
+    a run of the same second already took the name)."""
+    if out is not None:
+        return Path(out)
+    base = results_dir(results) / name
+    candidate, number = base, 1
+    while candidate.exists():
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
 
 
 def check_reusable(folder: Path, config: Mapping[str, Any], *, overwrite: bool) -> None:

@@ -141,6 +141,19 @@ def test_cli_optimize(tmp_path):
     assert f"study 'sma_cross-SPY' in journal://{tmp_path.resolve()}/optuna.journal" in (
         result.output
     )
+    (folder,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    assert folder.name.startswith("optimize-sma_cross-SPY-")
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "manifest.json", "metrics.json", "report.html", "trials.parquet",
+    ]  # fmt: skip
+    import json
+
+    import pandas as pd
+
+    headline = json.loads((folder / "metrics.json").read_text())
+    assert headline["n_trials"] == 40 and headline["objectives"] == ["sharpe"]
+    assert len(pd.read_parquet(folder / "trials.parquet")) == 40
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "finished"
     rerun = CliRunner().invoke(cli, [*args[:-4], "--trials", "50", "--seed", "9"])
     assert rerun.exit_code == 0 and ": 50 trials" in rerun.output
 

@@ -76,12 +76,15 @@ from ivybt.cli.backtest import format_metric, run_config
 @options.adjusted
 @options.execution
 @options.split
+@options.output
 @click.pass_obj
 def optimize(settings: Settings, strategy: str, **values: Any) -> None:
     """Search STRATEGY's parameters with Optuna; trials are evaluated in batches.
 
     Give each searched parameter as -p name=start:stop[:step] or name=v1,v2,...; the study
-    lives in --storage under --study-name, so rerunning the command resumes it.
+    lives in --storage under --study-name, so rerunning the command resumes it. The run
+    folder holds trials.parquet, metrics.json (best trial, or the Pareto front), manifest.json
+    and report.html.
 
     \b
     Examples:
@@ -92,11 +95,13 @@ def optimize(settings: Settings, strategy: str, **values: Any) -> None:
     """
     import optuna
 
+    from ivybt.cli import command_line_of
     from ivybt.config import build_config
     from ivybt.studies.optimize import run_search
+    from ivybt.studies.search_output import write_search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sections = run_config(strategy, {**values, "out": None})
+    sections = run_config(strategy, values)
     sections["strategy"]["space"] = dict(values["params"])
     sections["strategy"]["constraints"] = tuple(values["constraints"])
     sections["study"] = {
@@ -125,3 +130,8 @@ def optimize(settings: Settings, strategy: str, **values: Any) -> None:
             for name in result.objectives
         )
         click.echo(f"  #{trial.number}: {params}  {shown}")
+    folder = write_search(
+        result, values["out"], overwrite=values["overwrite"], results=settings.results_dir,
+        command_line=command_line_of(click.get_current_context()),
+    )  # fmt: skip
+    click.echo(f"wrote {folder}")

@@ -184,9 +184,15 @@ def test_api_rejects_bad_calls():
 
 
 def test_every_command_has_help_with_examples():
-    for name in ("backtest", "strategies"):
-        result = invoke(name, "--help")
-        assert result.exit_code == 0 and "Examples:" in result.output, name
+    import click
+
+    for name, command in cli.commands.items():
+        paths = [[name]]
+        if isinstance(command, click.Group):
+            paths += [[name, sub] for sub in command.commands]
+        for path in paths:
+            result = invoke(*path, "--help")
+            assert result.exit_code == 0 and "Examples:" in result.output, path
 
 
 def test_readme_command_a_runs_a_backtest():

@@ -236,3 +236,24 @@ def test_indicators_declared_for_whole_columns_match_one_by_one(name):
         want = BUILTIN[name].indicators(space.combination(j))
         assert tuple(distinct[i] for i in slot_ids[j]) == tuple(want)
     assert len(distinct) == len(set(distinct))
+
+
+def test_export_study_holds_the_best_and_an_even_sample(tmp_path):
+    import optuna
+
+    from ivybt.studies.grid_export import export_grid_study
+    from ivybt.studies.optimize import open_storage
+
+    result = ivybt.grid("sma_cross", symbol="SPY", source="sample",
+                        params={"fast": "5:30:5", "slow": "20:100:10"})  # fmt: skip
+    name, url = export_grid_study(result, best_k=5, sample=3, results=tmp_path)
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    assert len(study.trials) == 8 and name == "sma_cross-SPY-grid"
+    assert study.best_value == result.best()["sharpe"]
+    assert study.best_trial.params == result.best_params()
+    assert set(METRIC_NAMES) <= set(study.best_trial.user_attrs)
+    system_attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert any("ivybt-grid-heatmap" in key for key in system_attrs)
+    assert study.metric_names == ["sharpe"]
+    with pytest.raises(ConfigError, match="already exists"):
+        export_grid_study(result, results=tmp_path)

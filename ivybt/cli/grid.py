@@ -27,6 +27,19 @@ TOP_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate")
 @options.execution
 @options.split
 @options.output
+@click.option(
+    "--export-study",
+    is_flag=True,
+    help="Also write the best 1,000 combinations and an even sample of 1,000 more "
+    "as an Optuna study, with the heatmap attached, for `ivybt dashboard`.",
+)
+@click.option(
+    "--storage",
+    default=None,
+    metavar="URL",
+    help="Study storage for --export-study (default: <results dir>/optuna.journal).",
+)
+@click.option("--study-name", default=None, help="Default: <strategy>-<symbol>-grid.")
 @click.pass_obj
 def grid(settings: Settings, strategy: str, **values: Any) -> None:
     """Evaluate every combination of STRATEGY's parameter space and write the run folder.
@@ -69,6 +82,18 @@ def grid(settings: Settings, strategy: str, **values: Any) -> None:
     )
     _print_top(result)
     click.echo(f"wrote {folder}")
+    if values["export_study"]:
+        import optuna
+
+        from ivybt.studies.grid_export import export_grid_study
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+        name, url = export_grid_study(
+            result, storage=values["storage"], study_name=values["study_name"],
+            results=settings.results_dir,
+        )  # fmt: skip
+        click.echo(f"exported study {name!r} to {url} (see `ivybt dashboard`)")
 
 
 def _progress() -> Any:

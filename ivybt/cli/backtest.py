@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import click
 
 from ivybt.cli import Settings, command_line_of, options
 
-PERCENT_METRICS = frozenset(
-    {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "avg_win", "avg_loss",
-     "exposure"}
-)  # fmt: skip
 EXECUTION_OPTIONS = (
     "commission", "slippage", "fill", "direction", "size", "initial_cash", "periods_per_year",
 )  # fmt: skip
@@ -110,11 +105,8 @@ def _print_summary(result: Any) -> None:
 
 
 def format_metric(name: str, value: float) -> str:
-    """A metric for people: fractions as percentages, counts as integers, NaN as n/a."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if name in PERCENT_METRICS:
-        return f"{value:>10.2%}"
-    if name == "n_trades":
-        return f"{int(value):>10d}"
-    return f"{value:>10.3f}"
+    """A metric for the terminal: the report's formatting (`ivybt.report.format_metric`),
+    right-aligned in a column."""
+    from ivybt.report import format_metric as report_format
+
+    return f"{report_format(name, value):>10}"

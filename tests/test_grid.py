@@ -67,6 +67,22 @@ def test_grid_rows_equal_single_backtests_bit_for_bit(spy_columns, name):
     assert (got[:, METRIC_NAMES.index("n_trades")] > 0).any()
 
 
+@pytest.mark.parametrize("name", ["sma_cross", "macd_cross"])
+@pytest.mark.parametrize("fill", ["close", "next_open"])
+@pytest.mark.parametrize("direction", ["long", "short", "both"])
+@pytest.mark.parametrize("first_bar", [0, 1400])
+def test_fused_crossover_path_equals_single_backtests(spy_columns, name, fill, direction,
+                                                      first_bar):  # fmt: skip
+    """Crossovers skip the target array (`follow_sign_metrics_nb`); every setting that path
+    branches on still gives the single backtest's metrics bit for bit."""
+    space = build_space(BUILTIN[name], SPACES[name])
+    execution = ExecutionConfig(fill=fill, direction=direction, slippage=0.001)
+    got = evaluate_space(spy_columns, space, execution, periods_per_year=252.0,
+                         first_bar=first_bar)  # fmt: skip
+    window = slice(first_bar, len(spy_columns["close"])) if first_bar else None
+    np.testing.assert_array_equal(got, single_rows(spy_columns, space, execution, window=window))
+
+
 def test_grid_of_a_user_strategy_equals_single_backtests(spy_columns, tmp_path, monkeypatch):
     (tmp_path / "my_strategies.py").write_text(_docs_example(), encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -68,8 +68,8 @@ def return_step_nb(state: ReturnState, value: float) -> ReturnState:
     ret = value / previous - 1.0
     total += ret
     squares += ret * ret
-    if ret < 0.0:
-        downside += ret * ret
+    loss = min(ret, 0.0)  # branch-free: adding 0.0 leaves the sum as it was, bit for bit
+    downside += loss * loss
     if value >= peak:  # at a new high the drawdown is exactly 0
         peak = value
     elif value < peak * (1.0 + worst) * _NEW_LOW_SLACK:  # cheap test first; no false negative

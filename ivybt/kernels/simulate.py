@@ -80,17 +80,21 @@ def count_entries_nb(target: Int8Array1D) -> int:
 
 
 @njit(cache=True)
+def restrict_side_nb(side: int, direction: int) -> int:
+    """`side` (-1, 0, +1), or 0 where `direction` forbids it (+1 long, -1 short only, 0 both)."""
+    if (direction == 1 and side < 0) or (direction == -1 and side > 0):
+        return 0
+    return side
+
+
+@njit(cache=True)
 def restrict_direction_nb(target: Int8Array1D, direction: int, out_target: Int8Array1D) -> None:
     """Write `target` into `out_target` with the sides `direction` forbids set to flat.
 
     direction : +1 long-only, -1 short-only, 0 both. `out_target` may be `target` itself.
     """
     for t in range(target.shape[0]):
-        side = target[t]
-        if (direction == 1 and side < 0) or (direction == -1 and side > 0):
-            out_target[t] = 0
-        else:
-            out_target[t] = side
+        out_target[t] = restrict_side_nb(target[t], direction)
 
 
 @njit(cache=True)

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from numba import get_num_threads
 
-from ivybt._typing import Float64Array1D, Float64Array2D, Int64Array2D
+from ivybt._typing import Float64Array1D, Float64Array2D, Int64Array1D, Int64Array2D
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
 from ivybt.errors import ConfigError
 from ivybt.kernels.grid import SIGNAL_CODES, grid_builtin_nb, make_grid_kernel
@@ -125,7 +125,7 @@ def space_indicators(space: ParamSpace) -> tuple[list[Indicator], Int64Array2D]:
         args = np.column_stack(
             [np.broadcast_to(np.asarray(arg, dtype=np.int64), (n_combos,)) for arg in spec.args]
         ) if spec.args else np.zeros((n_combos, 0), dtype=np.int64)  # fmt: skip
-        unique, inverse = np.unique(args, axis=0, return_inverse=True)
+        unique, inverse = _unique_rows(args)
         ids = [
             distinct.setdefault(Indicator(spec.kind, tuple(int(a) for a in row), spec.source),
                                 len(distinct))
@@ -133,6 +133,24 @@ def space_indicators(space: ParamSpace) -> tuple[list[Indicator], Int64Array2D]:
         ]  # fmt: skip
         slot_ids[:, k] = np.asarray(ids, dtype=np.int64)[inverse.reshape(-1)]
     return list(distinct), slot_ids
+
+
+def _unique_rows(args: Int64Array2D) -> tuple[Int64Array2D, Int64Array1D]:
+    """The distinct rows of `args`, sorted, and each row's index among them.
+
+    `np.unique(args, axis=0)` does the same through a structured view, about 10x slower on a
+    15,000-row grid; a lexicographic sort and a cumulative sum of the changes do it directly.
+    """
+    n_rows = args.shape[0]
+    if args.shape[1] == 0 or n_rows == 0:
+        return args[:1], np.zeros(n_rows, dtype=np.int64)
+    order = np.lexsort(args.T[::-1])
+    ordered = args[order]
+    starts = np.ones(n_rows, dtype=bool)
+    starts[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    inverse = np.empty(n_rows, dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return ordered[starts], inverse
 
 
 def _indicators_one_by_one(space: ParamSpace) -> tuple[list[Indicator], Int64Array2D]:

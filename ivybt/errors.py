@@ -43,6 +43,22 @@ class NetworkUnavailableError(FetchError):
     """The source could not be reached at all (DNS failure, refused connection, timeout)."""
 
 
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a grid or a search between two pieces of work.
+
+    Still a KeyboardInterrupt, so a notebook stops as usual; `done` of `total` `unit` were
+    finished, and `message` says so and what happens to them. The CLI prints it as one line
+    and exits with status 130.
+    """
+
+    def __init__(self, done: int, total: int, unit: str, outcome: str) -> None:
+        self.done = done
+        self.total = total
+        self.unit = unit
+        self.message = f"stopped by Ctrl-C after {done:,} of {total:,} {unit}; {outcome}"
+        super().__init__(self.message)
+
+
 class IvyBTWarning(UserWarning):
     """Base class of IvyBT's warnings: suspicious but valid input, or a fallback taken."""
 

@@ -1,7 +1,8 @@
 """The `ivybt` command: a thin Click layer over the Python API.
 
 Errors are one line on stderr: exit status 1 for IvyBT errors (bad data, failed fetch), 2 for
-usage errors, no traceback unless --debug.
+usage errors, 130 when Ctrl-C stops a grid or search (saying what was finished), no traceback
+unless --debug.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 import click
 
 from ivybt import __version__, _paths
-from ivybt.errors import IvyBTError
+from ivybt.errors import IvyBTError, StudyInterrupted
 
 _ARGV_KEY = "ivybt.argv"
+INTERRUPTED_EXIT = 130  # what a shell reports for a command stopped by SIGINT (128 + 2)
 
 
 def command_line_of(ctx: click.Context) -> list[str]:
@@ -58,6 +60,11 @@ class IvyBTGroup(click.Group):
                 if debug:
                     raise
                 raise click.ClickException(_one_line(err)) from err
+            except StudyInterrupted as err:
+                if debug:
+                    raise
+                click.echo(err.message, err=True)
+                raise click.exceptions.Exit(INTERRUPTED_EXIT) from err
             except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
                 raise
             except Exception as err:

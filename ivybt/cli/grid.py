@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import click
@@ -55,6 +54,7 @@ def grid(settings: Settings, strategy: str, **values: Any) -> None:
       ivybt grid rsi_reversion -s SPY -p window=5:30 -p lower=20:40:5 --objective calmar
       ivybt grid macd_cross -s SPY -p fast=5:20 -p slow=20:60:5 -p signal=5,9,12 --min-trades 10
     """
+    from ivybt.cli.progress import ProgressBar
     from ivybt.config import build_config
     from ivybt.strategies import get_strategy
     from ivybt.studies.grid_run import run_grid
@@ -73,7 +73,8 @@ def grid(settings: Settings, strategy: str, **values: Any) -> None:
         f"on {values['symbol']} {values['interval']}",
         err=True,
     )
-    result = run_grid(config, cache_dir=settings.cache_dir, progress=_progress())
+    with ProgressBar("combinations") as progress:
+        result = run_grid(config, cache_dir=settings.cache_dir, progress=progress)
     folder = result.write(
         values["out"],
         overwrite=values["overwrite"],
@@ -94,21 +95,6 @@ def grid(settings: Settings, strategy: str, **values: Any) -> None:
             results=settings.results_dir,
         )  # fmt: skip
         click.echo(f"exported study {name!r} to {url} (see `ivybt dashboard`)")
-
-
-def _progress() -> Any:
-    started = time.perf_counter()
-
-    def report(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - started
-        rate = done / elapsed if elapsed > 0 else float("inf")
-        eta = (total - done) / rate if rate > 0 else 0.0
-        click.echo(
-            f"  {done:,}/{total:,} combinations, {rate:,.0f}/s, {elapsed:.1f} s, ETA {eta:.1f} s",
-            err=True,
-        )
-
-    return report
 
 
 def _print_top(result: Any) -> None:

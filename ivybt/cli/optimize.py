@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import click
@@ -96,6 +95,7 @@ def optimize(settings: Settings, strategy: str, **values: Any) -> None:
     import optuna
 
     from ivybt.cli import command_line_of
+    from ivybt.cli.progress import ProgressBar
     from ivybt.config import build_config
     from ivybt.studies.optimize import run_search
     from ivybt.studies.search_output import write_search
@@ -111,16 +111,11 @@ def optimize(settings: Settings, strategy: str, **values: Any) -> None:
         "storage": values["storage"], "study_name": values["study_name"],
         "seed": values["seed"], "min_trades": values["min_trades"],
     }  # fmt: skip
-    started = time.perf_counter()
-
-    def progress(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - started
-        click.echo(f"  {done}/{total} trials, {elapsed:.1f} s", err=True)
-
-    result = run_search(
-        build_config(**sections), cache_dir=settings.cache_dir, results=settings.results_dir,
-        progress=progress,
-    )  # fmt: skip
+    with ProgressBar("trials") as progress:
+        result = run_search(
+            build_config(**sections), cache_dir=settings.cache_dir,
+            results=settings.results_dir, progress=progress,
+        )  # fmt: skip
     study = result.study
     click.echo(f"study {study.study_name!r} in {result.storage_url}: {len(study.trials)} trials")
     for trial in result.best_trials()[:10]:

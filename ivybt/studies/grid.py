@@ -3,7 +3,9 @@
 Combinations are cut, in enumeration order, into chunks whose indicator table (distinct
 indicators x bars x 8 bytes) fits half the budget; each chunk is one parallel kernel call
 (`ivybt.kernels.grid`) that returns only metrics. Peak memory is the table of one chunk plus
-the threads' buffers, whatever the number of combinations.
+the threads' buffers, whatever the number of combinations. A chunk's table serves several
+kernel calls of ~0.1 s each, between which progress is reported and Ctrl-C is answered with
+`StudyInterrupted` (what was finished).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from numba import get_num_threads
 
 from ivybt._typing import Float64Array1D, Float64Array2D, Int64Array1D, Int64Array2D
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
-from ivybt.errors import ConfigError
+from ivybt.errors import ConfigError, StudyInterrupted
 from ivybt.kernels.grid import SIGNAL_CODES, grid_builtin_nb, make_grid_kernel
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.simulation import execution_tuple
@@ -25,12 +27,14 @@ from ivybt.studies.space import ParamSpace
 from ivybt.tables import indicator_table
 
 Progress = Callable[[int, int], None]
-"""progress(done, total): called after each chunk with combinations done so far."""
+"""progress(done, total): called after each kernel call with the combinations done so far."""
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes: 1 GiB
 _THREAD_BYTES_PER_BAR = 1  # the target buffer of each block
 _BLOCKS_PER_THREAD = 4  # blocks of combinations per thread, for load balance
 _STEP = 256  # combinations by which a chunk grows
+_CALL_BAR_COMBOS = 50_000_000  # bars x combinations per kernel call: ~0.1 s here
+_MIN_CALL_COMBOS = 256  # enough blocks for every thread even on very long series
 
 
 def evaluate_space(
@@ -61,19 +65,35 @@ def evaluate_space(
     rows_budget = _rows_budget(memory_budget, n_bars)
     out = np.empty((len(space), N_METRICS), dtype=np.float64)
     distinct, slot_ids = space_indicators(space)
-    for start, stop in _chunks(slot_ids, rows_budget):
-        needed = np.unique(slot_ids[start:stop])
-        table, rows = indicator_table(columns, [distinct[i] for i in needed])
-        local = np.full(len(distinct), -1, dtype=np.int64)
-        local[needed] = [rows[distinct[i]] for i in needed]
-        out[start:stop] = kernel(
-            prices, table, local[slot_ids[start:stop]], space.combos[start:stop], settings,
-            kernel_execution, periods_per_year,
-        )  # fmt: skip
-        del table  # the next chunk's table must not coexist with this one
-        if progress is not None:
-            progress(stop, len(space))
+    done = 0
+    try:
+        for start, stop in _chunks(slot_ids, rows_budget):
+            needed = np.unique(slot_ids[start:stop])
+            table, rows = indicator_table(columns, [distinct[i] for i in needed])
+            local = np.full(len(distinct), -1, dtype=np.int64)
+            local[needed] = [rows[distinct[i]] for i in needed]
+            for first, last in _slices(start, stop, n_bars):  # one table, several calls
+                out[first:last] = kernel(
+                    prices, table, local[slot_ids[first:last]], space.combos[first:last],
+                    settings, kernel_execution, periods_per_year,
+                )  # fmt: skip
+                done = last
+                if progress is not None:
+                    progress(done, len(space))
+            del table  # the next chunk's table must not coexist with this one
+    except KeyboardInterrupt as err:
+        raise StudyInterrupted(
+            done, len(space), "combinations", "a grid is written whole, so nothing was written"
+        ) from err
     return out
+
+
+def _slices(start: int, stop: int, n_bars: int) -> Iterator[tuple[int, int]]:
+    """Cut [start, stop) into kernel calls of about `_CALL_BAR_COMBOS` bar-combinations, so
+    progress moves and Ctrl-C answers (between calls) every ~0.1 s on a big grid."""
+    size = max(_MIN_CALL_COMBOS, _CALL_BAR_COMBOS // max(n_bars, 1))
+    for first in range(start, stop, size):
+        yield first, min(first + size, stop)
 
 
 def _kernel_for(strategy: type[Strategy]) -> Callable[..., Float64Array2D]:

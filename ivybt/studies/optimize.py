@@ -39,7 +39,7 @@ from optuna.trial import TrialState
 from ivybt import __version__
 from ivybt._paths import results_dir
 from ivybt.config import RunConfig, StudyConfig
-from ivybt.errors import ConfigError
+from ivybt.errors import ConfigError, StudyInterrupted
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.run_inputs import RunInputs, prepare_inputs
 from ivybt.strategies import Strategy, get_strategy
@@ -118,12 +118,19 @@ def run_search(
     if study_config.sampler == "grid":  # the grid sampler stops the study when exhausted
         target = min(target, math.prod(len(v) for v in sampler_settings["search_space"].values()))
     done = _counted(study)
-    while done < target:
-        batch = min(study_config.batch_size, target - done)
-        _run_batch(study, strategy, searched, fixed, inputs, config, batch)
-        done += batch
-        if progress is not None:
-            progress(done, target)
+    try:
+        while done < target:
+            batch = min(study_config.batch_size, target - done)
+            _run_batch(study, strategy, searched, fixed, inputs, config, batch)
+            done += batch
+            if progress is not None:
+                progress(done, target)
+    except KeyboardInterrupt as err:
+        _recover_interrupted(study)  # the batch's trials: failed, their parameters queued again
+        raise StudyInterrupted(
+            _counted(study), target, "trials",
+            f"they are kept in study {study.study_name!r}; rerun the same command to resume",
+        ) from err  # fmt: skip
     return SearchResult(config, study, storage_url, inputs)
 
 

@@ -101,6 +101,16 @@ def test_trials_left_running_by_a_killed_run_are_failed_and_redone(tmp_path):
     assert len(counted) == 25
 
 
+@pytest.mark.parametrize("sampler", ["tpe", "cmaes", "random", "nsga2"])
+def test_every_sampler_runs_a_search(tmp_path, sampler):
+    """Each `--sampler` runs end to end (cmaes needs the `cmaes` package, a dependency)."""
+    result = optimize("sma_cross", **COMMON, trials=24, batch_size=8, sampler=sampler, seed=4,
+                      results=tmp_path)  # fmt: skip
+    complete = [t for t in result.study.trials if t.state == TrialState.COMPLETE]
+    assert len(result.study.trials) == 24 and complete
+    assert result.study.user_attrs["ivybt"]["sampler"]["name"] == sampler
+
+
 def test_grid_sampler_and_bad_input(tmp_path):
     result = optimize(
         "sma_cross", symbol="SPY", source="sample", params={"fast": "5,10", "slow": "30,60"},

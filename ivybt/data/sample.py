@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ivybt.data.intervals import parse_interval
+from ivybt.data.store import release_arrow_memory
 from ivybt.data.validate import validate_ohlcv
 from ivybt.errors import DataError
 
@@ -65,6 +66,7 @@ def load_sample(symbol: str, interval: str) -> tuple[pd.DataFrame, SampleSeries]
     frame = pd.read_parquet(entry.path)
     iv = parse_interval(entry.interval)
     checked = validate_ohlcv(frame, name=f"sample {entry.symbol} {iv.name}", interval=iv)
+    release_arrow_memory()
     return checked.frame, entry
 
 

@@ -4,7 +4,7 @@ Combinations are cut, in enumeration order, into chunks whose indicator table (d
 indicators x bars x 8 bytes) fits half the budget; each chunk is one parallel kernel call
 (`ivybt.kernels.grid`) that returns only metrics. Peak memory is the table of one chunk plus
 the threads' buffers, whatever the number of combinations. A chunk's table serves several
-kernel calls of ~0.1 s each, between which progress is reported and Ctrl-C is answered with
+kernel calls of ~0.5 s each, between which progress is reported and Ctrl-C is answered with
 `StudyInterrupted` (what was finished).
 """
 
@@ -33,7 +33,7 @@ DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes: 1 GiB
 _THREAD_BYTES_PER_BAR = 1  # the target buffer of each block
 _BLOCKS_PER_THREAD = 4  # blocks of combinations per thread, for load balance
 _STEP = 256  # combinations by which a chunk grows
-_CALL_BAR_COMBOS = 50_000_000  # bars x combinations per kernel call: ~0.1 s here
+_CALL_BAR_COMBOS = 250_000_000  # bars x combinations per kernel call: ~0.5 s here
 _MIN_CALL_COMBOS = 256  # enough blocks for every thread even on very long series
 
 
@@ -90,7 +90,8 @@ def evaluate_space(
 
 def _slices(start: int, stop: int, n_bars: int) -> Iterator[tuple[int, int]]:
     """Cut [start, stop) into kernel calls of about `_CALL_BAR_COMBOS` bar-combinations, so
-    progress moves and Ctrl-C answers (between calls) every ~0.1 s on a big grid."""
+    progress moves and Ctrl-C answers (between calls) every ~0.5 s on a big grid; each call
+    ends with threads waiting for the slowest block, so calls are not made shorter."""
     size = max(_MIN_CALL_COMBOS, _CALL_BAR_COMBOS // max(n_bars, 1))
     for first in range(start, stop, size):
         yield first, min(first + size, stop)

@@ -138,32 +138,38 @@ class BacktestResult:
 
 
 def backtest(
-    strategy: str | type[Strategy],
+    strategy: str | type[Strategy] | None = None,
     *,
     symbol: str | None = None,
     data: pd.DataFrame | None = None,
     params: Mapping[str, object] | None = None,
-    interval: str = "1d",
+    interval: str | None = None,
     start: str | None = None,
     end: str | None = None,
-    source: str = "auto",
+    source: str | None = None,
     adjusted: bool | None = None,
-    commission: float = 0.001,
-    slippage: float = 0.0005,
-    fill: str = "next_open",
-    direction: str = "long",
-    size: float = 1.0,
-    initial_cash: float = 10_000.0,
+    commission: float | None = None,
+    slippage: float | None = None,
+    fill: str | None = None,
+    direction: str | None = None,
+    size: float | None = None,
+    initial_cash: float | None = None,
     periods_per_year: float | None = None,
     train_split: float | None = None,
-    run_mode: str = "full",
+    run_mode: str | None = None,
     out: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    config: str | Path | None = None,
 ) -> BacktestResult:
     """Backtest `strategy` on one symbol (or a DataFrame of OHLCV bars) and return the result.
 
-    Mirrors `ivybt backtest`; options are described in its `--help` and docs/metrics.md. With
-    `out`, the run folder is also written there.
+    Mirrors `ivybt backtest`; options are described in its `--help` and docs/metrics.md. A
+    keyword left at None takes the configuration file's value, else the model's default
+    (`ivybt.config`: interval "1d", source "auto", commission 0.001, slippage 0.0005, fill
+    "next_open", direction "long", size 1.0, initial_cash 10000, run_mode "full"). `config`
+    names a YAML file or a run's manifest.json (`ivybt.config_file`); keywords given override
+    its fields, `params` per parameter name. With `out` (or the file's output.out), the run
+    folder is also written there.
 
     Examples
     --------
@@ -173,68 +179,89 @@ def backtest(
     >>> sorted(result.metrics)[:3], result.trades.columns[0]
     (['avg_loss', 'avg_win', 'cagr'], 'entry_time')
     """
-    strategy_class = get_strategy(strategy)
     sections = config_sections(
-        strategy, strategy_class, symbol=symbol, data=data, interval=interval, start=start,
-        end=end, source=source, adjusted=adjusted, commission=commission, slippage=slippage,
-        fill=fill, direction=direction, size=size, initial_cash=initial_cash,
+        strategy, symbol=symbol, data=data, interval=interval, start=start, end=end,
+        source=source, adjusted=adjusted, commission=commission, slippage=slippage, fill=fill,
+        direction=direction, size=size, initial_cash=initial_cash,
         periods_per_year=periods_per_year, train_split=train_split, run_mode=run_mode,
+        extra={"strategy": {"params": None if params is None else dict(params)},
+               "output": {"out": None if out is None else str(out)}},
     )  # fmt: skip
-    sections["strategy"]["params"] = dict(params or {})
-    sections["output"] = {"out": None if out is None else str(out)}
-    config = build_config(**sections)
-    result = run_backtest(config, data=data, cache_dir=cache_dir)
-    if out is not None:
-        result.write(out, command_line=["python", "ivybt.backtest(...)"])
+    sections = api_sections(sections, config)
+    sections.pop("study", None)  # a backtest has no study; a grid's file may hold one
+    run_config = build_config(**sections)
+    result = run_backtest(run_config, data=data, cache_dir=cache_dir)
+    if run_config.output.out is not None:
+        result.write(run_config.output.out, command_line=["python", "ivybt.backtest(...)"])
     return result
 
 
 def config_sections(
-    strategy: str | type[Strategy],
-    strategy_class: type[Strategy],
+    strategy: str | type[Strategy] | None,
     *,
     symbol: str | None,
     data: pd.DataFrame | None,
-    interval: str = "1d",
+    interval: str | None = None,
     start: str | None = None,
     end: str | None = None,
-    source: str = "auto",
+    source: str | None = None,
     adjusted: bool | None = None,
-    commission: float = 0.001,
-    slippage: float = 0.0005,
-    fill: str = "next_open",
-    direction: str = "long",
-    size: float = 1.0,
-    initial_cash: float = 10_000.0,
+    commission: float | None = None,
+    slippage: float | None = None,
+    fill: str | None = None,
+    direction: str | None = None,
+    size: float | None = None,
+    initial_cash: float | None = None,
     periods_per_year: float | None = None,
     train_split: float | None = None,
-    run_mode: str = "full",
+    run_mode: str | None = None,
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The data, strategy, execution and split sections of a `RunConfig` from API keywords
-    (shared by `backtest` and `grid`, so both take the same options with the same defaults)."""
-    if (symbol is None) == (data is None):
+    """The data, strategy, execution and split sections of a `RunConfig` from API keywords,
+    plus the fields in `extra` (shared by `backtest`, `grid` and `optimize`, so all take the
+    same options).
+
+    Only the values given (not None) enter the sections: the model's defaults, or a
+    configuration file's values (`api_sections`), fill in the rest.
+    """
+    if symbol is not None and data is not None:
         raise ConfigError("give exactly one of symbol= (load bars) or data= (a DataFrame)")
-    return {
-        "data": {
-            "symbol": symbol if symbol is not None else str(data.attrs.get("symbol", "data")),  # type: ignore[union-attr]
-            "interval": interval,
-            "start": start,
-            "end": end,
-            "source": source if data is None else "frame",
-            "adjusted": adjusted,
-        },
-        "strategy": {"name": _strategy_name(strategy, strategy_class)},
-        "execution": {
-            "commission": commission,
-            "slippage": slippage,
-            "fill": fill,
-            "direction": direction,
-            "size": size,
-            "initial_cash": initial_cash,
-            "periods_per_year": periods_per_year,
-        },
+    if data is not None:
+        symbol, source = str(data.attrs.get("symbol", "data")), "frame"
+    name = None if strategy is None else _strategy_name(strategy, get_strategy(strategy))
+    sections: dict[str, dict[str, Any]] = {
+        "data": {"symbol": symbol, "interval": interval, "start": start, "end": end,
+                 "source": source, "adjusted": adjusted},
+        "strategy": {"name": name},
+        "execution": {"commission": commission, "slippage": slippage, "fill": fill,
+                      "direction": direction, "size": size, "initial_cash": initial_cash,
+                      "periods_per_year": periods_per_year},
         "split": {"train_split": train_split, "run_mode": run_mode},
+    }  # fmt: skip
+    for section, fields in (extra or {}).items():
+        sections.setdefault(section, {}).update(fields)
+    return {
+        section: {field: value for field, value in fields.items() if value is not None}
+        for section, fields in sections.items()
     }
+
+
+def api_sections(
+    sections: dict[str, dict[str, Any]], config: str | Path | None
+) -> dict[str, dict[str, Any]]:
+    """The sections of an API call: with `config`, the given ones laid over that file's
+    (`ivybt.config_file.apply_config_file`); without, the strategy and the bars are required."""
+    if config is not None:
+        from ivybt.config_file import apply_config_file
+
+        return apply_config_file(sections, config, strategy="a strategy", symbol="symbol=, data=")
+    if "name" not in sections["strategy"]:
+        raise ConfigError(
+            "give a strategy: a built-in name, package.module:ClassName or a Strategy class"
+        )
+    if "symbol" not in sections["data"]:
+        raise ConfigError("give exactly one of symbol= (load bars) or data= (a DataFrame)")
+    return sections
 
 
 def run_backtest(

@@ -18,7 +18,8 @@ TABLE_METRICS = (
 
 
 @click.command("backtest")
-@click.argument("strategy")
+@options.strategy
+@options.config_file
 @options.symbol
 @options.params
 @options.interval
@@ -30,12 +31,14 @@ TABLE_METRICS = (
 @options.split
 @options.output
 @click.pass_obj
-def backtest(settings: Settings, strategy: str, **values: Any) -> None:
+def backtest(settings: Settings, strategy: str | None, **values: Any) -> None:
     """Backtest STRATEGY on one symbol and write its run folder.
 
     STRATEGY is a built-in name (see `ivybt strategies`) or package.module:ClassName.
-    The folder holds metrics.json, trades.csv/.parquet, equity.parquet, manifest.json and an
-    offline report.html; a short metrics table is printed.
+    --config FILE reads the run from a YAML file or a run's manifest.json; options typed on
+    the command line override its fields (-p per parameter). The folder holds metrics.json,
+    trades.csv/.parquet, equity.parquet, manifest.json and an offline report.html; a short
+    metrics table is printed.
 
     \b
     Examples:
@@ -43,12 +46,17 @@ def backtest(settings: Settings, strategy: str, **values: Any) -> None:
       ivybt backtest rsi_reversion -s SPY --direction both --commission 0.0005 --fill close
       ivybt backtest sma_cross -s SPY --train-split 0.7 --run-mode test --out results/spy-test
       ivybt backtest mypkg.signals:Breakout -s BTCUSD --periods-per-year 365
+      ivybt backtest --config results/spy-test/manifest.json --commission 0.002
     """
     from ivybt.backtesting import run_backtest
     from ivybt.config import build_config
 
-    config = build_config(**run_config(strategy, values))
-    config = _with_params(config, values["params"])
+    sections = run_config(strategy, values)
+    sections["strategy"]["params"] = values["params"]
+    sections = options.run_sections(sections, values)
+    sections.pop("study", None)  # a backtest has no study; a grid's file may hold one
+    params = sections["strategy"].pop("params", {})
+    config = _with_params(build_config(**sections), params)
     result = run_backtest(config, cache_dir=settings.cache_dir)
     folder = result.write(
         values["out"],
@@ -60,7 +68,7 @@ def backtest(settings: Settings, strategy: str, **values: Any) -> None:
     click.echo(f"wrote {folder}")
 
 
-def run_config(strategy: str, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def run_config(strategy: str | None, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The data, strategy, execution, split and output sections from the shared options."""
     return {
         "data": {
@@ -74,8 +82,9 @@ def run_config(strategy: str, values: dict[str, Any]) -> dict[str, dict[str, Any
     }
 
 
-def _with_params(config: Any, given: dict[str, str]) -> Any:
-    """Resolve CLI parameter strings with the strategy's own types before they enter the config."""
+def _with_params(config: Any, given: dict[str, Any]) -> Any:
+    """Resolve parameters (CLI strings, a file's numbers) with the strategy's own types before
+    they enter the config."""
     from ivybt.strategies import get_strategy
 
     params = get_strategy(config.strategy.name).resolve_params(given)

@@ -14,7 +14,8 @@ TOP_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate")
 
 
 @click.command("grid")
-@click.argument("strategy")
+@options.strategy
+@options.config_file
 @options.symbol
 @options.params
 @options.study
@@ -40,19 +41,22 @@ TOP_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate")
 )
 @click.option("--study-name", default=None, help="Default: <strategy>-<symbol>-grid.")
 @click.pass_obj
-def grid(settings: Settings, strategy: str, **values: Any) -> None:
+def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
     """Evaluate every combination of STRATEGY's parameter space and write the run folder.
 
     Give each searched parameter as -p name=start:stop[:step] (inclusive) or a list
     name=v1,v2,...; others keep their defaults. The folder holds grid.parquet (one row per
     combination: param_* columns, then every metric), metrics.json (the best combination),
     manifest.json and report.html (heatmaps with a metric selector, top combinations).
+    --config FILE reads the run from a YAML file or a run's manifest.json; options typed on
+    the command line override its fields (-p per parameter).
 
     \b
     Examples:
       ivybt grid sma_cross --symbol SPY -p fast=2:101 -p slow=5:204
       ivybt grid rsi_reversion -s SPY -p window=5:30 -p lower=20:40:5 --objective calmar
       ivybt grid macd_cross -s SPY -p fast=5:20 -p slow=20:60:5 -p signal=5,9,12 --min-trades 10
+      ivybt grid --config configs/spy-sma_cross-grid.yaml -p fast=2:50 --commission 0.002
     """
     from ivybt.cli.progress import ProgressBar
     from ivybt.config import build_config
@@ -66,11 +70,15 @@ def grid(settings: Settings, strategy: str, **values: Any) -> None:
     sections["study"] = {
         name: values[name] for name in ("objective", "min_trades", "memory_budget_mb")
     }
+    sections = options.run_sections(sections, values)
+    sections["study"]["kind"] = "grid"  # also when the file is a search's manifest
     config = build_config(**sections)
-    space = build_space(get_strategy(strategy), config.strategy.space, config.strategy.constraints)
+    space = build_space(
+        get_strategy(config.strategy.name), config.strategy.space, config.strategy.constraints
+    )
     click.echo(
-        f"{strategy}: {len(space):,} combinations ({space.n_candidates:,} before constraints) "
-        f"on {values['symbol']} {values['interval']}",
+        f"{config.strategy.name}: {len(space):,} combinations ({space.n_candidates:,} before "
+        f"constraints) on {config.data.symbol} {config.data.interval}",
         err=True,
     )
     with ProgressBar("combinations") as progress:

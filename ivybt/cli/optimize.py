@@ -11,7 +11,8 @@ from ivybt.cli.backtest import format_metric, run_config
 
 
 @click.command("optimize")
-@click.argument("strategy")
+@options.strategy
+@options.config_file
 @options.symbol
 @options.params
 @click.option(
@@ -77,13 +78,14 @@ from ivybt.cli.backtest import format_metric, run_config
 @options.split
 @options.output
 @click.pass_obj
-def optimize(settings: Settings, strategy: str, **values: Any) -> None:
+def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
     """Search STRATEGY's parameters with Optuna; trials are evaluated in batches.
 
     Give each searched parameter as -p name=start:stop[:step] or name=v1,v2,...; the study
     lives in --storage under --study-name, so rerunning the command resumes it. The run
     folder holds trials.parquet, metrics.json (best trial, or the Pareto front), manifest.json
-    and report.html.
+    and report.html. --config FILE reads the run from a YAML file or a run's manifest.json;
+    options typed on the command line override its fields (-p per parameter).
 
     \b
     Examples:
@@ -91,6 +93,7 @@ def optimize(settings: Settings, strategy: str, **values: Any) -> None:
       ivybt optimize bbkc_squeeze -s SPY -p bb_window=10:40 -p kc_mult=1.0:2.5:0.1 --trials 500
       ivybt optimize rsi_reversion -s SPY -p window=5:30 -p lower=15:40 --sampler nsga2 \\
           --objective sharpe --objective max_drawdown --trials 400
+      ivybt optimize --config configs/spy-sma_cross-grid.yaml -p fast=2:101 --trials 200
     """
     import optuna
 
@@ -105,12 +108,14 @@ def optimize(settings: Settings, strategy: str, **values: Any) -> None:
     sections["strategy"]["space"] = dict(values["params"])
     sections["strategy"]["constraints"] = tuple(values["constraints"])
     sections["study"] = {
-        "kind": "search", "objective": values["objectives"][0],
+        "objective": values["objectives"][0],
         "objectives": tuple(values["objectives"]), "trials": values["trials"],
         "sampler": values["sampler"], "batch_size": values["batch_size"],
         "storage": values["storage"], "study_name": values["study_name"],
         "seed": values["seed"], "min_trades": values["min_trades"],
     }  # fmt: skip
+    sections = options.run_sections(sections, values, aliases={"objective": "objectives"})
+    sections["study"]["kind"] = "search"
     with ProgressBar("trials") as progress:
         result = run_search(
             build_config(**sections), cache_dir=settings.cache_dir,

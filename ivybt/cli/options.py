@@ -102,13 +102,76 @@ def _parse_params(
     return parsed
 
 
+def strategy[F: Callable[..., Any]](func: F) -> F:
+    """The STRATEGY argument: required unless --config gives strategy.name (`run_sections`)."""
+    return click.argument("strategy", required=False)(func)
+
+
 def symbol[F: Callable[..., Any]](func: F) -> F:
     return click.option(
         "--symbol",
         "-s",
-        required=True,
-        help="Ticker, e.g. SPY, ^GSPC, EURUSD=X (bundled samples work offline).",
+        default=None,
+        help="Ticker, e.g. SPY, ^GSPC, EURUSD=X (bundled samples work offline). Required "
+        "unless --config gives data.symbol.",
     )(func)
+
+
+def config_file[F: Callable[..., Any]](func: F) -> F:
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        metavar="FILE",
+        help="Run configuration: a YAML file of sections (data, strategy, execution, split, "
+        "study, output) or a run's manifest.json, to reproduce it. Options typed on the "
+        "command line override the file's fields; defaults do not.",
+    )(func)
+
+
+def run_sections(
+    sections: dict[str, dict[str, Any]],
+    values: dict[str, Any],
+    aliases: dict[str, str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The sections of the run: `sections` (built from every option) without --config.
+
+    With --config FILE, the file's sections with only the options the user typed laid over
+    them (`ivybt.config_file.apply_config_file`): a default never replaces the file's value.
+    A field's option has the field's name unless `aliases` (or strategy.name -> STRATEGY,
+    strategy.space/params -> -p) says otherwise. Without --config, STRATEGY and --symbol are
+    required as before.
+    """
+    ctx = click.get_current_context()
+    path = values["config_file"]
+    if path is None:
+        for name, value, hint in (("strategy", sections["strategy"]["name"], "'STRATEGY'"),
+                                  ("symbol", sections["data"]["symbol"], None)):  # fmt: skip
+            if value is None:  # Click's own message, as when both were required
+                param = next(param for param in ctx.command.params if param.name == name)
+                raise click.MissingParameter(ctx=ctx, param=param, param_hint=hint)
+        return sections
+    from ivybt.config_file import apply_config_file
+
+    names = {"name": "strategy", "space": "params", "params": "params", **(aliases or {})}
+    typed = {
+        section: {field: value for field, value in fields.items()
+                  if _typed(ctx, names.get(field, field))}
+        for section, fields in sections.items()
+    }  # fmt: skip
+    return apply_config_file(typed, path)
+
+
+def _typed(ctx: click.Context, name: str) -> bool:
+    """Whether the user gave option `name` (typed, or from an environment variable)."""
+    from click.core import ParameterSource
+
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in (
+        ParameterSource.DEFAULT,
+        ParameterSource.DEFAULT_MAP,
+    )
 
 
 def source[F: Callable[..., Any]](func: F) -> F:

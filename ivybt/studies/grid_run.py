@@ -125,18 +125,19 @@ class GridResult:
 
 
 def grid(
-    strategy: str | type[Strategy],
+    strategy: str | type[Strategy] | None = None,
     *,
     symbol: str | None = None,
     data: pd.DataFrame | None = None,
     params: Mapping[str, object] | None = None,
-    constraints: Sequence[str] = (),
-    objective: str = "sharpe",
-    min_trades: int = 1,
-    memory_budget_mb: float = 1024.0,
+    constraints: Sequence[str] | None = None,
+    objective: str | None = None,
+    min_trades: int | None = None,
+    memory_budget_mb: float | None = None,
     out: str | Path | None = None,
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
+    config: str | Path | None = None,
     **run_options: Any,
 ) -> GridResult:
     """Evaluate every combination of `params` specs for `strategy`; mirrors `ivybt grid`.
@@ -144,7 +145,10 @@ def grid(
     `params` maps names to specs: a value, "a:b", "a:b:step" or "v1,v2,..."; parameters left
     out keep their defaults. `run_options` are those of `ivybt.backtest` (interval, start,
     end, source, adjusted, commission, slippage, fill, direction, size, initial_cash,
-    periods_per_year, train_split, run_mode).
+    periods_per_year, train_split, run_mode). A keyword left at None takes the file's value,
+    else the model's default (objective "sharpe", min_trades 1, memory_budget_mb 1024).
+    `config` names a YAML file or a run's manifest.json (`ivybt.config_file`); keywords given
+    override its fields, `params` per parameter name.
 
     Examples
     --------
@@ -154,21 +158,26 @@ def grid(
     >>> len(result.table), sorted(result.best_params())
     (16, ['fast', 'slow'])
     """
-    from ivybt.backtesting import config_sections
+    from ivybt.backtesting import api_sections, config_sections
 
-    strategy_class = get_strategy(strategy)
-    sections = config_sections(strategy, strategy_class, symbol=symbol, data=data, **run_options)
-    sections["strategy"]["space"] = {name: str(spec) for name, spec in (params or {}).items()}
-    sections["strategy"]["constraints"] = tuple(constraints)
-    sections["study"] = {
+    space = None if params is None else {name: str(spec) for name, spec in params.items()}
+    listed = None if constraints is None else tuple(constraints)
+    study = {
         "objective": objective,
         "min_trades": min_trades,
         "memory_budget_mb": memory_budget_mb,
     }
-    sections["output"] = {"out": None if out is None else str(out)}
-    result = run_grid(build_config(**sections), data=data, cache_dir=cache_dir, progress=progress)
-    if out is not None:
-        result.write(out, command_line=["python", "ivybt.grid(...)"])
+    sections = config_sections(
+        strategy, symbol=symbol, data=data, **run_options,
+        extra={"strategy": {"space": space, "constraints": listed}, "study": study,
+               "output": {"out": None if out is None else str(out)}},
+    )  # fmt: skip
+    sections = api_sections(sections, config)
+    sections["study"]["kind"] = "grid"  # also when the file is a search's manifest
+    run_config = build_config(**sections)
+    result = run_grid(run_config, data=data, cache_dir=cache_dir, progress=progress)
+    if run_config.output.out is not None:
+        result.write(run_config.output.out, command_line=["python", "ivybt.grid(...)"])
     return result
 
 

@@ -342,38 +342,45 @@ def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
 
 
 def optimize(
-    strategy: str | type[Strategy],
+    strategy: str | type[Strategy] | None = None,
     *,
     symbol: str | None = None,
     data: pd.DataFrame | None = None,
     params: Mapping[str, object] | None = None,
-    constraints: tuple[str, ...] = (),
-    objectives: tuple[str, ...] = ("sharpe",),
-    trials: int = 100,
-    sampler: str = "tpe",
+    constraints: tuple[str, ...] | None = None,
+    objectives: tuple[str, ...] | None = None,
+    trials: int | None = None,
+    sampler: str | None = None,
     seed: int | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     storage: str | None = None,
     study_name: str | None = None,
-    min_trades: int = 1,
+    min_trades: int | None = None,
     cache_dir: str | Path | None = None,
     results: str | Path | None = None,
+    config: str | Path | None = None,
     **run_options: Any,
 ) -> SearchResult:
     """Search `params` specs of `strategy` with Optuna; mirrors `ivybt optimize`.
 
-    `run_options` are those of `ivybt.backtest` (interval, start, end, source, costs, ...).
+    `run_options` are those of `ivybt.backtest` (interval, start, end, source, costs, ...). A
+    keyword left at None takes the file's value, else the model's default (objectives
+    ("sharpe",), trials 100, sampler "tpe", batch_size 32, min_trades 1). `config` names a
+    YAML file or a run's manifest.json; keywords given override its fields.
     """
-    from ivybt.backtesting import config_sections
+    from ivybt.backtesting import api_sections, config_sections
     from ivybt.config import build_config
 
-    strategy_class = get_strategy(strategy)
-    sections = config_sections(strategy, strategy_class, symbol=symbol, data=data, **run_options)
-    sections["strategy"]["space"] = {name: str(spec) for name, spec in (params or {}).items()}
-    sections["strategy"]["constraints"] = tuple(constraints)
-    sections["study"] = {
-        "kind": "search", "objective": objectives[0], "objectives": tuple(objectives),
+    space = None if params is None else {name: str(spec) for name, spec in params.items()}
+    study = {
+        "objective": objectives[0] if objectives else None, "objectives": objectives,
         "trials": trials, "sampler": sampler, "seed": seed, "batch_size": batch_size,
         "storage": storage, "study_name": study_name, "min_trades": min_trades,
     }  # fmt: skip
+    sections = config_sections(
+        strategy, symbol=symbol, data=data, **run_options,
+        extra={"strategy": {"space": space, "constraints": constraints}, "study": study},
+    )  # fmt: skip
+    sections = api_sections(sections, config)
+    sections["study"]["kind"] = "search"
     return run_search(build_config(**sections), data=data, cache_dir=cache_dir, results=results)

@@ -1,0 +1,174 @@
+"""Run configuration files: `ivybt <command> --config FILE` and `config=` of the Python API.
+
+A file holds sections of the one configuration model (`ivybt.config.RunConfig`: data,
+strategy, execution, split, study, output), in YAML::
+
+    data: {symbol: SPY, source: sample}
+    strategy:
+      name: sma_cross
+      space: {fast: "5:25:5", slow: "20:80:15"}
+    execution: {commission: 0.002}
+
+or it is a run's manifest.json, whose fully resolved "config" is used, so
+`ivybt grid --config results/<run>/manifest.json` reproduces that run.
+
+Decisions:
+
+- A value given on the command line (or as an API keyword) replaces the file's value of that
+  one field; strategy.params and strategy.space are merged per parameter name, so
+  `-p fast=5` replaces only `fast` (`merge_sections`). Defaults never replace the file's values.
+- YAML is read with PyYAML's SafeLoader (the loader of `yaml.safe_load`: plain data only)
+  minus two YAML 1.1 rules that silently change a run: base-60 numbers (`fast: 5:25:5` would
+  be 19505) and dates (`start: 2015-01-01` would be a date object). Both stay strings.
+- Files ending in .json (manifests) are read as JSON, so numbers like 1e-05 stay numbers.
+- A manifest's output section is dropped: reproducing a run writes a new run folder (or the
+  one --out names) instead of replacing the run being reproduced.
+- strategy.space values may be numbers or lists (`fast: 10`, `signal: [5, 9, 12]`); they
+  become the spec strings of the CLI ("10", "5,9,12").
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ivybt.config import RunConfig
+from ivybt.errors import ConfigError
+
+SECTIONS = tuple(RunConfig.model_fields)
+_STR = "tag:yaml.org,2002:str"
+_NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose base-60 numbers and dates stay strings (see the module's decisions)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        tag = super().resolve(kind, value, implicit)
+        if kind is yaml.ScalarNode and (tag == _TIMESTAMP or (tag in _NUMBERS and ":" in value)):
+            return _STR
+        return tag
+
+
+def load_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The sections of a YAML configuration file, or of a run's manifest.json (its "config").
+
+    Raises a one-line ConfigError naming the file (and the line, for a syntax error) when it
+    cannot be read, is not YAML, is not a mapping of sections, or names an unknown section.
+    Fields inside the sections are checked by the model when the run's config is built.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ConfigError(
+            f"cannot read config file {path}: {reason}; give a YAML file or a run's manifest.json"
+        ) from None
+    content = _parse(path, text)
+    if isinstance(content, Mapping) and {"schema_version", "config"} <= content.keys():
+        content = content["config"]  # a run's manifest: its fully resolved configuration
+        if isinstance(content, Mapping):
+            content = {name: fields for name, fields in content.items() if name != "output"}
+    if not isinstance(content, Mapping):
+        shown = "an empty file" if content is None else f"a {type(content).__name__}"
+        raise ConfigError(
+            f"config file {path} holds {shown}, not a mapping of sections; write sections such "
+            f"as 'data:' and 'strategy:' at the top level ({', '.join(SECTIONS)})"
+        )
+    sections: dict[str, dict[str, Any]] = {}
+    for name, fields in content.items():
+        if name not in SECTIONS:
+            close = difflib.get_close_matches(str(name), SECTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"config file {path}: unknown section {name!r}{hint}; "
+                f"sections: {', '.join(SECTIONS)}"
+            )
+        if fields is None:  # e.g. `study: null` in a backtest's manifest
+            continue
+        if not isinstance(fields, Mapping):
+            raise ConfigError(
+                f"config file {path}: section {name!r} must be a mapping of fields such as "
+                f"'{name}: {{...}}' with one 'field: value' per line, not {fields!r}"
+            )
+        sections[name] = dict(fields)
+    space = sections.get("strategy", {}).get("space")
+    if isinstance(space, Mapping):
+        sections["strategy"]["space"] = {name: _spec(value) for name, value in space.items()}
+    return sections
+
+
+def merge_sections(
+    file_sections: Mapping[str, Mapping[str, Any]], cli_sections: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """`cli_sections` laid over `file_sections`, field by field.
+
+    A field in `cli_sections` replaces the file's; a mapping field (strategy.params,
+    strategy.space) is merged per key, so a CLI `-p fast=5` replaces only the file's `fast`.
+    `cli_sections` must hold only what the user gave, not defaults.
+    """
+    merged = {name: dict(fields) for name, fields in file_sections.items()}
+    for name, fields in cli_sections.items():
+        section = merged.setdefault(name, {})
+        for field, value in fields.items():
+            previous = section.get(field)
+            if isinstance(value, Mapping) and isinstance(previous, Mapping):
+                value = {**previous, **value}
+            section[field] = value
+    return merged
+
+
+def apply_config_file(
+    given: Mapping[str, Mapping[str, Any]],
+    path: str | Path,
+    *,
+    strategy: str = "STRATEGY",
+    symbol: str = "--symbol",
+) -> dict[str, dict[str, Any]]:
+    """`given` (only what the caller gave) laid over the sections of the file at `path`.
+
+    The strategy's name and the symbol must come from one or the other; `strategy` and
+    `symbol` name how the caller gives them, for the one-line error.
+    """
+    sections = merge_sections(load_config_file(path), given)
+    for section, field, hint in (("strategy", "name", strategy), ("data", "symbol", symbol)):
+        if sections.get(section, {}).get(field) is None:
+            raise ConfigError(f"give {hint} or {section}.{field} in the config file {path}")
+    return sections
+
+
+def _parse(path: Path, text: str) -> Any:
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                f"config file {path}, line {err.lineno}: not valid JSON ({err.msg}); fix it "
+                "there, or give the manifest.json of a finished run"
+            ) from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data, never objects
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(
+            f"config file {path}{where}: not valid YAML ({problem}); fix it there: one "
+            "'field: value' per line, nested fields indented with spaces"
+        ) from None
+
+
+def _spec(value: Any) -> Any:
+    """A space value as the CLI's spec string: 10 -> "10", [5, 9, 12] -> "5,9,12"."""
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value

@@ -258,7 +258,7 @@ def test_export_study_holds_the_best_and_an_even_sample(tmp_path):
     import optuna
 
     from ivybt.studies.grid_export import export_grid_study
-    from ivybt.studies.optimize import open_storage
+    from ivybt.studies.study_storage import open_storage
 
     result = ivybt.grid("sma_cross", symbol="SPY", source="sample",
                         params={"fast": "5:30:5", "slow": "20:100:10"})  # fmt: skip

@@ -7,7 +7,6 @@ import io
 import optuna
 import pytest
 from click.testing import CliRunner
-from optuna.trial import TrialState
 from rich.console import Console
 
 from ivybt.cli import INTERRUPTED_EXIT, cli
@@ -15,7 +14,8 @@ from ivybt.cli.progress import ProgressBar
 from ivybt.errors import StudyInterrupted
 from ivybt.studies import grid as grid_module
 from ivybt.studies import optimize as optimize_module
-from ivybt.studies.optimize import INTERRUPTED, optimize
+from ivybt.studies.optimize import optimize
+from ivybt.studies.study_storage import INTERRUPTED, open_storage, storage_url_of
 
 COMMON = {"symbol": "SPY", "source": "sample", "start": "2010-01-01"}
 SPACE = {"fast": "2:60", "slow": "10:200:5"}
@@ -78,7 +78,7 @@ def test_a_grid_reports_progress_call_by_call_and_interrupts_as_keyboard_interru
     assert (caught.value.done, caught.value.total) == (1000, len(space))
 
 
-def test_ctrl_c_in_a_batch_leaves_no_trial_running_and_the_study_resumes(tmp_path, monkeypatch):
+def test_ctrl_c_in_a_batch_stores_only_whole_batches_and_the_study_resumes(tmp_path, monkeypatch):
     real = optimize_module.evaluate_space
     calls = []
 
@@ -95,18 +95,17 @@ def test_ctrl_c_in_a_batch_leaves_no_trial_running_and_the_study_resumes(tmp_pat
     assert caught.value.done == 16
     assert "rerun the same command to resume" in caught.value.message
     monkeypatch.setattr(optimize_module, "evaluate_space", real)
-    storage = optimize_module.open_storage(optimize_module.storage_url_of(None, tmp_path))
+    storage = open_storage(storage_url_of(None, tmp_path))
     study = optuna.load_study(study_name="sma_cross-SPY", storage=storage)
-    states = [t.state for t in study.trials]
-    assert TrialState.RUNNING not in states
-    interrupted = [t for t in study.trials if t.user_attrs.get(INTERRUPTED)]
-    assert len(interrupted) == 8 and all(t.state == TrialState.FAIL for t in interrupted)
+    assert len(study.trials) == 16  # the interrupted batch was never stored
+    assert all(t.state.is_finished() for t in study.trials)
+    before = [(t.number, t.params, t.values) for t in study.trials]
     resumed = optimize("sma_cross", **COMMON, params=SPACE, trials=64, batch_size=8, seed=3,
                        results=tmp_path)  # fmt: skip
-    counted = [t for t in resumed.study.trials if not t.user_attrs.get(INTERRUPTED)]
-    assert len(counted) == 64
-    redone = {tuple(sorted(t.params.items())) for t in counted}
-    assert {tuple(sorted(t.params.items())) for t in interrupted} <= redone
+    trials = resumed.study.trials
+    assert len(trials) == 64 and all(t.state.is_finished() for t in trials)
+    assert [(t.number, t.params, t.values) for t in trials[:16]] == before
+    assert not [t for t in trials if t.user_attrs.get(INTERRUPTED)]
 
 
 def test_cli_optimize_ctrl_c_says_the_trials_are_kept(tmp_path, monkeypatch):

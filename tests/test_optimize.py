@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 import ivybt
 from ivybt.cli import cli
 from ivybt.errors import ConfigError
-from ivybt.studies.optimize import INTERRUPTED, optimize, storage_url_of
+from ivybt.studies.optimize import optimize
+from ivybt.studies.study_storage import INTERRUPTED, storage_url_of
 
 SPACE = {"fast": "2:60", "slow": "10:200:5"}
 COMMON = {"symbol": "SPY", "source": "sample", "params": SPACE, "start": "2010-01-01"}
@@ -84,7 +85,7 @@ def test_two_objectives_give_a_pareto_front(tmp_path):
 def test_trials_left_running_by_a_killed_run_are_failed_and_redone(tmp_path):
     url = storage_url_of(None, tmp_path)
     optimize("sma_cross", **COMMON, trials=20, seed=6, results=tmp_path)
-    from ivybt.studies.optimize import open_storage
+    from ivybt.studies.study_storage import open_storage
 
     study = optuna.load_study(study_name="sma_cross-SPY", storage=open_storage(url))
     ints = optuna.distributions.IntDistribution
@@ -186,7 +187,7 @@ def test_a_study_killed_midway_resumes_with_every_finished_trial_kept(tmp_path):
     import sys
     import time
 
-    from ivybt.studies.optimize import open_storage
+    from ivybt.studies.study_storage import open_storage
 
     env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", "")}
     process = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(tmp_path)], env=env)

@@ -29,7 +29,7 @@ def dashboard(settings: Settings, storage: str | None, host: str, port: int) -> 
     import optuna_dashboard
 
     from ivybt.errors import ConfigError
-    from ivybt.studies.optimize import open_storage, storage_url_of
+    from ivybt.studies.study_storage import open_storage, storage_url_of
 
     url = storage_url_of(storage, settings.results_dir)
     if url.startswith("journal://") and not Path(url.removeprefix("journal://")).exists():

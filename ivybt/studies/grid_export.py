@@ -20,7 +20,8 @@ from optuna.trial import TrialState, create_trial
 from ivybt.errors import ConfigError
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.studies.grid_run import GridResult
-from ivybt.studies.optimize import MINIMIZED, open_storage, storage_url_of
+from ivybt.studies.optimize import MINIMIZED
+from ivybt.studies.study_storage import open_storage, storage_url_of
 
 BEST_K = 1000
 EVEN_SAMPLE = 1000

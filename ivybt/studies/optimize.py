@@ -6,9 +6,11 @@ the grid kernel, and tells the results back: Optuna only samples, IvyBT only eva
 - Every metric goes into each trial's user attributes; the study's user attributes record the
   strategy, space, data hash, execution settings and the sampler's full settings (Optuna 5
   changed TPE's defaults, so nothing is left to library defaults).
-- A study resumes by name: rerunning adds trials up to `trials`. Trials a killed run left
-  RUNNING (Optuna's heartbeat does not cover ask/tell or journal files) are failed, marked
-  `ivybt_interrupted`, and their parameters re-enqueued.
+- A study resumes by name: rerunning adds trials up to `trials`. Batches run in an in-memory
+  copy of the study and are stored whole when finished (`study_storage.working_copy`), so a
+  killed run never leaves a trial RUNNING; trials another client left RUNNING (Optuna's
+  heartbeat does not cover ask/tell or journal files) are failed, marked
+  `ivybt_interrupted`, and redone.
 - Inadmissible combinations (a constraint fails) are told PRUNED; combinations with fewer than
   `min_trades` trades or an undefined objective are told FAIL. Both count towards `trials`.
 - Reproducibility: the same seed, sampler, batch size and data give the same trials. Within a
@@ -37,7 +39,6 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from ivybt import __version__
-from ivybt._paths import results_dir
 from ivybt.config import RunConfig, StudyConfig
 from ivybt.errors import ConfigError, StudyInterrupted
 from ivybt.kernels.metrics import METRIC_NAMES
@@ -45,9 +46,16 @@ from ivybt.run_inputs import RunInputs, prepare_inputs
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.grid import Progress, evaluate_space
 from ivybt.studies.space import ParamSpace, parse_spec
+from ivybt.studies.study_storage import (
+    counted,
+    open_storage,
+    recover_interrupted,
+    storage_url_of,
+    store_finished,
+    working_copy,
+)
 
 MINIMIZED = frozenset({"volatility"})
-INTERRUPTED = "ivybt_interrupted"
 
 
 @dataclass
@@ -101,10 +109,11 @@ def run_search(
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
     storage_url = storage_url_of(study_config.storage, results)
     sampler, sampler_settings = make_sampler(study_config, searched)
+    directions = ["minimize" if name in MINIMIZED else "maximize" for name in objectives]
     study = optuna.create_study(
         storage=open_storage(storage_url),
         study_name=study_config.study_name or f"{strategy.name}-{inputs.record['symbol']}",
-        directions=["minimize" if name in MINIMIZED else "maximize" for name in objectives],
+        directions=directions,
         sampler=sampler,
         load_if_exists=True,
     )
@@ -113,22 +122,23 @@ def run_search(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(objectives))
     _record_study(study, config, inputs, sampler_settings)
-    _recover_interrupted(study)
+    redo = recover_interrupted(study)
+    working = working_copy(study, sampler, directions, redo)
     target = study_config.trials or 100
     if study_config.sampler == "grid":  # the grid sampler stops the study when exhausted
         target = min(target, math.prod(len(v) for v in sampler_settings["search_space"].values()))
-    done = _counted(study)
+    done = counted(study)
     try:
         while done < target:
             batch = min(study_config.batch_size, target - done)
-            _run_batch(study, strategy, searched, fixed, inputs, config, batch)
+            _run_batch(working, strategy, searched, fixed, inputs, config, batch)
+            store_finished(working, study)
             done += batch
             if progress is not None:
                 progress(done, target)
     except KeyboardInterrupt as err:
-        _recover_interrupted(study)  # the batch's trials: failed, their parameters queued again
         raise StudyInterrupted(
-            _counted(study), target, "trials",
+            counted(study), target, "trials",
             f"they are kept in study {study.study_name!r}; rerun the same command to resume",
         ) from err  # fmt: skip
     return SearchResult(config, study, storage_url, inputs)
@@ -197,25 +207,6 @@ def make_sampler(
     return sampler, {"name": study.sampler, "seed": seed, "optuna": optuna.__version__, **settings}
 
 
-def storage_url_of(storage: str | None, results: str | Path | None = None) -> str:
-    """A storage URL: as given, or the journal file `<results dir>/optuna.journal`."""
-    if storage:
-        return storage
-    path = results_dir(results) / "optuna.journal"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"journal://{path.resolve()}"
-
-
-def open_storage(url: str) -> Any:
-    """Journal files as `journal:///path`; anything else is an RDB URL (sqlite, postgresql)."""
-    if url.startswith("journal://"):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        return JournalStorage(JournalFileBackend(url.removeprefix("journal://")))
-    return optuna.storages.RDBStorage(url)
-
-
 def _grid_values(dist: BaseDistribution) -> list[Any]:
     if isinstance(dist, CategoricalDistribution):
         return list(dist.choices)
@@ -266,24 +257,6 @@ def _record_study(
             "periods_per_year": inputs.periods_per_year,
             "sampler": sampler,
         },
-    )
-
-
-def _recover_interrupted(study: optuna.Study) -> None:
-    """Fail the trials a killed run left RUNNING and queue their parameters again."""
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
-        study.tell(trial.number, state=TrialState.FAIL)
-        if trial.params:
-            study.enqueue_trial(trial.params, skip_if_exists=False)
-
-
-def _counted(study: optuna.Study) -> int:
-    """Finished trials that count towards the target (interrupted ones do not)."""
-    return sum(
-        1
-        for trial in study.get_trials(deepcopy=False)
-        if trial.state.is_finished() and not trial.user_attrs.get(INTERRUPTED)
     )
 
 

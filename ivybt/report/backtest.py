@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ivybt.report.backtest_data import backtest_report_data
-from ivybt.report.html import render_html
+from ivybt.report.html import LIGHT_TEMPLATE, render_html
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -140,7 +140,7 @@ def _x(times: pd.Index | pd.Series) -> np.ndarray:
 
 def _layout(fig: go.Figure, *, yaxis_title: str, height: int = 450) -> None:
     fig.update_layout(
-        template="plotly_white",
+        template=LIGHT_TEMPLATE,
         height=height,
         margin={"l": 60, "r": 20, "t": 30, "b": 40},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},

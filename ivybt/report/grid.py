@@ -24,7 +24,7 @@ from ivybt.report.grid_data import (
     valid_mask,
     varying_params,
 )
-from ivybt.report.html import render_html
+from ivybt.report.html import LIGHT_TEMPLATE, render_html
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -41,7 +41,8 @@ _PCT_METRICS = frozenset(
 _COUNT_METRICS = frozenset({"n_trades"})
 _MONEY_METRICS = frozenset({"gross_profit", "gross_loss"})
 _RATIO_FORMAT = ".3f"
-_OBJECTIVE_FILL = "#fff7d6"  # the objective's column in the table of best combinations
+_OBJECTIVE_FILL = "#fff7d6"
+# the objective's column in the table of best combinations
 
 
 def grid_figures(
@@ -245,7 +246,7 @@ def _top_table(
         )
     )
     fig.update_layout(
-        template="plotly_white",
+        template=LIGHT_TEMPLATE,
         height=min(70 + 22 * max(len(top), 1), 700),
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
     )
@@ -315,7 +316,7 @@ def _ticks(fig: go.Figure, pivot: pd.DataFrame) -> None:
 
 def _layout(fig: go.Figure, *, title: str, x: str, y: str, height: int) -> None:
     fig.update_layout(
-        template="plotly_white",
+        template=LIGHT_TEMPLATE,
         height=height,
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
         margin={"l": 70, "r": 20, "t": 90, "b": 50},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import ivybt
 
@@ -27,6 +28,20 @@ footer { margin-top: 2rem; font-size: 0.8rem; color: #7b8794; }
 
 _FIGURE_HEIGHT = "450px"  # used only when a figure sets no layout height of its own
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}  # no link to plotly's website
+
+
+_GRID = "#EBF0F8"
+LIGHT_TEMPLATE: dict[str, Any] = {
+    "layout": {
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "font": {"color": "#2a3f5f"},
+        "xaxis": {"gridcolor": _GRID, "linecolor": _GRID, "zerolinecolor": _GRID},
+        "yaxis": {"gridcolor": _GRID, "linecolor": _GRID, "zerolinecolor": _GRID},
+    }
+}
+"""plotly_white's look in the few settings these charts use: the full named template is
+~0.3 s to load and deep-copy in a report, a sixth of `ivybt grid`'s whole run."""
 
 
 def render_html(

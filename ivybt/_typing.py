@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 type Float64Array1D = npt.NDArray[np.float64]
 type Float64Array2D = npt.NDArray[np.float64]
+type Float64Array3D = npt.NDArray[np.float64]
 type Int64Array1D = npt.NDArray[np.int64]
 type Int64Array2D = npt.NDArray[np.int64]
 type Int8Array1D = npt.NDArray[np.int8]
@@ -22,6 +23,7 @@ __all__ = [
     "BoolArray1D",
     "Float64Array1D",
     "Float64Array2D",
+    "Float64Array3D",
     "Int8Array1D",
     "Int64Array1D",
     "Int64Array2D",

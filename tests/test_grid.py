@@ -20,7 +20,7 @@ from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.simulation import simulate_strategy
 from ivybt.strategies import BUILTIN, get_strategy
 from ivybt.studies import grid as grid_module
-from ivybt.studies.grid import evaluate_space
+from ivybt.studies.grid import evaluate_space, evaluate_windows
 from ivybt.studies.space import build_space, parse_spec
 from ivybt.tables import bar_columns
 from tests.test_strategies import _docs_example
@@ -81,6 +81,24 @@ def test_fused_crossover_path_equals_single_backtests(spy_columns, name, fill, d
                          first_bar=first_bar)  # fmt: skip
     window = slice(first_bar, len(spy_columns["close"])) if first_bar else None
     np.testing.assert_array_equal(got, single_rows(spy_columns, space, execution, window=window))
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_every_window_equals_the_single_backtest_on_it(spy_columns, name):
+    """Walk-forward evaluation: one signal pass, each window traded from flat; each equals a
+    single backtest of that window, and bars after a window's end change nothing in it."""
+    space = build_space(BUILTIN[name], SPACES[name])
+    execution = ExecutionConfig(direction="both", slippage=0.001)
+    windows = np.array([[300, 1100], [1100, 1400], [1400, 2000], [1150, 1400]])
+    got = evaluate_windows(spy_columns, space, execution, windows, periods_per_year=252.0)
+    for w, (start, end) in enumerate(windows):
+        want = single_rows(spy_columns, space, execution, window=slice(start, end))
+        np.testing.assert_array_equal(got[:, w], want)
+    changed = {key: value.copy() for key, value in spy_columns.items()}
+    for key in ("open", "high", "low", "close"):
+        changed[key][1400:] *= 1.37  # everything after the second window's end
+    again = evaluate_windows(changed, space, execution, windows[:2], periods_per_year=252.0)
+    np.testing.assert_array_equal(again, got[:, :2])
 
 
 def test_grid_of_a_user_strategy_equals_single_backtests(spy_columns, tmp_path, monkeypatch):

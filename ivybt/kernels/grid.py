@@ -25,6 +25,7 @@ from numba import njit, prange
 from ivybt._typing import (
     Float64Array1D,
     Float64Array2D,
+    Float64Array3D,
     Int8Array1D,
     Int64Array1D,
     Int64Array2D,
@@ -133,6 +134,30 @@ def block_bounds_nb(n_combos: int, n_blocks: int, block: int) -> tuple[int, int]
     return start, min(start + size, n_combos)
 
 
+@njit(cache=True)
+def window_metrics_nb(
+    prices: Float64Array2D, target: Int8Array1D, windows: Int64Array2D, direction: int,
+    execution: Execution, periods_per_year: float, traded: Int8Array1D,
+    out_metrics: Float64Array2D,
+) -> None:  # fmt: skip
+    """Metrics of `target` (every bar's wanted side) traded on each window [a, b).
+
+    Each window starts flat with the initial cash at bar a; its signals came from every bar
+    before it, so nothing is cold at the boundary. `traded` (int8, n_bars) is scratch.
+    Row w of `out_metrics` equals the single backtest on bars [a, b) (`ivybt.simulation`,
+    `window=slice(a, b)`), bit for bit.
+    """
+    open_ = prices[0]
+    close = prices[1]
+    for w in range(windows.shape[0]):
+        a = windows[w, 0]
+        b = windows[w, 1]
+        restrict_direction_nb(target[a:b], direction, traded[: b - a])
+        simulate_metrics_nb(
+            open_[a:b], close[a:b], traded[: b - a], execution, periods_per_year, out_metrics[w]
+        )
+
+
 @njit(cache=True, parallel=True)
 def grid_builtin_nb(
     prices: Float64Array2D,
@@ -140,27 +165,29 @@ def grid_builtin_nb(
     slots: Int64Array2D,
     params: Float64Array2D,
     settings: Int64Array1D,
+    windows: Int64Array2D,
     execution: Execution,
     periods_per_year: float,
-) -> Float64Array2D:
-    """Metrics of every combination of a built-in strategy.
+) -> Float64Array3D:
+    """Metrics of every combination of a built-in strategy, on each window of bars.
 
     Parameters
     ----------
     prices : float64, shape (2, n_bars)
-        Open and close of every bar the signals see.
+        Open and close of every bar the signals see (C-contiguous).
     table : float64, shape (n_rows, n_bars)
         Indicator rows, each computed once (`ivybt.tables.indicator_table`).
     slots : int64, shape (n_combos, n_slots)
         For each combination, the table row of each of the strategy's indicator slots.
     params : float64, shape (n_combos, n_params)
         Each combination's parameters, in the strategy's declaration order.
-    settings : int64, shape (4,)
+    settings : int64, shape (3,)
         (signal code from `SIGNAL_CODES`, direction: +1 long-only, -1 short-only, 0 both,
-        first traded bar, number of blocks): signals run over all bars, trading and metrics
-        from the first traded bar on (a test part warms up on the training bars); the
-        combinations are cut into that many contiguous blocks (a few per thread balances
-        the load).
+        number of blocks the combinations are cut into; a few per thread balances the load).
+    windows : int64, shape (n_windows, 2)
+        Half-open [start, end) bar ranges to trade and measure, 0 <= start < end <= n_bars:
+        one for a grid (a test part starts after the training bars), two per walk-forward
+        fold (in-sample and out-of-sample). Signals run once over every bar.
     execution : Execution
         Costs, sizing, fill timing, initial cash.
     periods_per_year : float
@@ -168,46 +195,40 @@ def grid_builtin_nb(
 
     Returns
     -------
-    out : float64, shape (n_combos, N_METRICS)
-        Row j equals the single backtest of combination j (`ivybt.simulation`), bit for bit.
-
-    Notes
-    -----
-    The traded window and each target are copied into C-contiguous arrays, so the fused
-    kernel runs the very specialisation a single backtest runs: with strided views Numba
-    compiles another one, whose floating-point results differed in the last bit.
+    out : float64, shape (n_combos, n_windows, N_METRICS)
+        out[j, w] equals the single backtest of combination j on window w, bit for bit.
     """
     n_combos = params.shape[0]
     n_bars = prices.shape[1]
-    first = settings[2]
-    open_ = np.ascontiguousarray(prices[0, first:])
-    close = np.ascontiguousarray(prices[1, first:])
-    out = np.empty((n_combos, N_METRICS), dtype=np.float64)
-    n_blocks = settings[3]
     code = settings[0]
+    direction = settings[1]
+    n_blocks = settings[2]
+    out = np.empty((n_combos, windows.shape[0], N_METRICS), dtype=np.float64)
     zeros = np.zeros(n_bars, dtype=np.float64)
-    all_open = np.ascontiguousarray(prices[0])
-    all_close = np.ascontiguousarray(prices[1])
+    open_ = prices[0]
+    close = prices[1]
     for block in prange(n_blocks):
         target = np.empty(n_bars, dtype=np.int8)
-        traded = np.empty(n_bars - first, dtype=np.int8)
+        traded = np.empty(n_bars, dtype=np.int8)
         start, stop = block_bounds_nb(n_combos, n_blocks, block)
         for j in range(start, stop):
             if code < 2:  # crossovers: the sign of (fast - slow) or of the MACD histogram
                 base = table[slots[j, 1]] if code == 0 else zeros
                 difference_signs_nb(table[slots[j, 0]], base, target)
-                follow_sign_metrics_nb(
-                    all_open, all_close, target, first, settings[1], execution,
-                    periods_per_year, out[j],
-                )  # fmt: skip
+                for w in range(windows.shape[0]):
+                    end = windows[w, 1]
+                    follow_sign_metrics_nb(
+                        open_[:end], close[:end], target[:end], windows[w, 0], direction,
+                        execution, periods_per_year, out[j, w],
+                    )  # fmt: skip
             else:
                 builtin_signal_nb(code, table, slots[j], params[j], target)
-                restrict_direction_nb(target[first:], settings[1], traded)
-                simulate_metrics_nb(open_, close, traded, execution, periods_per_year, out[j])
+                window_metrics_nb(prices, target, windows, direction, execution,
+                                  periods_per_year, traded, out[j])  # fmt: skip
     return out
 
 
-def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float64Array2D]:
+def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float64Array3D]:
     """`grid_builtin_nb` for any signal kernel (a user's strategy); compiled once per process.
 
     The returned kernel takes the same arguments; the signal code in `settings` is unused.
@@ -220,24 +241,22 @@ def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float6
         slots: Int64Array2D,
         params: Float64Array2D,
         settings: Int64Array1D,
+        windows: Int64Array2D,
         execution: Execution,
         periods_per_year: float,
-    ) -> Float64Array2D:
+    ) -> Float64Array3D:
         n_combos = params.shape[0]
         n_bars = prices.shape[1]
-        first = settings[2]
-        open_ = np.ascontiguousarray(prices[0, first:])
-        close = np.ascontiguousarray(prices[1, first:])
-        out = np.empty((n_combos, N_METRICS), dtype=np.float64)
-        n_blocks = settings[3]
+        n_blocks = settings[2]
+        out = np.empty((n_combos, windows.shape[0], N_METRICS), dtype=np.float64)
         for block in prange(n_blocks):
             target = np.empty(n_bars, dtype=np.int8)
-            traded = np.empty(n_bars - first, dtype=np.int8)
+            traded = np.empty(n_bars, dtype=np.int8)
             start, stop = block_bounds_nb(n_combos, n_blocks, block)
             for j in range(start, stop):
                 signal_kernel(table, slots[j], params[j], target)
-                restrict_direction_nb(target[first:], settings[1], traded)
-                simulate_metrics_nb(open_, close, traded, execution, periods_per_year, out[j])
+                window_metrics_nb(prices, target, windows, settings[1], execution,
+                                  periods_per_year, traded, out[j])  # fmt: skip
         return out
 
     return grid_custom_nb

@@ -16,7 +16,13 @@ from functools import lru_cache
 import numpy as np
 from numba import get_num_threads
 
-from ivybt._typing import Float64Array1D, Float64Array2D, Int64Array1D, Int64Array2D
+from ivybt._typing import (
+    Float64Array1D,
+    Float64Array2D,
+    Float64Array3D,
+    Int64Array1D,
+    Int64Array2D,
+)
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
 from ivybt.errors import ConfigError, StudyInterrupted
 from ivybt.kernels.grid import SIGNAL_CODES, grid_builtin_nb, make_grid_kernel
@@ -52,18 +58,49 @@ def evaluate_space(
     Signals use every bar of `columns`; trading and metrics start at `first_bar`. Row j equals
     `ivybt.simulation.simulate_strategy` for combination j, bit for bit.
     """
+    windows = np.array([[first_bar, len(columns["close"])]], dtype=np.int64)
+    return evaluate_windows(
+        columns, space, execution, windows, periods_per_year=periods_per_year,
+        memory_budget=memory_budget, progress=progress,
+    )[:, 0, :]  # fmt: skip
+
+
+def evaluate_windows(
+    columns: Mapping[str, Float64Array1D],
+    space: ParamSpace,
+    execution: ExecutionConfig,
+    windows: Int64Array2D,
+    *,
+    periods_per_year: float,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: Progress | None = None,
+) -> Float64Array3D:
+    """Metrics of every combination on each window: float64, (n_combos, n_windows, N_METRICS).
+
+    `windows` (int64, (n_windows, 2)) holds half-open [start, end) bar ranges of `columns`.
+    Signals run once over every bar; each window is traded from flat with the initial cash,
+    its indicators warmed up on the bars before it. out[j, w] equals
+    `simulate_strategy(columns, ..., window=slice(start, end))` for combination j, bit for
+    bit; bars after `end` cannot change it (signals are causal).
+    """
     strategy = space.strategy
     n_bars = len(columns["close"])
+    windows = np.ascontiguousarray(windows, dtype=np.int64).reshape(-1, 2)
+    if len(windows) and not (
+        (windows[:, 0] >= 0).all() and (windows[:, 0] < windows[:, 1]).all()
+        and (windows[:, 1] <= n_bars).all()
+    ):  # fmt: skip
+        raise ConfigError(f"windows must satisfy 0 <= start < end <= {n_bars}; got {windows}")
     prices = np.ascontiguousarray(np.vstack([columns["open"], columns["close"]]))
     kernel = _kernel_for(strategy)
     n_blocks = min(len(space), _BLOCKS_PER_THREAD * get_num_threads())
     settings = np.array(
         [SIGNAL_CODES.get(strategy.signal_kernel, -1), DIRECTION_CODES[execution.direction],
-         first_bar, n_blocks], dtype=np.int64,
+         n_blocks], dtype=np.int64,
     )  # fmt: skip
     kernel_execution = execution_tuple(execution)
     rows_budget = _rows_budget(memory_budget, n_bars)
-    out = np.empty((len(space), N_METRICS), dtype=np.float64)
+    out = np.empty((len(space), len(windows), N_METRICS), dtype=np.float64)
     distinct, slot_ids = space_indicators(space)
     done = 0
     try:
@@ -72,10 +109,10 @@ def evaluate_space(
             table, rows = indicator_table(columns, [distinct[i] for i in needed])
             local = np.full(len(distinct), -1, dtype=np.int64)
             local[needed] = [rows[distinct[i]] for i in needed]
-            for first, last in _slices(start, stop, n_bars):  # one table, several calls
+            for first, last in _slices(start, stop, n_bars * max(len(windows), 1)):
                 out[first:last] = kernel(
                     prices, table, local[slot_ids[first:last]], space.combos[first:last],
-                    settings, kernel_execution, periods_per_year,
+                    settings, windows, kernel_execution, periods_per_year,
                 )  # fmt: skip
                 done = last
                 if progress is not None:
@@ -88,23 +125,23 @@ def evaluate_space(
     return out
 
 
-def _slices(start: int, stop: int, n_bars: int) -> Iterator[tuple[int, int]]:
+def _slices(start: int, stop: int, work_per_combo: int) -> Iterator[tuple[int, int]]:
     """Cut [start, stop) into kernel calls of about `_CALL_BAR_COMBOS` bar-combinations, so
     progress moves and Ctrl-C answers (between calls) every ~0.5 s on a big grid; each call
     ends with threads waiting for the slowest block, so calls are not made shorter."""
-    size = max(_MIN_CALL_COMBOS, _CALL_BAR_COMBOS // max(n_bars, 1))
+    size = max(_MIN_CALL_COMBOS, _CALL_BAR_COMBOS // max(work_per_combo, 1))
     for first in range(start, stop, size):
         yield first, min(first + size, stop)
 
 
-def _kernel_for(strategy: type[Strategy]) -> Callable[..., Float64Array2D]:
+def _kernel_for(strategy: type[Strategy]) -> Callable[..., Float64Array3D]:
     if strategy.signal_kernel in SIGNAL_CODES:
         return grid_builtin_nb
     return _custom_kernel(strategy.signal_kernel)
 
 
 @lru_cache(maxsize=32)
-def _custom_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float64Array2D]:
+def _custom_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float64Array3D]:
     return make_grid_kernel(signal_kernel)
 
 

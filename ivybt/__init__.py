@@ -14,19 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "backtest", "grid", "load", "optimize"]
+__all__ = ["__version__", "backtest", "grid", "load", "optimize", "walk_forward"]
 
 if TYPE_CHECKING:
     from ivybt.backtesting import backtest
     from ivybt.data import load
     from ivybt.studies.grid_run import grid
     from ivybt.studies.optimize import optimize
+    from ivybt.studies.walkforward_run import walk_forward
 
 _LAZY = {
     "load": "ivybt.data.loader",
     "backtest": "ivybt.backtesting",
     "grid": "ivybt.studies.grid_run",
     "optimize": "ivybt.studies.optimize",
+    "walk_forward": "ivybt.studies.walkforward_run",
 }
 
 

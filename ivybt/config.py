@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ivybt.errors import ConfigError
 
@@ -81,6 +88,31 @@ class SplitConfig(_Section):
         return self
 
 
+class WindowsConfig(_Section):
+    """Walk-forward windows (`ivybt.studies.windows.make_folds`): lengths in bars ("500") or
+    durations ("2y", "6M", "90d"); `folds` instead of `out_of_sample` cuts the bars after the
+    first in-sample window into that many out-of-sample windows."""
+
+    in_sample: str
+    out_of_sample: str | None = None
+    folds: int | None = Field(None, ge=1)
+    step: str | None = None
+    gap: int = Field(0, ge=0)
+    anchored: bool = False
+    last_window: Literal["drop", "keep"] = "drop"
+
+    @field_validator("in_sample", "out_of_sample", "step", mode="before")
+    @classmethod
+    def _length_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _one_oos_rule(self) -> WindowsConfig:
+        if (self.out_of_sample is None) == (self.folds is None):
+            raise ValueError("give exactly one of out_of_sample (--oos) and folds (--folds)")
+        return self
+
+
 class StudyConfig(_Section):
     """What a study ranks combinations by, and how it may use memory.
 
@@ -90,7 +122,7 @@ class StudyConfig(_Section):
     memory_budget_mb : peak memory the grid engine plans for (indicator tables and buffers).
     """
 
-    kind: Literal["grid", "search"] = "grid"
+    kind: Literal["grid", "search", "walkforward"] = "grid"
     objective: str = "sharpe"
     min_trades: int = Field(1, ge=0)
     memory_budget_mb: float = Field(1024.0, gt=0.0)
@@ -102,6 +134,10 @@ class StudyConfig(_Section):
     storage: str | None = None
     study_name: str | None = None
     seed: int | None = None
+    # walk-forward only (ivybt walkforward)
+    windows: WindowsConfig | None = None
+    search: Literal["grid", "optuna"] = "grid"
+    select: Literal["best", "plateau"] = "best"
 
 
 class OutputConfig(_Section):

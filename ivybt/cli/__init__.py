@@ -111,6 +111,7 @@ def cli(
       ivybt strategies
       ivybt backtest sma_cross --symbol SPY -p fast=10 -p slow=50
       ivybt grid sma_cross --symbol SPY -p fast=2:101 -p slow=5:204
+      ivybt walkforward sma_cross -s SPY -p fast=5:50:5 -p slow=20:200:10 --is 3y --oos 1y
       ivybt data fetch SPY QQQ --start 2010-01-01
       ivybt data import prices.csv --symbol ES --interval 1h --tz America/Chicago
     """
@@ -153,6 +154,7 @@ def _register() -> None:
     from ivybt.cli.grid import grid
     from ivybt.cli.optimize import optimize
     from ivybt.cli.strategies import strategies
+    from ivybt.cli.walkforward import surface, walkforward
 
     cli.add_command(data)
     cli.add_command(strategies)
@@ -160,6 +162,8 @@ def _register() -> None:
     cli.add_command(grid)
     cli.add_command(optimize)
     cli.add_command(dashboard)
+    cli.add_command(walkforward)
+    cli.add_command(surface)
 
 
 def _one_line(text: object) -> str:

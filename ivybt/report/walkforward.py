@@ -1,0 +1,179 @@
+"""The walk-forward report (report.html) and its stability-surface page.
+
+report.html: the summary (stitched OOS metrics next to buy-and-hold over the same bars, WFE,
+stability scores), the fold table, the stitched OOS equity against buy-and-hold, WFE per
+fold, then the stability surfaces of `ivybt.report.surface` (3D surface with the chosen
+path, per-fold heatmaps, parameter drift). The surfaces show the objective on the OOS side,
+over the first searched parameter; `ivybt surface RUN_DIR` draws any other.
+Both pages embed plotly.js once and open offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ivybt.report.backtest import format_metric
+from ivybt.report.html import LIGHT_TEMPLATE, render_html
+from ivybt.report.surface import surface_figures, surface_report_html
+from ivybt.run_folder import write_text
+
+if TYPE_CHECKING:
+    from ivybt.studies.walkforward_run import WalkForwardResult
+
+_FOLD_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades")
+
+
+def surface_page_name(side: str, metric: str, param: str) -> str:
+    """File name of a stability-surface page inside the run folder."""
+    return f"surface-{side}-{metric}-{param}.html"
+
+
+def write_walkforward_pages(result: WalkForwardResult) -> list[Path]:
+    """Write report.html and the default stability page into the run folder."""
+    param = _default_param(result)
+    written = [result.folder / "report.html", result.folder / surface_page_name(
+        "oos", result.objective, param)]  # fmt: skip
+    write_text(written[0], walkforward_report_html(result, param=param))
+    write_text(written[1], surface_page_html(result, param=param, metric=result.objective,
+                                             side="oos"))  # fmt: skip
+    return written
+
+
+def surface_page_html(result: WalkForwardResult, *, param: str, metric: str, side: str) -> str:
+    """The stability page of one (parameter, metric, side)."""
+    return surface_report_html(
+        result.surface, result.folds, title=f"Stability surface: {metric} over {param} ({side})",
+        param=param, metric=metric, side=side, params=list(result.space.names),
+        scores=result.metrics["stability"],
+    )  # fmt: skip
+
+
+def walkforward_report_html(result: WalkForwardResult, *, param: str) -> str:
+    """report.html as one offline page; nothing is written."""
+    import plotly.graph_objects as go
+
+    sections: list[tuple[str, Any]] = [
+        ("Folds", _fold_table(go, result)),
+        ("Stitched out-of-sample equity vs buy-and-hold", _equity(go, result.oos_equity)),
+        ("Walk-forward efficiency per fold", _wfe(go, result.folds)),
+    ]
+    sections += surface_figures(result.surface, result.folds, param=param,
+                                metric=result.objective, side="oos",
+                                params=list(result.space.names))  # fmt: skip
+    notes = [
+        "Windows are half-open bar ranges [start, end); each fold is traded from flat, its "
+        "indicators warmed up on the bars before its window.",
+        "Stitched equity: each fold's OOS window with its chosen parameters, starting with "
+        "the equity the previous fold ended with; overlapping windows are cut at the next "
+        "fold's start.",
+        "WFE = OOS CAGR / IS CAGR of the chosen parameters; overall: "
+        f"{result.metrics['wfe_rule']}.",
+        "Stability scores are defined in docs/stability.md.",
+    ]
+    return render_html(
+        f"{result.config.strategy.name} walk-forward on {result.data.get('symbol', '')}",
+        summary_rows=_summary_rows(result), sections=sections, notes=notes,
+    )  # fmt: skip
+
+
+def _default_param(result: WalkForwardResult) -> str:
+    """The searched parameter with the most values (the first on a tie)."""
+    names = list(result.space.names)
+    counts = [len(set(result.space.combos[:, k])) for k in range(len(names))]
+    return names[counts.index(max(counts))]
+
+
+def _summary_rows(result: WalkForwardResult) -> list[tuple[str, str]]:
+    metrics = result.metrics
+    oos, hold = metrics["oos"] or {}, metrics["buy_and_hold"] or {}
+    rows = [
+        ("Folds", f"{metrics['n_folds']} ({metrics['n_combinations']:,} combinations each)"),
+        ("Objective, selection, search",
+         f"{metrics['objective']}, {metrics['select']}, {metrics['search']}"),
+        ("WFE (overall)", _text(metrics["wfe"], ".2f")),
+    ]  # fmt: skip
+    for name in ("total_return", "cagr", "sharpe", "max_drawdown"):
+        shown = f"{_metric(name, oos.get(name))} ({_metric(name, hold.get(name))})"
+        rows.append((f"OOS {name} (buy-and-hold)", shown))
+    rows.append(("OOS n_trades", _metric("n_trades", oos.get("n_trades"))))
+    stability = metrics["stability"]
+    for key, label in (("is_oos_rank_corr", "IS->OOS rank correlation (mean)"),
+                       ("is_persistence", "IS persistence (mean)")):  # fmt: skip
+        value = stability.get(key)
+        rows.append((label, _text(value.get("mean") if isinstance(value, dict) else value, ".3f")))
+    rows.append(("Chosen in OOS top decile", _text(stability.get("top_decile_rate"), ".0%")))
+    return rows
+
+
+def _fold_table(go: Any, result: WalkForwardResult) -> Any:
+    folds = result.folds
+    names = list(result.space.names)
+    header = ["fold", "IS", "OOS", *names, *(f"IS {m}" for m in _FOLD_METRICS),
+              *(f"OOS {m}" for m in _FOLD_METRICS), "WFE"]  # fmt: skip
+    columns = [
+        [str(v) for v in folds["fold"]],
+        [_span(a, b) for a, b in zip(folds["is_first"], folds["is_last"], strict=True)],
+        [_span(a, b) for a, b in zip(folds["oos_first"], folds["oos_last"], strict=True)],
+        *[[_param(v) for v in folds[f"param_{n}"]] for n in names],
+        *[[_metric(m, v) for v in folds[f"is_{m}"]] for m in _FOLD_METRICS],
+        *[[_metric(m, v) for v in folds[f"oos_{m}"]] for m in _FOLD_METRICS],
+        [_text(v, ".2f") for v in folds["wfe"]],
+    ]
+    fig = go.Figure(go.Table(
+        header={"values": [f"<b>{h}</b>" for h in header], "fill": {"color": "#e4e7eb"}},
+        cells={"values": columns, "align": "right"},
+    ))  # fmt: skip
+    fig.update_layout(template=LIGHT_TEMPLATE, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      height=min(80 + 24 * len(folds), 640))  # fmt: skip
+    return fig
+
+
+def _equity(go: Any, equity: pd.DataFrame) -> Any:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=equity["time"], y=equity["buy_and_hold"], name="buy-and-hold",
+                             line={"color": "#9aa5b1", "width": 1.2}))  # fmt: skip
+    fig.add_trace(go.Scatter(x=equity["time"], y=equity["equity"], name="walk-forward OOS",
+                             line={"color": "#1f77b4", "width": 1.5},
+                             customdata=equity["fold"],
+                             hovertemplate="%{x}<br>%{y:,.0f}<br>fold %{customdata}"
+                             "<extra></extra>"))  # fmt: skip
+    fig.update_layout(template=LIGHT_TEMPLATE, height=420, yaxis_title="account value",
+                      margin={"l": 70, "r": 20, "t": 30, "b": 40},
+                      legend={"orientation": "h", "y": 1.08})  # fmt: skip
+    return fig
+
+
+def _wfe(go: Any, folds: pd.DataFrame) -> Any:
+    labels = [f"{k}: {_span(a, b)}" for k, a, b in
+              zip(folds["fold"], folds["oos_first"], folds["oos_last"], strict=True)]  # fmt: skip
+    fig = go.Figure(go.Bar(x=labels, y=folds["wfe"], marker={"color": "#1f77b4"},
+                           hovertemplate="%{x}<br>WFE %{y:.2f}<extra></extra>"))  # fmt: skip
+    fig.update_layout(template=LIGHT_TEMPLATE, height=320, yaxis_title="WFE",
+                      margin={"l": 70, "r": 20, "t": 20, "b": 80})  # fmt: skip
+    return fig
+
+
+def _span(first: pd.Timestamp, last: pd.Timestamp) -> str:
+    return f"{first:%Y-%m-%d}..{last:%Y-%m-%d}"
+
+
+def _param(value: Any) -> str:
+    number = float(value)
+    if number != number:
+        return "none"
+    return f"{int(number)}" if number.is_integer() else f"{number:g}"
+
+
+def _metric(name: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    return format_metric(name, float(value)).strip()
+
+
+def _text(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    return format(float(value), fmt)

@@ -1,0 +1,190 @@
+"""`ivybt.walk_forward` and `ivybt walkforward`: fit on each in-sample window, judge on the
+out-of-sample window after it, for every fold; keep both surfaces.
+
+Per fold (windows from `ivybt.studies.windows.make_folds`, half-open bar ranges):
+
+1. Every combination of the space is evaluated on the in-sample (IS) and the out-of-sample
+   (OOS) window in one kernel pass (`evaluate_windows`) over the bars up to the OOS end:
+   nothing after the fold exists for it, and each window's indicators are warmed up on the
+   bars before it (no cold start at a boundary). With `search="optuna"` the IS window is
+   searched with N trials instead (one study per fold, named `<run>-fold-<k>`), and the
+   combinations the search tried are evaluated on the OOS window.
+2. One combination is selected on the IS surface (`ivybt.studies.selection`: best or
+   plateau, honouring min_trades); its OOS metrics are its row of the OOS surface.
+3. The fold is written to `folds/fold-<k>.parquet` (its surface) and `folds/fold-<k>.json`
+   (its record), atomically; a rerun on the same run folder reads finished folds back
+   instead of recomputing them, so results are identical.
+
+Then `ivybt.studies.wf_results` stitches the OOS equity and computes the aggregates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ivybt.config import RunConfig
+from ivybt.errors import ConfigError, StudyInterrupted
+from ivybt.kernels.metrics import METRIC_NAMES
+from ivybt.run_folder import write_json, write_table
+from ivybt.run_inputs import RunInputs
+from ivybt.studies.grid import evaluate_windows
+from ivybt.studies.selection import select
+from ivybt.studies.space import ParamSpace
+from ivybt.studies.windows import Fold
+
+FoldProgress = Callable[[int, int], None]
+"""progress(folds done, folds in all)."""
+
+SIDES = ("is", "oos")
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One finished fold: its surface rows (both sides) and its record."""
+
+    surface: pd.DataFrame
+    record: dict[str, Any]
+
+
+def fold_paths(folder: Path, fold: Fold) -> tuple[Path, Path]:
+    """(surface parquet, record json) of `fold` inside the run folder."""
+    base = folder / "folds" / f"fold-{fold.number:03d}"
+    return base.with_suffix(".parquet"), base.with_suffix(".json")
+
+
+def run_folds(
+    folds: list[Fold],
+    *,
+    folder: Path,
+    config: RunConfig,
+    inputs: RunInputs,
+    space: ParamSpace,
+    search: Callable[[Fold], tuple[ParamSpace, np.ndarray]] | None = None,
+    progress: FoldProgress | None = None,
+) -> list[FoldResult]:
+    """Every fold's result, computing only those the run folder does not hold yet.
+
+    `search(fold)` returns the combinations to evaluate for a fold (those an Optuna search of
+    its IS window tried) and their rows in `space`; None evaluates the whole `space`. Ctrl-C
+    between folds raises `StudyInterrupted`: the finished folds stay on disk for the rerun.
+    """
+    (folder / "folds").mkdir(parents=True, exist_ok=True)
+    results: list[FoldResult] = []
+    try:
+        for fold in folds:
+            loaded = _load_fold(folder, fold)
+            if loaded is None:
+                tried, ids = (space, np.arange(len(space))) if search is None else search(fold)
+                loaded = _compute_fold(fold, folder=folder, config=config, inputs=inputs,
+                                       space=tried, combo_ids=ids)  # fmt: skip
+            results.append(loaded)
+            if progress is not None:
+                progress(len(results), len(folds))
+    except KeyboardInterrupt as err:
+        raise StudyInterrupted(
+            len(results), len(folds), "folds",
+            f"they are kept in {folder}; rerun the same command with --out {folder} to resume",
+        ) from err  # fmt: skip
+    return results
+
+
+def _load_fold(folder: Path, fold: Fold) -> FoldResult | None:
+    surface_path, record_path = fold_paths(folder, fold)
+    if not (surface_path.exists() and record_path.exists()):  # the record is written last
+        return None
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    if [record[k] for k in ("is_start", "is_end", "oos_start", "oos_end")] != [
+        fold.is_start, fold.is_end, fold.oos_start, fold.oos_end,
+    ]:  # fmt: skip
+        raise ConfigError(
+            f"{record_path} holds a fold with other windows; use another --out or --overwrite"
+        )
+    return FoldResult(pd.read_parquet(surface_path), record)
+
+
+def _compute_fold(
+    fold: Fold, *, folder: Path, config: RunConfig, inputs: RunInputs, space: ParamSpace,
+    combo_ids: np.ndarray,
+) -> FoldResult:  # fmt: skip
+    study = config.study
+    assert study is not None
+    columns = {name: values[: fold.oos_end] for name, values in inputs.columns.items()}
+    windows = np.array([[fold.is_start, fold.is_end], [fold.oos_start, fold.oos_end]])
+    metrics = evaluate_windows(
+        columns, space, config.execution, windows, periods_per_year=inputs.periods_per_year,
+        memory_budget=int(study.memory_budget_mb * 2**20),
+    )  # fmt: skip
+    objective = METRIC_NAMES.index(study.objective)
+    n_trades = METRIC_NAMES.index("n_trades")
+    valid = (metrics[:, :, n_trades] >= study.min_trades) & np.isfinite(
+        metrics[:, :, objective]
+    )  # fmt: skip
+    chosen = select(space.combos, metrics[:, 0, objective], valid[:, 0], study.select)
+    surface = surface_rows(fold, space, metrics, valid, combo_ids)
+    record = fold_record(fold, space, metrics, chosen, combo_ids)
+    surface_path, record_path = fold_paths(folder, fold)
+    write_table(surface_path, surface)
+    write_json(record_path, record)
+    return FoldResult(surface, record)
+
+
+def surface_rows(
+    fold: Fold, space: ParamSpace, metrics: np.ndarray, valid: np.ndarray, combo_ids: np.ndarray
+) -> pd.DataFrame:
+    """fold, side, combo, param_*, every metric, valid: one row per (side, combination);
+    `combo` is the combination's row in the whole space, the same in every fold."""
+    n_combos = len(space)
+    frames = []
+    for side_index, side in enumerate(SIDES):
+        frame = pd.DataFrame(
+            {"fold": np.full(n_combos, fold.number, dtype=np.int64), "side": side,
+             "combo": np.asarray(combo_ids, dtype=np.int64)}
+        )  # fmt: skip
+        for k, name in enumerate(space.names):
+            frame[f"param_{name}"] = space.combos[:, k]
+        for m, name in enumerate(METRIC_NAMES):
+            frame[name] = metrics[:, side_index, m]
+        frame["valid"] = valid[:, side_index]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def fold_record(
+    fold: Fold, space: ParamSpace, metrics: np.ndarray, chosen: int, combo_ids: np.ndarray
+) -> dict[str, Any]:
+    """The fold's windows, choice, IS and OOS metrics of the choice, and its WFE."""
+    record: dict[str, Any] = {
+        "fold": fold.number, "is_start": fold.is_start, "is_end": fold.is_end,
+        "oos_start": fold.oos_start, "oos_end": fold.oos_end,
+        "combo": int(combo_ids[chosen]) if chosen >= 0 else -1,
+        "params": {} if chosen < 0 else space.combination(chosen),
+    }  # fmt: skip
+    for side_index, side in enumerate(SIDES):
+        values = metrics[chosen, side_index] if chosen >= 0 else np.full(len(METRIC_NAMES), np.nan)
+        record[side] = {
+            name: _json_number(v) for name, v in zip(METRIC_NAMES, values, strict=True)
+        }
+    record["wfe"] = _json_number(
+        walk_forward_efficiency(record["is"]["cagr"], record["oos"]["cagr"])
+    )
+    return record
+
+
+def walk_forward_efficiency(is_cagr: float | None, oos_cagr: float | None) -> float:
+    """Annualised OOS return / annualised IS return (geometric, i.e. CAGR); NaN when the IS
+    return is <= 0 or either is missing (a ratio of a loss says nothing)."""
+    if is_cagr is None or oos_cagr is None or not is_cagr > 0.0:
+        return float("nan")
+    return float(oos_cagr) / float(is_cagr)
+
+
+def _json_number(value: float) -> float | None:
+    number = float(value)
+    return number if np.isfinite(number) else None

@@ -1,0 +1,234 @@
+"""`ivybt.walk_forward(...)` and the run behind `ivybt walkforward`: folds in, run folder out.
+
+The run folder holds, besides manifest.json: `folds/` (one surface and one record per fold,
+written as each fold finishes; a rerun on the same folder skips them), folds.parquet,
+surface.parquet, oos_equity.parquet, metrics.json (stitched OOS metrics, buy-and-hold over
+the same bars, WFE, stability scores, per-fold choices) and report.html, plus the stability
+surface page `surface-<side>-<metric>-<param>.html` that `ivybt surface` redraws.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ivybt.config import RunConfig, build_config
+from ivybt.errors import ConfigError
+from ivybt.run_folder import open_run_folder, utc_now, write_json, write_table
+from ivybt.run_inputs import RunInputs, prepare_inputs
+from ivybt.simulation import check_enough_bars
+from ivybt.strategies import Strategy, get_strategy
+from ivybt.studies.grid_run import _check_metric, _shortest_warmup
+from ivybt.studies.space import ParamSpace, build_space
+from ivybt.studies.stability import stability_scores
+from ivybt.studies.walkforward import FoldProgress, run_folds
+from ivybt.studies.wf_results import folds_table, stitched_oos, surface_table
+from ivybt.studies.windows import Fold, make_folds
+
+
+@dataclass
+class WalkForwardResult:
+    """A finished walk-forward study; `folder` is its run folder."""
+
+    config: RunConfig
+    strategy: type[Strategy]
+    space: ParamSpace
+    folds: pd.DataFrame
+    surface: pd.DataFrame
+    oos_equity: pd.DataFrame
+    metrics: dict[str, Any]
+    folder: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def objective(self) -> str:
+        assert self.config.study is not None
+        return self.config.study.objective
+
+
+def walk_forward(
+    strategy: str | type[Strategy] | None = None,
+    *,
+    symbol: str | None = None,
+    data: pd.DataFrame | None = None,
+    params: Mapping[str, object] | None = None,
+    constraints: Sequence[str] | None = None,
+    in_sample: str | int | None = None,
+    out_of_sample: str | int | None = None,
+    folds: int | None = None,
+    step: str | int | None = None,
+    gap: int | None = None,
+    anchored: bool | None = None,
+    last_window: str | None = None,
+    search: str | None = None,
+    trials: int | None = None,
+    seed: int | None = None,
+    batch_size: int | None = None,
+    storage: str | None = None,
+    select: str | None = None,
+    objective: str | None = None,
+    min_trades: int | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: FoldProgress | None = None,
+    cache_dir: str | Path | None = None,
+    results_dir: str | Path | None = None,
+    config: str | Path | None = None,
+    **run_options: Any,
+) -> WalkForwardResult:
+    """Walk `strategy` forward over rolling (or `anchored`) windows; mirrors `ivybt walkforward`.
+
+    `params` maps names to specs ("a:b", "a:b:step", "v1,v2,..."), as for `ivybt.grid`;
+    `in_sample`, `out_of_sample` and `step` are bars (500) or durations ("2y", "6M"); `folds`
+    may replace `out_of_sample`. `search="optuna"` searches each in-sample window with
+    `trials` trials (`seed`, `batch_size`, `storage` as for `ivybt.optimize`) instead of the
+    whole grid. `run_options` are those of `ivybt.backtest`. A keyword left
+    at None takes the `config` file's value, else the model's default (gap 0, rolling,
+    last_window "drop", search "grid", select "best", objective "sharpe", min_trades 1). The
+    run folder is `out` (rerun on it to resume), else results/walkforward-...-<UTC>/.
+
+    Examples
+    --------
+    >>> import ivybt
+    >>> result = ivybt.walk_forward("sma_cross", symbol="SPY", source="sample",
+    ...                             params={"fast": "5:20:5", "slow": "30:60:10"},
+    ...                             in_sample="2y", out_of_sample="1y", start="2010-01-01")
+    >>> list(result.folds.columns[:5])
+    ['fold', 'is_start', 'is_end', 'is_first', 'is_last']
+    """
+    from ivybt.backtesting import api_sections, config_sections
+
+    space = None if params is None else {name: str(spec) for name, spec in params.items()}
+    windows = {
+        "in_sample": in_sample, "out_of_sample": out_of_sample, "folds": folds, "step": step,
+        "gap": gap, "anchored": anchored, "last_window": last_window,
+    }  # fmt: skip
+    given = {k: v for k, v in windows.items() if v is not None}
+    study = {"objective": objective, "min_trades": min_trades, "trials": trials, "seed": seed,
+             "batch_size": batch_size, "storage": storage, "search": search, "select": select,
+             "windows": given or None}  # fmt: skip
+    sections = config_sections(
+        strategy, symbol=symbol, data=data, **run_options,
+        extra={"strategy": {"space": space,
+                            "constraints": None if constraints is None else tuple(constraints)},
+               "study": study, "output": {"out": None if out is None else str(out)}},
+    )  # fmt: skip
+    sections = api_sections(sections, config)
+    sections["study"]["kind"] = "walkforward"
+    return run_walk_forward(
+        build_config(**sections), data=data, cache_dir=cache_dir, results=results_dir,
+        overwrite=overwrite, command_line=["python", "ivybt.walk_forward(...)"],
+        progress=progress,
+    )  # fmt: skip
+
+
+def plan_folds(config: RunConfig, inputs: RunInputs) -> list[Fold]:
+    """The folds `config.study.windows` gives on the loaded bars."""
+    study = config.study
+    if study is None or study.windows is None:
+        raise ConfigError("a walk-forward needs windows: give --is and --oos (or --folds)")
+    w = study.windows
+    return make_folds(
+        inputs.frame.index, in_sample=w.in_sample, out_of_sample=w.out_of_sample,
+        folds=w.folds, step=w.step, gap=w.gap, anchored=w.anchored, last_window=w.last_window,
+    )  # fmt: skip
+
+
+def run_walk_forward(
+    config: RunConfig,
+    *,
+    data: pd.DataFrame | None = None,
+    cache_dir: str | Path | None = None,
+    results: str | Path | None = None,
+    overwrite: bool = False,
+    command_line: list[str] | None = None,
+    progress: FoldProgress | None = None,
+) -> WalkForwardResult:
+    """Run (or resume, on the same run folder) the walk-forward `config` describes."""
+    started = utc_now()
+    study = config.study
+    if study is None:
+        raise ConfigError("a walk-forward run needs a study section (windows, objective)")
+    if config.split.run_mode != "full":
+        raise ConfigError(
+            "a walk-forward makes its own in-sample and out-of-sample windows; drop "
+            "--train-split/--run-mode (a train/test split is the one-fold case: --folds 1)"
+        )
+    _check_metric(study.objective)
+    strategy = get_strategy(config.strategy.name)
+    space = build_space(strategy, config.strategy.space, config.strategy.constraints)
+    inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
+    folds = plan_folds(config, inputs)
+    check_enough_bars(strategy, _shortest_warmup(space), folds[0].is_end, "the first in-sample "
+                      f"window of {inputs.describe()}")  # fmt: skip
+    search = None
+    if study.search == "optuna":
+        from ivybt.studies.wf_search import fold_searcher
+
+        search = fold_searcher(config, inputs, strategy, space, results)
+    if len(space) == 0:
+        raise ConfigError("the parameter space is empty; widen the ranges or the constraints")
+    extra = {"periods_per_year": inputs.periods_per_year, "n_folds": len(folds)}
+    with open_run_folder(
+        "walkforward", config, data=inputs.record, started=started, results=results,
+        overwrite=overwrite, command_line=command_line, extra=extra,
+    ) as folder:  # fmt: skip
+        if overwrite and (folder / "folds").exists():
+            shutil.rmtree(folder / "folds")  # another configuration's folds must not be reused
+        done = run_folds(folds, folder=folder, config=config, inputs=inputs, space=space,
+                         search=None if search is None else (lambda f: search(f, folder)),
+                         progress=progress)  # fmt: skip
+        folds_df = folds_table(done, inputs.frame.index, space.names)
+        surface = surface_table(done)
+        equity, aggregate = stitched_oos(done, inputs, strategy, config.execution)
+        scores = stability_scores(surface, folds_df, objective=study.objective,
+                                  params=list(space.names))  # fmt: skip
+        metrics = headline(config, folds_df, aggregate, scores, space)
+        result = WalkForwardResult(config, strategy, space, folds_df, surface, equity, metrics,
+                                   folder, inputs.record)  # fmt: skip
+        write_table(folder / "folds.parquet", folds_df)
+        write_table(folder / "surface.parquet", surface)
+        write_table(folder / "oos_equity.parquet", equity)
+        write_json(folder / "metrics.json", metrics)
+        from ivybt.report.walkforward import write_walkforward_pages
+
+        write_walkforward_pages(result)
+    return result
+
+
+def headline(
+    config: RunConfig, folds: pd.DataFrame, aggregate: Mapping[str, Any],
+    scores: Mapping[str, Any], space: ParamSpace,
+) -> dict[str, Any]:  # fmt: skip
+    """metrics.json: the stitched OOS result, its yardstick, WFE, scores and the choices."""
+    study = config.study
+    assert study is not None
+    choices = [
+        {"fold": int(row.fold), "params": {n: _plain(getattr(row, f"param_{n}"))
+                                           for n in space.names},
+         "is": _plain(getattr(row, f"is_{study.objective}")),
+         "oos": _plain(getattr(row, f"oos_{study.objective}")), "wfe": _plain(row.wfe)}
+        for row in folds.itertuples()
+    ]  # fmt: skip
+    return {
+        "objective": study.objective, "select": study.select, "search": study.search,
+        "n_folds": len(folds), "n_combinations": len(space),
+        "oos": aggregate["oos"], "buy_and_hold": aggregate["buy_and_hold"],
+        "wfe": aggregate["wfe"], "wfe_rule": "stitched OOS CAGR / bar-weighted geometric mean of "
+        "the chosen parameters' IS CAGRs; per fold OOS CAGR / IS CAGR; null when IS <= 0",
+        "stability": scores, "folds": choices,
+    }  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return None
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number

@@ -1,0 +1,93 @@
+"""Optuna search of each walk-forward fold's in-sample window (`--search optuna`).
+
+One study per fold, named `<run folder name>-fold-<k>` (three digits) in the run's storage
+(default: the journal file `results/optuna.journal`), so every fold's search shows in
+`ivybt dashboard` next to the others; each study's user attributes record the fold's
+windows and the run folder. The search runs exactly as `ivybt optimize` does (batched
+ask/tell, in-memory working copy, resumable by name) on the bars up to the fold's IS end,
+trading only the IS window. The sampler's seed is `--seed` + the fold number (when a seed is
+given), so folds do not replay one another's random draws.
+
+The combinations the search tried are then evaluated on the OOS window too; in
+surface.parquet they keep their row in the whole grid space, so surfaces line up across
+folds (cells no fold's search tried stay empty).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from ivybt.config import RunConfig
+from ivybt.errors import ConfigError
+from ivybt.run_inputs import RunInputs
+from ivybt.strategies import Strategy
+from ivybt.studies.optimize import _run_batch, make_sampler, search_space
+from ivybt.studies.space import ParamSpace
+from ivybt.studies.study_storage import (
+    counted,
+    open_storage,
+    recover_interrupted,
+    storage_url_of,
+    store_finished,
+    working_copy,
+)
+from ivybt.studies.windows import Fold
+
+FoldSearch = Callable[[Fold, Path], tuple[ParamSpace, np.ndarray]]
+
+
+def fold_searcher(
+    config: RunConfig, inputs: RunInputs, strategy: type[Strategy], space: ParamSpace,
+    results: str | Path | None,
+) -> FoldSearch:  # fmt: skip
+    """`search(fold, run_folder)` -> (the combinations tried, their rows in `space`)."""
+    study = config.study
+    assert study is not None
+    if study.trials is None:
+        raise ConfigError("--search optuna needs --trials N (trials per fold), e.g. --trials 200")
+    searched, fixed = search_space(strategy, config.strategy.space)
+    search_config = config.model_copy(
+        update={"study": study.model_copy(update={"kind": "search", "objectives": ()})}
+    )
+    url = storage_url_of(study.storage, results)
+    rows = {tuple(row): k for k, row in enumerate(space.combos.tolist())}
+    names = strategy.param_names()
+
+    def search(fold: Fold, folder: Path) -> tuple[ParamSpace, np.ndarray]:
+        seed = None if study.seed is None else study.seed + fold.number
+        sampler, settings = make_sampler(
+            search_config.study.model_copy(update={"seed": seed}),
+            searched,  # type: ignore[union-attr]
+        )
+        stored = optuna.create_study(
+            storage=open_storage(url), study_name=f"{folder.name}-fold-{fold.number:03d}",
+            direction="maximize", sampler=sampler, load_if_exists=True,
+        )  # fmt: skip
+        if "ivybt" not in stored.user_attrs:
+            stored.set_user_attr("ivybt", {
+                "walkforward": str(folder), "fold": fold.number, "objective": study.objective,
+                "is": [fold.is_start, fold.is_end], "oos": [fold.oos_start, fold.oos_end],
+                "data_sha256": inputs.record["sha256"], "sampler": settings,
+            })  # fmt: skip
+        working = working_copy(stored, sampler, ["maximize"], recover_interrupted(stored))
+        fold_inputs = dataclasses.replace(
+            inputs, columns={k: v[: fold.is_end] for k, v in inputs.columns.items()},
+            window=slice(fold.is_start, fold.is_end),
+        )  # fmt: skip
+        while (done := counted(stored)) < study.trials:  # type: ignore[operator]
+            size = min(study.batch_size, study.trials - done)  # type: ignore[operator]
+            _run_batch(working, strategy, searched, fixed, fold_inputs, search_config, size)
+            store_finished(working, stored)
+        tried = {
+            tuple(float({**fixed, **t.params}[name]) for name in names)
+            for t in stored.get_trials(deepcopy=False) if t.state.is_finished() and t.params
+        }  # fmt: skip
+        ids = np.array(sorted(rows[c] for c in tried if c in rows), dtype=np.int64)
+        return ParamSpace(strategy, space.names, space.combos[ids], len(ids), ()), ids
+
+    return search

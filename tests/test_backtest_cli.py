@@ -195,10 +195,20 @@ def test_every_command_has_help_with_examples():
             assert result.exit_code == 0 and "Examples:" in result.output, path
 
 
-def test_readme_command_a_runs_a_backtest():
+def test_readme_command_a_runs_a_walk_forward(tmp_path):
+    """The ivybt part of README command (a), run as written (its --out moved to tmp_path)."""
+    import shlex
+
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
-    assert "ivybt backtest" in first_block
+    args = shlex.split(first_block.split(".venv/bin/ivybt ", 1)[1])
+    assert args[0] == "walkforward"
+    args[args.index("--out") + 1] = str(tmp_path / "readme")
+    result = CliRunner().invoke(cli, ["--results-dir", str(tmp_path), *args])
+    assert result.exit_code == 0, result.output
+    assert "stitched OOS sharpe" in result.output
+    assert (tmp_path / "readme" / "report.html").exists()
+    assert list((tmp_path / "readme").glob("surface-oos-*.html"))
 
 
 def test_a_run_that_fails_while_writing_says_so_in_its_manifest(tmp_path, monkeypatch):

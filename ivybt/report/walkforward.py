@@ -122,7 +122,9 @@ def _fold_table(go: Any, result: WalkForwardResult) -> Any:
         *[[_metric(m, v) for v in folds[f"oos_{m}"]] for m in _FOLD_METRICS],
         [_text(v, ".2f") for v in folds["wfe"]],
     ]
+    widths = [0.5, 2.0, 2.0, *[0.7] * len(names), *[1.0] * (2 * len(_FOLD_METRICS)), 0.6]
     fig = go.Figure(go.Table(
+        columnwidth=widths,
         header={"values": [f"<b>{h}</b>" for h in header], "fill": {"color": "#e4e7eb"}},
         cells={"values": columns, "align": "right"},
     ))  # fmt: skip

@@ -1,0 +1,176 @@
+"""The HTML reports open offline in headless Chromium with no script error and every plot
+drawn; first, the harness (`tests.browser`) is shown to catch what it must: an uncaught
+exception, a console.error, a plot that needs the network, WebGL that is not there."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from click.testing import CliRunner
+
+import ivybt
+import ivybt.report.backtest as backtest_report
+import tests.browser as browser
+from ivybt.cli import cli
+from tests.browser import Chromium, open_in_chromium, require_chromium
+
+FIGURE_SECTION = '<section class="figure">'  # one per figure in ivybt.report.html
+
+
+@pytest.fixture(scope="module")
+def _browsers() -> Iterator[list[Chromium]]:
+    browsers: list[Chromium] = []
+    yield browsers
+    for started in browsers:
+        started.close()
+
+
+@pytest.fixture
+def chromium(_browsers: list[Chromium]) -> Chromium:
+    """One headless Chromium for the module (each page gets a fresh browser context), started
+    again if a test left it dead."""
+    require_chromium()
+    if not _browsers or not _browsers[-1].alive:
+        _browsers.append(Chromium())
+    return _browsers[-1]
+
+
+def page(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "page.html"
+    path.write_text(f"<!DOCTYPE html><html><head></head><body>{body}</body></html>")
+    return path
+
+
+def figure_page(tmp_path: Path, figure: go.Figure, include_plotlyjs: bool | str = True) -> Path:
+    path = tmp_path / "figure.html"
+    figure.write_html(path, include_plotlyjs=include_plotlyjs, full_html=True)
+    return path
+
+
+def assert_drew_offline(result: browser.PageResult, plots: int) -> None:
+    assert result.errors == []
+    assert result.external_requests == []
+    assert result.graphs == result.plots == plots
+
+
+# -- the harness -----------------------------------------------------------------------------
+
+
+def test_an_uncaught_exception_is_an_error(tmp_path, chromium):
+    path = page(tmp_path, '<p id="before">ok</p><script>throw new Error("boom")</script>')
+    result = chromium.open(path)
+    assert len(result.errors) == 1
+    assert result.errors[0].startswith("Uncaught Error: boom")
+    assert path.as_uri() in result.errors[0]  # where it happened
+    assert '<p id="before">ok</p>' in result.dom
+
+
+def test_console_error_is_an_error_and_the_dom_is_the_scripts_result(tmp_path, chromium):
+    script = """<script>
+      document.body.insertAdjacentHTML('beforeend', '<p id="added">added by a script</p>');
+      console.warn("careful"); console.error("bad", 42);
+    </script>"""
+    result = chromium.open(page(tmp_path, script))
+    assert len(result.errors) == 1 and result.errors[0].startswith("console.error: bad 42")
+    assert any("careful" in line for line in result.warnings)  # warnings are not errors
+    assert '<p id="added">added by a script</p>' in result.dom
+    assert result.plots == result.graphs == result.webgl_plots == 0
+
+
+def test_a_plotly_figure_draws_with_no_error(tmp_path, chromium):
+    figure = go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2]))
+    result = chromium.open(figure_page(tmp_path, figure))
+    assert_drew_offline(result, plots=1)
+    assert result.webgl_plots == 0
+    assert 'class="main-svg"' in result.dom
+
+
+def test_a_3d_surface_draws_with_webgl(tmp_path, chromium):
+    x = np.linspace(-2, 2, 25)
+    surface = go.Surface(z=np.exp(-(x[:, None] ** 2 + x[None, :] ** 2)), x=x, y=x)
+    figure = go.Figure(surface, layout={"width": 600, "height": 450})  # small: SwiftShader
+    result = chromium.open(figure_page(tmp_path, figure))
+    assert_drew_offline(result, plots=1)
+    assert result.webgl_plots == 1
+    assert "gl-container" in result.dom
+
+
+def test_without_webgl_a_3d_surface_is_an_error(tmp_path):
+    require_chromium()
+    figure = go.Figure(go.Surface(z=[[0, 1], [1, 0]]), layout={"width": 600, "height": 450})
+    result = open_in_chromium(figure_page(tmp_path, figure), extra_flags=["--disable-webgl"])
+    assert result.webgl_plots == 0
+    assert result.errors == ["plotly: WebGL is not available (1 graph(s) show .no-webgl)"]
+
+
+def test_a_page_that_needs_the_network_fails_and_says_so(tmp_path, chromium):
+    # plotly.js from its CDN: the request is seen, refused (every host is NOTFOUND), and the
+    # figure never draws
+    figure = go.Figure(go.Scatter(y=[1, 2]))
+    result = chromium.open(figure_page(tmp_path, figure, include_plotlyjs="cdn"))
+    (cdn,) = result.external_requests
+    assert cdn.startswith("https://cdn.plot.ly/")
+    assert any("ERR_NAME_NOT_RESOLVED" in error for error in result.errors)
+    assert any("Plotly is not defined" in error for error in result.errors)
+    assert (result.graphs, result.plots) == (1, 0)
+
+
+def test_without_chromium_ci_fails_and_elsewhere_skips(monkeypatch):
+    monkeypatch.setattr(browser, "find_chromium", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        require_chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        require_chromium()
+
+
+# -- the reports -----------------------------------------------------------------------------
+
+
+def invoke(*args: str) -> None:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+
+
+def test_backtest_report(tmp_path, chromium):
+    # README command (a)'s run
+    out = tmp_path / "run"
+    invoke(
+        *("backtest", "sma_cross", "--symbol", "SPY", "--source", "sample"),
+        *("-p", "fast=10", "-p", "slow=50", "--out", str(out)),
+    )
+    report = out / "report.html"
+    assert report.read_text().count(FIGURE_SECTION) == len(backtest_report.SECTION_HEADINGS)
+    result = chromium.open(report)
+    assert_drew_offline(result, plots=len(backtest_report.SECTION_HEADINGS))
+    assert result.webgl_plots == 0  # 5,241 bars: SVG traces
+
+
+def test_backtest_report_with_webgl_traces(tmp_path, monkeypatch, chromium):
+    # Series longer than GL_THRESHOLD are drawn with Scattergl: lowered here so that a short
+    # run takes that path (a page of 20,000 points takes ~6 s to open)
+    monkeypatch.setattr(backtest_report, "GL_THRESHOLD", 500)
+    result = ivybt.backtest("sma_cross", symbol="SPY", source="sample", start="2017-01-01")
+    report = result.write(tmp_path / "run") / "report.html"
+    opened = chromium.open(report)
+    assert_drew_offline(opened, plots=len(backtest_report.SECTION_HEADINGS))
+    assert opened.webgl_plots == 3  # price, equity, drawdown; the PnL histogram is SVG
+
+
+def test_grid_report(tmp_path, chromium):
+    # three varying parameters: the metric surface, the sliced objective, the top table
+    out = tmp_path / "run"
+    invoke(
+        *("grid", "macd_cross", "--symbol", "SPY", "--source", "sample"),
+        *("-p", "fast=5:15:5", "-p", "slow=20:40:10", "-p", "signal=5,9", "--out", str(out)),
+    )
+    report = out / "report.html"
+    assert report.read_text().count(FIGURE_SECTION) == 3
+    result = chromium.open(report)
+    assert_drew_offline(result, plots=3)
+    assert "Metric surface: fast × slow" in result.dom

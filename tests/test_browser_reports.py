@@ -174,3 +174,24 @@ def test_grid_report(tmp_path, chromium):
     result = chromium.open(report)
     assert_drew_offline(result, plots=3)
     assert "Metric surface: fast × slow" in result.dom
+
+
+def test_walkforward_report_and_stability_page(tmp_path, chromium):
+    # README command (a)'s kind of run, shorter: every figure draws, the 3D surface in WebGL
+    out = tmp_path / "run"
+    invoke(
+        *("walkforward", "sma_cross", "--symbol", "SPY", "--source", "sample"),
+        *("-p", "fast=5:30:5", "-p", "slow=20:120:20", "--is", "3y", "--oos", "1y"),
+        *("--start", "2008-01-01", "--out", str(out)),
+    )
+    report = out / "report.html"
+    sections = report.read_text().count(FIGURE_SECTION)
+    assert sections == 6  # folds, equity, WFE, 3D surface, per-fold heatmaps, drift
+    result = chromium.open(report)
+    assert_drew_offline(result, plots=sections)
+    assert result.webgl_plots == 1  # the 3D stability surface
+    assert "Stitched out-of-sample equity vs buy-and-hold" in result.dom
+    (page,) = out.glob("surface-oos-*.html")
+    stability = chromium.open(page)
+    assert_drew_offline(stability, plots=page.read_text().count(FIGURE_SECTION))
+    assert stability.webgl_plots == 1

@@ -18,6 +18,7 @@ once per process.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -158,14 +159,49 @@ def window_metrics_nb(
         )
 
 
+class GridPlan(NamedTuple):
+    """What a grid kernel call evaluates, beyond the combinations.
+
+    code : signal code from `SIGNAL_CODES` (unused by a user's strategy).
+    direction : +1 long-only, -1 short-only, 0 both.
+    n_blocks : contiguous blocks the combinations are cut into (a few per thread).
+    windows : int64, shape (n_windows, 2): half-open [start, end) ranges of the traded bars
+        to trade and measure: one for a grid (a test part starts after the training bars),
+        two per walk-forward fold (in-sample and out-of-sample).
+    signal_of : int64, shape (n_bars,) or (0,): for each traded bar, the signal bar (a Renko
+        brick) whose decision holds after its close, -1 before the first (see
+        `expand_to_bars_nb`); empty when signals and trades share the bars.
+    """
+
+    code: int
+    direction: int
+    n_blocks: int
+    windows: Int64Array2D
+    signal_of: Int64Array1D
+
+
+@njit(cache=True)
+def expand_to_bars_nb(
+    signal_target: Int8Array1D, signal_of: Int64Array1D, out_target: Int8Array1D
+) -> None:
+    """Targets per traded bar from targets per signal bar: out[t] = signal_target[signal_of[t]]
+    (the last signal bar completed at or before bar t), flat where signal_of[t] < 0.
+
+    A Renko brick's decision is known at the close of the real bar that completed it, so it
+    holds from that bar on and fills like any decision at that bar (next open by default).
+    """
+    for t in range(out_target.shape[0]):
+        k = signal_of[t]
+        out_target[t] = signal_target[k] if k >= 0 else 0
+
+
 @njit(cache=True, parallel=True)
 def grid_builtin_nb(
     prices: Float64Array2D,
     table: Float64Array2D,
     slots: Int64Array2D,
     params: Float64Array2D,
-    settings: Int64Array1D,
-    windows: Int64Array2D,
+    plan: GridPlan,
     execution: Execution,
     periods_per_year: float,
 ) -> Float64Array3D:
@@ -174,20 +210,16 @@ def grid_builtin_nb(
     Parameters
     ----------
     prices : float64, shape (2, n_bars)
-        Open and close of every bar the signals see (C-contiguous).
-    table : float64, shape (n_rows, n_bars)
-        Indicator rows, each computed once (`ivybt.tables.indicator_table`).
+        Open and close of every traded bar (C-contiguous).
+    table : float64, shape (n_rows, n_signal_bars)
+        Indicator rows over the signal bars (the traded bars themselves, or Renko bricks),
+        each computed once (`ivybt.tables.indicator_table`).
     slots : int64, shape (n_combos, n_slots)
         For each combination, the table row of each of the strategy's indicator slots.
     params : float64, shape (n_combos, n_params)
         Each combination's parameters, in the strategy's declaration order.
-    settings : int64, shape (3,)
-        (signal code from `SIGNAL_CODES`, direction: +1 long-only, -1 short-only, 0 both,
-        number of blocks the combinations are cut into; a few per thread balances the load).
-    windows : int64, shape (n_windows, 2)
-        Half-open [start, end) bar ranges to trade and measure, 0 <= start < end <= n_bars:
-        one for a grid (a test part starts after the training bars), two per walk-forward
-        fold (in-sample and out-of-sample). Signals run once over every bar.
+    plan : GridPlan
+        Signal code, direction, blocks, the windows, and the signal-to-bar map.
     execution : Execution
         Costs, sizing, fill timing, initial cash.
     periods_per_year : float
@@ -197,41 +229,47 @@ def grid_builtin_nb(
     -------
     out : float64, shape (n_combos, n_windows, N_METRICS)
         out[j, w] equals the single backtest of combination j on window w, bit for bit.
+        Signals run once over every signal bar.
     """
     n_combos = params.shape[0]
     n_bars = prices.shape[1]
-    code = settings[0]
-    direction = settings[1]
-    n_blocks = settings[2]
+    n_signal = table.shape[1]
+    windows = plan.windows
+    mapped = plan.signal_of.shape[0] > 0
     out = np.empty((n_combos, windows.shape[0], N_METRICS), dtype=np.float64)
     zeros = np.zeros(n_bars, dtype=np.float64)
     open_ = prices[0]
     close = prices[1]
-    for block in prange(n_blocks):
+    for block in prange(plan.n_blocks):
+        signal_target = np.empty(n_signal, dtype=np.int8)
         target = np.empty(n_bars, dtype=np.int8)
         traded = np.empty(n_bars, dtype=np.int8)
-        start, stop = block_bounds_nb(n_combos, n_blocks, block)
+        start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
         for j in range(start, stop):
-            if code < 2:  # crossovers: the sign of (fast - slow) or of the MACD histogram
-                base = table[slots[j, 1]] if code == 0 else zeros
+            if plan.code < 2 and not mapped:  # crossovers: the sign of a difference
+                base = table[slots[j, 1]] if plan.code == 0 else zeros
                 difference_signs_nb(table[slots[j, 0]], base, target)
                 for w in range(windows.shape[0]):
                     end = windows[w, 1]
                     follow_sign_metrics_nb(
-                        open_[:end], close[:end], target[:end], windows[w, 0], direction,
+                        open_[:end], close[:end], target[:end], windows[w, 0], plan.direction,
                         execution, periods_per_year, out[j, w],
                     )  # fmt: skip
+                continue
+            if mapped:
+                builtin_signal_nb(plan.code, table, slots[j], params[j], signal_target)
+                expand_to_bars_nb(signal_target, plan.signal_of, target)
             else:
-                builtin_signal_nb(code, table, slots[j], params[j], target)
-                window_metrics_nb(prices, target, windows, direction, execution,
-                                  periods_per_year, traded, out[j])  # fmt: skip
+                builtin_signal_nb(plan.code, table, slots[j], params[j], target)
+            window_metrics_nb(prices, target, windows, plan.direction, execution,
+                              periods_per_year, traded, out[j])  # fmt: skip
     return out
 
 
 def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float64Array3D]:
     """`grid_builtin_nb` for any signal kernel (a user's strategy); compiled once per process.
 
-    The returned kernel takes the same arguments; the signal code in `settings` is unused.
+    The returned kernel takes the same arguments; `plan.code` is unused.
     """
 
     @njit(parallel=True)
@@ -240,22 +278,26 @@ def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float6
         table: Float64Array2D,
         slots: Int64Array2D,
         params: Float64Array2D,
-        settings: Int64Array1D,
-        windows: Int64Array2D,
+        plan: GridPlan,
         execution: Execution,
         periods_per_year: float,
     ) -> Float64Array3D:
         n_combos = params.shape[0]
         n_bars = prices.shape[1]
-        n_blocks = settings[2]
-        out = np.empty((n_combos, windows.shape[0], N_METRICS), dtype=np.float64)
-        for block in prange(n_blocks):
+        mapped = plan.signal_of.shape[0] > 0
+        out = np.empty((n_combos, plan.windows.shape[0], N_METRICS), dtype=np.float64)
+        for block in prange(plan.n_blocks):
+            signal_target = np.empty(table.shape[1], dtype=np.int8)
             target = np.empty(n_bars, dtype=np.int8)
             traded = np.empty(n_bars, dtype=np.int8)
-            start, stop = block_bounds_nb(n_combos, n_blocks, block)
+            start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
             for j in range(start, stop):
-                signal_kernel(table, slots[j], params[j], target)
-                window_metrics_nb(prices, target, windows, settings[1], execution,
+                if mapped:
+                    signal_kernel(table, slots[j], params[j], signal_target)
+                    expand_to_bars_nb(signal_target, plan.signal_of, target)
+                else:
+                    signal_kernel(table, slots[j], params[j], target)
+                window_metrics_nb(prices, target, plan.windows, plan.direction, execution,
                                   periods_per_year, traded, out[j])  # fmt: skip
         return out
 

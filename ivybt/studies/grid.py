@@ -25,7 +25,7 @@ from ivybt._typing import (
 )
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
 from ivybt.errors import ConfigError, StudyInterrupted
-from ivybt.kernels.grid import SIGNAL_CODES, grid_builtin_nb, make_grid_kernel
+from ivybt.kernels.grid import SIGNAL_CODES, GridPlan, grid_builtin_nb, make_grid_kernel
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.simulation import execution_tuple
 from ivybt.strategies.base import Indicator, Strategy
@@ -74,6 +74,8 @@ def evaluate_windows(
     periods_per_year: float,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: Progress | None = None,
+    signal_columns: Mapping[str, Float64Array1D] | None = None,
+    signal_of: Int64Array1D | None = None,
 ) -> Float64Array3D:
     """Metrics of every combination on each window: float64, (n_combos, n_windows, N_METRICS).
 
@@ -82,6 +84,11 @@ def evaluate_windows(
     its indicators warmed up on the bars before it. out[j, w] equals
     `simulate_strategy(columns, ..., window=slice(start, end))` for combination j, bit for
     bit; bars after `end` cannot change it (signals are causal).
+
+    With `signal_columns` (Renko bricks' OHLCV) the indicators and signals run on those
+    bars instead, and `signal_of[t]` (int64, per bar of `columns`) names the last signal bar
+    completed at or before bar t (-1: none yet): its decision holds from bar t's close on
+    (`ivybt.kernels.grid.expand_to_bars_nb`); trading stays on the real bars.
     """
     strategy = space.strategy
     n_bars = len(columns["close"])
@@ -92,27 +99,32 @@ def evaluate_windows(
     ):  # fmt: skip
         raise ConfigError(f"windows must satisfy 0 <= start < end <= {n_bars}; got {windows}")
     prices = np.ascontiguousarray(np.vstack([columns["open"], columns["close"]]))
+    signals = columns if signal_columns is None else signal_columns
+    if signal_columns is not None and (signal_of is None or len(signal_of) != n_bars):
+        raise ConfigError("signal_columns need signal_of: one signal bar index per bar")
     kernel = _kernel_for(strategy)
     n_blocks = min(len(space), _BLOCKS_PER_THREAD * get_num_threads())
-    settings = np.array(
-        [SIGNAL_CODES.get(strategy.signal_kernel, -1), DIRECTION_CODES[execution.direction],
-         n_blocks], dtype=np.int64,
+    plan = GridPlan(
+        code=SIGNAL_CODES.get(strategy.signal_kernel, -1),
+        direction=DIRECTION_CODES[execution.direction], n_blocks=n_blocks, windows=windows,
+        signal_of=np.zeros(0, dtype=np.int64) if signal_of is None
+        else np.ascontiguousarray(signal_of, dtype=np.int64),
     )  # fmt: skip
     kernel_execution = execution_tuple(execution)
-    rows_budget = _rows_budget(memory_budget, n_bars)
+    rows_budget = _rows_budget(memory_budget, max(n_bars, len(signals["close"])))
     out = np.empty((len(space), len(windows), N_METRICS), dtype=np.float64)
     distinct, slot_ids = space_indicators(space)
     done = 0
     try:
         for start, stop in _chunks(slot_ids, rows_budget):
             needed = np.unique(slot_ids[start:stop])
-            table, rows = indicator_table(columns, [distinct[i] for i in needed])
+            table, rows = indicator_table(signals, [distinct[i] for i in needed])
             local = np.full(len(distinct), -1, dtype=np.int64)
             local[needed] = [rows[distinct[i]] for i in needed]
             for first, last in _slices(start, stop, n_bars * max(len(windows), 1)):
                 out[first:last] = kernel(
                     prices, table, local[slot_ids[first:last]], space.combos[first:last],
-                    settings, windows, kernel_execution, periods_per_year,
+                    plan, kernel_execution, periods_per_year,
                 )  # fmt: skip
                 done = last
                 if progress is not None:

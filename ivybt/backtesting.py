@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ivybt.bars.timeline import SignalBars, bars_note, signal_bars
 from ivybt.config import RunConfig, build_config
 from ivybt.errors import ConfigError
 from ivybt.run_folder import (
@@ -25,7 +26,7 @@ from ivybt.run_folder import (
     write_table,
     write_text,
 )
-from ivybt.run_inputs import prepare_inputs
+from ivybt.run_inputs import RunInputs, prepare_inputs
 from ivybt.simulation import (
     Simulation,
     buy_and_hold_metrics,
@@ -134,7 +135,7 @@ class BacktestResult:
                 f"{self.split['run_mode']} part of a {self.split['train_split']:g} train/test "
                 f"split at {self.split['split_time']} (bar {self.split['split_index']})."
             )
-        return notes
+        return notes + bars_note(self.config)
 
 
 def backtest(
@@ -148,6 +149,8 @@ def backtest(
     end: str | None = None,
     source: str | None = None,
     adjusted: bool | None = None,
+    bars: str | None = None,
+    renko: Mapping[str, Any] | None = None,
     commission: float | None = None,
     slippage: float | None = None,
     fill: str | None = None,
@@ -166,7 +169,10 @@ def backtest(
     Mirrors `ivybt backtest`; options are described in its `--help` and docs/metrics.md. A
     keyword left at None takes the configuration file's value, else the model's default
     (`ivybt.config`: interval "1d", source "auto", commission 0.001, slippage 0.0005, fill
-    "next_open", direction "long", size 1.0, initial_cash 10000, run_mode "full"). `config`
+    "next_open", direction "long", size 1.0, initial_cash 10000, run_mode "full").
+    `bars="renko"` computes the signals on Renko bricks built with `renko` settings
+    (`ivybt.config.RenkoConfig`: box or atr, atr_mult, atr_dynamic, reversal, anchor,
+    source, volume; docs/renko.md) and trades on the real bars. `config`
     names a YAML file or a run's manifest.json (`ivybt.config_file`); keywords given override
     its fields, `params` per parameter name. With `out` (or the file's output.out), the run
     folder is also written there.
@@ -181,7 +187,8 @@ def backtest(
     """
     sections = config_sections(
         strategy, symbol=symbol, data=data, interval=interval, start=start, end=end,
-        source=source, adjusted=adjusted, commission=commission, slippage=slippage, fill=fill,
+        source=source, adjusted=adjusted, bars=bars, renko=renko, commission=commission,
+        slippage=slippage, fill=fill,
         direction=direction, size=size, initial_cash=initial_cash,
         periods_per_year=periods_per_year, train_split=train_split, run_mode=run_mode,
         extra={"strategy": {"params": None if params is None else dict(params)},
@@ -206,6 +213,8 @@ def config_sections(
     end: str | None = None,
     source: str | None = None,
     adjusted: bool | None = None,
+    bars: str | None = None,
+    renko: Mapping[str, Any] | None = None,
     commission: float | None = None,
     slippage: float | None = None,
     fill: str | None = None,
@@ -231,7 +240,8 @@ def config_sections(
     name = None if strategy is None else _strategy_name(strategy, get_strategy(strategy))
     sections: dict[str, dict[str, Any]] = {
         "data": {"symbol": symbol, "interval": interval, "start": start, "end": end,
-                 "source": source, "adjusted": adjusted},
+                 "source": source, "adjusted": adjusted, "bars": bars,
+                 "renko": None if renko is None else dict(renko)},
         "strategy": {"name": name},
         "execution": {"commission": commission, "slippage": slippage, "fill": fill,
                       "direction": direction, "size": size, "initial_cash": initial_cash,
@@ -278,11 +288,13 @@ def run_backtest(
         update={"strategy": config.strategy.model_copy(update={"params": params})}
     )
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
-    check_enough_bars(strategy, params, inputs.history_bars, inputs.describe())
+    signals = signal_bars(config, inputs.frame.iloc[: inputs.history_bars], inputs.columns,
+                          start=inputs.window.start or 0)  # fmt: skip
+    check_enough_bars(strategy, params, len(signals.columns["close"]), _describe(signals, inputs))
     ppy = inputs.periods_per_year
     simulation = simulate_strategy(
         inputs.columns, strategy, params, config.execution, window=inputs.window,
-        periods_per_year=ppy,
+        periods_per_year=ppy, signal_columns=signals.columns, signal_of=signals.signal_of,
     )  # fmt: skip
     prices = inputs.prices()
     return BacktestResult(
@@ -303,6 +315,13 @@ def run_backtest(
         ),
         started=started,
     )
+
+
+def _describe(signals: SignalBars, inputs: RunInputs) -> str:
+    """'SPY 2010-01-04..2020-08-28', or its Renko bricks, for messages."""
+    if signals.signal_of is None:
+        return inputs.describe()
+    return f"the Renko bricks of {inputs.describe()}"
 
 
 def trades_frame(simulation: Simulation, index: pd.DatetimeIndex) -> pd.DataFrame:

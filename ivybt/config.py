@@ -34,8 +34,24 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RenkoConfig(_Section):
+    """Renko bricks (docs/renko.md): a fixed `box` (price units) or an ATR box of period
+    `atr` x `atr_mult`, known at the start of the evaluated window unless `atr_dynamic`."""
+
+    box: float | None = Field(None, gt=0.0)
+    atr: int | None = Field(None, ge=1)
+    atr_mult: float = Field(1.0, gt=0.0)
+    atr_dynamic: bool = False
+    reversal: int = Field(2, ge=1)
+    anchor: Literal["floor", "first"] = "floor"
+    source: Literal["close", "hl"] = "close"
+    volume: Literal["sum", "split", "none"] = "sum"
+
+
 class DataConfig(_Section):
-    """Which bars: symbol, interval, range (inclusive dates or timestamps), source, price view."""
+    """Which bars: symbol, interval, range (inclusive dates or timestamps), source, price view,
+    and the bar type the strategy's signals are computed on (trades always use the real
+    bars: a Renko brick's decision fills at the next real bar's open)."""
 
     symbol: str = Field(min_length=1)
     interval: str = "1d"
@@ -43,6 +59,14 @@ class DataConfig(_Section):
     end: str | None = None
     source: Source = "auto"
     adjusted: bool | None = None
+    bars: Literal["standard", "renko"] = "standard"
+    renko: RenkoConfig | None = None
+
+    @model_validator(mode="after")
+    def _renko_settings_need_renko_bars(self) -> DataConfig:
+        if self.bars == "standard" and self.renko is not None:
+            raise ValueError("--renko-* settings apply to --bars renko; add --bars renko")
+        return self
 
 
 class StrategyConfig(_Section):

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ivybt._typing import Float64Array1D, Int8Array1D, RecordArray1D
+from ivybt._typing import Float64Array1D, Int8Array1D, Int64Array1D, RecordArray1D
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
 from ivybt.errors import ConfigError
+from ivybt.kernels.grid import expand_to_bars_nb
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, metrics_nb, return_metrics_nb
 from ivybt.kernels.simulate import (
     TRADE_DTYPE,
@@ -45,7 +46,10 @@ def strategy_targets(
     params: Mapping[str, ParamValue],
     direction: str,
 ) -> Int8Array1D:
-    """Targets for every bar of `columns` (int8, -1/0/+1), with `direction` applied."""
+    """Targets for every bar of `columns` (int8, -1/0/+1), with `direction` applied.
+
+    `columns` are the signal bars: the real bars, or Renko bricks (`expand_targets` then puts
+    the bricks' targets on the real bars)."""
     indicators = strategy.indicators(params)
     table, rows = indicator_table(columns, indicators)
     slots = np.array([rows[indicator] for indicator in indicators], dtype=np.int64)
@@ -53,6 +57,16 @@ def strategy_targets(
     target = np.zeros(table.shape[1], dtype=np.int8)
     strategy.signal_kernel(table, slots, values, target)
     restrict_direction_nb(target, DIRECTION_CODES[direction], target)
+    return target
+
+
+def expand_targets(signal_target: Int8Array1D, signal_of: Int64Array1D | None) -> Int8Array1D:
+    """Targets per real bar from targets per signal bar (`ivybt.bars.timeline`): the last
+    signal bar completed at or before each bar decides; flat before the first."""
+    if signal_of is None:
+        return signal_target
+    target = np.empty(len(signal_of), dtype=np.int8)
+    expand_to_bars_nb(signal_target, signal_of, target)
     return target
 
 
@@ -89,16 +103,22 @@ def simulate_strategy(
     *,
     window: slice | None = None,
     periods_per_year: float,
+    signal_columns: Mapping[str, Float64Array1D] | None = None,
+    signal_of: Int64Array1D | None = None,
 ) -> Simulation:
     """Run `strategy` on `columns`, trading and measuring only the bars in `window`.
 
     Indicators and signals use every bar of `columns` up to each decision (bars before the
     window only warm them up); decisions start on the window's first bar, so with next-open
-    fills the first possible fill is the window's second bar.
+    fills the first possible fill is the window's second bar. With `signal_columns` (Renko
+    bricks) and `signal_of` the signals run on those bars and each decision holds from the
+    close of the real bar that completed its brick (`expand_targets`).
     """
     n_bars = len(columns["close"])
     window = window or slice(0, n_bars)
-    target = strategy_targets(columns, strategy, params, execution.direction)[window].copy()
+    signals = columns if signal_columns is None else signal_columns
+    per_signal = strategy_targets(signals, strategy, params, execution.direction)
+    target = expand_targets(per_signal, signal_of)[window].copy()
     open_ = np.ascontiguousarray(columns["open"][window])
     close = np.ascontiguousarray(columns["close"][window])
     n_window = close.shape[0]

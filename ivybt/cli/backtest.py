@@ -27,6 +27,7 @@ TABLE_METRICS = (
 @options.end
 @options.source
 @options.adjusted
+@options.bars
 @options.execution
 @options.split
 @options.output
@@ -72,8 +73,11 @@ def run_config(strategy: str | None, values: dict[str, Any]) -> dict[str, dict[s
     """The data, strategy, execution, split and output sections from the shared options."""
     return {
         "data": {
-            name: values[name]
-            for name in ("symbol", "interval", "start", "end", "source", "adjusted")
+            **{
+                name: values[name]
+                for name in ("symbol", "interval", "start", "end", "source", "adjusted")
+            },
+            **options.bar_settings(values),
         },
         "strategy": {"name": strategy},
         "execution": {name: values[name] for name in EXECUTION_OPTIONS},

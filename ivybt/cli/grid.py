@@ -24,6 +24,7 @@ TOP_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate")
 @options.end
 @options.source
 @options.adjusted
+@options.bars
 @options.execution
 @options.split
 @options.output
@@ -58,6 +59,7 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
       ivybt grid macd_cross -s SPY -p fast=5:20 -p slow=20:60:5 -p signal=5,9,12 --min-trades 10
       ivybt grid --config configs/spy-sma_cross-grid.yaml -p fast=2:50 --commission 0.002
     """
+    from ivybt.bars.timeline import bar_grid, split_specs
     from ivybt.cli.progress import ProgressBar
     from ivybt.config import build_config
     from ivybt.strategies import get_strategy
@@ -73,12 +75,13 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
     sections = options.run_sections(sections, values)
     sections["study"]["kind"] = "grid"  # also when the file is a search's manifest
     config = build_config(**sections)
-    space = build_space(
-        get_strategy(config.strategy.name), config.strategy.space, config.strategy.constraints
-    )
+    bar_specs, specs = split_specs(config, config.strategy.space)
+    space = build_space(get_strategy(config.strategy.name), specs, config.strategy.constraints)
+    n_bars = len(bar_grid(config, bar_specs))
     click.echo(
-        f"{config.strategy.name}: {len(space):,} combinations ({space.n_candidates:,} before "
-        f"constraints) on {config.data.symbol} {config.data.interval}",
+        f"{config.strategy.name}: {len(space) * n_bars:,} combinations "
+        f"({space.n_candidates * n_bars:,} before constraints) on {config.data.symbol} "
+        f"{config.data.interval}" + (f", {n_bars} brick settings" if bar_specs else ""),
         err=True,
     )
     with ProgressBar("combinations") as progress:
@@ -108,7 +111,7 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
 def _print_top(result: Any) -> None:
     objective = result.objective
     table = result.table[result.table["valid"]].nlargest(TOP_ROWS, objective)
-    names = [f"param_{name}" for name in result.space.names]
+    names = [f"param_{name}" for name in result.param_names]
     header = "  ".join(f"{name.removeprefix('param_'):>8}" for name in names)
     click.echo(f"best {TOP_ROWS} by {objective}:")
     click.echo(f"  {header}  " + " ".join(f"{name:>12}" for name in TOP_METRICS))

@@ -74,6 +74,7 @@ from ivybt.cli.backtest import format_metric, run_config
 @options.end
 @options.source
 @options.adjusted
+@options.bars
 @options.execution
 @options.split
 @options.output

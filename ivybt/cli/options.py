@@ -157,7 +157,8 @@ def run_sections(
     names = {"name": "strategy", "space": "params", "params": "params", **(aliases or {})}
     typed = {
         section: {field: value for field, value in fields.items()
-                  if _typed(ctx, names.get(field, field))}
+                  if (any(_typed(ctx, f"renko_{name}") for name in RENKO_OPTIONS)
+                      if field == "renko" else _typed(ctx, names.get(field, field)))}
         for section, fields in sections.items()
     }  # fmt: skip
     return apply_config_file(typed, path)
@@ -255,6 +256,47 @@ def execution[F: Callable[..., Any]](func: F) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+RENKO_OPTIONS = ("box", "atr", "atr_mult", "atr_dynamic", "reversal", "anchor", "source",
+                 "volume")  # fmt: skip
+"""RenkoConfig fields, each set by --renko-<field> (options value key: renko_<field>)."""
+
+
+def bars[F: Callable[..., Any]](func: F) -> F:
+    """--bars and the --renko-* settings (docs/renko.md)."""
+    decorators = [
+        click.option("--bars", type=click.Choice(["standard", "renko"]), default="standard",
+                     show_default=True, help="Bars the signals are computed on; trades always "
+                     "fill on the real bars (a brick's decision at the next real open)."),
+        click.option("--renko-box", type=click.FloatRange(0.0, min_open=True), default=None,
+                     metavar="SIZE", help="Fixed brick size, price units (or -p box=a:b:step)."),
+        click.option("--renko-atr", type=click.IntRange(1), default=None, metavar="N",
+                     help="ATR box: ATR(N) known at the start of the evaluated window."),
+        click.option("--renko-atr-mult", type=click.FloatRange(0.0, min_open=True),
+                     default=None, metavar="X", help="ATR box multiple (default 1.0)."),
+        click.option("--renko-atr-dynamic", is_flag=True, default=None,
+                     help="Recompute the ATR box at each brick instead of fixing it."),
+        click.option("--renko-reversal", type=click.IntRange(1), default=None, metavar="BOXES",
+                     help="Boxes against the trend that make a reversal brick (default 2)."),
+        click.option("--renko-anchor", type=click.Choice(["floor", "first"]), default=None,
+                     help="First level at floor(c0 / box) x box (default) or at c0."),
+        click.option("--renko-source", type=click.Choice(["close", "hl"]), default=None,
+                     help="Build bricks from closes (default) or from highs and lows."),
+        click.option("--renko-volume", type=click.Choice(["sum", "split", "none"]),
+                     default=None, help="Brick volume: bars' sum since the last brick "
+                     "(default), that sum split over a bar's bricks, or none."),
+    ]  # fmt: skip
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def bar_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The data section's bars and renko fields from the options' values."""
+    renko = {name: values[f"renko_{name}"] for name in RENKO_OPTIONS
+             if values.get(f"renko_{name}") is not None}  # fmt: skip
+    return {"bars": values.get("bars", "standard"), "renko": renko or None}
 
 
 def split[F: Callable[..., Any]](func: F) -> F:

@@ -92,6 +92,7 @@ WINDOW_OPTIONS = ("in_sample", "out_of_sample", "folds", "step", "gap", "anchore
 @options.end
 @options.source
 @options.adjusted
+@options.bars
 @options.execution
 @options.output
 @click.pass_obj

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ivybt.bars.timeline import bars_note
 from ivybt.report.backtest import format_metric
 from ivybt.report.html import LIGHT_TEMPLATE, render_html
 from ivybt.report.surface import surface_figures, surface_report_html
@@ -72,6 +73,7 @@ def walkforward_report_html(result: WalkForwardResult, *, param: str) -> str:
         "WFE = OOS CAGR / IS CAGR of the chosen parameters; overall: "
         f"{result.metrics['wfe_rule']}.",
         "Stability scores are defined in docs/stability.md.",
+        *bars_note(result.config),
     ]
     return render_html(
         f"{result.config.strategy.name} walk-forward on {result.data.get('symbol', '')}",

@@ -52,16 +52,20 @@ def evaluate_space(
     first_bar: int = 0,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: Progress | None = None,
+    signal_columns: Mapping[str, Float64Array1D] | None = None,
+    signal_of: Int64Array1D | None = None,
 ) -> Float64Array2D:
     """Metrics of every combination of `space` on `columns`: float64, (n_combos, N_METRICS).
 
-    Signals use every bar of `columns`; trading and metrics start at `first_bar`. Row j equals
-    `ivybt.simulation.simulate_strategy` for combination j, bit for bit.
+    Signals use every bar of `columns` (or `signal_columns`, see `evaluate_windows`); trading
+    and metrics start at `first_bar`. Row j equals `ivybt.simulation.simulate_strategy` for
+    combination j, bit for bit.
     """
     windows = np.array([[first_bar, len(columns["close"])]], dtype=np.int64)
     return evaluate_windows(
         columns, space, execution, windows, periods_per_year=periods_per_year,
-        memory_budget=memory_budget, progress=progress,
+        memory_budget=memory_budget, progress=progress, signal_columns=signal_columns,
+        signal_of=signal_of,
     )[:, 0, :]  # fmt: skip
 
 

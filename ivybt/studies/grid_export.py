@@ -113,7 +113,7 @@ def _attach_heatmap(study: optuna.Study, result: GridResult) -> None:
     from ivybt.report.grid import grid_figures
 
     figures = grid_figures(
-        result.table, param_names=list(result.space.names), metrics=list(METRIC_NAMES),
+        result.table, param_names=result.param_names, metrics=list(METRIC_NAMES),
         objective=result.objective,
     )  # fmt: skip
     save_plotly_graph_object(study, figures[0][1], graph_object_id="ivybt-grid-heatmap")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from ivybt.bars.timeline import BAR_PARAMS, bar_grid, bars_note, signal_bars, split_specs
 from ivybt.config import RunConfig, build_config
 from ivybt.errors import ConfigError, GridSizeWarning
 from ivybt.kernels.metrics import METRIC_NAMES
@@ -49,6 +50,17 @@ class GridResult:
     split: dict[str, Any] | None
     started: datetime = field(default_factory=utc_now)
     folder: Path | None = None
+    bar_params: tuple[str, ...] = ()  # Renko settings varied by the grid (-p box=...)
+
+    @property
+    def n_bar_combinations(self) -> int:
+        """Distinct Renko brick settings the grid ran (1 without bar parameters)."""
+        return max(len(self.table) // max(len(self.space), 1), 1)
+
+    @property
+    def param_names(self) -> list[str]:
+        """Every varied name of the table's param_* columns: bar parameters first."""
+        return [*self.bar_params, *self.space.names]
 
     @property
     def objective(self) -> str:
@@ -67,8 +79,10 @@ class GridResult:
         return valid.loc[valid[name].idxmax()]
 
     def best_params(self, objective: str | None = None) -> dict[str, float | int]:
+        """The best row's parameters; Renko bar parameters (box, atr, atr_mult) first."""
         row = self.best(objective)
-        return {
+        bar = {name: BAR_PARAMS[name].kind(row[f"param_{name}"]) for name in self.bar_params}
+        return bar | {
             param.name: param.kind(row[f"param_{param.name}"])  # type: ignore[misc]
             for param in self.strategy.params
         }
@@ -81,7 +95,8 @@ class GridResult:
             "symbol": self.data["symbol"],
             "interval": self.config.data.interval,
             "n_combinations": len(self.table),
-            "n_candidates": self.space.n_candidates,
+            "n_candidates": self.space.n_candidates
+            * max(len(self.table) // max(len(self.space), 1), 1),
             "n_valid": int(self.table["valid"].sum()),
             "objective": self.objective,
             "periods_per_year": self.periods_per_year,
@@ -114,10 +129,11 @@ class GridResult:
             html = grid_report_html(
                 title=f"{self.config.strategy.name} grid on {self.data['symbol']}",
                 table=self.table,
-                param_names=list(self.space.names),
+                param_names=self.param_names,
                 metrics=list(METRIC_NAMES),
                 objective=self.objective,
                 summary=_summary_rows(headline),
+                notes=bars_note(self.config),
             )
             write_text(target / "report.html", html)
         self.folder = target
@@ -195,22 +211,33 @@ def run_grid(
         raise ConfigError("a grid run needs a study section (objective, min_trades)")
     _check_metric(study.objective)
     strategy = get_strategy(config.strategy.name)
-    space = build_space(strategy, config.strategy.space, config.strategy.constraints)
-    if len(space) > LARGE_GRID:
-        warnings.warn(GridSizeWarning(len(space)), stacklevel=2)
+    bar_specs, specs = split_specs(config, config.strategy.space)
+    space = build_space(strategy, specs, config.strategy.constraints)
+    bar_combos = bar_grid(config, bar_specs)
+    if len(space) * len(bar_combos) > LARGE_GRID:
+        warnings.warn(GridSizeWarning(len(space) * len(bar_combos)), stacklevel=2)
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
-    check_enough_bars(strategy, _shortest_warmup(space), inputs.history_bars, inputs.describe())
-    metrics = evaluate_space(
-        inputs.columns,
-        space,
-        config.execution,
-        periods_per_year=inputs.periods_per_year,
-        first_bar=inputs.window.start or 0,
-        memory_budget=int(study.memory_budget_mb * 2**20),
-        progress=progress,
-    )
-    table = pd.DataFrame(space.combos, columns=[f"param_{name}" for name in space.names])
-    table = table.join(pd.DataFrame(metrics, columns=list(METRIC_NAMES)))
+    frame = inputs.frame.iloc[: inputs.history_bars]
+    tables = []
+    for k, combo in enumerate(bar_combos):  # bricks built once per distinct box
+        signals = signal_bars(config, frame, inputs.columns, start=inputs.window.start or 0,
+                              override=combo)  # fmt: skip
+        where = inputs.describe() + (f" as Renko bricks ({combo})" if combo else "")
+        check_enough_bars(strategy, _shortest_warmup(space), len(signals.columns["close"]), where)
+        done = k * len(space)
+        metrics = evaluate_space(
+            inputs.columns, space, config.execution, periods_per_year=inputs.periods_per_year,
+            first_bar=inputs.window.start or 0, memory_budget=int(study.memory_budget_mb * 2**20),
+            progress=None if progress is None else (
+                lambda d, t, done=done: progress(done + d, len(space) * len(bar_combos))),
+            signal_columns=None if signals.signal_of is None else signals.columns,
+            signal_of=signals.signal_of,
+        )  # fmt: skip
+        part = pd.DataFrame({f"param_{name}": value for name, value in combo.items()},
+                            index=range(len(space)))  # fmt: skip
+        part = part.join(pd.DataFrame(space.combos, columns=[f"param_{n}" for n in space.names]))
+        tables.append(part.join(pd.DataFrame(metrics, columns=list(METRIC_NAMES))))
+    table = pd.concat(tables, ignore_index=True)
     table["valid"] = table["n_trades"] >= study.min_trades
     return GridResult(
         config=config,
@@ -222,6 +249,7 @@ def run_grid(
         periods_per_year_source=inputs.periods_per_year_source,
         split=inputs.split,
         started=started,
+        bar_params=tuple(bar_specs),
     )
 
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from ivybt import __version__
+from ivybt.bars.timeline import BAR_PARAMS, SignalBars, signal_bars, split_specs
 from ivybt.config import RunConfig, StudyConfig
 from ivybt.errors import ConfigError, StudyInterrupted
 from ivybt.kernels.metrics import METRIC_NAMES
@@ -105,8 +107,10 @@ def run_search(
     for name in objectives:
         if name not in METRIC_NAMES:
             raise ConfigError(f"unknown objective {name!r}; metrics: {', '.join(METRIC_NAMES)}")
+    split_specs(config, config.strategy.space)  # -p box=... needs --bars renko
     searched, fixed = search_space(strategy, config.strategy.space)
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
+    signals = bricks_for(config, inputs, start=inputs.window.start or 0)
     storage_url = storage_url_of(study_config.storage, results)
     sampler, sampler_settings = make_sampler(study_config, searched)
     directions = ["minimize" if name in MINIMIZED else "maximize" for name in objectives]
@@ -131,7 +135,7 @@ def run_search(
     try:
         while done < target:
             batch = min(study_config.batch_size, target - done)
-            _run_batch(working, strategy, searched, fixed, inputs, config, batch)
+            _run_batch(working, strategy, searched, fixed, inputs, config, batch, signals)
             store_finished(working, study)
             done += batch
             if progress is not None:
@@ -154,11 +158,12 @@ def search_space(
     """
     names = strategy.param_names()
     for name in specs:
-        if name not in names:
+        if name not in names and name not in BAR_PARAMS:
             strategy.resolve_params({name: 0})  # the "unknown parameter" message
     searched: dict[str, BaseDistribution] = {}
     fixed: dict[str, float | int] = {}
-    for param in strategy.params:
+    bar_params = [BAR_PARAMS[name] for name in specs if name in BAR_PARAMS]
+    for param in [*strategy.params, *bar_params]:
         spec = specs.get(param.name, param.default)
         values = parse_spec(param, spec, strategy.name)
         if len(values) == 1:
@@ -268,7 +273,10 @@ def _run_batch(
     inputs: RunInputs,
     config: RunConfig,
     size: int,
+    signals_for: Callable[[tuple[tuple[str, Any], ...]], SignalBars] | None = None,
 ) -> None:
+    """Ask `size` trials, evaluate them in one kernel call per distinct Renko brick setting
+    (`signals_for(bar values)` gives the bricks; None: the real bars), tell each its metrics."""
     study_config = _study_config(config)
     trials = [study.ask(dict(searched)) for _ in range(size)]
     combos = np.array(
@@ -280,12 +288,21 @@ def _run_batch(
     for constraint in strategy.parsed_constraints(tuple(config.strategy.constraints)):
         admissible &= constraint.mask(columns)
     metrics = np.full((size, len(METRIC_NAMES)), np.nan)
-    if admissible.any():
-        space = ParamSpace(strategy, strategy.param_names(), combos[admissible], size, ())
-        metrics[admissible] = evaluate_space(
+    bar_keys = [tuple((n, v) for n, v in {**fixed, **t.params}.items() if n in BAR_PARAMS)
+                for t in trials]  # fmt: skip
+    for key in dict.fromkeys(bar_keys):  # one kernel call per distinct brick setting
+        rows = admissible & np.array([k == key for k in bar_keys])
+        if not rows.any():
+            continue
+        signals = None if signals_for is None else signals_for(key)
+        space = ParamSpace(strategy, strategy.param_names(), combos[rows], size, ())
+        metrics[rows] = evaluate_space(
             inputs.columns, space, config.execution, periods_per_year=inputs.periods_per_year,
             first_bar=inputs.window.start or 0,
             memory_budget=int(study_config.memory_budget_mb * 2**20),
+            signal_columns=None if signals is None or signals.signal_of is None
+            else signals.columns,
+            signal_of=None if signals is None else signals.signal_of,
         )  # fmt: skip
     objectives = objectives_of(study_config)
     for trial, ok, row in zip(trials, admissible, metrics, strict=True):
@@ -302,6 +319,20 @@ def _run_batch(
             _tell(study, trial, state=TrialState.FAIL)
         else:
             _tell(study, trial, values=scores)
+
+
+def bricks_for(
+    config: RunConfig, inputs: RunInputs, *, start: int
+) -> Callable[[tuple[tuple[str, Any], ...]], SignalBars]:
+    """`signals_for` of `_run_batch`: the signal bars of each Renko brick setting a search
+    tries, built once and kept (a few dozen distinct boxes at most in practice)."""
+    frame = inputs.frame.iloc[: len(inputs.columns["close"])]
+
+    @lru_cache(maxsize=256)
+    def signals_for(key: tuple[tuple[str, Any], ...]) -> SignalBars:
+        return signal_bars(config, frame, inputs.columns, start=start, override=dict(key))
+
+    return signals_for
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:

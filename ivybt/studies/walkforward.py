@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ivybt.bars.timeline import signal_bars
 from ivybt.config import RunConfig
 from ivybt.errors import ConfigError, StudyInterrupted
 from ivybt.kernels.metrics import METRIC_NAMES
@@ -117,10 +118,19 @@ def _compute_fold(
     assert study is not None
     columns = {name: values[: fold.oos_end] for name, values in inputs.columns.items()}
     windows = np.array([[fold.is_start, fold.is_end], [fold.oos_start, fold.oos_end]])
-    metrics = evaluate_windows(
-        columns, space, config.execution, windows, periods_per_year=inputs.periods_per_year,
-        memory_budget=int(study.memory_budget_mb * 2**20),
-    )  # fmt: skip
+    renko = config.data.renko
+    per_window = renko is not None and renko.atr is not None and not renko.atr_dynamic
+    parts = []  # an ATR box is the ATR known at each window's start: bricks per window
+    for group in [windows[:1], windows[1:]] if per_window else [windows]:
+        signals = signal_bars(config, inputs.frame.iloc[: fold.oos_end], columns,
+                              start=int(group[0, 0]))  # fmt: skip
+        parts.append(evaluate_windows(
+            columns, space, config.execution, group, periods_per_year=inputs.periods_per_year,
+            memory_budget=int(study.memory_budget_mb * 2**20),
+            signal_columns=None if signals.signal_of is None else signals.columns,
+            signal_of=signals.signal_of,
+        ))  # fmt: skip
+    metrics = np.concatenate(parts, axis=1)
     objective = METRIC_NAMES.index(study.objective)
     n_trades = METRIC_NAMES.index("n_trades")
     valid = (metrics[:, :, n_trades] >= study.min_trades) & np.isfinite(

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from ivybt.bars.timeline import split_specs
 from ivybt.config import RunConfig, build_config
 from ivybt.errors import ConfigError
 from ivybt.run_folder import open_run_folder, utc_now, write_json, write_table
@@ -161,6 +162,12 @@ def run_walk_forward(
         )
     _check_metric(study.objective)
     strategy = get_strategy(config.strategy.name)
+    bar_specs, _ = split_specs(config, config.strategy.space)
+    if bar_specs:
+        raise ConfigError(
+            f"walk-forward takes fixed Renko settings (--renko-box, --renko-atr), not -p "
+            f"{', '.join(bar_specs)}: compare boxes with `ivybt grid -p box=...` first"
+        )
     space = build_space(strategy, config.strategy.space, config.strategy.constraints)
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
     folds = plan_folds(config, inputs)
@@ -185,7 +192,7 @@ def run_walk_forward(
                          progress=progress)  # fmt: skip
         folds_df = folds_table(done, inputs.frame.index, space.names)
         surface = surface_table(done)
-        equity, aggregate = stitched_oos(done, inputs, strategy, config.execution)
+        equity, aggregate = stitched_oos(done, inputs, strategy, config)
         scores = stability_scores(surface, folds_df, objective=study.objective,
                                   params=list(space.names))  # fmt: skip
         metrics = headline(config, folds_df, aggregate, scores, space)

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ivybt.config import ExecutionConfig
+from ivybt.bars.timeline import signal_bars
+from ivybt.config import RunConfig
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, return_metrics_nb, trade_metrics_nb
 from ivybt.run_inputs import RunInputs
 from ivybt.simulation import buy_and_hold_metrics, simulate_strategy
@@ -65,10 +66,11 @@ def surface_table(results: Sequence[FoldResult]) -> pd.DataFrame:
 
 def stitched_oos(
     results: Sequence[FoldResult], inputs: RunInputs, strategy: type[Strategy],
-    execution: ExecutionConfig,
+    config: RunConfig,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
     """The stitched OOS equity (time, fold, equity, buy_and_hold) and its aggregate metrics
     (strategy metrics, buy-and-hold metrics over the same bars, overall WFE)."""
+    execution = config.execution
     cash = float(execution.initial_cash)
     ppy = inputs.periods_per_year
     close_all = inputs.columns["close"]
@@ -85,8 +87,11 @@ def stitched_oos(
         columns = {name: values[:end] for name, values in inputs.columns.items()}
         if record["combo"] >= 0:
             params = strategy.resolve_params(record["params"])
-            run = simulate_strategy(columns, strategy, params, execution, window=slice(start, end),
-                                    periods_per_year=ppy)  # fmt: skip
+            signals = signal_bars(config, inputs.frame.iloc[:end], columns, start=start)
+            run = simulate_strategy(
+                columns, strategy, params, execution, window=slice(start, end),
+                periods_per_year=ppy, signal_columns=signals.columns, signal_of=signals.signal_of,
+            )  # fmt: skip
             equity, units = run.equity * (held / cash), run.units
             trades = run.trades.copy()
             for field in ("units", "entry_fee", "exit_fee", "gross_pnl", "net_pnl"):

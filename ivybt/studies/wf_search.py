@@ -26,7 +26,7 @@ from ivybt.config import RunConfig
 from ivybt.errors import ConfigError
 from ivybt.run_inputs import RunInputs
 from ivybt.strategies import Strategy
-from ivybt.studies.optimize import _run_batch, make_sampler, search_space
+from ivybt.studies.optimize import _run_batch, bricks_for, make_sampler, search_space
 from ivybt.studies.space import ParamSpace
 from ivybt.studies.study_storage import (
     counted,
@@ -79,9 +79,11 @@ def fold_searcher(
             inputs, columns={k: v[: fold.is_end] for k, v in inputs.columns.items()},
             window=slice(fold.is_start, fold.is_end),
         )  # fmt: skip
+        signals = bricks_for(config, fold_inputs, start=fold.is_start)
         while (done := counted(stored)) < study.trials:  # type: ignore[operator]
             size = min(study.batch_size, study.trials - done)  # type: ignore[operator]
-            _run_batch(working, strategy, searched, fixed, fold_inputs, search_config, size)
+            _run_batch(working, strategy, searched, fixed, fold_inputs, search_config, size,
+                       signals)  # fmt: skip
             store_finished(working, stored)
         tried = {
             tuple(float({**fixed, **t.params}[name]) for name in names)

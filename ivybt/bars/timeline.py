@@ -1,0 +1,122 @@
+"""Signal bars on the real bar timeline: what a run's signals are computed on, and when each
+signal bar's decision becomes known.
+
+Standard bars are their own signal bars. Renko bricks (`ivybt.bars.renko`) are built from the
+real bars; each brick's decision is known at the close of the real bar that completed it, so
+`signal_of[t]` = the last brick completed at or before real bar t (-1 before the first), and
+the simulation stays on the real bars: a decision at bar t fills at bar t+1's open (or at
+its close with fill "close"), never at a brick price inside a bar. Metrics are therefore per
+real bar and annualised like the source data, comparable with standard-bar runs.
+
+Grids and searches may vary the bricks themselves: `box`, `atr` and `atr_mult` given as `-p`
+specs are bar parameters (`BAR_PARAMS`), not strategy parameters; bricks are built once per
+distinct combination of them and reused across the strategy's parameters.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ivybt._typing import Float64Array1D, Int64Array1D
+from ivybt.config import RenkoConfig, RunConfig
+from ivybt.errors import ConfigError
+from ivybt.strategies.base import Param
+from ivybt.studies.space import parse_spec
+
+BAR_PARAMS: dict[str, Param] = {
+    "box": Param("box", float, 1.0, 0.1, 10.0, 1e-12, None, "Renko box size, price units"),
+    "atr": Param("atr", int, 14, 5, 50, 1, 10_000, "ATR period of an ATR box, bars"),
+    "atr_mult": Param("atr_mult", float, 1.0, 0.5, 3.0, 1e-12, None, "ATR box multiple"),
+}
+"""Renko settings a grid or search may vary (`-p box=0.5:3:0.25`)."""
+
+
+@dataclass(frozen=True)
+class SignalBars:
+    """The bars a run's signals are computed on, mapped onto the real bars."""
+
+    columns: dict[str, Float64Array1D]
+    signal_of: Int64Array1D | None  # None: the real bars themselves
+    n_bricks: int = 0
+
+
+def bars_note(config: RunConfig) -> list[str]:
+    """The report note of a Renko run (none for standard bars)."""
+    if config.data.bars != "renko":
+        return []
+    renko = config.data.renko or RenkoConfig()
+    box = f"box {renko.box:g}" if renko.box is not None else (
+        f"ATR({renko.atr}) x {renko.atr_mult:g} box"
+        + (", recomputed at each brick" if renko.atr_dynamic else ", as known at the start")
+    ) if renko.atr is not None else "box from the grid"  # fmt: skip
+    return [
+        f"Signals on Renko bricks ({box}, reversal {renko.reversal}, {renko.anchor} anchor, "
+        f"{renko.source} prices); each brick's decision fills at the next real bar's open "
+        "after the bar that completed it. Metrics are per real bar, annualised like the "
+        "source data, so they compare with standard-bar runs (docs/renko.md)."
+    ]
+
+
+def split_specs(
+    config: RunConfig, specs: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(bar parameter specs, strategy parameter specs) of a grid's `-p` specs."""
+    bar = {name: spec for name, spec in specs.items() if name in BAR_PARAMS}
+    if bar and config.data.bars != "renko":
+        raise ConfigError(
+            f"-p {', '.join(bar)} vary Renko bricks, but the run uses standard bars; add "
+            "--bars renko"
+        )
+    return bar, {name: spec for name, spec in specs.items() if name not in BAR_PARAMS}
+
+
+def bar_grid(config: RunConfig, bar_specs: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every combination of the bar parameters' values (one empty dict without any)."""
+    values = [parse_spec(BAR_PARAMS[name], spec, "renko") for name, spec in bar_specs.items()]
+    grid = [dict(zip(bar_specs, combo, strict=True)) for combo in itertools.product(*values)]
+    if config.data.bars == "renko":
+        for combo in grid:
+            renko_settings(config, combo)  # validates every combination up front
+    return grid
+
+
+def renko_settings(config: RunConfig, override: Mapping[str, Any] | None = None) -> Any:
+    """`RenkoSettings` from the run's renko section with grid values laid over it."""
+    from ivybt.bars.renko import RenkoSettings
+
+    base = config.data.renko or RenkoConfig()
+    fields = base.model_dump() | dict(override or {})
+    if "box" in (override or {}):
+        fields["atr"] = None
+    elif "atr" in (override or {}) or "atr_mult" in (override or {}):
+        fields["box"] = None
+        if fields["atr"] is None:
+            raise ConfigError("-p atr_mult varies an ATR box: give --renko-atr N or -p atr=...")
+    if (fields["box"] is None) == (fields["atr"] is None):
+        raise ConfigError(
+            "--bars renko needs exactly one box: --renko-box SIZE (price units) or "
+            "--renko-atr N (an ATR box), or vary it with -p box=... / -p atr=..."
+        )
+    return RenkoSettings(**fields)
+
+
+def signal_bars(
+    config: RunConfig, frame: pd.DataFrame, columns: Mapping[str, Float64Array1D], *,
+    start: int = 0, override: Mapping[str, Any] | None = None,
+) -> SignalBars:  # fmt: skip
+    """The signal bars of a run whose evaluated window starts at bar `start` (an ATR box is
+    the ATR known there; docs/renko.md)."""
+    if config.data.bars == "standard":
+        return SignalBars(dict(columns), None)
+    from ivybt.bars.renko import brick_bars, renko_bricks, renko_columns
+
+    bricks = renko_bricks(frame, renko_settings(config, override), start=start)
+    completed_by = brick_bars(bricks)
+    signal_of = np.searchsorted(completed_by, np.arange(len(frame)), side="right") - 1
+    return SignalBars(renko_columns(bricks), signal_of.astype(np.int64), len(bricks))

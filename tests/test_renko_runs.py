@@ -147,9 +147,34 @@ def test_box_as_an_optuna_parameter(tmp_path):
         assert trial.user_attrs["sharpe"] == single.metrics["sharpe"]
 
 
-def test_box_as_a_parameter_needs_renko_bars_and_a_grid():
+def test_walk_forward_over_box_sizes_equals_single_backtests(tmp_path):
+    params = {"box": "2,4", "fast": "3,5", "slow": "10,20"}
+    result = ivybt.walk_forward("sma_cross", **COMMON, params=params, in_sample="2y",
+                                out_of_sample="1y", out=tmp_path / "w")  # fmt: skip
+    surface = result.surface
+    assert list(surface.columns[3:6]) == ["param_box", "param_fast", "param_slow"]
+    assert len(surface) == len(result.folds) * 2 * 8
+    frame = load_sample("SPY", "1d")[0]
+    frame = frame.loc[frame.index >= "2012-01-01"]
+    columns = bar_columns(frame)
+    config = build_config(data={"symbol": "SPY", "bars": "renko"}, strategy={"name": "x"})
+    for row in result.folds.itertuples():
+        cut = {k: v[: row.oos_end] for k, v in columns.items()}
+        signals = signal_bars(config, frame.iloc[: row.oos_end], cut,
+                              override={"box": row.param_box})  # fmt: skip
+        single = simulate_strategy(
+            cut, BUILTIN["sma_cross"], {"fast": int(row.param_fast), "slow": int(row.param_slow)},
+            ExecutionConfig(), window=slice(row.oos_start, row.oos_end), periods_per_year=252.0,
+            signal_columns=signals.columns, signal_of=signals.signal_of,
+        )  # fmt: skip
+        assert same(row.oos_sharpe, single.metrics["sharpe"]), row.fold
+
+
+def test_box_as_a_parameter_needs_renko_bars():
     with pytest.raises(ConfigError, match="add --bars renko"):
         ivybt.grid("sma_cross", symbol="SPY", source="sample", params={"box": "1,2"})
-    with pytest.raises(ConfigError, match="walk-forward takes fixed Renko settings"):
-        ivybt.walk_forward("sma_cross", **COMMON, params={"box": "1,2", "fast": "5,8"},
-                           in_sample="2y", out_of_sample="1y")  # fmt: skip
+    with pytest.raises(ConfigError, match="with --search optuna: give fixed Renko settings"):
+        ivybt.walk_forward(
+            "sma_cross", **COMMON, params={"box": "1,2", "fast": "5,8"}, in_sample="2y",
+            out_of_sample="1y", search="optuna", trials=5,
+        )  # fmt: skip

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ivybt.bars.timeline import signal_bars
+from ivybt.bars.timeline import BAR_PARAMS, signal_bars
 from ivybt.config import RunConfig
 from ivybt.errors import ConfigError, StudyInterrupted
 from ivybt.kernels.metrics import METRIC_NAMES
@@ -44,6 +44,38 @@ FoldProgress = Callable[[int, int], None]
 """progress(folds done, folds in all)."""
 
 SIDES = ("is", "oos")
+
+
+@dataclass(frozen=True)
+class JointSpace:
+    """A walk-forward's combinations: each Renko brick setting (`bars`, possibly just {})
+    crossed with the strategy's space. Combination `k x len(strategy_space) + j` is brick
+    setting k with strategy combination j; `names`/`combos` put the bar parameters first."""
+
+    strategy_space: ParamSpace
+    bars: list[dict[str, Any]]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (*self.bars[0], *self.strategy_space.names)
+
+    @property
+    def combos(self) -> np.ndarray:
+        n = len(self.strategy_space)
+        bar_columns = np.array([list(bar.values()) for bar in self.bars], dtype=np.float64)
+        return np.hstack([np.repeat(bar_columns.reshape(len(self.bars), -1), n, axis=0),
+                          np.tile(self.strategy_space.combos, (len(self.bars), 1))])  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.bars) * len(self.strategy_space)
+
+    def combination(self, j: int) -> dict[str, Any]:
+        """Combination j as typed parameters, bar parameters first."""
+        n = len(self.strategy_space)
+        bar = self.bars[j // n]
+        return {name: BAR_PARAMS[name].kind(v) for name, v in bar.items()} | (
+            self.strategy_space.combination(j % n)
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,7 +98,7 @@ def run_folds(
     folder: Path,
     config: RunConfig,
     inputs: RunInputs,
-    space: ParamSpace,
+    space: JointSpace,
     search: Callable[[Fold], tuple[ParamSpace, np.ndarray]] | None = None,
     progress: FoldProgress | None = None,
 ) -> list[FoldResult]:
@@ -82,7 +114,11 @@ def run_folds(
         for fold in folds:
             loaded = _load_fold(folder, fold)
             if loaded is None:
-                tried, ids = (space, np.arange(len(space))) if search is None else search(fold)
+                if search is None:
+                    tried, ids = space, np.arange(len(space))
+                else:
+                    found, ids = search(fold)
+                    tried = JointSpace(found, space.bars)
                 loaded = _compute_fold(fold, folder=folder, config=config, inputs=inputs,
                                        space=tried, combo_ids=ids)  # fmt: skip
             results.append(loaded)
@@ -111,7 +147,7 @@ def _load_fold(folder: Path, fold: Fold) -> FoldResult | None:
 
 
 def _compute_fold(
-    fold: Fold, *, folder: Path, config: RunConfig, inputs: RunInputs, space: ParamSpace,
+    fold: Fold, *, folder: Path, config: RunConfig, inputs: RunInputs, space: JointSpace,
     combo_ids: np.ndarray,
 ) -> FoldResult:  # fmt: skip
     study = config.study
@@ -120,17 +156,21 @@ def _compute_fold(
     windows = np.array([[fold.is_start, fold.is_end], [fold.oos_start, fold.oos_end]])
     renko = config.data.renko
     per_window = renko is not None and renko.atr is not None and not renko.atr_dynamic
-    parts = []  # an ATR box is the ATR known at each window's start: bricks per window
-    for group in [windows[:1], windows[1:]] if per_window else [windows]:
-        signals = signal_bars(config, inputs.frame.iloc[: fold.oos_end], columns,
-                              start=int(group[0, 0]))  # fmt: skip
-        parts.append(evaluate_windows(
-            columns, space, config.execution, group, periods_per_year=inputs.periods_per_year,
-            memory_budget=int(study.memory_budget_mb * 2**20),
-            signal_columns=None if signals.signal_of is None else signals.columns,
-            signal_of=signals.signal_of,
-        ))  # fmt: skip
-    metrics = np.concatenate(parts, axis=1)
+    blocks = []
+    for bar in space.bars:  # bricks once per brick setting, reused by every strategy combo
+        parts = []  # an ATR box is the ATR known at each window's start: bricks per window
+        for group in [windows[:1], windows[1:]] if per_window or "atr" in bar else [windows]:
+            signals = signal_bars(config, inputs.frame.iloc[: fold.oos_end], columns,
+                                  start=int(group[0, 0]), override=bar)  # fmt: skip
+            parts.append(evaluate_windows(
+                columns, space.strategy_space, config.execution, group,
+                periods_per_year=inputs.periods_per_year,
+                memory_budget=int(study.memory_budget_mb * 2**20),
+                signal_columns=None if signals.signal_of is None else signals.columns,
+                signal_of=signals.signal_of,
+            ))  # fmt: skip
+        blocks.append(np.concatenate(parts, axis=1))
+    metrics = np.concatenate(blocks, axis=0)
     objective = METRIC_NAMES.index(study.objective)
     n_trades = METRIC_NAMES.index("n_trades")
     valid = (metrics[:, :, n_trades] >= study.min_trades) & np.isfinite(
@@ -146,7 +186,7 @@ def _compute_fold(
 
 
 def surface_rows(
-    fold: Fold, space: ParamSpace, metrics: np.ndarray, valid: np.ndarray, combo_ids: np.ndarray
+    fold: Fold, space: JointSpace, metrics: np.ndarray, valid: np.ndarray, combo_ids: np.ndarray
 ) -> pd.DataFrame:
     """fold, side, combo, param_*, every metric, valid: one row per (side, combination);
     `combo` is the combination's row in the whole space, the same in every fold."""
@@ -157,8 +197,9 @@ def surface_rows(
             {"fold": np.full(n_combos, fold.number, dtype=np.int64), "side": side,
              "combo": np.asarray(combo_ids, dtype=np.int64)}
         )  # fmt: skip
+        combos = space.combos
         for k, name in enumerate(space.names):
-            frame[f"param_{name}"] = space.combos[:, k]
+            frame[f"param_{name}"] = combos[:, k]
         for m, name in enumerate(METRIC_NAMES):
             frame[name] = metrics[:, side_index, m]
         frame["valid"] = valid[:, side_index]
@@ -167,7 +208,7 @@ def surface_rows(
 
 
 def fold_record(
-    fold: Fold, space: ParamSpace, metrics: np.ndarray, chosen: int, combo_ids: np.ndarray
+    fold: Fold, space: JointSpace, metrics: np.ndarray, chosen: int, combo_ids: np.ndarray
 ) -> dict[str, Any]:
     """The fold's windows, choice, IS and OOS metrics of the choice, and its WFE."""
     record: dict[str, Any] = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ivybt.bars.timeline import split_specs
+from ivybt.bars.timeline import bar_grid, split_specs
 from ivybt.config import RunConfig, build_config
 from ivybt.errors import ConfigError
 from ivybt.run_folder import open_run_folder, utc_now, write_json, write_table
@@ -25,9 +25,9 @@ from ivybt.run_inputs import RunInputs, prepare_inputs
 from ivybt.simulation import check_enough_bars
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.grid_run import _check_metric, _shortest_warmup
-from ivybt.studies.space import ParamSpace, build_space
+from ivybt.studies.space import build_space
 from ivybt.studies.stability import stability_scores
-from ivybt.studies.walkforward import FoldProgress, run_folds
+from ivybt.studies.walkforward import FoldProgress, JointSpace, run_folds
 from ivybt.studies.wf_results import folds_table, stitched_oos, surface_table
 from ivybt.studies.windows import Fold, make_folds
 
@@ -38,7 +38,7 @@ class WalkForwardResult:
 
     config: RunConfig
     strategy: type[Strategy]
-    space: ParamSpace
+    space: JointSpace
     folds: pd.DataFrame
     surface: pd.DataFrame
     oos_equity: pd.DataFrame
@@ -162,22 +162,23 @@ def run_walk_forward(
         )
     _check_metric(study.objective)
     strategy = get_strategy(config.strategy.name)
-    bar_specs, _ = split_specs(config, config.strategy.space)
-    if bar_specs:
+    bar_specs, specs = split_specs(config, config.strategy.space)
+    if bar_specs and study.search == "optuna":
         raise ConfigError(
-            f"walk-forward takes fixed Renko settings (--renko-box, --renko-atr), not -p "
-            f"{', '.join(bar_specs)}: compare boxes with `ivybt grid -p box=...` first"
+            f"-p {', '.join(bar_specs)} with --search optuna: give fixed Renko settings "
+            "(--renko-box, --renko-atr), or search the bricks with --search grid"
         )
-    space = build_space(strategy, config.strategy.space, config.strategy.constraints)
+    strategy_space = build_space(strategy, specs, config.strategy.constraints)
+    space = JointSpace(strategy_space, bar_grid(config, bar_specs))
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
     folds = plan_folds(config, inputs)
-    check_enough_bars(strategy, _shortest_warmup(space), folds[0].is_end, "the first in-sample "
-                      f"window of {inputs.describe()}")  # fmt: skip
+    check_enough_bars(strategy, _shortest_warmup(strategy_space), folds[0].is_end,
+                      f"the first in-sample window of {inputs.describe()}")  # fmt: skip
     search = None
     if study.search == "optuna":
         from ivybt.studies.wf_search import fold_searcher
 
-        search = fold_searcher(config, inputs, strategy, space, results)
+        search = fold_searcher(config, inputs, strategy, strategy_space, results)
     if len(space) == 0:
         raise ConfigError("the parameter space is empty; widen the ranges or the constraints")
     extra = {"periods_per_year": inputs.periods_per_year, "n_folds": len(folds)}
@@ -210,7 +211,7 @@ def run_walk_forward(
 
 def headline(
     config: RunConfig, folds: pd.DataFrame, aggregate: Mapping[str, Any],
-    scores: Mapping[str, Any], space: ParamSpace,
+    scores: Mapping[str, Any], space: JointSpace,
 ) -> dict[str, Any]:  # fmt: skip
     """metrics.json: the stitched OOS result, its yardstick, WFE, scores and the choices."""
     study = config.study

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ivybt.bars.timeline import signal_bars
+from ivybt.bars.timeline import BAR_PARAMS, signal_bars
 from ivybt.config import RunConfig
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, return_metrics_nb, trade_metrics_nb
 from ivybt.run_inputs import RunInputs
@@ -86,8 +86,12 @@ def stitched_oos(
             continue
         columns = {name: values[:end] for name, values in inputs.columns.items()}
         if record["combo"] >= 0:
-            params = strategy.resolve_params(record["params"])
-            signals = signal_bars(config, inputs.frame.iloc[:end], columns, start=start)
+            bar = {k: v for k, v in record["params"].items() if k in BAR_PARAMS}
+            params = strategy.resolve_params(
+                {k: v for k, v in record["params"].items() if k not in BAR_PARAMS}
+            )
+            signals = signal_bars(config, inputs.frame.iloc[:end], columns, start=start,
+                                  override=bar)  # fmt: skip
             run = simulate_strategy(
                 columns, strategy, params, execution, window=slice(start, end),
                 periods_per_year=ppy, signal_columns=signals.columns, signal_of=signals.signal_of,

@@ -291,3 +291,21 @@ def test_export_study_holds_the_best_and_an_even_sample(tmp_path):
     assert study.metric_names == ["sharpe"]
     with pytest.raises(ConfigError, match="already exists"):
         export_grid_study(result, results=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["sma_cross", "rsi_reversion", "bbkc_squeeze"])
+def test_per_bar_returns_give_the_grid_metrics(spy_columns, name):
+    """The return matrix the overfitting statistics use is the grid's own account."""
+    from ivybt.studies.grid import evaluate_returns
+
+    space = build_space(BUILTIN[name], SPACES[name])
+    execution = ExecutionConfig(direction="both", fill="next_open")
+    returns = evaluate_returns(spy_columns, space, execution, first_bar=500)
+    metrics = evaluate_space(spy_columns, space, execution, periods_per_year=252.0, first_bar=500)
+    assert returns.shape == (len(spy_columns["close"]) - 500, len(space))
+    total = np.prod(1.0 + returns, axis=0) - 1.0
+    np.testing.assert_allclose(total, metrics[:, METRIC_NAMES.index("total_return")],
+                               rtol=1e-10, atol=1e-12)  # fmt: skip
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sharpe = returns.mean(axis=0) / returns.std(axis=0, ddof=1) * np.sqrt(252.0)
+    np.testing.assert_allclose(sharpe, metrics[:, METRIC_NAMES.index("sharpe")], rtol=1e-9)

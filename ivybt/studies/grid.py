@@ -141,6 +141,47 @@ def evaluate_windows(
     return out
 
 
+def evaluate_returns(
+    columns: Mapping[str, Float64Array1D],
+    space: ParamSpace,
+    execution: ExecutionConfig,
+    *,
+    first_bar: int = 0,
+    signal_columns: Mapping[str, Float64Array1D] | None = None,
+    signal_of: Int64Array1D | None = None,
+) -> Float64Array2D:
+    """Per-bar returns of every combination of `space` on bars [first_bar, n): float64,
+    (n - first_bar, n_combos), one column per combination (`ivybt.kernels.grid_returns`).
+
+    The caller keeps the matrix within its memory budget (8 bytes x bars x combinations):
+    `ivybt.studies.evidence` passes the top combinations when all do not fit.
+    """
+    from ivybt.kernels.grid_returns import grid_returns_builtin_nb, make_returns_kernel
+
+    strategy = space.strategy
+    n_bars = len(columns["close"])
+    prices = np.ascontiguousarray(np.vstack([columns["open"], columns["close"]]))
+    signals = columns if signal_columns is None else signal_columns
+    distinct, slot_ids = space_indicators(space)
+    table, rows = indicator_table(signals, distinct)
+    local = np.array([rows[indicator] for indicator in distinct], dtype=np.int64)
+    plan = GridPlan(
+        code=SIGNAL_CODES.get(strategy.signal_kernel, -1),
+        direction=DIRECTION_CODES[execution.direction],
+        n_blocks=min(max(len(space), 1), _BLOCKS_PER_THREAD * get_num_threads()),
+        windows=np.array([[first_bar, n_bars]], dtype=np.int64),
+        signal_of=np.zeros(0, dtype=np.int64) if signal_of is None
+        else np.ascontiguousarray(signal_of, dtype=np.int64),
+    )  # fmt: skip
+    kernel = (
+        grid_returns_builtin_nb if strategy.signal_kernel in SIGNAL_CODES
+        else make_returns_kernel(strategy.signal_kernel)
+    )  # fmt: skip
+    out = np.empty((n_bars - first_bar, len(space)), dtype=np.float64)
+    kernel(prices, table, local[slot_ids], space.combos, plan, execution_tuple(execution), out)
+    return out
+
+
 def _slices(start: int, stop: int, work_per_combo: int) -> Iterator[tuple[int, int]]:
     """Cut [start, stop) into kernel calls of about `_CALL_BAR_COMBOS` bar-combinations, so
     progress moves and Ctrl-C answers (between calls) every ~0.5 s on a big grid; each call

@@ -1,0 +1,97 @@
+"""`ivybt montecarlo`: trade and block bootstraps of a finished backtest or walk-forward run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ivybt.errors import IvyBTError
+
+
+@click.command("montecarlo")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--n", "n", type=click.IntRange(min=1), default=10_000, show_default=True,
+    help="Resampled paths.",
+)  # fmt: skip
+@click.option(
+    "--method",
+    type=click.Choice(["trades", "block"]),
+    default=None,
+    help="trades: draw the closed trades with replacement and compound their returns; "
+    "block: circular blocks of per-bar returns. Default: trades for a backtest, block for "
+    "a walk-forward run (its folder keeps no trades).",
+)
+@click.option(
+    "--block-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Bars per block with --method block. Default: round(sqrt(bars)).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True,
+    help="Random seed: the same seed gives the same paths, whatever the thread count.",
+)  # fmt: skip
+def montecarlo(
+    run_dir: Path, n: int, method: str | None, block_size: int | None, seed: int
+) -> None:
+    """Bootstrap a finished backtest or walk-forward run: return, drawdown and Sharpe bands.
+
+    Prints the percentiles of total return, max drawdown and Sharpe over the resampled
+    paths next to the run's own values, and draws an equity fan chart. Paths compound
+    returns (equity x (1 + r)), never dollar PnL. On a walk-forward run the stitched
+    out-of-sample returns are resampled. Writes montecarlo.json and montecarlo.html into
+    RUN_DIR.
+
+    \b
+    Examples:
+      ivybt montecarlo results/backtest-sma_cross-SPY-20261124T120000Z
+      ivybt montecarlo results/bt --n 50000 --method block --block-size 20 --seed 7
+      ivybt montecarlo results/walkforward-sma_cross-SPY-20261124T120000Z --n 10000
+    """
+    from ivybt.stats.montecarlo import METRICS, monte_carlo
+
+    try:
+        result = monte_carlo(run_dir, n=n, method=method, block_size=block_size, seed=seed)
+    except IvyBTError as err:
+        if _debug():
+            raise
+        raise click.ClickException(" ".join(str(err).split())) from err
+    per = "closed trades, with replacement" if result.method == "trades" else (
+        f"bars, blocks of {result.block_size} (circular)")  # fmt: skip
+    click.echo(
+        f"{result.method} bootstrap of {result.source['command']} {result.run_dir}: "
+        f"{result.n:,} paths of {result.n_returns:,} {per}, seed {result.seed}"
+    )
+    columns = list(result.percentiles.columns)
+    click.echo(f"  {'metric':<14}" + "".join(f"{c:>9}" for c in columns)
+               + f"{'run':>10}{'worse':>7}")  # fmt: skip
+    for name in METRICS:
+        cells = "".join(f"{_shown(name, v):>9}" for v in result.percentiles.loc[name])
+        worse = result.share_worse[name]
+        click.echo(
+            f"  {name:<14}{cells}{_shown(name, result.observed[name]):>10}"
+            f"{'n/a' if math.isnan(worse) else f'{worse:.0%}':>7}"
+        )
+    click.echo(f"  sharpe: {result.sharpe_basis}; worse: share of paths below the run")
+    for line in result.readings():
+        click.echo(line)
+    for name in ("montecarlo.json", "montecarlo.html"):
+        click.echo(f"wrote {result.run_dir / name}")
+
+
+def _shown(name: str, value: Any) -> str:
+    number = float(value)
+    if math.isnan(number):
+        return "n/a"
+    return f"{number:.2f}" if name == "sharpe" else f"{number:.1%}"
+
+
+def _debug() -> bool:
+    """True under `ivybt --debug`, whose group then shows the traceback."""
+    context = click.get_current_context(silent=True)
+    root = context.find_root() if context is not None else None
+    return bool(root is not None and root.params.get("debug"))

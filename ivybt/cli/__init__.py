@@ -152,6 +152,8 @@ def _register() -> None:
     from ivybt.cli.dashboard import dashboard
     from ivybt.cli.data import data
     from ivybt.cli.grid import grid
+    from ivybt.cli.lookahead import check_lookahead
+    from ivybt.cli.montecarlo import montecarlo
     from ivybt.cli.optimize import optimize
     from ivybt.cli.strategies import strategies
     from ivybt.cli.walkforward import surface, walkforward
@@ -164,6 +166,8 @@ def _register() -> None:
     cli.add_command(dashboard)
     cli.add_command(walkforward)
     cli.add_command(surface)
+    cli.add_command(check_lookahead)
+    cli.add_command(montecarlo)
 
 
 def _one_line(text: object) -> str:

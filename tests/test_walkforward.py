@@ -56,6 +56,11 @@ def test_folds_surfaces_and_files(spy, tmp_path):
     assert set(METRIC_NAMES) <= set(surface.columns) and "valid" in surface.columns
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["command"] == "walkforward" and manifest["status"] == "finished"
+    overfitting = json.loads((folder / "metrics.json").read_text())["overfitting"]
+    assert len(overfitting["pbo_per_fold"]) == len(folds)
+    assert all(0.0 <= p <= 1.0 for p in overfitting["pbo_per_fold"])
+    assert overfitting["mean_pbo"] == pytest.approx(np.mean(overfitting["pbo_per_fold"]))
+    assert "Mean in-sample PBO (CSCV)" in (folder / "report.html").read_text()
 
 
 def test_each_choice_and_its_oos_row_equal_single_backtests(spy, tmp_path):

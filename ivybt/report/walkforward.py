@@ -74,6 +74,7 @@ def walkforward_report_html(result: WalkForwardResult, *, param: str) -> str:
         f"{result.metrics['wfe_rule']}.",
         "Stability scores are defined in docs/stability.md.",
         *bars_note(result.config),
+        *(result.metrics.get("overfitting") or {}).get("readings", []),
     ]
     return render_html(
         f"{result.config.strategy.name} walk-forward on {result.data.get('symbol', '')}",
@@ -107,6 +108,9 @@ def _summary_rows(result: WalkForwardResult) -> list[tuple[str, str]]:
         value = stability.get(key)
         rows.append((label, _text(value.get("mean") if isinstance(value, dict) else value, ".3f")))
     rows.append(("Chosen in OOS top decile", _text(stability.get("top_decile_rate"), ".0%")))
+    overfitting = metrics.get("overfitting") or {}
+    rows.append(("Mean in-sample PBO (CSCV)", _text(overfitting.get("mean_pbo"), ".2f")))
+    rows.append(("Mean deflated Sharpe ratio", _text(overfitting.get("mean_dsr"), ".2f")))
     return rows
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ivybt.bars.timeline import BAR_PARAMS, bar_grid, bars_note, signal_bars, split_specs
@@ -30,7 +31,9 @@ from ivybt.run_folder import (
 from ivybt.run_inputs import prepare_inputs
 from ivybt.simulation import check_enough_bars
 from ivybt.strategies import Strategy, get_strategy
-from ivybt.studies.grid import Progress, evaluate_space
+from ivybt.studies.evidence import overfitting_evidence
+from ivybt.studies.evidence import summary_rows as evidence_rows
+from ivybt.studies.grid import Progress, evaluate_returns, evaluate_space
 from ivybt.studies.space import ParamSpace, build_space
 
 LARGE_GRID = 5_000_000  # combinations above which a grid run warns with its size
@@ -51,6 +54,7 @@ class GridResult:
     started: datetime = field(default_factory=utc_now)
     folder: Path | None = None
     bar_params: tuple[str, ...] = ()  # Renko settings varied by the grid (-p box=...)
+    evidence: dict[str, Any] | None = None  # PBO and DSR (ivybt.studies.evidence)
 
     @property
     def n_bar_combinations(self) -> int:
@@ -105,6 +109,7 @@ class GridResult:
                 "params": self.best_params(),
                 "metrics": {name: float(best[name]) for name in METRIC_NAMES},
             },
+            "overfitting": self.evidence,
         }
 
     def write(
@@ -132,8 +137,8 @@ class GridResult:
                 param_names=self.param_names,
                 metrics=list(METRIC_NAMES),
                 objective=self.objective,
-                summary=_summary_rows(headline),
-                notes=bars_note(self.config),
+                summary=_summary_rows(headline) + evidence_rows(self.evidence),
+                notes=[*(self.evidence or {}).get("readings", []), *bars_note(self.config)],
             )
             write_text(target / "report.html", html)
         self.folder = target
@@ -218,7 +223,7 @@ def run_grid(
         warnings.warn(GridSizeWarning(len(space) * len(bar_combos)), stacklevel=2)
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
     frame = inputs.frame.iloc[: inputs.history_bars]
-    tables = []
+    tables, groups = [], []
     for k, combo in enumerate(bar_combos):  # bricks built once per distinct box
         signals = signal_bars(config, frame, inputs.columns, start=inputs.window.start or 0,
                               override=combo)  # fmt: skip
@@ -237,8 +242,32 @@ def run_grid(
                             index=range(len(space)))  # fmt: skip
         part = part.join(pd.DataFrame(space.combos, columns=[f"param_{n}" for n in space.names]))
         tables.append(part.join(pd.DataFrame(metrics, columns=list(METRIC_NAMES))))
+        groups.append(signals)
     table = pd.concat(tables, ignore_index=True)
     table["valid"] = table["n_trades"] >= study.min_trades
+    first = inputs.window.start or 0
+
+    def returns_of(rows: np.ndarray) -> np.ndarray:
+        """Per-bar returns of table rows, evaluated per brick setting."""
+        out = np.empty((inputs.history_bars - first, len(rows)))
+        for k, signals in enumerate(groups):
+            mine = (rows >= k * len(space)) & (rows < (k + 1) * len(space))
+            if mine.any():
+                local = rows[mine] - k * len(space)
+                subset = ParamSpace(strategy, space.names, space.combos[local], len(local), ())
+                out[:, mine] = evaluate_returns(
+                    inputs.columns, subset, config.execution, first_bar=first,
+                    signal_columns=None if signals.signal_of is None else signals.columns,
+                    signal_of=signals.signal_of,
+                )  # fmt: skip
+        return out
+
+    evidence = overfitting_evidence(
+        table[study.objective].to_numpy(dtype=np.float64),
+        table["sharpe"].to_numpy(dtype=np.float64), table["valid"].to_numpy(), returns_of,
+        n_bars=inputs.history_bars - first, periods_per_year=inputs.periods_per_year,
+        memory_budget=int(study.memory_budget_mb * 2**20),
+    )  # fmt: skip
     return GridResult(
         config=config,
         strategy=strategy,
@@ -250,6 +279,7 @@ def run_grid(
         split=inputs.split,
         started=started,
         bar_params=tuple(bar_specs),
+        evidence=evidence,
     )
 
 

@@ -87,6 +87,12 @@ class SearchResult:
         """The best trial (one objective) or the Pareto front (several)."""
         return list(self.study.best_trials)
 
+    def evidence(self) -> dict[str, Any] | None:
+        """PBO and DSR over the trials evaluated (`ivybt.studies.evidence.search_evidence`)."""
+        from ivybt.studies.evidence import search_evidence
+
+        return search_evidence(self)
+
 
 def objectives_of(study: StudyConfig) -> tuple[str, ...]:
     return study.objectives or (study.objective,)

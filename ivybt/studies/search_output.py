@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ivybt.run_folder import open_run_folder, utc_now, write_json, write_table, write_text
+from ivybt.studies.evidence import summary_rows as evidence_rows
 from ivybt.studies.optimize import SearchResult
 
 
@@ -32,6 +33,7 @@ def search_headline(result: SearchResult) -> dict[str, Any]:
             }
             for trial in result.best_trials()
         ],
+        "overfitting": result.evidence(),
     }
 
 
@@ -58,6 +60,7 @@ def write_search(
         ("Trials", str(len(result.study.trials))),
         ("Objectives", ", ".join(result.objectives)),
         ("Best", "; ".join(str(best["params"]) for best in headline["best"][:3])),
+        *evidence_rows(headline["overfitting"]),
     ]
     extra = {"study_name": result.study.study_name, "storage": result.storage_url}
     with open_run_folder(
@@ -72,7 +75,10 @@ def write_search(
                 f"{result.config.strategy.name} search on {result.inputs.record['symbol']}",
                 summary_rows=summary,
                 sections=figures,
-                notes=[f"Open the study with `ivybt dashboard {result.storage_url}`."],
+                notes=[
+                    f"Open the study with `ivybt dashboard {result.storage_url}`.",
+                    *(headline["overfitting"] or {}).get("readings", []),
+                ],
             ),
         )
     return target

@@ -179,10 +179,52 @@ def _compute_fold(
     chosen = select(space.combos, metrics[:, 0, objective], valid[:, 0], study.select)
     surface = surface_rows(fold, space, metrics, valid, combo_ids)
     record = fold_record(fold, space, metrics, chosen, combo_ids)
+    record["overfitting"] = _in_sample_evidence(fold, config, inputs, space, metrics, valid)
     surface_path, record_path = fold_paths(folder, fold)
     write_table(surface_path, surface)
     write_json(record_path, record)
     return FoldResult(surface, record)
+
+
+def _in_sample_evidence(
+    fold: Fold, config: RunConfig, inputs: RunInputs, space: JointSpace, metrics: np.ndarray,
+    valid: np.ndarray,
+) -> dict[str, Any]:  # fmt: skip
+    """PBO and DSR of the fold's in-sample selection (`ivybt.studies.evidence`): the IS
+    window's per-bar returns of the combinations, the choice among them."""
+    from ivybt.studies.evidence import overfitting_evidence
+    from ivybt.studies.grid import evaluate_returns
+
+    study = config.study
+    assert study is not None
+    columns = {name: values[: fold.is_end] for name, values in inputs.columns.items()}
+    n = len(space.strategy_space)
+
+    def returns_of(rows: np.ndarray) -> np.ndarray:
+        out = np.empty((fold.is_end - fold.is_start, len(rows)))
+        for k, bar in enumerate(space.bars):
+            mine = (rows >= k * n) & (rows < (k + 1) * n)
+            if not mine.any():
+                continue
+            local = rows[mine] - k * n
+            subset = ParamSpace(space.strategy_space.strategy, space.strategy_space.names,
+                                space.strategy_space.combos[local], len(local), ())  # fmt: skip
+            signals = signal_bars(config, inputs.frame.iloc[: fold.is_end], columns,
+                                  start=fold.is_start, override=bar)  # fmt: skip
+            out[:, mine] = evaluate_returns(
+                columns, subset, config.execution, first_bar=fold.is_start,
+                signal_columns=None if signals.signal_of is None else signals.columns,
+                signal_of=signals.signal_of,
+            )  # fmt: skip
+        return out
+
+    objective = METRIC_NAMES.index(study.objective)
+    return overfitting_evidence(
+        metrics[:, 0, objective], metrics[:, 0, METRIC_NAMES.index("sharpe")], valid[:, 0],
+        returns_of, n_bars=fold.is_end - fold.is_start,
+        periods_per_year=inputs.periods_per_year,
+        memory_budget=int(study.memory_budget_mb * 2**20),
+    )  # fmt: skip
 
 
 def surface_rows(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ivybt.bars.timeline import bar_grid, split_specs
@@ -196,7 +197,8 @@ def run_walk_forward(
         equity, aggregate = stitched_oos(done, inputs, strategy, config)
         scores = stability_scores(surface, folds_df, objective=study.objective,
                                   params=list(space.names))  # fmt: skip
-        metrics = headline(config, folds_df, aggregate, scores, space)
+        metrics = headline(config, folds_df, aggregate, scores, space,
+                           [r.record for r in done])  # fmt: skip
         result = WalkForwardResult(config, strategy, space, folds_df, surface, equity, metrics,
                                    folder, inputs.record)  # fmt: skip
         write_table(folder / "folds.parquet", folds_df)
@@ -209,13 +211,36 @@ def run_walk_forward(
     return result
 
 
+def fold_overfitting(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Each fold's in-sample PBO and DSR, their means, and the plain reading."""
+    pbo = [(r.get("overfitting") or {}).get("pbo") for r in records]
+    dsr = [(r.get("overfitting") or {}).get("dsr") for r in records]
+    pbo_values = [p["pbo"] for p in pbo if p and p.get("pbo") is not None]
+    dsr_values = [d["dsr"] for d in dsr if d and d.get("dsr") is not None]
+    mean_pbo = float(np.mean(pbo_values)) if pbo_values else None
+    mean_dsr = float(np.mean(dsr_values)) if dsr_values else None
+    readings = []
+    if mean_pbo is not None:
+        readings.append(
+            f"in-sample choices rank at or below their out-of-sample median in "
+            f"{mean_pbo:.0%} of CSCV splits, on average over {len(pbo_values)} folds "
+            f"(mean PBO {mean_pbo:.2f})"
+        )
+    if mean_dsr is not None:
+        readings.append(f"mean deflated Sharpe ratio of the in-sample choices {mean_dsr:.2f}")
+    return {"pbo_per_fold": [p and p.get("pbo") for p in pbo], "mean_pbo": mean_pbo,
+            "dsr_per_fold": [d and d.get("dsr") for d in dsr], "mean_dsr": mean_dsr,
+            "readings": readings}  # fmt: skip
+
+
 def headline(
     config: RunConfig, folds: pd.DataFrame, aggregate: Mapping[str, Any],
-    scores: Mapping[str, Any], space: JointSpace,
+    scores: Mapping[str, Any], space: JointSpace, records: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:  # fmt: skip
     """metrics.json: the stitched OOS result, its yardstick, WFE, scores and the choices."""
     study = config.study
     assert study is not None
+    overfitting = fold_overfitting(records)
     choices = [
         {"fold": int(row.fold), "params": {n: _plain(getattr(row, f"param_{n}"))
                                            for n in space.names},
@@ -229,7 +254,7 @@ def headline(
         "oos": aggregate["oos"], "buy_and_hold": aggregate["buy_and_hold"],
         "wfe": aggregate["wfe"], "wfe_rule": "stitched OOS CAGR / bar-weighted geometric mean of "
         "the chosen parameters' IS CAGRs; per fold OOS CAGR / IS CAGR; null when IS <= 0",
-        "stability": scores, "folds": choices,
+        "stability": scores, "folds": choices, "overfitting": overfitting,
     }  # fmt: skip
 
 

@@ -1,0 +1,141 @@
+"""Evidence against overfitting for a grid, a search or a walk-forward fold: PBO and DSR.
+
+- PBO (`ivybt.stats.pbo`, CSCV with 16 blocks): on the bars x combinations matrix of per-bar
+  returns of the evaluated window. Every valid combination is kept when the matrix fits a
+  quarter of the memory budget (8 bytes x bars x combinations; the statistics make one
+  working copy of it); otherwise the best K by the objective, K as many as fit (at least
+  2), and `returns_kept` says so: PBO over the top K measures the overfitting among the
+  contenders, not the whole grid's.
+- DSR (`ivybt.stats.sharpe`): the selected (best valid) combination's per-bar returns, with
+  N = every trial evaluated (valid or not, the honest count of what was tried) and the
+  variance of their Sharpe ratios.
+
+Both come with their one-line plain reading for metrics.json and the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ivybt.errors import ConfigError
+
+PBO_BLOCKS = 16
+MIN_KEPT = 2
+
+ReturnsOf = Callable[[np.ndarray], np.ndarray]
+"""returns_of(rows) -> float64 (bars, len(rows)): per-bar returns of those table rows."""
+
+
+def overfitting_evidence(
+    objective: np.ndarray, sharpe: np.ndarray, valid: np.ndarray, returns_of: ReturnsOf, *,
+    n_bars: int, periods_per_year: float, memory_budget: int,
+) -> dict[str, Any]:  # fmt: skip
+    """PBO and DSR of a set of evaluated combinations (one row each).
+
+    `objective` ranks the rows (higher is better) for the top-K cut and the selection;
+    `sharpe` is each row's annualised Sharpe (for the trials' variance); `valid` marks rows
+    that may be selected. Returns a JSON-friendly dict with `pbo`, `dsr` (or the reason
+    each could not be computed) and `readings`.
+    """
+    from ivybt.stats.pbo import probability_of_overfitting
+    from ivybt.stats.sharpe import deflated_sharpe_of_trials
+
+    usable = valid & np.isfinite(objective)
+    rows = np.flatnonzero(usable)
+    out: dict[str, Any] = {"n_trials": len(objective), "n_valid": len(rows)}
+    if len(rows) < MIN_KEPT:
+        return out | {"pbo": None, "dsr": None,
+                      "readings": ["fewer than 2 valid combinations: no PBO or DSR"]}  # fmt: skip
+    fit = max(MIN_KEPT, memory_budget // 4 // (8 * max(n_bars, 1)))
+    kept = rows[np.argsort(-objective[rows], kind="stable")[:fit]]
+    kept.sort()
+    returns = returns_of(kept)
+    best = int(np.argmax(np.where(usable, objective, -np.inf)))
+    rule = "all valid" if len(kept) == len(rows) else (
+        f"the best {len(kept):,} by the objective (memory budget)"
+    )  # fmt: skip
+    out["returns_kept"] = {"combinations": len(kept), "of_valid": len(rows), "rule": rule}
+    readings = []
+    try:
+        pbo = probability_of_overfitting(returns, blocks=PBO_BLOCKS)
+        out["pbo"] = pbo.to_json()
+        readings.append(pbo.reading())
+    except ConfigError as err:
+        out["pbo"] = None
+        readings.append(f"no PBO: {err}")
+    selected = returns[:, int(np.searchsorted(kept, best))]
+    dsr = deflated_sharpe_of_trials(
+        selected, sharpe[np.isfinite(sharpe)], trial_sharpe_unit="annual",
+        periods_per_year=periods_per_year,
+    )  # fmt: skip
+    out["dsr"] = dsr.to_json()
+    readings.append(dsr.reading())
+    out["readings"] = readings
+    return out
+
+
+def summary_rows(evidence: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Report summary rows: PBO and DSR with their readings."""
+    if not evidence:
+        return []
+    pbo, dsr = evidence.get("pbo"), evidence.get("dsr")
+    rows = []
+    if pbo is not None:
+        rows.append(("PBO (CSCV, 16 blocks)", f"{pbo['pbo']:.2f}"))
+    if dsr is not None and dsr.get("dsr") is not None:
+        rows.append(("Deflated Sharpe ratio", f"{dsr['dsr']:.2f}"))
+    return rows
+
+
+def search_evidence(result: Any) -> dict[str, Any] | None:
+    """`overfitting_evidence` of an Optuna search (`ivybt.studies.optimize.SearchResult`):
+    trials ranked by the first objective (negated when it is minimised), N = every finished
+    trial (pruned and failed ones included), returns re-evaluated per Renko brick setting."""
+    from optuna.trial import TrialState
+
+    from ivybt.bars.timeline import BAR_PARAMS
+    from ivybt.strategies import get_strategy
+    from ivybt.studies.grid import evaluate_returns
+    from ivybt.studies.optimize import MINIMIZED, bricks_for, search_space
+    from ivybt.studies.space import ParamSpace
+
+    trials = [t for t in result.study.get_trials(deepcopy=False) if t.state.is_finished()]
+    if not trials:
+        return None
+    objective = result.objectives[0]
+    sign = -1.0 if objective in MINIMIZED else 1.0
+    metric = np.array([t.user_attrs.get(objective, np.nan) for t in trials], dtype=float)
+    sharpe = np.array([t.user_attrs.get("sharpe", np.nan) for t in trials], dtype=float)
+    valid = np.array([t.state == TrialState.COMPLETE for t in trials])
+    config, inputs = result.config, result.inputs
+    strategy = get_strategy(config.strategy.name)
+    _, fixed = search_space(strategy, config.strategy.space)
+    first = inputs.window.start or 0
+    signals_for = bricks_for(config, inputs, start=first)
+    names = strategy.param_names()
+
+    def returns_of(rows: np.ndarray) -> np.ndarray:
+        out = np.empty((inputs.history_bars - first, len(rows)))
+        keys = [tuple((n, v) for n, v in trials[r].params.items() if n in BAR_PARAMS)
+                for r in rows]  # fmt: skip
+        for key in dict.fromkeys(keys):
+            mine = np.array([k == key for k in keys])
+            combos = np.array([[float({**fixed, **trials[r].params}[n]) for n in names]
+                               for r in rows[mine]])  # fmt: skip
+            signals = signals_for(key)
+            out[:, mine] = evaluate_returns(
+                inputs.columns, ParamSpace(strategy, names, combos, len(combos), ()),
+                config.execution, first_bar=first,
+                signal_columns=None if signals.signal_of is None else signals.columns,
+                signal_of=signals.signal_of,
+            )  # fmt: skip
+        return out
+
+    return overfitting_evidence(
+        sign * metric, sharpe, valid, returns_of, n_bars=inputs.history_bars - first,
+        periods_per_year=inputs.periods_per_year,
+        memory_budget=int(config.study.memory_budget_mb * 2**20),
+    )  # fmt: skip

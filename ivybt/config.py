@@ -150,6 +150,7 @@ class StudyConfig(_Section):
     objective: str = "sharpe"
     min_trades: int = Field(1, ge=0)
     memory_budget_mb: float = Field(1024.0, gt=0.0)
+    evidence: bool = True  # PBO and DSR in the outputs (ivybt.studies.evidence)
     # search only (ivybt optimize): extra objectives make the study multi-objective
     objectives: tuple[str, ...] = ()
     trials: int | None = Field(None, ge=1)

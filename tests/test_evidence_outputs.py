@@ -69,3 +69,21 @@ def test_search_metrics_carry_pbo_and_dsr(tmp_path):
     assert found["n_valid"] == len(complete) and 0.0 <= found["pbo"]["pbo"] <= 1.0
     assert found["dsr"]["n_trials_tried"] == len(complete)
     assert set(METRIC_NAMES) >= {"sharpe"}
+
+
+def test_no_evidence_skips_the_statistics(tmp_path):
+    from click.testing import CliRunner
+
+    from ivybt.cli import cli
+
+    out = tmp_path / "g"
+    args = ["-s", "SPY", "--source", "sample", "-p", "fast=5,10", "--no-evidence"]
+    result = CliRunner().invoke(cli, ["grid", "sma_cross", *args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["overfitting"] is None
+    walk = CliRunner().invoke(cli, ["walkforward", "sma_cross", "-s", "SPY", "--source", "sample",
+                                    "-p", "fast=5,10", "--is", "3y", "--oos", "1y",
+                                    "--no-evidence", "--out", str(tmp_path / "w")])  # fmt: skip
+    assert walk.exit_code == 0, walk.output
+    found = json.loads((tmp_path / "w" / "metrics.json").read_text())["overfitting"]
+    assert found["mean_pbo"] is None

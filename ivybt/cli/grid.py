@@ -70,7 +70,7 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
     sections["strategy"]["space"] = dict(values["params"])
     sections["strategy"]["constraints"] = tuple(values["constraints"])
     sections["study"] = {
-        name: values[name] for name in ("objective", "min_trades", "memory_budget_mb")
+        name: values[name] for name in ("objective", "min_trades", "memory_budget_mb", "evidence")
     }
     sections = options.run_sections(sections, values)
     sections["study"]["kind"] = "grid"  # also when the file is a search's manifest

@@ -131,6 +131,7 @@ def walkforward(settings: Settings, strategy: str | None, **values: Any) -> None
             "objective",
             "min_trades",
             "memory_budget_mb",
+            "evidence",
             "search",
             "trials",
             "seed",

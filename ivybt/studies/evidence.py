@@ -26,7 +26,8 @@ PBO_BLOCKS = 16
 MIN_KEPT = 2
 
 ReturnsOf = Callable[[np.ndarray], np.ndarray]
-"""returns_of(rows) -> float64 (bars, len(rows)): per-bar returns of those table rows."""
+"""returns_of(rows) -> float64 (bars, len(rows)): per-bar returns of those table rows
+(`rows` ascending)."""
 
 
 def overfitting_evidence(
@@ -103,7 +104,7 @@ def search_evidence(result: Any) -> dict[str, Any] | None:
     from ivybt.studies.space import ParamSpace
 
     trials = [t for t in result.study.get_trials(deepcopy=False) if t.state.is_finished()]
-    if not trials:
+    if not trials or not result.config.study.evidence:
         return None
     objective = result.objectives[0]
     sign = -1.0 if objective in MINIMIZED else 1.0

@@ -248,21 +248,21 @@ def run_grid(
     first = inputs.window.start or 0
 
     def returns_of(rows: np.ndarray) -> np.ndarray:
-        """Per-bar returns of table rows, evaluated per brick setting."""
-        out = np.empty((inputs.history_bars - first, len(rows)))
+        """Per-bar returns of table rows (ascending), evaluated per brick setting."""
+        parts = []
         for k, signals in enumerate(groups):
-            mine = (rows >= k * len(space)) & (rows < (k + 1) * len(space))
-            if mine.any():
-                local = rows[mine] - k * len(space)
+            lo, hi = np.searchsorted(rows, [k * len(space), (k + 1) * len(space)])
+            if hi > lo:
+                local = rows[lo:hi] - k * len(space)
                 subset = ParamSpace(strategy, space.names, space.combos[local], len(local), ())
-                out[:, mine] = evaluate_returns(
+                parts.append(evaluate_returns(
                     inputs.columns, subset, config.execution, first_bar=first,
                     signal_columns=None if signals.signal_of is None else signals.columns,
                     signal_of=signals.signal_of,
-                )  # fmt: skip
-        return out
+                ))  # fmt: skip
+        return parts[0] if len(parts) == 1 else np.hstack(parts)
 
-    evidence = overfitting_evidence(
+    evidence = None if not study.evidence else overfitting_evidence(
         table[study.objective].to_numpy(dtype=np.float64),
         table["sharpe"].to_numpy(dtype=np.float64), table["valid"].to_numpy(), returns_of,
         n_bars=inputs.history_bars - first, periods_per_year=inputs.periods_per_year,

@@ -179,7 +179,11 @@ def _compute_fold(
     chosen = select(space.combos, metrics[:, 0, objective], valid[:, 0], study.select)
     surface = surface_rows(fold, space, metrics, valid, combo_ids)
     record = fold_record(fold, space, metrics, chosen, combo_ids)
-    record["overfitting"] = _in_sample_evidence(fold, config, inputs, space, metrics, valid)
+    record["overfitting"] = (
+        _in_sample_evidence(fold, config, inputs, space, metrics, valid)
+        if study.evidence
+        else None
+    )
     surface_path, record_path = fold_paths(folder, fold)
     write_table(surface_path, surface)
     write_json(record_path, record)

@@ -163,16 +163,18 @@ def test_backtest_report_with_webgl_traces(tmp_path, monkeypatch, chromium):
 
 
 def test_grid_report(tmp_path, chromium):
-    # three varying parameters: the metric surface, the sliced objective, the top table
+    # three varying parameters: the metric surface, the sliced objective, the top table,
+    # then the PBO logit histogram
     out = tmp_path / "run"
     invoke(
         *("grid", "macd_cross", "--symbol", "SPY", "--source", "sample"),
         *("-p", "fast=5:15:5", "-p", "slow=20:40:10", "-p", "signal=5,9", "--out", str(out)),
     )
     report = out / "report.html"
-    assert report.read_text().count(FIGURE_SECTION) == 3
+    assert report.read_text().count(FIGURE_SECTION) == 4
     result = chromium.open(report)
-    assert_drew_offline(result, plots=3)
+    assert_drew_offline(result, plots=4)
+    assert "Probability of backtest overfitting (CSCV)" in result.dom
     assert "Metric surface: fast × slow" in result.dom
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ivybt.report.backtest import format_metric
+from ivybt.report.evidence import evidence_figures
 from ivybt.report.grid_data import (
     axis_values,
     metric_column,
@@ -359,6 +360,7 @@ def grid_report_html(
     objective: str,
     summary: Mapping[str, object] | Sequence[tuple[str, object]],
     notes: Iterable[str] = (),
+    evidence: Mapping[str, Any] | None = None,
 ) -> str:
     """The grid-search report as one offline HTML page (plotly.js inlined once); nothing
     is written.
@@ -380,8 +382,7 @@ def grid_report_html(
     return render_html(
         title,
         summary_rows=rows,
-        sections=grid_figures(
-            table, param_names=param_names, metrics=metrics, objective=objective
-        ),
+        sections=grid_figures(table, param_names=param_names, metrics=metrics, objective=objective)
+        + evidence_figures(evidence),
         notes=notes,
     )

@@ -139,6 +139,7 @@ class GridResult:
                 objective=self.objective,
                 summary=_summary_rows(headline) + evidence_rows(self.evidence),
                 notes=[*(self.evidence or {}).get("readings", []), *bars_note(self.config)],
+                evidence=self.evidence,
             )
             write_text(target / "report.html", html)
         self.folder = target

@@ -55,6 +55,9 @@ def write_search(
     if len(result.objectives) > 1:
         figures.append(("Pareto front", views.plot_pareto_front(
             result.study, target_names=list(result.objectives))))  # fmt: skip
+    from ivybt.report.evidence import evidence_figures
+
+    figures += evidence_figures(headline["overfitting"])
     summary = [
         ("Study", f"{result.study.study_name} ({result.storage_url})"),
         ("Trials", str(len(result.study.trials))),

@@ -195,6 +195,20 @@ def expand_to_bars_nb(
         out_target[t] = signal_target[k] if k >= 0 else 0
 
 
+@njit(cache=True)
+def builtin_target_nb(
+    table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, plan: GridPlan,
+    signal_target: Int8Array1D, out_target: Int8Array1D,
+) -> None:  # fmt: skip
+    """The built-in strategy's target on every traded bar: its signal kernel on the signal
+    bars, expanded to the traded bars when they differ (`expand_to_bars_nb`)."""
+    if plan.signal_of.shape[0] > 0:
+        builtin_signal_nb(plan.code, table, rows, params, signal_target)
+        expand_to_bars_nb(signal_target, plan.signal_of, out_target)
+    else:
+        builtin_signal_nb(plan.code, table, rows, params, out_target)
+
+
 @njit(cache=True, parallel=True)
 def grid_builtin_nb(
     prices: Float64Array2D,
@@ -256,11 +270,7 @@ def grid_builtin_nb(
                         execution, periods_per_year, out[j, w],
                     )  # fmt: skip
                 continue
-            if mapped:
-                builtin_signal_nb(plan.code, table, slots[j], params[j], signal_target)
-                expand_to_bars_nb(signal_target, plan.signal_of, target)
-            else:
-                builtin_signal_nb(plan.code, table, slots[j], params[j], target)
+            builtin_target_nb(table, slots[j], params[j], plan, signal_target, target)
             window_metrics_nb(prices, target, windows, plan.direction, execution,
                               periods_per_year, traded, out[j])  # fmt: skip
     return out

@@ -14,7 +14,7 @@ from numba import njit, prange
 
 from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int64Array2D
 from ivybt.kernels.evaluate import account_start_nb, account_step_nb
-from ivybt.kernels.grid import GridPlan, block_bounds_nb, builtin_signal_nb, expand_to_bars_nb
+from ivybt.kernels.grid import GridPlan, block_bounds_nb, builtin_target_nb, expand_to_bars_nb
 from ivybt.kernels.simulate import Execution, restrict_direction_nb
 
 
@@ -71,7 +71,6 @@ def grid_returns_builtin_nb(
     n_bars = prices.shape[1]
     start = plan.windows[0, 0]
     n_out = out_returns.shape[0]
-    mapped = plan.signal_of.shape[0] > 0
     for block in prange(plan.n_blocks):
         signal_target = np.empty(table.shape[1], dtype=np.int8)
         target = np.empty(n_bars, dtype=np.int8)
@@ -79,11 +78,7 @@ def grid_returns_builtin_nb(
         column = np.empty(n_out, dtype=np.float64)
         first, last = block_bounds_nb(n_combos, plan.n_blocks, block)
         for j in range(first, last):
-            if mapped:
-                builtin_signal_nb(plan.code, table, slots[j], params[j], signal_target)
-                expand_to_bars_nb(signal_target, plan.signal_of, target)
-            else:
-                builtin_signal_nb(plan.code, table, slots[j], params[j], target)
+            builtin_target_nb(table, slots[j], params[j], plan, signal_target, target)
             window_returns_nb(prices, target, start, plan.direction, execution, traded, column)
             for t in range(n_out):
                 out_returns[t, j] = column[t]

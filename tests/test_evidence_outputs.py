@@ -87,3 +87,12 @@ def test_no_evidence_skips_the_statistics(tmp_path):
     assert walk.exit_code == 0, walk.output
     found = json.loads((tmp_path / "w" / "metrics.json").read_text())["overfitting"]
     assert found["mean_pbo"] is None
+
+
+def test_the_api_mirrors_no_evidence(tmp_path):
+    grid = ivybt.grid("sma_cross", **COMMON, params={"fast": "5,10", "slow": "30,50"},
+                      evidence=False)  # fmt: skip
+    assert grid.evidence is None
+    walk = ivybt.walk_forward("sma_cross", **COMMON, params={"fast": "5,10"}, in_sample="3y",
+                              out_of_sample="1y", evidence=False, out=tmp_path / "w")  # fmt: skip
+    assert walk.metrics["overfitting"]["mean_pbo"] is None

@@ -156,6 +156,7 @@ def grid(
     objective: str | None = None,
     min_trades: int | None = None,
     memory_budget_mb: float | None = None,
+    evidence: bool | None = None,
     out: str | Path | None = None,
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
@@ -188,6 +189,7 @@ def grid(
         "objective": objective,
         "min_trades": min_trades,
         "memory_budget_mb": memory_budget_mb,
+        "evidence": evidence,
     }
     sections = config_sections(
         strategy, symbol=symbol, data=data, **run_options,

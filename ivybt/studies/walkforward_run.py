@@ -75,6 +75,7 @@ def walk_forward(
     select: str | None = None,
     objective: str | None = None,
     min_trades: int | None = None,
+    evidence: bool | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     progress: FoldProgress | None = None,
@@ -113,7 +114,7 @@ def walk_forward(
     given = {k: v for k, v in windows.items() if v is not None}
     study = {"objective": objective, "min_trades": min_trades, "trials": trials, "seed": seed,
              "batch_size": batch_size, "storage": storage, "search": search, "select": select,
-             "windows": given or None}  # fmt: skip
+             "evidence": evidence, "windows": given or None}  # fmt: skip
     sections = config_sections(
         strategy, symbol=symbol, data=data, **run_options,
         extra={"strategy": {"space": space,

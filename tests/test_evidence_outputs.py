@@ -22,7 +22,7 @@ def test_grid_metrics_and_report_carry_pbo_and_dsr(tmp_path):
     found = metrics["overfitting"]
     assert 0.0 <= found["pbo"]["pbo"] <= 1.0 and found["pbo"]["n_splits"] == 12_870
     assert 0.0 <= found["dsr"]["dsr"] <= 1.0 and found["dsr"]["n_trials"] == len(result.table)
-    assert found["returns_kept"] == {"combinations": 30, "of_valid": 30, "rule": "all valid"}
+    assert found["returns_kept"]["combinations"] == found["returns_kept"]["of_valid"] == 30
     assert found["readings"][0].startswith("the in-sample best ranks")
     report = (tmp_path / "g" / "report.html").read_text()
     assert "PBO (CSCV, 16 blocks)" in report and "Deflated Sharpe ratio" in report
@@ -47,17 +47,25 @@ def test_grid_pbo_equals_pbo_of_its_own_returns(tmp_path, monkeypatch):
     assert result.evidence["pbo"]["pbo"] == probability_of_overfitting(returns).pbo
 
 
-def test_top_k_when_the_returns_do_not_fit_the_budget():
+def test_a_grid_larger_than_the_budget_is_reduced_in_chunks_with_the_same_pbo():
     rng = np.random.default_rng(3)
     n_bars, n = 400, 40
     returns = rng.normal(0, 0.01, (n_bars, n))
-    objective = rng.normal(size=n)
+    returns[:, 7] += 0.002  # a planted edge
+    objective = returns.mean(axis=0) / returns.std(axis=0, ddof=1)
+    calls = []
+
+    def returns_of(rows):
+        calls.append(len(rows))
+        return returns[:, rows]
+
     found = evidence_module.overfitting_evidence(
-        objective, objective, np.ones(n, dtype=bool), lambda rows: returns[:, rows],
+        objective, objective, np.ones(n, dtype=bool), returns_of,
         n_bars=n_bars, periods_per_year=252.0, memory_budget=4 * 8 * n_bars * 10,
     )  # fmt: skip
-    assert found["returns_kept"]["combinations"] == 10
-    assert "the best 10 by the objective" in found["returns_kept"]["rule"]
+    assert calls[:4] == [10, 10, 10, 10]  # four chunks of 10 columns, then the selection
+    assert found["returns_kept"]["combinations"] == n
+    assert found["pbo"]["pbo"] == probability_of_overfitting(returns).pbo
 
 
 def test_search_metrics_carry_pbo_and_dsr(tmp_path):

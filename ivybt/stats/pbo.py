@@ -199,11 +199,32 @@ def probability_of_overfitting(returns: npt.ArrayLike, *, blocks: int = 16) -> P
     """
     n_blocks = _check_blocks(blocks)
     matrix = _check_returns(returns, n_blocks)
-    n_periods, n_columns = matrix.shape
+    n_periods = matrix.shape[0]
+    dropped = n_periods % n_blocks
+    tables = block_stats_nb(np.ascontiguousarray(matrix[dropped:]), n_blocks)
+    return pbo_from_block_tables(*tables, n_periods=n_periods)
+
+
+def block_tables(returns: np.ndarray, blocks: int = 16) -> tuple[np.ndarray, ...]:
+    """(sums, squares, levels) of `returns`' columns over `blocks` blocks, the oldest
+    n_periods mod blocks rows dropped: what `pbo_from_block_tables` needs. Tables of column
+    chunks concatenate along axis 1, so a grid too large to hold as one return matrix can be
+    reduced chunk by chunk with the same result, bit for bit."""
+    n_blocks = _check_blocks(blocks)
+    matrix = _check_returns(returns, n_blocks)
+    dropped = matrix.shape[0] % n_blocks
+    return block_stats_nb(np.ascontiguousarray(matrix[dropped:]), n_blocks)
+
+
+def pbo_from_block_tables(
+    sums: np.ndarray, squares: np.ndarray, levels: np.ndarray, *, n_periods: int
+) -> PBOResult:
+    """`probability_of_overfitting` from per-block tables (`block_tables`) of a return matrix
+    with `n_periods` rows (before the oldest were dropped)."""
+    n_blocks, n_columns = sums.shape
     rows_per_block = n_periods // n_blocks
     dropped = n_periods - rows_per_block * n_blocks
-    used = np.ascontiguousarray(matrix[dropped:])
-    sums, squares, levels = block_stats_nb(used, n_blocks)
+    _require(n_columns >= 2, f"PBO needs at least 2 combinations, got {n_columns}")
     masks = flat_masks_nb(levels)
     logits, is_sharpe, oos_sharpe, winners = cscv_splits_nb(
         sums, squares, masks, _halves(n_blocks), rows_per_block

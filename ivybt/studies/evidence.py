@@ -1,11 +1,10 @@
 """Evidence against overfitting for a grid, a search or a walk-forward fold: PBO and DSR.
 
 - PBO (`ivybt.stats.pbo`, CSCV with 16 blocks): on the bars x combinations matrix of per-bar
-  returns of the evaluated window. Every valid combination is kept when the matrix fits a
-  quarter of the memory budget (8 bytes x bars x combinations; the statistics make one
-  working copy of it); otherwise the best K by the objective, K as many as fit (at least
-  2), and `returns_kept` says so: PBO over the top K measures the overfitting among the
-  contenders, not the whole grid's.
+  returns of every valid combination over the evaluated window. The matrix is never held
+  whole: chunks of combinations that fit a quarter of the memory budget (8 bytes x bars x
+  combinations; the statistics make one working copy) are reduced to per-block tables,
+  which concatenate into exactly the tables of the whole matrix.
 - DSR (`ivybt.stats.sharpe`): the selected (best valid) combination's per-bar returns, with
   N = every trial evaluated (valid or not, the honest count of what was tried) and the
   variance of their Sharpe ratios.
@@ -36,12 +35,12 @@ def overfitting_evidence(
 ) -> dict[str, Any]:  # fmt: skip
     """PBO and DSR of a set of evaluated combinations (one row each).
 
-    `objective` ranks the rows (higher is better) for the top-K cut and the selection;
+    `objective` ranks the rows (higher is better) for the selection;
     `sharpe` is each row's annualised Sharpe (for the trials' variance); `valid` marks rows
     that may be selected. Returns a JSON-friendly dict with `pbo`, `dsr` (or the reason
     each could not be computed) and `readings`.
     """
-    from ivybt.stats.pbo import probability_of_overfitting
+    from ivybt.stats.pbo import block_tables, pbo_from_block_tables
     from ivybt.stats.sharpe import deflated_sharpe_of_trials
 
     usable = valid & np.isfinite(objective)
@@ -50,24 +49,25 @@ def overfitting_evidence(
     if len(rows) < MIN_KEPT:
         return out | {"pbo": None, "dsr": None,
                       "readings": ["fewer than 2 valid combinations: no PBO or DSR"]}  # fmt: skip
-    fit = max(MIN_KEPT, memory_budget // 4 // (8 * max(n_bars, 1)))
-    kept = rows[np.argsort(-objective[rows], kind="stable")[:fit]]
-    kept.sort()
-    returns = returns_of(kept)
+    chunk = max(MIN_KEPT, memory_budget // 4 // (8 * max(n_bars, 1)))
     best = int(np.argmax(np.where(usable, objective, -np.inf)))
-    rule = "all valid" if len(kept) == len(rows) else (
-        f"the best {len(kept):,} by the objective (memory budget)"
-    )  # fmt: skip
-    out["returns_kept"] = {"combinations": len(kept), "of_valid": len(rows), "rule": rule}
+    out["returns_kept"] = {
+        "combinations": len(rows), "of_valid": len(rows),
+        "rule": "all valid, reduced to block tables in chunks of "
+        f"{min(chunk, len(rows)):,} combinations (memory budget)",
+    }  # fmt: skip
     readings = []
     try:
-        pbo = probability_of_overfitting(returns, blocks=PBO_BLOCKS)
+        tables = [block_tables(returns_of(rows[k : k + chunk]), PBO_BLOCKS)
+                  for k in range(0, len(rows), chunk)]  # fmt: skip
+        sums, squares, levels = (np.concatenate(p, axis=1) for p in zip(*tables, strict=True))
+        pbo = pbo_from_block_tables(sums, squares, levels, n_periods=n_bars)
         out["pbo"] = pbo.to_json()
         readings.append(pbo.reading())
     except ConfigError as err:
         out["pbo"] = None
         readings.append(f"no PBO: {err}")
-    selected = returns[:, int(np.searchsorted(kept, best))]
+    selected = returns_of(np.array([best]))[:, 0]
     dsr = deflated_sharpe_of_trials(
         selected, sharpe[np.isfinite(sharpe)], trial_sharpe_unit="annual",
         periods_per_year=periods_per_year,

@@ -43,7 +43,6 @@ class SignalBars:
 
     columns: dict[str, Float64Array1D]
     signal_of: Int64Array1D | None  # None: the real bars themselves
-    n_bricks: int = 0
 
 
 def bars_note(config: RunConfig) -> list[str]:
@@ -119,4 +118,4 @@ def signal_bars(
     bricks = renko_bricks(frame, renko_settings(config, override), start=start)
     completed_by = brick_bars(bricks)
     signal_of = np.searchsorted(completed_by, np.arange(len(frame)), side="right") - 1
-    return SignalBars(renko_columns(bricks), signal_of.astype(np.int64), len(bricks))
+    return SignalBars(renko_columns(bricks), signal_of.astype(np.int64))

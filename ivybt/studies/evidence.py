@@ -29,6 +29,21 @@ ReturnsOf = Callable[[np.ndarray], np.ndarray]
 (`rows` ascending)."""
 
 
+def grouped_returns(
+    rows: np.ndarray, group_size: int, n_groups: int,
+    returns_for: Callable[[int, np.ndarray], np.ndarray],
+) -> np.ndarray:  # fmt: skip
+    """`returns_of` for combinations numbered group by group (Renko brick setting k holds
+    rows [k x group_size, (k + 1) x group_size)): `returns_for(k, local rows)` evaluates one
+    group. `rows` ascending, so each group is a contiguous slice (one group: no copy)."""
+    parts = []
+    for k in range(n_groups):
+        lo, hi = np.searchsorted(rows, [k * group_size, (k + 1) * group_size])
+        if hi > lo:
+            parts.append(returns_for(k, rows[lo:hi] - k * group_size))
+    return parts[0] if len(parts) == 1 else np.hstack(parts)
+
+
 def overfitting_evidence(
     objective: np.ndarray, sharpe: np.ndarray, valid: np.ndarray, returns_of: ReturnsOf, *,
     n_bars: int, periods_per_year: float, memory_budget: int,

@@ -31,7 +31,7 @@ from ivybt.run_folder import (
 from ivybt.run_inputs import prepare_inputs
 from ivybt.simulation import check_enough_bars
 from ivybt.strategies import Strategy, get_strategy
-from ivybt.studies.evidence import overfitting_evidence
+from ivybt.studies.evidence import grouped_returns, overfitting_evidence
 from ivybt.studies.evidence import summary_rows as evidence_rows
 from ivybt.studies.grid import Progress, evaluate_returns, evaluate_space
 from ivybt.studies.space import ParamSpace, build_space
@@ -99,8 +99,7 @@ class GridResult:
             "symbol": self.data["symbol"],
             "interval": self.config.data.interval,
             "n_combinations": len(self.table),
-            "n_candidates": self.space.n_candidates
-            * max(len(self.table) // max(len(self.space), 1), 1),
+            "n_candidates": self.space.n_candidates * self.n_bar_combinations,
             "n_valid": int(self.table["valid"].sum()),
             "objective": self.objective,
             "periods_per_year": self.periods_per_year,
@@ -250,20 +249,18 @@ def run_grid(
     table["valid"] = table["n_trades"] >= study.min_trades
     first = inputs.window.start or 0
 
+    def returns_for(k: int, local: np.ndarray) -> np.ndarray:
+        """Per-bar returns of strategy combinations `local` on brick setting k."""
+        signals = groups[k]
+        subset = ParamSpace(strategy, space.names, space.combos[local], len(local), ())
+        return evaluate_returns(
+            inputs.columns, subset, config.execution, first_bar=first,
+            signal_columns=None if signals.signal_of is None else signals.columns,
+            signal_of=signals.signal_of,
+        )  # fmt: skip
+
     def returns_of(rows: np.ndarray) -> np.ndarray:
-        """Per-bar returns of table rows (ascending), evaluated per brick setting."""
-        parts = []
-        for k, signals in enumerate(groups):
-            lo, hi = np.searchsorted(rows, [k * len(space), (k + 1) * len(space)])
-            if hi > lo:
-                local = rows[lo:hi] - k * len(space)
-                subset = ParamSpace(strategy, space.names, space.combos[local], len(local), ())
-                parts.append(evaluate_returns(
-                    inputs.columns, subset, config.execution, first_bar=first,
-                    signal_columns=None if signals.signal_of is None else signals.columns,
-                    signal_of=signals.signal_of,
-                ))  # fmt: skip
-        return parts[0] if len(parts) == 1 else np.hstack(parts)
+        return grouped_returns(rows, len(space), len(groups), returns_for)
 
     evidence = None if not study.evidence else overfitting_evidence(
         table[study.objective].to_numpy(dtype=np.float64),

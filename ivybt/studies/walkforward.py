@@ -196,7 +196,7 @@ def _in_sample_evidence(
 ) -> dict[str, Any]:  # fmt: skip
     """PBO and DSR of the fold's in-sample selection (`ivybt.studies.evidence`): the IS
     window's per-bar returns of the combinations, the choice among them."""
-    from ivybt.studies.evidence import overfitting_evidence
+    from ivybt.studies.evidence import grouped_returns, overfitting_evidence
     from ivybt.studies.grid import evaluate_returns
 
     study = config.study
@@ -204,23 +204,20 @@ def _in_sample_evidence(
     columns = {name: values[: fold.is_end] for name, values in inputs.columns.items()}
     n = len(space.strategy_space)
 
+    def returns_for(k: int, local: np.ndarray) -> np.ndarray:
+        strategy_space = space.strategy_space
+        subset = ParamSpace(strategy_space.strategy, strategy_space.names,
+                            strategy_space.combos[local], len(local), ())  # fmt: skip
+        signals = signal_bars(config, inputs.frame.iloc[: fold.is_end], columns,
+                              start=fold.is_start, override=space.bars[k])  # fmt: skip
+        return evaluate_returns(
+            columns, subset, config.execution, first_bar=fold.is_start,
+            signal_columns=None if signals.signal_of is None else signals.columns,
+            signal_of=signals.signal_of,
+        )  # fmt: skip
+
     def returns_of(rows: np.ndarray) -> np.ndarray:
-        out = np.empty((fold.is_end - fold.is_start, len(rows)))
-        for k, bar in enumerate(space.bars):
-            mine = (rows >= k * n) & (rows < (k + 1) * n)
-            if not mine.any():
-                continue
-            local = rows[mine] - k * n
-            subset = ParamSpace(space.strategy_space.strategy, space.strategy_space.names,
-                                space.strategy_space.combos[local], len(local), ())  # fmt: skip
-            signals = signal_bars(config, inputs.frame.iloc[: fold.is_end], columns,
-                                  start=fold.is_start, override=bar)  # fmt: skip
-            out[:, mine] = evaluate_returns(
-                columns, subset, config.execution, first_bar=fold.is_start,
-                signal_columns=None if signals.signal_of is None else signals.columns,
-                signal_of=signals.signal_of,
-            )  # fmt: skip
-        return out
+        return grouped_returns(rows, n, len(space.bars), returns_for)
 
     objective = METRIC_NAMES.index(study.objective)
     return overfitting_evidence(

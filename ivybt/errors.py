@@ -1,7 +1,9 @@
 """Exceptions and warnings of IvyBT.
 
 Every message says three things: the rule, the value seen, and the fix. The CLI prints an
-`IvyBTError` as one line and exits with status 1 (status 2 for usage errors).
+`IvyBTError` as one line and exits with status 2 for a `ConfigError` (the user's input is
+wrong: options, config files, specs, folders of the wrong kind) and 1 for every other error
+(data and runtime).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ class IvyBTError(Exception):
 
 
 class ConfigError(IvyBTError, ValueError):
-    """A setting or argument is invalid (bad interval, unknown source, start after end...)."""
+    """A setting or argument is invalid (bad interval, unknown source, start after end...):
+    something the user typed or wrote in a config file. The CLI exits with status 2."""
 
 
 class DataError(IvyBTError):

@@ -93,21 +93,21 @@ def test_default_run_folder_name(tmp_path):
     [
         (
             ["-p", "fsat=5"],
-            1,
+            2,
             "Error: unknown parameter 'fsat' for sma_cross (did you mean 'fast'?)",
         ),
-        (["-p", "fast=x"], 1, "Error: parameter fast of sma_cross must be a number, got 'x'"),
-        (["-p", "fast=60"], 1, "Error: constraint 'fast < slow' of sma_cross does not hold"),
+        (["-p", "fast=x"], 2, "Error: parameter fast of sma_cross must be a number, got 'x'"),
+        (["-p", "fast=60"], 2, "Error: constraint 'fast < slow' of sma_cross does not hold"),
         (["-p", "fast"], 2, "expected name=value such as fast=10, got 'fast'"),
         (
             ["-p", "slow=400", "--start", "2020-01-01"],
-            1,
+            2,
             "Error: sma_cross with fast=10, slow=400 needs at least 401 bars (399 to warm up its "
             "indicators), but SPY 2020-01-02..2020-08-28 has 167; start earlier (--start) or use "
             "smaller windows",
         ),
-        (["--run-mode", "test"], 1, "run_mode 'test' needs train_split (e.g. --train-split 0.7)"),
-        (["--train-split", "0.7"], 1, "train_split applies to run_mode 'train' or 'test'"),
+        (["--run-mode", "test"], 2, "run_mode 'test' needs train_split (e.g. --train-split 0.7)"),
+        (["--train-split", "0.7"], 2, "train_split applies to run_mode 'train' or 'test'"),
         (["--commission", "0.5"], 2, "Invalid value for '--commission'"),
         (["--fill", "open"], 2, "Invalid value for '--fill'"),
     ],
@@ -120,9 +120,9 @@ def test_bad_input_gets_one_line_and_no_traceback(tmp_path, args, code, message)
     assert not (tmp_path / "x").exists()
 
 
-def test_unknown_strategy_exits_1():
+def test_unknown_strategy_exits_2():
     result = invoke("backtest", "sma_crss", "-s", "SPY", "--source", "sample")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "unknown strategy 'sma_crss' (did you mean 'sma_cross'?)" in result.output
 
 
@@ -131,7 +131,7 @@ def test_rerun_and_refusal_of_a_used_folder(tmp_path):
     assert invoke(*SPY_RUN, "--out", out).exit_code == 0
     assert invoke(*SPY_RUN, "--out", out).exit_code == 0  # same config: rerun in place
     other = invoke(*SPY_RUN, "-p", "fast=5", "--out", out)
-    assert other.exit_code == 1
+    assert other.exit_code == 2
     assert "holds a run with another configuration; choose another --out, or pass --overwrite" in (
         " ".join(other.output.split())
     )

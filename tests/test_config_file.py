@@ -58,7 +58,7 @@ def _quiet_optuna():
 
 
 def one_line_error(result) -> str:
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # a config file is user input
     assert "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
@@ -186,7 +186,7 @@ def test_the_api_mirrors_the_cli(grid_file, tmp_path):
          "unknown parameter 'slw' for sma_cross (did you mean 'slow'?)"),
     ],
 )  # fmt: skip
-def test_bad_files_get_one_line_and_exit_1(tmp_path, text, message):
+def test_bad_files_get_one_line_and_exit_2(tmp_path, text, message):
     path = write(tmp_path / "bad.yaml", text)
     line = one_line_error(invoke("grid", "--config", str(path), "--out", str(tmp_path / "x")))
     assert message in line

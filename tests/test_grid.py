@@ -257,7 +257,7 @@ def test_cli_grid_bad_input(tmp_path, args, message):
         cli, ["grid", "sma_cross", "-s", "SPY", "--source", "sample", *args,
               "--out", str(tmp_path / "x")],
     )  # fmt: skip
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output and not (tmp_path / "x").exists()
 

@@ -196,7 +196,7 @@ def test_cli_renko_clean_run_and_errors():
     assert clean.exit_code == 0, clean.output
     assert clean.output == CLEAN + "\n"
     unknown = _cli("sma_cross", *base, "-p", "fats=5")
-    assert unknown.exit_code == 1
+    assert unknown.exit_code == 2
     assert unknown.output.startswith("Error: unknown parameter 'fats' for sma_cross")
     assert "Traceback" not in unknown.output
     no_symbol = _cli("sma_cross")

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import ivybt
+from ivybt.cli import cli
 from ivybt.cli.montecarlo import montecarlo as montecarlo_command
 from ivybt.errors import ConfigError
 from ivybt.kernels.montecarlo import (
@@ -338,10 +339,10 @@ def test_command_on_a_backtest_and_a_walk_forward_run(runs):
 @pytest.mark.parametrize(
     ("name", "args", "code", "message"),
     [
-        ("grid", [], 1, "Error: "),
-        ("missing", [], 1, "Error: no run folder at"),
-        ("bt", ["--method", "block", "--block-size", "999999"], 1, "block_size must be"),
-        ("wf", ["--method", "trades"], 1, "use --method block"),
+        ("grid", [], 2, "Error: "),
+        ("missing", [], 2, "Error: no run folder at"),
+        ("bt", ["--method", "block", "--block-size", "999999"], 2, "block_size must be"),
+        ("wf", ["--method", "trades"], 2, "use --method block"),
         ("bt", ["--method", "bootstrap"], 2, "Invalid value for '--method'"),
         ("bt", ["--n", "0"], 2, "Invalid value for '--n': 0 is not in the range x>=1"),
     ],
@@ -349,7 +350,7 @@ def test_command_on_a_backtest_and_a_walk_forward_run(runs):
 def test_command_errors_are_one_line_without_traceback(runs, tmp_path, name, args, code,
                                                        message):  # fmt: skip
     folder = runs.get(name, tmp_path / "missing")
-    result = CliRunner().invoke(montecarlo_command, [str(folder), *args])
+    result = CliRunner().invoke(cli, ["montecarlo", str(folder), *args])
     assert result.exit_code == code, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and message in errors[0]

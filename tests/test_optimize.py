@@ -262,7 +262,7 @@ def test_dashboard_serves_the_study_over_http(tmp_path):
 
 def test_dashboard_without_studies_says_what_to_do(tmp_path):
     result = CliRunner().invoke(cli, ["--results-dir", str(tmp_path), "dashboard"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no studies at journal://" in result.output and "run `ivybt optimize` first" in (
         result.output
     )

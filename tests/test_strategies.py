@@ -199,7 +199,7 @@ def test_documented_user_strategy_runs_from_the_cli(tmp_path, monkeypatch):
     bad = runner.invoke(
         cli, ["backtest", "my_strategies:KeltnerBreakout", "-s", "SPY", "-p", "windw=3"]
     )
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2
     assert "unknown parameter 'windw' for keltner_breakout (did you mean 'window'?)" in bad.output
 
 

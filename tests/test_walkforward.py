@@ -211,13 +211,13 @@ def test_cli_walkforward_and_surface(tmp_path):
     bad = runner.invoke(cli, no_is)
     assert bad.exit_code == 2 and "--is" in bad.output
     no_oos = runner.invoke(cli, [a for a in args if a not in ("--oos", "1y")])
-    assert no_oos.exit_code == 1
+    assert no_oos.exit_code == 2
     assert "exactly one of out_of_sample (--oos) and folds" in no_oos.output
     grid_dir = tmp_path / "grid"
     runner.invoke(cli, ["grid", "sma_cross", "-s", "SPY", "--source", "sample", "-p",
                         "fast=5,10", "--out", str(grid_dir)])  # fmt: skip
     refused = runner.invoke(cli, ["surface", str(grid_dir)])
-    assert refused.exit_code == 1 and "not a walk-forward one" in refused.output
+    assert refused.exit_code == 2 and "not a walk-forward one" in refused.output
     assert "Traceback" not in refused.output
 
 

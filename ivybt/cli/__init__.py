@@ -1,8 +1,13 @@
 """The `ivybt` command: a thin Click layer over the Python API.
 
-Errors are one line on stderr: exit status 1 for IvyBT errors (bad data, failed fetch), 2 for
-usage errors, 130 when Ctrl-C stops a grid or search (saying what was finished), no traceback
-unless --debug.
+Errors are one line on stderr, with no traceback unless --debug. Exit status:
+
+- 2: the user's input is wrong: what was typed or written in a config file (bad specs, unknown
+  names, YAML problems, dates, windows, folders of the wrong kind): Click's usage errors and
+  every `ConfigError`;
+- 1: data and runtime errors (bad or missing bars, a failed fetch, a full disk, a refused
+  database connection, a strategy that fails while running): every other `IvyBTError`;
+- 130: Ctrl-C stopped the command (it says what was kept).
 """
 
 from __future__ import annotations
@@ -18,10 +23,17 @@ from typing import Any
 import click
 
 from ivybt import __version__, _paths
-from ivybt.errors import IvyBTError, StudyInterrupted
+from ivybt.errors import ConfigError, IvyBTError, StudyInterrupted
 
 _ARGV_KEY = "ivybt.argv"
 INTERRUPTED_EXIT = 130  # what a shell reports for a command stopped by SIGINT (128 + 2)
+USAGE_EXIT = 2  # Click's status for usage errors; IvyBT uses it for every ConfigError
+
+
+class InputError(click.ClickException):
+    """A `ConfigError` on the command line: one line, like Click's usage errors' status 2."""
+
+    exit_code = USAGE_EXIT
 
 
 def command_line_of(ctx: click.Context) -> list[str]:
@@ -56,6 +68,10 @@ class IvyBTGroup(click.Group):
             warnings.showwarning = _show_warning
             try:
                 return super().invoke(ctx)
+            except ConfigError as err:
+                if debug:
+                    raise
+                raise InputError(_one_line(err)) from err
             except IvyBTError as err:
                 if debug:
                     raise

@@ -8,8 +8,6 @@ from typing import Any
 
 import click
 
-from ivybt.errors import IvyBTError
-
 
 @click.command("montecarlo")
 @click.argument("run_dir", type=click.Path(path_type=Path))
@@ -54,12 +52,7 @@ def montecarlo(
     """
     from ivybt.stats.montecarlo import METRICS, monte_carlo
 
-    try:
-        result = monte_carlo(run_dir, n=n, method=method, block_size=block_size, seed=seed)
-    except IvyBTError as err:
-        if _debug():
-            raise
-        raise click.ClickException(" ".join(str(err).split())) from err
+    result = monte_carlo(run_dir, n=n, method=method, block_size=block_size, seed=seed)
     per = "closed trades, with replacement" if result.method == "trades" else (
         f"bars, blocks of {result.block_size} (circular)")  # fmt: skip
     click.echo(
@@ -88,10 +81,3 @@ def _shown(name: str, value: Any) -> str:
     if math.isnan(number):
         return "n/a"
     return f"{number:.2f}" if name == "sharpe" else f"{number:.1%}"
-
-
-def _debug() -> bool:
-    """True under `ivybt --debug`, whose group then shows the traceback."""
-    context = click.get_current_context(silent=True)
-    root = context.find_root() if context is not None else None
-    return bool(root is not None and root.params.get("debug"))

@@ -46,6 +46,12 @@ class NetworkUnavailableError(FetchError):
     """The source could not be reached at all (DNS failure, refused connection, timeout)."""
 
 
+class StrategyError(IvyBTError):
+    """A strategy failed while running: its code raised, or its signal kernel wrote a target
+    other than -1, 0, +1 or outside its output array. The message names the strategy (and
+    the bar and value, for a bad target). The CLI exits with status 1."""
+
+
 class StudyInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped a grid or a search between two pieces of work.
 

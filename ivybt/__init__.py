@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ivybt._paths import use_numba_cache_dir
+
 __version__ = "0.1.0"
+
+use_numba_cache_dir()  # compiled kernels go to a per-user folder, never into the package
 
 __all__ = ["__version__", "backtest", "grid", "load", "optimize", "walk_forward"]
 

@@ -3,6 +3,7 @@ workplace's shared data folder."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -20,6 +21,55 @@ def test_import_ivybt_is_cheap() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def _compile_a_kernel(env: dict[str, str]) -> str:
+    code = (
+        "import numpy as np, numba, ivybt; from ivybt.kernels.indicators import sma_1d_nb; "
+        "sma_1d_nb(np.arange(10.0), 3); print(numba.config.CACHE_DIR)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _package_cache_files() -> set[Path]:
+    return {p for p in (REPO / "ivybt").rglob("*") if p.suffix in (".nbi", ".nbc")}
+
+
+def test_numba_cache_goes_to_a_per_user_folder_never_into_the_package(tmp_path: Path) -> None:
+    """`pip install .` then `pip install -e .` broke every install: Numba's default cache, a
+    __pycache__ beside each kernel, left a folder in site-packages that shadowed the package."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    before = _package_cache_files()
+    used = _compile_a_kernel(env)
+    assert Path(used) == tmp_path / "xdg" / "ivybt" / "numba"
+    assert any(Path(used).rglob("*.nbi")), "the kernel was not cached in the per-user folder"
+    assert _package_cache_files() == before, "Numba wrote its cache inside the package"
+
+
+def test_numba_cache_dir_from_the_environment_wins(tmp_path: Path) -> None:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "mine")}
+    assert Path(_compile_a_kernel(env)) == tmp_path / "mine"
+    assert any((tmp_path / "mine").rglob("*.nbi"))
+
+
+def test_numba_imported_first_still_uses_the_per_user_folder(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    code = (
+        "import numba, numpy as np, ivybt; from ivybt.kernels.indicators import sma_1d_nb; "
+        "sma_1d_nb(np.arange(10.0), 3); print(numba.config.CACHE_DIR)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == tmp_path / "xdg" / "ivybt" / "numba"
+    assert any((tmp_path / "xdg").rglob("*.nbi"))
 
 
 def test_readme_starts_with_the_two_commands_ci_runs() -> None:

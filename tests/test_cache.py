@@ -13,8 +13,14 @@ import pytest
 from ivybt.data._update_steps import request_spans
 from ivybt.data.cache import DataCache
 from ivybt.data.intervals import parse_interval
-from ivybt.data.store import read_series
-from ivybt.errors import ConfigError, DataError, EmptyDataError, HistoryRevisedWarning
+from ivybt.data.store import read_meta, read_series
+from ivybt.errors import (
+    ConfigError,
+    DataError,
+    EmptyDataError,
+    HistoryRevisedWarning,
+    ValidationError,
+)
 from tests.conftest import day, utc
 from tests.fakes import FakeYahoo
 
@@ -223,9 +229,11 @@ def test_cached_file_is_revalidated_on_read(cache_dir, fake_yahoo, aapl) -> None
 def test_symbols_are_normalised_and_checked(cache_dir) -> None:
     cache = DataCache(cache_dir)
     assert cache.path(" spy ", "1d").name == "SPY_1d.parquet"
-    assert cache.path("BRK/B", "60m").name == "BRK_B_1h.parquet"
+    assert cache.path("brk-b", "60m").name == "BRK-B_1h.parquet"
     with pytest.raises(ConfigError, match="symbol must be a ticker"):
         cache.path("../etc/passwd", "1d")
+    with pytest.raises(ConfigError, match=r"got 'BRK/B'; write a pair without '/'"):
+        cache.path("BRK/B", "1d")  # once BRK_B_1d.parquet, the same file as BRK_B's
 
 
 def test_rate_limited_fetch_backs_off_and_succeeds(cache_dir, fake_yahoo, aapl) -> None:
@@ -242,3 +250,26 @@ def test_multiindex_answer_is_normalised(cache_dir, fake_yahoo, aapl) -> None:
     frame, _ = read_series(cache_dir / "AAPL_1d.parquet")
     pdt.assert_frame_equal(frame, expected(aapl, "2015-01-01", "2016-01-01"))
     assert np.array_equal(frame.columns, ["open", "high", "low", "close", "volume", "adj_close"])
+
+
+def test_a_real_jump_needs_max_jump_which_is_stored_with_the_series(
+    cache_dir: Path, fake_yahoo: FakeYahoo, aapl: pd.DataFrame
+) -> None:
+    """A 1:20 reverse split the source did not adjust for, on 2015-06-01."""
+    split = aapl.copy()
+    prices = ["open", "high", "low", "close", "adj_close"]
+    split.loc[day("2015-06-01") :, prices] *= 20.0
+    fake_yahoo.serve("AAPL", "1d", split)
+    cache = DataCache(cache_dir)
+    with pytest.raises(ValidationError, match=r"prices within 10x of the previous close"):
+        cache.update("AAPL", "1d", day("2015-01-01"), day("2016-01-01"), now=NOW)
+    assert not (cache_dir / "AAPL_1d.parquet").exists()
+    with pytest.raises(ValidationError, match=r"prices within 15x of the previous close"):
+        cache.update("AAPL", "1d", day("2015-01-01"), day("2016-01-01"), now=NOW, max_jump=15)
+    cache.update("AAPL", "1d", day("2015-01-01"), day("2016-01-01"), now=NOW, max_jump=25)
+    assert read_meta(cache_dir / "AAPL_1d.parquet").max_jump == 25.0  # type: ignore[union-attr]
+    # later updates and reads use the stored factor
+    cache.update("AAPL", "1d", day("2014-01-01"), day("2017-01-01"), now=NOW)
+    frame, meta = cache.read("AAPL", "1d")  # type: ignore[misc]
+    assert meta.max_jump == 25.0
+    pdt.assert_frame_equal(frame, expected(split, "2014-01-01", "2017-01-01"))

@@ -433,6 +433,77 @@ def test_stamp_close_shifts_back_one_bar(eurusd: pd.DataFrame) -> None:
     assert unshifted.index[0] == utc("2018-01-03 01:00")
 
 
+def test_offsets_given_with_tz_are_noted_as_not_needed(eurusd: pd.DataFrame) -> None:
+    path = hourly_csv(eurusd, "eurusd.csv", lambda t: t.tz_convert("Europe/Paris").isoformat())
+    _, report = read(path, "EURUSD", "1h", tz="Asia/Tokyo")
+    assert report.dates == (
+        "ISO 8601; times carry their own zone (--tz Asia/Tokyo not needed), stored in UTC"
+    )
+
+
+def test_some_rows_with_offsets_are_refused_unless_tz_is_given(eurusd: pd.DataFrame) -> None:
+    """New York across a DST change: offsets on the first 30 rows, wall times on the rest."""
+    eurusd = sample("EURUSD", "1h", "2018-03-09", "2018-03-13")
+    local = eurusd.index.tz_convert("America/New_York")
+    stamps = dict(zip(eurusd.index, [t.isoformat() for t in local[:30]], strict=False))
+    path = hourly_csv(eurusd, "ny.csv", lambda t: stamps.get(t, f"{t.tz_convert(local.tz):%F %T}"))
+    message = fails(path, "EURUSD", "1h")
+    assert message.startswith(
+        "ny.csv, Date: 30 rows carry a UTC offset (first '2018-03-08T19:00:00-05:00', row 2"
+    )
+    assert f"and {len(eurusd) - 30} do not (first " in message
+    frame, report = read(path, "EURUSD", "1h", tz="America/New_York")
+    pdt.assert_frame_equal(frame, eurusd)
+    assert report.dates == (
+        f"ISO 8601 (30 rows with a UTC offset, {len(eurusd) - 30} without); times without an "
+        "offset read in America/New_York, stored in UTC"
+    )
+
+
+def test_daily_bars_keep_the_date_written_whatever_the_offset(aapl: pd.DataFrame) -> None:
+    """Midnight in Paris is 23:00 UTC the day before: the session date is the one written."""
+
+    def line(t: pd.Timestamp, b: pd.Series) -> str:
+        stamp = t.tz_localize("Europe/Paris").isoformat()
+        return f"{stamp}," + yahoo_line(t, b).split(",", 1)[1]
+
+    path = write("aapl.csv", YAHOO_HEADER, rows(aapl, line))
+    assert path.read_text().splitlines()[1].startswith("2017-12-01T00:00:00+01:00,")
+    frame, report = read(path, "AAPL", "1d")
+    close_to(frame, aapl, atol=5e-7)
+    assert report.dates == "ISO 8601; session dates"
+
+
+def test_date_format_with_offsets_across_a_dst_change() -> None:
+    eurusd = sample("EURUSD", "1h", "2018-03-09", "2018-03-13")
+    path = hourly_csv(
+        eurusd, "ny.csv", lambda t: f"{t.tz_convert('America/New_York'):%d/%m/%Y %H:%M %z}"
+    )
+    frame, report = read(path, "EURUSD", "1h", date_format="%d/%m/%Y %H:%M %z")
+    pdt.assert_frame_equal(frame, eurusd)
+    assert report.dates == "%d/%m/%Y %H:%M %z; times carry their own zone, stored in UTC"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "utc+2"])
+def test_unknown_tz_is_a_config_error(eurusd: pd.DataFrame, zone: str) -> None:
+    path = hourly_csv(eurusd, "eurusd.csv", lambda t: t.isoformat())
+    with pytest.raises(
+        ConfigError, match=rf"--tz must be a time zone .*, got {re.escape(repr(zone))}"
+    ):
+        read(path, "EURUSD", "1h", tz=zone)
+
+
+def test_parquet_dates_outside_the_timeline(aapl: pd.DataFrame) -> None:
+    """A Parquet date column in seconds can hold the year 1200; IvyBT's timeline cannot."""
+    table = aapl.reset_index()
+    table["date"] = table["date"].astype("datetime64[s]")
+    table.loc[4, "date"] = pd.Timestamp("1217-12-07").as_unit("s")
+    table.to_parquet("aapl.parquet", index=False)
+    message = fails(Path("aapl.parquet"), "AAPL", "1d")
+    assert message.startswith("aapl.parquet, date: Timestamp('1217-12-07 00:00:00') (row 6 ")
+    assert "lies outside the 1677-09-22 to 2262-04-11 timeline" in message
+
+
 # -- files that cannot be imported ----------------------------------------------------------
 
 
@@ -718,5 +789,23 @@ def test_failed_import_leaves_the_cache_alone(cache_dir: Path, aapl: pd.DataFram
             symbol="AAPL",
             interval="1d",
             cache_dir=cache_dir,
+        )
+    assert (cache_dir / "AAPL_1d.parquet").read_bytes() == before
+
+
+def test_a_jump_where_two_imports_meet_is_refused(cache_dir: Path, aapl: pd.DataFrame) -> None:
+    """December in dollars, then January from a vendor quoting cents: each file is fine alone."""
+    import_file(
+        yahoo_csv(aapl.loc[: day("2017-12-29")], "december.csv"),
+        symbol="AAPL",
+        interval="1d",
+        cache_dir=cache_dir,
+    )
+    before = (cache_dir / "AAPL_1d.parquet").read_bytes()
+    cents = aapl.loc[day("2018-01-01") :].copy()
+    cents[["open", "high", "low", "close", "adj_close"]] *= 100
+    with pytest.raises(ValidationError, match=r"^AAPL 1d: rule `prices within 10x of the prev"):
+        import_file(
+            yahoo_csv(cents, "january.csv"), symbol="AAPL", interval="1d", cache_dir=cache_dir
         )
     assert (cache_dir / "AAPL_1d.parquet").read_bytes() == before

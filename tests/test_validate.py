@@ -6,6 +6,8 @@ error type and the whole message: the rule, the first offending timestamp, and t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pandas.testing as pdt
@@ -13,8 +15,8 @@ import pytest
 
 import ivybt
 from ivybt.data.intervals import parse_interval
-from ivybt.data.validate import OHLC_REPAIR_RTOL, Validated, validate_ohlcv
-from ivybt.errors import DataError, ValidationError
+from ivybt.data.validate import MAX_JUMP, OHLC_REPAIR_RTOL, Validated, validate_ohlcv
+from ivybt.errors import ConfigError, DataError, ValidationError
 from tests.conftest import day, utc
 
 DAILY = parse_interval("1d")
@@ -486,6 +488,154 @@ def test_small_high_and_large_low_is_an_error_with_repair(aapl: pd.DataFrame) ->
         "AAPL 1d: rule `low <= min(open, close)` fails on 1 bar, first at 2017-12-12; worst "
         "relative violation 1.00e-02; fix the source"
     )
+
+
+# -- rule 8: arithmetic on the bars stays finite ---------------------------------------------
+
+ABSURD = (
+    "a price or volume of absurd size (a bad tick or a unit error); fix or drop those bars in "
+    "the source"
+)
+
+
+def test_a_bar_of_1e308_overflows_the_sums_of_squares(aapl: pd.DataFrame) -> None:
+    """1e308 is finite, but its square, and a mean or variance over it, is not."""
+    aapl.loc[day("2017-12-05"), ["high", "close", "adj_close"]] = 1e308
+    volume = aapl.loc[day("2017-12-05"), "volume"]
+    assert fails(aapl, repair=True) == (
+        "AAPL 1d: rule `the running sum of high² is finite` fails on 1 bar, first at "
+        f"2017-12-05; high 1e+308, volume {volume:.6g} there; {ABSURD}"
+    )
+
+
+def test_a_running_sum_that_overflows_names_the_bar_where_it_does(aapl: pd.DataFrame) -> None:
+    """Each volume is finite and so is each bar's high x volume; their sum is not."""
+    aapl["volume"] = 1e306
+    stamps = aapl.index
+    with np.errstate(over="ignore"):
+        sums = np.cumsum(aapl["high"].to_numpy() * 1e306)
+    first = stamps[int(np.argmax(~np.isfinite(sums)))]
+    assert np.isfinite(aapl["high"].to_numpy() * 1e306).all() and first != stamps[0]
+    high = aapl.loc[first, "high"]
+    assert fails(aapl) == (
+        "AAPL 1d: rule `the running sum of high x volume is finite` fails on 1 bar, first at "
+        f"{first:%Y-%m-%d}; high {high:.6g}, volume 1e+306 there; {ABSURD}"
+    )
+
+
+def test_a_ratio_between_bars_that_overflows(aapl: pd.DataFrame) -> None:
+    """A subnormal price: positive, but the previous close divided by it is infinite."""
+    aapl.loc[day("2017-12-05"), ["open", "low", "close", "adj_close"]] = 1e-320
+    assert fails(aapl, repair=True) == (
+        "AAPL 1d: rule `bar-to-bar price ratios are finite` fails on 2 bars, first at "
+        f"2017-12-05, 2017-12-06; {ABSURD}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("adj_close", "rule"),
+    [
+        (1e-323, "adj_close / close is finite and > 0"),  # 1e-323 / 170 underflows to 0
+        (1e306, "the running sum of adjusted high² is finite"),  # adjusted high ~1e306
+    ],
+)
+def test_adjusted_prices_that_overflow_or_vanish(
+    aapl: pd.DataFrame, adj_close: float, rule: str
+) -> None:
+    aapl.loc[day("2017-12-05"), "adj_close"] = adj_close
+    message = fails(aapl, repair=True)
+    assert message.startswith(f"AAPL 1d: rule `{rule}` fails on 1 bar, first at 2017-12-05; ")
+    assert message.endswith(ABSURD)
+
+
+def test_overflow_is_refused_whatever_max_jump_allows(aapl: pd.DataFrame) -> None:
+    aapl.loc[day("2017-12-05"), ["high", "close", "adj_close"]] = 1e308
+    with pytest.raises(ValidationError, match=r"running sum of high² is finite"):
+        validate_ohlcv(aapl, name=NAME, interval=DAILY, max_jump=math.inf)
+
+
+# -- rule 9: price jumps ----------------------------------------------------------------------
+
+
+def jump_message(
+    frame: pd.DataFrame, stamp: pd.Timestamp, factor: str = "10", label: str = ""
+) -> str:
+    i = frame.index.get_loc(stamp)
+    before, low, high = frame["close"].iloc[i - 1], frame["low"].iloc[i], frame["high"].iloc[i]
+    if label:
+        scale = frame["adj_close"] / frame["close"]
+        before, low, high = before * scale.iloc[i - 1], low * scale.iloc[i], high * scale.iloc[i]
+    before = min(before, low)
+    ratio = high / before
+    return (
+        f"AAPL 1d: rule `{label}prices within {factor}x of the previous close` fails on 1 bar, "
+        f"first at {stamp:%Y-%m-%d}; largest {ratio:.3g}x on {stamp:%Y-%m-%d} (from "
+        f"{before:.6g} to {high:.6g}); a typo or bad tick: fix or drop those bars in the "
+        "source; a real move (a crash, prices not adjusted for a split): pass --max-jump above "
+        f"{ratio:.3g} (max_jump=); --repair never changes prices"
+    )
+
+
+def test_a_price_100x_off_is_a_jump(aapl: pd.DataFrame) -> None:
+    """A decimal slip in one high: every price stays positive and enclosed."""
+    stamp = day("2017-12-05")
+    aapl.loc[stamp, "high"] *= 100
+    assert fails(aapl, repair=True) == jump_message(aapl, stamp)
+
+
+def test_a_jump_down_counts_as_well(aapl: pd.DataFrame) -> None:
+    stamp = day("2017-12-05")
+    aapl.loc[stamp, ["open", "low", "close", "adj_close"]] /= 20  # high stays: 20x range
+    message = fails(aapl)
+    assert message.startswith(
+        "AAPL 1d: rule `prices within 10x of the previous close` fails on 2 bars, first at "
+        "2017-12-05"
+    )  # and the bar after, which opens 20x above this close
+
+
+def test_an_adj_close_typo_is_a_jump_of_the_adjusted_prices(aapl: pd.DataFrame) -> None:
+    stamp = day("2017-12-05")
+    aapl.loc[stamp, "adj_close"] *= 50  # the stored OHLC are fine
+    message = fails(aapl)
+    assert message.startswith(
+        "AAPL 1d: rule `adjusted prices within 10x of the previous close` fails on 2 bars, "
+        "first at 2017-12-05, 2017-12-06; largest "
+    )
+
+
+def test_max_jump_lets_a_real_move_through(aapl: pd.DataFrame) -> None:
+    """An unadjusted 1:30 reverse split: refused at 10x and 25x, accepted at 40x or inf."""
+    aapl.loc[day("2017-12-05") :, ["open", "high", "low", "close", "adj_close"]] *= 30
+    with pytest.raises(ValidationError, match=r"prices within 25x of the previous close"):
+        validate_ohlcv(aapl, name=NAME, interval=DAILY, max_jump=25)
+    for factor in (40.0, math.inf):
+        checked = validate_ohlcv(aapl, name=NAME, interval=DAILY, max_jump=factor)
+        pdt.assert_frame_equal(checked.frame, aapl)
+
+
+def test_the_first_bar_is_checked_against_itself(eurusd: pd.DataFrame) -> None:
+    eurusd.iloc[0, eurusd.columns.get_loc("high")] *= 11
+    message = fails(eurusd, interval=HOURLY)
+    assert message.startswith(
+        "AAPL 1d: rule `prices within 10x of the previous close` fails on 1 bar, first at "
+        "2018-01-03T00:00:00+00:00; largest 11"
+    )
+
+
+@pytest.mark.parametrize("bad", [1.0, 0.5, -3, math.nan, "ten"])
+def test_max_jump_must_be_a_factor_above_one(aapl: pd.DataFrame, bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"max_jump \(--max-jump\) must be a factor above 1"):
+        validate_ohlcv(aapl, name=NAME, max_jump=bad)  # type: ignore[arg-type]
+
+
+def test_every_bundled_series_is_far_below_the_default_factor() -> None:
+    """Real data, raw and adjusted, BTCUSD's 2020 crash included, passes with room to spare."""
+    for entry in ivybt.data.sample_catalog():
+        frame = pd.read_parquet(entry.path)
+        validate_ohlcv(
+            frame, name=entry.symbol, interval=parse_interval(entry.interval), max_jump=2
+        )
+    assert MAX_JUMP == 10
 
 
 # -- the caller's frame ----------------------------------------------------------------------

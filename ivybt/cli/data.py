@@ -11,6 +11,15 @@ import pandas as pd
 from ivybt.cli import Settings, options
 from ivybt.errors import IvyBTError
 
+_max_jump = click.option(
+    "--max-jump",
+    type=click.FloatRange(min=1.0, min_open=True),
+    default=None,
+    metavar="FACTOR",
+    help="Allow price jumps up to FACTOR x the previous close (default 10; inf: no limit), "
+    "for real moves such as prices not adjusted for a split. Stored with the series.",
+)
+
 
 @click.group("data")
 def data() -> None:
@@ -31,6 +40,7 @@ def data() -> None:
 @options.start
 @options.end
 @options.repair
+@_max_jump
 @click.pass_obj
 def fetch_command(
     settings: Settings,
@@ -39,6 +49,7 @@ def fetch_command(
     start: str | None,
     end: str | None,
     repair: bool,
+    max_jump: float | None,
 ) -> None:
     """Fetch SYMBOLS from Yahoo Finance into the cache, only what is missing.
 
@@ -52,9 +63,11 @@ def fetch_command(
       ivybt data fetch SPY QQQ IWM --start 2010-01-01 --end 2024-01-01
       ivybt data fetch EURUSD=X --interval 1h
     """
-    from ivybt.data.cache import DataCache
+    from ivybt.data.cache import DataCache, normalise_symbol
     from ivybt.data.intervals import parse_interval, to_bound
 
+    for symbol in symbols:
+        normalise_symbol(symbol)  # every name a ticker before anything is fetched
     iv = parse_interval(interval)
     lo, hi = to_bound(start, iv, name="--start"), to_bound(end, iv, name="--end")
     if lo is not None and hi is not None and lo >= hi:
@@ -64,7 +77,7 @@ def fetch_command(
     for done, symbol in enumerate(symbols, start=1):
         prefix = f"[{done}/{len(symbols)}] " if len(symbols) > 1 else ""
         try:
-            report = cache.update(symbol, iv, lo, hi, repair=repair)
+            report = cache.update(symbol, iv, lo, hi, repair=repair, max_jump=max_jump)
         except IvyBTError as err:
             if len(symbols) == 1:
                 raise
@@ -93,9 +106,9 @@ def fetch_command(
 )
 @click.option(
     "--tz",
-    default="UTC",
-    show_default=True,
-    help="Time zone of naive intraday times in the file (IANA name).",
+    default=None,
+    help="Time zone (IANA name) of intraday times written without a UTC offset. Default: "
+    "UTC for a file without offsets; a file mixing both kinds needs it.",
 )
 @click.option(
     "--date-format",
@@ -110,6 +123,7 @@ def fetch_command(
     help="Whether intraday times mark the bar's open or close.",
 )
 @options.repair
+@_max_jump
 @click.option(
     "--replace",
     is_flag=True,
@@ -121,16 +135,19 @@ def import_command(
     file: Path,
     symbol: str,
     interval: str,
-    tz: str,
+    tz: str | None,
     date_format: str | None,
     stamp: str,
     repair: bool,
+    max_jump: float | None,
     replace: bool,
 ) -> None:
     """Import a vendor CSV or Parquet FILE into the cache, validated.
 
     Column names (Date/Datetime/Timestamp, Open, High, Low, Close or Close/Last, Adj Close,
     Volume, ...), number formats ($1,234.5; 1.2M) and common date formats are recognised.
+    The bars are validated (docs/data.md): a price more than 10x away from the previous close
+    is refused unless --max-jump allows it.
 
     \b
     Examples:
@@ -146,9 +163,10 @@ def import_command(
         interval=interval,
         tz=tz,
         date_format=date_format,
-        stamp=stamp,
+        stamp=stamp,  # type: ignore[arg-type]
         repair=repair,
-        replace=replace,  # type: ignore[arg-type]
+        max_jump=max_jump,
+        replace=replace,
         cache_dir=settings.cache_dir,
     )
     for line in report.repairs:

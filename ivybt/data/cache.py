@@ -25,6 +25,7 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_field
 from pathlib import Path
 
 import filelock
@@ -51,7 +52,7 @@ from ivybt.data.store import (
     remove_stale_temp_files,
     write_series,
 )
-from ivybt.data.validate import validate_ohlcv
+from ivybt.data.validate import check_max_jump, validate_ohlcv
 from ivybt.data.yahoo import YAHOO_PRICE_BASIS, FetchResult, fetch_yahoo
 from ivybt.errors import ConfigError, DataError, EmptyDataError, HistoryRevisedWarning
 
@@ -76,10 +77,15 @@ class UpdateReport:
     last: pd.Timestamp | None = None
     revised: str | None = None
     repairs: tuple[str, ...] = field(default_factory=tuple)
+    imported: int | None = None  # bars read from a vendor file (None: a fetch)
 
     def summary(self) -> str:
-        """One line for people: what was fetched and what the cache holds now."""
-        if not self.requests:
+        """One line for people: what was fetched or imported and what the cache holds now."""
+        if self.imported is not None:
+            replaced = self.imported - self.bars_added
+            did = f"imported {self.imported:,} bars ({self.bars_added:,} new"
+            did += f", {replaced:,} replaced)" if replaced else ")"
+        elif not self.requests:
             did = "up to date, nothing fetched"
         else:
             did = f"{len(self.requests)} request(s), {self.bars_added:+,} bars"
@@ -93,12 +99,30 @@ class UpdateReport:
         return f"{self.symbol} {self.interval}: {did}; cache {span}, {self.bars_total:,} bars"
 
 
+#: A ticker: an optional leading ^ (indices), then letters and digits, joined by single
+#: '.', '-', '=' or '_' (BRK.B, BRK-B, BTC-USD, EURUSD=X, ES=F, 0700.HK); at most 32 characters.
+TICKER = re.compile(r"\^?[A-Z0-9]+(?:[.\-=_][A-Z0-9]+)*")
+_TICKER_MAX = 32
+
+
 def normalise_symbol(symbol: str) -> str:
-    """Upper-case and strip a ticker; refuse empty or path-like names."""
+    """Upper-case and strip a ticker; refuse anything that is not one (`TICKER`).
+
+    The symbol names a cache file (`{SYMBOL}_{interval}.parquet`), so names that are empty,
+    start with a dot or a dash, hold a path separator ('/', '\\'), spaces or other characters
+    are a `ConfigError`. Pairs are written without a slash: EURUSD=X, BTC-USD.
+    """
     cleaned = str(symbol).strip().upper()
-    if not cleaned or not re.fullmatch(r"[A-Z0-9^=._\-/]+", cleaned) or ".." in cleaned:
+    if len(cleaned) > _TICKER_MAX or not TICKER.fullmatch(cleaned):
+        pair = (
+            "; write a pair without '/', e.g. EURUSD=X or BTC-USD"
+            if re.fullmatch(r"[A-Z0-9]+/[A-Z0-9]+", cleaned)
+            else ""
+        )
         raise ConfigError(
-            f"symbol must be a ticker like SPY, ^GSPC, BRK-B or EURUSD=X, got {symbol!r}"
+            f"symbol must be a ticker like SPY, ^GSPC, BRK-B, BRK.B or EURUSD=X (letters and "
+            f"digits joined by single '.', '-', '=' or '_', an optional leading '^', at most "
+            f"{_TICKER_MAX} characters), got {symbol!r}{pair}"
         )
     return cleaned
 
@@ -118,9 +142,9 @@ class DataCache:
         self.lock_timeout_s = lock_timeout_s
 
     def path(self, symbol: str, interval: str | Interval) -> Path:
-        """The file of one series: `{SYMBOL}_{interval}.parquet` ('/' becomes '_')."""
+        """The file of one series: `{SYMBOL}_{interval}.parquet`."""
         iv = parse_interval(interval)
-        return self.root / f"{normalise_symbol(symbol).replace('/', '_')}_{iv.name}.parquet"
+        return self.root / f"{normalise_symbol(symbol)}_{iv.name}.parquet"
 
     def files(self) -> list[Path]:
         """Every series file in the cache, sorted by name."""
@@ -137,7 +161,12 @@ class DataCache:
             return None
         frame, meta = read_series(path)
         iv = parse_interval(interval)
-        checked = validate_ohlcv(frame, name=f"{path} ({symbol} {iv.name})", interval=iv)
+        checked = validate_ohlcv(
+            frame,
+            name=f"{path} ({symbol} {iv.name})",
+            interval=iv,
+            max_jump=meta.max_jump if meta is not None else None,
+        )
         return checked.frame, meta
 
     def update(
@@ -150,24 +179,23 @@ class DataCache:
         fetcher: Fetcher | None = None,
         now: pd.Timestamp | None = None,
         repair: bool = False,
+        max_jump: float | None = None,
     ) -> UpdateReport:
         """Make the cache hold every complete bar of [start, end) that the source has.
 
         `start`/`end` are on the interval's timeline (naive dates, or UTC for intraday);
         None means as far back as the source goes / up to the last complete bar.
-        `fetcher` defaults to Yahoo (`ivybt.data.yahoo.fetch_yahoo`).
+        `fetcher` defaults to Yahoo (`ivybt.data.yahoo.fetch_yahoo`). `max_jump` (rule 9 of
+        `ivybt.data.validate`): None keeps the series' stored factor (default `MAX_JUMP`); a
+        value given is used and stored with the series once something is fetched.
         """
         symbol = normalise_symbol(symbol)
         iv = parse_interval(interval)
+        check_max_jump(max_jump)
         now = pd.Timestamp.now(tz="UTC") if now is None else now
         cutoff = iv.complete_before(now)
         start = default_start(iv, now) if start is None else start
         end = cutoff if end is None else min(end, cutoff)
-        if fetcher is None:
-
-            def fetcher(s: str, i: Interval, a: pd.Timestamp, b: pd.Timestamp) -> FetchResult:
-                return fetch_yahoo(s, i, a, b, repair=repair)
-
         path = self.path(symbol, iv)
         if path.exists() and self._covers(read_meta(path), start, end, path):
             return self._report_file(symbol, iv, path)  # metadata only: no data pages read
@@ -175,12 +203,17 @@ class DataCache:
             return self._report_file(symbol, iv, path)
         with self._lock(path):
             remove_stale_temp_files(path)
+            stored = read_meta(path) if path.exists() else None
+            if max_jump is None and stored is not None:
+                max_jump = stored.max_jump
             cached = self.read(symbol, iv)  # another process may have written meanwhile
             if cached is not None and self._covers(cached[1], start, end, path):
                 return self._report(symbol, iv, path, cached[0], ())
+            if fetcher is None:
+                fetcher = _yahoo_fetcher(repair, max_jump)
             if cached is None:
-                return self._first_fetch(symbol, iv, path, start, end, now, fetcher)
-            return self._extend(symbol, iv, path, cached, start, end, now, fetcher)
+                return self._first_fetch(symbol, iv, path, start, end, now, fetcher, max_jump)
+            return self._extend(symbol, iv, path, cached, start, end, now, fetcher, max_jump)
 
     def store_import(
         self,
@@ -192,14 +225,17 @@ class DataCache:
         price_basis: str,
         replace: bool = False,
         now: pd.Timestamp | None = None,
+        max_jump: float | None = None,
     ) -> UpdateReport:
         """Merge an imported, validated frame into the cache (imported bars win).
 
         A series fetched from Yahoo is not mixed with a vendor file unless `replace=True`,
-        which discards the cached series first.
+        which discards the cached series first. The merged series is validated again (a jump
+        where old and new bars meet); `max_jump` as in `update`.
         """
         symbol = normalise_symbol(symbol)
         iv = parse_interval(interval)
+        check_max_jump(max_jump)
         path = self.path(symbol, iv)
         now = pd.Timestamp.now(tz="UTC") if now is None else now
         with self._lock(path):
@@ -213,7 +249,6 @@ class DataCache:
                     "--cache-dir"
                 )
             old = cached[0] if cached is not None else empty_frame(iv)
-            merged = merge_bars(old, frame)
             meta = (
                 cached[1]
                 if cached is not None and cached[1] is not None
@@ -221,6 +256,10 @@ class DataCache:
                     symbol=symbol, interval=iv.name, source="import", price_basis=price_basis
                 )
             )
+            max_jump = meta.max_jump if max_jump is None else max_jump
+            merged = validate_ohlcv(
+                merge_bars(old, frame), name=f"{symbol} {iv.name}", interval=iv, max_jump=max_jump
+            ).frame
             first, last = merged.index[0], merged.index[-1] + iv.step
             coverage = meta.coverage()
             if coverage is not None:
@@ -232,10 +271,12 @@ class DataCache:
                 covered_start=iso(first),
                 covered_end=iso(last),
                 updated_at=iso(now),
+                max_jump=max_jump,
             )
             write_series(path, merged, meta)
             added = len(merged) - len(old)
-            return self._report(symbol, iv, path, merged, (), bars_added=added)
+            report = self._report(symbol, iv, path, merged, (), bars_added=added)
+            return replace_field(report, imported=len(frame))
 
     # -- internals ------------------------------------------------------------------------
 
@@ -260,6 +301,7 @@ class DataCache:
         end: pd.Timestamp,
         now: pd.Timestamp,
         fetcher: Fetcher,
+        max_jump: float | None,
     ) -> UpdateReport:
         check_yahoo_window(symbol, iv, start, now)
         fresh, tz, requests, repairs = fetch_range(symbol, iv, start, end, fetcher)
@@ -269,12 +311,16 @@ class DataCache:
                 f"[{day_label(start)}, {day_label(end)}); check the symbol's Yahoo spelling "
                 "and the range; nothing was cached"
             )
+        fresh = validate_ohlcv(
+            fresh, name=f"{symbol} {iv.name}", interval=iv, max_jump=max_jump
+        ).frame  # the pieces were validated one by one; this checks where they meet
         meta = SeriesMeta(
             symbol=symbol,
             interval=iv.name,
             source="yahoo",
             price_basis=YAHOO_PRICE_BASIS,
             exchange_tz=tz,
+            max_jump=max_jump,
         )
         meta = meta.with_event(
             {
@@ -304,6 +350,7 @@ class DataCache:
         end: pd.Timestamp,
         now: pd.Timestamp,
         fetcher: Fetcher,
+        max_jump: float | None,
     ) -> UpdateReport:
         frame, meta = cached
         assert meta is not None  # _covers raised otherwise
@@ -350,7 +397,9 @@ class DataCache:
             )
             requests += done
             repairs += fixed
-        merged = validate_ohlcv(merged, name=f"{symbol} {iv.name}", interval=iv).frame
+        merged = validate_ohlcv(
+            merged, name=f"{symbol} {iv.name}", interval=iv, max_jump=max_jump
+        ).frame
         event = {
             "at": iso(now),
             "action": "refetch" if revised else "fetch",
@@ -368,6 +417,7 @@ class DataCache:
             covered_end=iso(new_end),
             updated_at=iso(now),
             exchange_tz=tz,
+            max_jump=max_jump,
         )
         write_series(path, merged, meta)
         return self._report(
@@ -449,6 +499,13 @@ class DataCache:
         )
 
 
+def _yahoo_fetcher(repair: bool, max_jump: float | None) -> Fetcher:
+    def fetcher(s: str, i: Interval, a: pd.Timestamp, b: pd.Timestamp) -> FetchResult:
+        return fetch_yahoo(s, i, a, b, repair=repair, max_jump=max_jump)
+
+    return fetcher
+
+
 def fetch(
     symbols: str | Sequence[str],
     interval: str = "1d",
@@ -457,11 +514,12 @@ def fetch(
     *,
     cache_dir: str | Path | None = None,
     repair: bool = False,
+    max_jump: float | None = None,
 ) -> list[UpdateReport]:
     """Bring the cache up to date for each symbol over [start, end): `ivybt data fetch`.
 
     Fetches only what is missing (see the module docstring); raises at the first symbol that
-    fails, after the ones before it were cached.
+    fails, after the ones before it were cached. `max_jump`: see `DataCache.update`.
 
     Examples
     --------
@@ -471,4 +529,4 @@ def fetch(
     lo, hi = to_range(start, end, iv)
     cache = DataCache(cache_dir)
     names = [symbols] if isinstance(symbols, str) else list(symbols)
-    return [cache.update(symbol, iv, lo, hi, repair=repair) for symbol in names]
+    return [cache.update(symbol, iv, lo, hi, repair=repair, max_jump=max_jump) for symbol in names]

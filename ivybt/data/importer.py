@@ -9,9 +9,14 @@ What is normalised (and reported, so nothing happens silently):
 - dates: ISO 8601 (with or without offsets), epoch seconds/ms/us/ns, and common formats
   (m/d/Y, d.m.Y, Y.m.d H:M, d-b-Y, ...). When a file's dates fit two formats that disagree
   (01/02/2020), the import stops and asks for --date-format;
-- time zones: naive intraday times are read in `tz` (default UTC) and converted to UTC; bars
-  stamped at their close can be shifted to their open with stamp="close"; daily bars keep
-  their date.
+- time zones: naive intraday times are read in `tz` (default UTC) and converted to UTC; a file
+  mixing times with and without a UTC offset is refused unless `tz` is given, which then
+  applies to the rows without one; bars stamped at their close can be shifted to their open
+  with stamp="close"; daily bars keep the date written (an offset does not move it), and a
+  `tz` for them is refused, as it would change nothing;
+- dates must fit the 1677-09-22 to 2262-04-11 timeline (nanosecond timestamps);
+- prices pass `ivybt.data.validate` (finite arithmetic, at most a `max_jump` factor between a
+  bar and the previous close; the factor used is stored with the series).
 
 The interval is checked against the timestamps (no intraday times in daily data, bar spacing
 equal to an intraday interval); no resampling is done.
@@ -31,7 +36,12 @@ from ivybt.data.cache import DataCache, UpdateReport, normalise_symbol
 from ivybt.data.columns import find_date_column, map_value_columns, squash
 from ivybt.data.intervals import Interval, parse_interval
 from ivybt.data.numbers import parse_numbers
-from ivybt.data.timestamps import parse_timestamps
+from ivybt.data.timestamps import (
+    ParsedTimestamps,
+    check_time_zone,
+    localize,
+    parse_timestamps,
+)
 from ivybt.data.validate import INDEX_NAME, validate_ohlcv
 from ivybt.errors import ConfigError, ImportFormatError
 
@@ -56,16 +66,22 @@ class ImportReport:
     dates: str
     file_sha256: str
     repairs: tuple[str, ...] = ()
+    max_jump: float | None = None
     update: UpdateReport | None = field(default=None, compare=False)
 
     def summary(self) -> str:
         mapped = ", ".join(f"{k}->{v}" for k, v in self.columns.items())
         dropped = f"; dropped {', '.join(self.dropped_columns)}" if self.dropped_columns else ""
         fixed = f"; repairs: {'; '.join(self.repairs)}" if self.repairs else ""
+        jumps = (
+            f"; price jumps up to {self.max_jump:g}x allowed (--max-jump)"
+            if self.max_jump is not None
+            else ""
+        )
         head = (
             f"read {self.rows:,} {self.interval} bars of {self.symbol} from {self.path.name} "
             f"({self.first} .. {self.last}); columns {mapped}{dropped}; dates "
-            f"{self.dates}{fixed}"
+            f"{self.dates}{fixed}{jumps}"
         )
         return head if self.update is None else f"{head}\n{self.update.summary()}"
 
@@ -75,17 +91,19 @@ def import_file(
     *,
     symbol: str,
     interval: str,
-    tz: str = "UTC",
+    tz: str | None = None,
     date_format: str | None = None,
     stamp: Stamp = "open",
     repair: bool = False,
+    max_jump: float | None = None,
     replace: bool = False,
     cache_dir: str | Path | None = None,
 ) -> ImportReport:
     """Read a vendor file (`read_vendor_file`) and merge it into the cache.
 
     Imported bars win over cached imported bars at the same timestamps. A series fetched from
-    Yahoo is not mixed with a vendor file: pass replace=True to discard it first.
+    Yahoo is not mixed with a vendor file: pass replace=True to discard it first. A `max_jump`
+    given is stored with the series, so later loads validate it with the same factor.
     """
     frame, report = read_vendor_file(
         path,
@@ -95,6 +113,7 @@ def import_file(
         date_format=date_format,
         stamp=stamp,
         repair=repair,
+        max_jump=max_jump,
     )
     basis = (
         "as in the vendor file "
@@ -108,6 +127,7 @@ def import_file(
         origin=f"{report.path.name} sha256:{report.file_sha256}",
         price_basis=basis,
         replace=replace,
+        max_jump=max_jump,
     )
     return ImportReport(**{**report.__dict__, "update": update})
 
@@ -117,15 +137,28 @@ def read_vendor_file(
     *,
     symbol: str,
     interval: str,
-    tz: str = "UTC",
+    tz: str | None = None,
     date_format: str | None = None,
     stamp: Stamp = "open",
     repair: bool = False,
+    max_jump: float | None = None,
 ) -> tuple[pd.DataFrame, ImportReport]:
-    """Read a CSV or Parquet file into a validated canonical OHLCV frame (no cache write)."""
+    """Read a CSV or Parquet file into a validated canonical OHLCV frame (no cache write).
+
+    `tz` is the zone of intraday times written without a UTC offset: None reads a file
+    without offsets in UTC and refuses a file that mixes both kinds; a zone given reads every
+    such row in it. `max_jump` is the validation factor (`ivybt.data.validate.MAX_JUMP`).
+    """
     path = Path(path)
     iv = parse_interval(interval)
     symbol = normalise_symbol(symbol)
+    if tz is not None:
+        check_time_zone(tz)
+        if not iv.intraday:
+            raise ConfigError(
+                f"--tz applies to intraday bars only; {iv.name} bars keep the session dates "
+                f"written in the file, so --tz {tz} would change nothing (drop --tz)"
+            )
     if stamp not in ("open", "close"):
         raise ConfigError(f"stamp must be 'open' or 'close', got {stamp!r}")
     if stamp == "close" and not iv.intraday:
@@ -135,7 +168,7 @@ def read_vendor_file(
         )
     raw, sep = _read_table(path)
     _check_single_symbol(raw, path)
-    stamps, dates, date_columns = _extract_timestamps(raw, path, date_format)
+    parsed, date_columns = _extract_timestamps(raw, path, date_format, iv, tz)
     mapping = map_value_columns(pd.Index([c for c in raw.columns if c not in date_columns]))
     dropped = tuple(str(c) for c in raw.columns if c not in mapping and c not in date_columns)
     frame = pd.DataFrame(
@@ -144,13 +177,13 @@ def read_vendor_file(
             for source, target in mapping.items()
         }
     )
-    index, tz_note = _to_timeline(stamps, iv, tz, stamp, path)
+    index, tz_note = _to_timeline(parsed.stamps, iv, tz, stamp, path, mixed=parsed.mixed)
     frame.index = index
     if len(frame) > 1 and frame.index.is_monotonic_decreasing:
         frame = frame.iloc[::-1]  # newest-first vendors (Nasdaq.com, Investing.com)
         tz_note += "; newest-first file read oldest-first"
     _check_spacing(frame.index, iv, path)
-    checked = validate_ohlcv(frame, name=str(path), interval=iv, repair=repair)
+    checked = validate_ohlcv(frame, name=str(path), interval=iv, repair=repair, max_jump=max_jump)
     out = checked.frame
     report = ImportReport(
         path=path,
@@ -161,9 +194,10 @@ def read_vendor_file(
         last=out.index[-1],
         columns=dict(mapping, **{c: "date" for c in date_columns}),
         dropped_columns=dropped,
-        dates=f"{dates}; {tz_note}",
+        dates=f"{parsed.how}; {tz_note}",
         file_sha256=_sha256(path),
         repairs=checked.repairs,
+        max_jump=max_jump,
     )
     return out, report
 
@@ -221,8 +255,8 @@ def _check_single_symbol(raw: pd.DataFrame, path: Path) -> None:
 
 
 def _extract_timestamps(
-    raw: pd.DataFrame, path: Path, date_format: str | None
-) -> tuple[pd.DatetimeIndex, str, tuple[str, ...]]:
+    raw: pd.DataFrame, path: Path, date_format: str | None, iv: Interval, tz: str | None
+) -> tuple[ParsedTimestamps, tuple[str, ...]]:
     date_column = find_date_column(raw.columns)
     if date_column is None:
         raise ImportFormatError(
@@ -235,23 +269,33 @@ def _extract_timestamps(
     if time_column is not None and not pd.api.types.is_datetime64_any_dtype(values):
         values = values.astype(str).str.strip() + " " + raw[time_column].astype(str).str.strip()
         used = (date_column, time_column)
-    stamps, how = parse_timestamps(values, date_format=date_format, where=f"{path}, {used[0]}")
-    return stamps, how, used
+    parsed = parse_timestamps(
+        values,
+        date_format=date_format,
+        where=f"{path}, {used[0]}",
+        naive_tz=tz if iv.intraday else None,
+        wall_time=not iv.intraday,
+    )
+    return parsed, used
 
 
 def _to_timeline(
-    stamps: pd.DatetimeIndex, iv: Interval, tz: str, stamp: Stamp, path: Path
+    stamps: pd.DatetimeIndex,
+    iv: Interval,
+    tz: str | None,
+    stamp: Stamp,
+    path: Path,
+    *,
+    mixed: bool = False,
 ) -> tuple[pd.DatetimeIndex, str]:
     if iv.intraday:
         if stamps.tz is None:
-            try:
-                stamps = stamps.tz_localize(tz, ambiguous="infer", nonexistent="raise")
-            except Exception as err:
-                raise ImportFormatError(
-                    f"{path}: naive times cannot be read in time zone {tz!r} ({err}); pass "
-                    "the file's zone with --tz, e.g. --tz America/New_York"
-                ) from err
-            note = f"naive times read in {tz}"
+            stamps = localize(stamps, tz or "UTC", str(path))
+            note = f"naive times read in {tz or 'UTC'}"
+        elif mixed:
+            note = f"times without an offset read in {tz}"
+        elif tz is not None:
+            note = f"times carry their own zone (--tz {tz} not needed)"
         else:
             note = "times carry their own zone"
         stamps = stamps.tz_convert("UTC")

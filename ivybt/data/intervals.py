@@ -120,10 +120,16 @@ def to_bound(value: object, interval: Interval, *, name: str) -> pd.Timestamp | 
     if stamp is pd.NaT:
         raise ConfigError(f"{name} must be a date like 2020-01-31, got {value!r}")
     if interval.intraday:
-        return _as_utc(stamp).as_unit("ns")
-    if stamp.tzinfo is not None:
+        stamp = _as_utc(stamp)
+    elif stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.as_unit("ns")
+    try:
+        return stamp.as_unit("ns")
+    except (pd.errors.OutOfBoundsDatetime, OverflowError) as err:
+        raise ConfigError(
+            f"{name} must lie between 1677-09-22 and 2262-04-11 (nanosecond timestamps), got "
+            f"{value!r}; leave it out to mean from the first bar or up to the last one"
+        ) from err
 
 
 def to_range(

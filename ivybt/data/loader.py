@@ -340,6 +340,9 @@ def _from_cache(
                 "exchange_tz": meta.exchange_tz,
             }
         )
+        if meta.max_jump is not None:  # validated with a factor the user allowed
+            limit = meta.max_jump
+            provenance["max_jump"] = limit if np.isfinite(limit) else "inf"  # JSON has no inf
     return "cache", frame, provenance
 
 

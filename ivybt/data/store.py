@@ -45,6 +45,8 @@ class SeriesMeta:
         been requested from the source. Bars missing inside it do not exist at the source, so
         a request inside the range fetches nothing.
     updated_at : ISO UTC time of the last write.
+    max_jump : the price-jump factor the series is validated with, when the user allowed more
+        than `ivybt.data.validate.MAX_JUMP` (`--max-jump`); None for the default.
     log : the last updates, newest last: {"at", "action", "start", "end", "bars", ...}.
     """
 
@@ -56,6 +58,7 @@ class SeriesMeta:
     covered_start: str | None = None
     covered_end: str | None = None
     updated_at: str | None = None
+    max_jump: float | None = None
     log: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     schema_version: int = SCHEMA_VERSION
 

@@ -16,13 +16,26 @@ timestamps and the fix):
 6. prices > 0; volume >= 0;
 7. high >= max(open, close), low <= min(open, close);
                                                 repair: clip violations within a relative
-                                                1e-4 (rounding in the source), never more.
+                                                1e-4 (rounding in the source), never more;
+8. arithmetic on the bars stays finite: bar-to-bar ratios, the adjustment factor
+   adj_close / close and the adjusted prices, and running sums of high² and high x volume
+   (what rolling means, variances, returns and dollar volumes are built from);
+9. no price jump beyond `max_jump` (default `MAX_JUMP` = 10): every bar's range, stretched to
+   the previous close, max(high, prev close) / min(low, prev close), and a first bar's
+   high / low stay within the factor, for the stored and the adjusted prices. Bundled real
+   series stay below 1.9 (BTCUSD's 2020-03-12 crash), so 10 leaves room for real crashes and
+   squeezes and catches typos (1e308, a price 100x off) and unadjusted splits of 10:1 or more.
+   A real larger move (a vendor file not adjusted for splits, a penny stock) needs
+   `max_jump=` / `--max-jump`; it is stored with the cached series. `math.inf` turns the rule
+   off (rule 8 still holds).
 
-Repairs happen only with `repair=True` and are reported in `Validated.repairs`.
+Repairs happen only with `repair=True` and are reported in `Validated.repairs`. Rules 8 and 9
+have no repair: a price cannot be safely guessed, so `repair` never changes prices.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ivybt.data.intervals import Interval
-from ivybt.errors import ValidationError
+from ivybt.errors import ConfigError, ValidationError
 
 OHLC_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 REQUIRED_COLUMNS: tuple[str, ...] = (*OHLC_COLUMNS, "volume")
@@ -38,6 +51,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("adj_close",)
 INDEX_NAME = "date"
 #: Largest relative OHLC inconsistency that `repair=True` clips (rounding in the source).
 OHLC_REPAIR_RTOL = 1e-4
+#: Largest factor between a bar's prices and the previous close that passes (rule 9).
+MAX_JUMP = 10.0
 _SHOW = 3  # offending timestamps shown in a message
 _REPAIR_HINT = "fix the source, or pass --repair (repair=True) to {what}"
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
@@ -57,6 +72,7 @@ def validate_ohlcv(
     name: str,
     interval: Interval | None = None,
     repair: bool = False,
+    max_jump: float | None = None,
 ) -> Validated:
     """Check `frame` against the rules above; return it in canonical form.
 
@@ -66,9 +82,11 @@ def validate_ohlcv(
     name : how to name the series in messages, e.g. "SPY 1d" or a file path.
     interval : when given, the index must be of its kind (naive dates or UTC times).
     repair : apply the safe repairs (sort, drop exact duplicates, clip rounding-level OHLC).
+    max_jump : the factor of rule 9, > 1; None means `MAX_JUMP`, `math.inf` no limit.
     """
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{name}: expected a pandas DataFrame, got {type(frame).__name__}")
+    factor = check_max_jump(max_jump)
     _check_columns(frame, name)
     frame = frame.loc[:, [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in frame]]
     frame = frame.set_axis(_check_index(frame.index, name, interval), axis=0)
@@ -77,7 +95,25 @@ def validate_ohlcv(
     frame = _check_duplicates(frame, name, repair, repairs)
     _check_values(frame, name)
     frame = _check_ohlc(frame, name, repair, repairs)
+    _check_arithmetic(frame, name)
+    _check_jumps(frame, name, factor)
     return Validated(frame, tuple(repairs))
+
+
+def check_max_jump(max_jump: float | None) -> float:
+    """The jump factor to use: `MAX_JUMP` for None; a `ConfigError` unless it is > 1."""
+    if max_jump is None:
+        return MAX_JUMP
+    try:
+        factor = float(max_jump)
+    except (TypeError, ValueError):
+        factor = math.nan
+    if not factor > 1.0:
+        raise ConfigError(
+            f"max_jump (--max-jump) must be a factor above 1, e.g. 10 or 50 (inf: no limit), "
+            f"got {max_jump!r}"
+        )
+    return factor
 
 
 def _fail(name: str, rule: str, stamps: Sequence[object] | pd.Index, fix: str) -> ValidationError:
@@ -228,10 +264,11 @@ def _check_ohlc(frame: pd.DataFrame, name: str, repair: bool, repairs: list[str]
     body_bottom = np.minimum(frame["open"].to_numpy(), frame["close"].to_numpy())
     high = frame["high"].to_numpy()
     low = frame["low"].to_numpy()
-    checks = (
-        ("high >= max(open, close)", high < body_top, (body_top - high) / body_top),
-        ("low <= min(open, close)", low > body_bottom, (low - body_bottom) / body_bottom),
-    )
+    with np.errstate(all="ignore"):  # rule 8 reports absurd values
+        checks = (
+            ("high >= max(open, close)", high < body_top, (body_top - high) / body_top),
+            ("low <= min(open, close)", low > body_bottom, (low - body_bottom) / body_bottom),
+        )
     for rule, bad, rel in checks:
         if not bad.any():
             continue
@@ -259,3 +296,78 @@ def _check_ohlc(frame: pd.DataFrame, name: str, repair: bool, repairs: list[str]
         f"(<= {OHLC_REPAIR_RTOL:g} relative)"
     )
     return clipped
+
+
+def _price_views(frame: pd.DataFrame) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The stored prices and, with adj_close, the adjusted ones (OHLC x adj_close / close)."""
+    stored = {c: frame[c].to_numpy() for c in OHLC_COLUMNS}
+    views = [("", stored)]
+    if "adj_close" in frame:
+        with np.errstate(all="ignore"):
+            factor = frame["adj_close"].to_numpy() / stored["close"]
+            views.append(("adjusted ", {c: stored[c] * factor for c in OHLC_COLUMNS}))
+    return views
+
+
+def _span(prices: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each bar's max(high, previous close) / min(low, previous close), and both ends."""
+    high, low = prices["high"], prices["low"]
+    previous = np.concatenate(([np.nan], prices["close"][:-1]))
+    top = np.fmax(high, previous)
+    bottom = np.fmin(low, previous)
+    with np.errstate(all="ignore"):
+        return top / bottom, top, bottom
+
+
+def _check_arithmetic(frame: pd.DataFrame, name: str) -> None:
+    fix = (
+        "a price or volume of absurd size (a bad tick or a unit error); fix or drop those "
+        "bars in the source"
+    )
+    volume = frame["volume"].to_numpy()
+    with np.errstate(all="ignore"):
+        if "adj_close" in frame:
+            factor = frame["adj_close"].to_numpy() / frame["close"].to_numpy()
+            bad = ~np.isfinite(factor) | (factor <= 0)
+            if bad.any():
+                raise _fail(name, "adj_close / close is finite and > 0", frame.index[bad], fix)
+        for label, prices in _price_views(frame):
+            for column, values in prices.items():
+                bad = ~np.isfinite(values) | (values <= 0)
+                if bad.any():
+                    rule = f"{label}{column} is finite and > 0"
+                    raise _fail(name, rule, frame.index[bad], fix)
+            span, _, _ = _span(prices)
+            bad = ~np.isfinite(span)
+            if bad.any():
+                rule = f"{label}bar-to-bar price ratios are finite"
+                raise _fail(name, rule, frame.index[bad], fix)
+            high = prices["high"]
+            for what, terms in (("high²", high * high), ("high x volume", high * volume)):
+                running = np.cumsum(terms)
+                bad = ~np.isfinite(running)
+                if bad.any():
+                    first = int(np.argmax(bad))
+                    rule = f"the running sum of {label}{what} is finite"
+                    seen = f"{label}high {high[first]:.6g}, volume {volume[first]:.6g} there; "
+                    raise _fail(name, rule, frame.index[first : first + 1], seen + fix)
+
+
+def _check_jumps(frame: pd.DataFrame, name: str, factor: float) -> None:
+    if math.isinf(factor):
+        return
+    for label, prices in _price_views(frame):
+        span, top, bottom = _span(prices)
+        bad = span > factor
+        if not bad.any():
+            continue
+        worst = int(np.nanargmax(np.where(bad, span, np.nan)))
+        raise _fail(
+            name,
+            f"{label}prices within {factor:g}x of the previous close",
+            frame.index[bad],
+            f"largest {span[worst]:.3g}x on {_fmt(frame.index[worst])} (from {bottom[worst]:.6g} "
+            f"to {top[worst]:.6g}); a typo or bad tick: fix or drop those bars in the source; "
+            f"a real move (a crash, prices not adjusted for a split): pass --max-jump above "
+            f"{span[worst]:.3g} (max_jump=); --repair never changes prices",
+        )

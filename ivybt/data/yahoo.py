@@ -98,10 +98,13 @@ def fetch_yahoo(
     end: pd.Timestamp,
     *,
     repair: bool = False,
+    max_jump: float | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> FetchResult:
     """Fetch bars of `symbol` in [start, end) from Yahoo and return them validated.
+
+    `repair` and `max_jump` are passed to `ivybt.data.validate.validate_ohlcv`.
 
     Raises
     ------
@@ -125,7 +128,7 @@ def fetch_yahoo(
     if frame.empty:
         raise EmptyDataError(f"Yahoo returned no bars inside {label}; widen the range")
     checked: Validated = validate_ohlcv(
-        frame, name=f"{symbol} {iv.name}", interval=iv, repair=repair
+        frame, name=f"{symbol} {iv.name}", interval=iv, repair=repair, max_jump=max_jump
     )
     return FetchResult(checked.frame, exchange_tz, checked.repairs)
 

@@ -19,9 +19,15 @@ from optuna.trial import TrialState, create_trial
 
 from ivybt.errors import ConfigError
 from ivybt.kernels.metrics import METRIC_NAMES
+from ivybt.redact import redact
 from ivybt.studies.grid_run import GridResult
 from ivybt.studies.optimize import MINIMIZED
-from ivybt.studies.study_storage import open_storage, storage_url_of
+from ivybt.studies.study_storage import (
+    open_storage,
+    quiet_optuna,
+    storage_url_of,
+    stored_together,
+)
 
 BEST_K = 1000
 EVEN_SAMPLE = 1000
@@ -34,16 +40,17 @@ def export_grid_study(
     study_name: str | None = None,
     best_k: int = BEST_K,
     sample: int = EVEN_SAMPLE,
-    results: str | Path | None = None,
+    results_dir: str | Path | None = None,
 ) -> tuple[str, str]:
     """Write `result` into a new Optuna study; return (study name, storage URL)."""
     objective = result.objective
-    url = storage_url_of(storage, results)
+    url = storage_url_of(storage, results_dir)
     name = study_name or f"{result.config.strategy.name}-{result.data['symbol']}-grid"
     loaded = open_storage(url)
     if name in [summary.study_name for summary in optuna.get_all_study_summaries(loaded)]:
         raise ConfigError(
-            f"study {name!r} already exists in {url}; give another --study-name or delete it"
+            f"study {name!r} already exists in {redact(url)}; give another --study-name or "
+            "delete it"
         )
     table = result.table
     rows = _chosen_rows(table, objective, best_k, sample)
@@ -70,7 +77,8 @@ def export_grid_study(
                 user_attrs={metric: float(row[metric]) for metric in METRIC_NAMES},
             )
         )  # fmt: skip
-    study.add_trials(trials)
+    with quiet_optuna(), stored_together(study):  # one journal append for every trial
+        study.add_trials(trials)
     study.set_user_attr("ivybt", {"grid": True, "n_combinations": len(table),
                                   "strategy": result.config.strategy.name,
                                   "data_sha256": result.data["sha256"]})  # fmt: skip

@@ -6,7 +6,12 @@ One study per fold, named `<run folder name>-fold-<k>` (three digits) in the run
 windows and the run folder. The search runs exactly as `ivybt optimize` does (batched
 ask/tell, in-memory working copy, resumable by name) on the bars up to the fold's IS end,
 trading only the IS window. The sampler's seed is `--seed` + the fold number (when a seed is
-given), so folds do not replay one another's random draws.
+given), so folds do not replay one another's random draws; within a fold each batch is
+seeded from it and the trials stored (`study_storage.RESEED_RULE`), so a fold interrupted and
+resumed gives the trials of an uninterrupted one. Optuna's own log lines stay out of the
+terminal (`study_storage.quiet_optuna`). When the admissible space is no larger than
+`--trials`, one warning says so and every fold evaluates each combination once (as
+`--search grid` would) instead of sampling.
 
 The combinations the search tried are then evaluated on the OOS window too; in
 surface.parquet they keep their row in the whole grid space, so surfaces line up across
@@ -16,6 +21,7 @@ folds (cells no fold's search tried stay empty).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,18 +29,26 @@ import numpy as np
 import optuna
 
 from ivybt.config import RunConfig
-from ivybt.errors import ConfigError
+from ivybt.errors import ConfigError, SmallSpaceWarning
 from ivybt.run_inputs import RunInputs
 from ivybt.strategies import Strategy
-from ivybt.studies.optimize import _run_batch, bricks_for, make_sampler, search_space
+from ivybt.studies.optimize import (
+    _run_batch,
+    bricks_for,
+    make_sampler,
+    search_space,
+    small_space,
+    small_space_message,
+    untried_of,
+)
 from ivybt.studies.space import ParamSpace
 from ivybt.studies.study_storage import (
-    counted,
+    batch_seed,
     open_storage,
-    recover_interrupted,
+    quiet_optuna,
+    run_batches,
     storage_url_of,
-    store_finished,
-    working_copy,
+    study_lock,
 )
 from ivybt.studies.windows import Fold
 
@@ -43,7 +57,7 @@ FoldSearch = Callable[[Fold, Path], tuple[ParamSpace, np.ndarray]]
 
 def fold_searcher(
     config: RunConfig, inputs: RunInputs, strategy: type[Strategy], space: ParamSpace,
-    results: str | Path | None,
+    results_dir: str | Path | None,
 ) -> FoldSearch:  # fmt: skip
     """`search(fold, run_folder)` -> (the combinations tried, their rows in `space`)."""
     study = config.study
@@ -54,37 +68,52 @@ def fold_searcher(
     search_config = config.model_copy(
         update={"study": study.model_copy(update={"kind": "search", "objectives": ()})}
     )
-    url = storage_url_of(study.storage, results)
+    url = storage_url_of(study.storage, results_dir)
     rows = {tuple(row): k for k, row in enumerate(space.combos.tolist())}
     names = strategy.param_names()
+    combos = small_space(strategy, searched, fixed, config.strategy.constraints, study.trials)
+    if combos is not None and study.sampler != "grid":
+        warnings.warn(SmallSpaceWarning(small_space_message(len(combos), study.trials)),
+                      stacklevel=2)  # fmt: skip
+    fold_study = search_config.study
+    assert fold_study is not None
 
     def search(fold: Fold, folder: Path) -> tuple[ParamSpace, np.ndarray]:
+        with quiet_optuna():
+            return _search(fold, folder)
+
+    def _search(fold: Fold, folder: Path) -> tuple[ParamSpace, np.ndarray]:
         seed = None if study.seed is None else study.seed + fold.number
-        sampler, settings = make_sampler(
-            search_config.study.model_copy(update={"seed": seed}),
-            searched,  # type: ignore[union-attr]
-        )
-        stored = optuna.create_study(
-            storage=open_storage(url), study_name=f"{folder.name}-fold-{fold.number:03d}",
-            direction="maximize", sampler=sampler, load_if_exists=True,
-        )  # fmt: skip
-        if "ivybt" not in stored.user_attrs:
-            stored.set_user_attr("ivybt", {
-                "walkforward": str(folder), "fold": fold.number, "objective": study.objective,
-                "is": [fold.is_start, fold.is_end], "oos": [fold.oos_start, fold.oos_end],
-                "data_sha256": inputs.record["sha256"], "sampler": settings,
-            })  # fmt: skip
-        working = working_copy(stored, sampler, ["maximize"], recover_interrupted(stored))
+        sampler, settings = make_sampler(fold_study.model_copy(update={"seed": seed}), searched)
+        name = f"{folder.name}-fold-{fold.number:03d}"
+        with study_lock(url, name):
+            stored = optuna.create_study(
+                storage=open_storage(url), study_name=name, direction="maximize",
+                sampler=sampler, load_if_exists=True,
+            )  # fmt: skip
+            if "ivybt" not in stored.user_attrs:
+                stored.set_user_attr("ivybt", {
+                    "walkforward": str(folder), "fold": fold.number,
+                    "objective": study.objective, "is": [fold.is_start, fold.is_end],
+                    "oos": [fold.oos_start, fold.oos_end],
+                    "data_sha256": inputs.record["sha256"], "sampler": settings,
+                })  # fmt: skip
         fold_inputs = dataclasses.replace(
             inputs, columns={k: v[: fold.is_end] for k, v in inputs.columns.items()},
             window=slice(fold.is_start, fold.is_end),
         )  # fmt: skip
         signals = bricks_for(config, fold_inputs, start=fold.is_start)
-        while (done := counted(stored)) < study.trials:  # type: ignore[operator]
-            size = min(study.batch_size, study.trials - done)  # type: ignore[operator]
-            _run_batch(working, strategy, searched, fixed, fold_inputs, search_config, size,
-                       signals)  # fmt: skip
-            store_finished(working, stored)
+        run_batches(
+            stored, url, directions=["maximize"], target=study.trials,  # type: ignore[arg-type]
+            batch_size=study.batch_size,
+            sampler_for=lambda n: make_sampler(
+                fold_study.model_copy(update={"seed": batch_seed(seed, n)}), searched
+            )[0],
+            run_batch=lambda working, size: _run_batch(
+                working, strategy, searched, fixed, fold_inputs, search_config, size, signals
+            ),
+            untried=None if combos is None else untried_of(combos),
+        )  # fmt: skip
         tried = {
             tuple(float({**fixed, **t.params}[name]) for name in names)
             for t in stored.get_trials(deepcopy=False) if t.state.is_finished() and t.params

@@ -60,7 +60,12 @@ from ivybt.cli.backtest import format_metric, run_config
     help="Study storage: journal:///path, sqlite:///file.db or postgresql://... "
     "Default: journal file <results dir>/optuna.journal.",
 )
-@click.option("--study-name", default=None, help="Default: <strategy>-<symbol>.")
+@click.option(
+    "--study-name",
+    default=None,
+    help="Default: <strategy>-<symbol>-<8 hex digits of the settings>, so the same command "
+    "resumes its study and other settings (space, costs, data...) get their own.",
+)
 @click.option("--seed", type=int, default=None, help="Sampler seed, for a reproducible study.")
 @click.option(
     "--min-trades",
@@ -68,6 +73,13 @@ from ivybt.cli.backtest import format_metric, run_config
     default=1,
     show_default=True,
     help="Trials with fewer closed trades are told FAIL.",
+)
+@click.option(
+    "--evidence/--no-evidence",
+    default=True,
+    show_default=True,
+    help="Compute PBO (CSCV) and the deflated Sharpe ratio over the trials for metrics.json "
+    "and the report (re-evaluates the trials' returns).",
 )
 @options.interval
 @options.start
@@ -83,7 +95,10 @@ def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
     """Search STRATEGY's parameters with Optuna; trials are evaluated in batches.
 
     Give each searched parameter as -p name=start:stop[:step] or name=v1,v2,...; the study
-    lives in --storage under --study-name, so rerunning the command resumes it. The run
+    lives in --storage under --study-name, so rerunning the command resumes it (the same
+    trials an uninterrupted run makes), and --trials is the size of the study, whoever runs
+    it: two processes on one study share the work. A space with no more admissible
+    combinations than --trials is evaluated once per combination, then the search stops. The
     folder holds trials.parquet, metrics.json (best trial, or the Pareto front), manifest.json
     and report.html. --config FILE reads the run from a YAML file or a run's manifest.json;
     options typed on the command line override its fields (-p per parameter).
@@ -96,15 +111,15 @@ def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
           --objective sharpe --objective max_drawdown --trials 400
       ivybt optimize --config configs/spy-sma_cross-grid.yaml -p fast=2:101 --trials 200
     """
-    import optuna
-
     from ivybt.cli import command_line_of
-    from ivybt.cli.progress import ProgressBar
+    from ivybt.cli.progress import ProgressBar, compile_notice, echo_notice
     from ivybt.config import build_config
+    from ivybt.redact import redact
+    from ivybt.run_folder import check_out_folder
     from ivybt.studies.optimize import run_search
     from ivybt.studies.search_output import write_search
+    from ivybt.studies.study_storage import quiet_optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     sections = run_config(strategy, values)
     sections["strategy"]["space"] = dict(values["params"])
     sections["strategy"]["constraints"] = tuple(values["constraints"])
@@ -114,16 +129,22 @@ def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
         "sampler": values["sampler"], "batch_size": values["batch_size"],
         "storage": values["storage"], "study_name": values["study_name"],
         "seed": values["seed"], "min_trades": values["min_trades"],
+        "evidence": values["evidence"],
     }  # fmt: skip
     sections = options.run_sections(sections, values, aliases={"objective": "objectives"})
     sections["study"]["kind"] = "search"
-    with ProgressBar("trials") as progress:
+    check_out_folder((sections.get("output") or {}).get("out"))  # before the trials
+    compile_notice("optimize", evidence=sections["study"].get("evidence") is not False)
+    with quiet_optuna(), ProgressBar("trials") as progress:
         result = run_search(
             build_config(**sections), cache_dir=settings.cache_dir,
-            results=settings.results_dir, progress=progress,
+            results_dir=settings.results_dir, progress=progress, notice=echo_notice,
         )  # fmt: skip
     study = result.study
-    click.echo(f"study {study.study_name!r} in {result.storage_url}: {len(study.trials)} trials")
+    shown = redact(result.storage_url)  # the password never reaches the terminal
+    n_trials, n_distinct = len(study.trials), result.n_distinct()
+    distinct = "" if n_distinct == n_trials else f" ({n_distinct} distinct parameter sets)"
+    click.echo(f"study {study.study_name!r} in {shown}: {n_trials} trials{distinct}")
     for trial in result.best_trials()[:10]:
         params = " ".join(f"{name}={value}" for name, value in trial.params.items())
         shown = " ".join(
@@ -131,8 +152,9 @@ def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
             for name in result.objectives
         )
         click.echo(f"  #{trial.number}: {params}  {shown}")
-    folder = write_search(
-        result, values["out"], overwrite=values["overwrite"], results=settings.results_dir,
-        command_line=command_line_of(click.get_current_context()),
-    )  # fmt: skip
+    with quiet_optuna():
+        folder = write_search(
+            result, values["out"], overwrite=values["overwrite"], results_dir=settings.results_dir,
+            command_line=command_line_of(click.get_current_context()),
+        )  # fmt: skip
     click.echo(f"wrote {folder}")

@@ -6,27 +6,36 @@ the grid kernel, and tells the results back: Optuna only samples, IvyBT only eva
 - Every metric goes into each trial's user attributes; the study's user attributes record the
   strategy, space, data hash, execution settings and the sampler's full settings (Optuna 5
   changed TPE's defaults, so nothing is left to library defaults).
-- A study resumes by name: rerunning adds trials up to `trials`. Batches run in an in-memory
-  copy of the study and are stored whole when finished (`study_storage.working_copy`), so a
-  killed run never leaves a trial RUNNING; trials another client left RUNNING (Optuna's
-  heartbeat does not cover ask/tell or journal files) are failed, marked
-  `ivybt_interrupted`, and redone.
+- A study resumes by name: `trials` is the number of trials the study should hold, whoever
+  runs them. Batches run in an in-memory copy of the study and are stored whole when
+  finished (`study_storage.run_batches`), so a killed run never leaves a trial RUNNING;
+  trials another client left RUNNING (Optuna's heartbeat does not cover ask/tell or journal
+  files) are failed, marked `ivybt_interrupted`, and redone. Two processes on one study (a
+  journal or sqlite file) take turns batch by batch and stop at `trials` together.
 - Inadmissible combinations (a constraint fails) are told PRUNED; combinations with fewer than
   `min_trades` trades or an undefined objective are told FAIL. Both count towards `trials`.
-- Reproducibility: the same seed, sampler, batch size and data give the same trials. Within a
-  batch the sampler sees no results (TPE's constant liar covers the pending ones), so a
-  different batch size gives a different, equally valid, sequence.
+- Reproducibility: the same seed, sampler, batch size and data give the same trials, and a
+  search stopped (kill, Ctrl-C) and resumed gives the trials of the uninterrupted one: each
+  batch's sampler is seeded from the seed and the number of trials stored
+  (`study_storage.RESEED_RULE`, recorded with the sampler settings). Within a batch the
+  sampler sees no results (TPE's constant liar covers the pending ones), so a different
+  batch size gives a different, equally valid, sequence.
+- A small space: when the admissible combinations (constraints applied) are no more than
+  `trials`, a `SmallSpaceWarning` says so and each untried combination is evaluated once, in
+  grid order, instead of sampling; the search stops when every one was tried. The best trials
+  (and metrics.json) list each parameter set once.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -42,22 +51,36 @@ from optuna.trial import TrialState
 from ivybt import __version__
 from ivybt.bars.timeline import BAR_PARAMS, SignalBars, signal_bars, split_specs
 from ivybt.config import RunConfig, StudyConfig
-from ivybt.errors import ConfigError, StudyInterrupted
+from ivybt.errors import ConfigError, SmallSpaceWarning, StudyInterrupted, is_interrupt
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.run_inputs import RunInputs, prepare_inputs
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.grid import Progress, evaluate_space
-from ivybt.studies.space import ParamSpace, parse_spec
+from ivybt.studies.space import (
+    DEFAULT_MAX_COMBINATIONS,
+    ParamSpace,
+    check_size,
+    default_ranges,
+    describe_defaults,
+    parse_spec,
+)
 from ivybt.studies.study_storage import (
+    INTERRUPTED,
+    RESEED_RULE,
+    batch_seed,
     counted,
     open_storage,
-    recover_interrupted,
+    quiet_optuna,
+    run_batches,
     storage_url_of,
-    store_finished,
-    working_copy,
+    study_lock,
 )
 
+if TYPE_CHECKING:
+    from ivybt.report.figures import ReportFigures
+
 MINIMIZED = frozenset({"volatility"})
+MAX_ENUMERATED = 1_000_000  # larger cartesian products are not enumerated to count them
 
 
 @dataclass
@@ -68,6 +91,7 @@ class SearchResult:
     study: optuna.Study
     storage_url: str
     inputs: RunInputs
+    sampler: dict[str, Any] = field(default_factory=dict)  # settings, seed, resume rule
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -84,14 +108,71 @@ class SearchResult:
         return pd.DataFrame(rows)
 
     def best_trials(self) -> list[optuna.trial.FrozenTrial]:
-        """The best trial (one objective) or the Pareto front (several)."""
-        return list(self.study.best_trials)
+        """The best trial (one objective) or the Pareto front (several), each parameter set
+        once (its first trial): a sampler may try a combination again, and Optuna lists
+        every trial tied for best."""
+        return distinct(self.study.best_trials)
+
+    def n_distinct(self) -> int:
+        """Distinct parameter sets among the finished trials."""
+        return len(distinct(self.study.get_trials(deepcopy=False, states=_FINISHED)))
 
     def evidence(self) -> dict[str, Any] | None:
         """PBO and DSR over the trials evaluated (`ivybt.studies.evidence.search_evidence`)."""
         from ivybt.studies.evidence import search_evidence
 
         return search_evidence(self)
+
+    def __repr__(self) -> str:
+        from ivybt.report.backtest import metrics_text
+        from ivybt.report.search import params_text
+
+        head = (
+            f"<SearchResult {self.config.strategy.name} on {self.inputs.record['symbol']}: "
+            f"study {self.study.study_name!r} ({self.storage_url}), "
+            f"{len(self.study.get_trials(deepcopy=False)):,} trials"
+        )
+        best = self.best_trials()
+        if not best:
+            return head + ", none complete>"
+        if len(self.objectives) > 1:
+            return f"{head}; Pareto front of {len(best)} ({', '.join(self.objectives)})>"
+        trial = best[0]
+        shown = dict.fromkeys((self.objectives[0], "total_return", "max_drawdown", "n_trades"))
+        return (
+            f"{head}; best #{trial.number}: {params_text(trial.params)}, "
+            f"{metrics_text(trial.user_attrs, shown)}>"
+        )
+
+    def plot(self) -> ReportFigures:
+        """The figures of report.html, as plotly figures: Optuna's optimization history,
+        Pareto front, parameter importances, slice and contour plots, the best trials and the
+        PBO histogram (`ivybt.report.search.search_sections`; index by position or heading).
+        The PBO is recomputed (`evidence()`), as for the report."""
+        from ivybt.report.figures import ReportFigures
+        from ivybt.report.search import search_sections
+
+        evidence = self.evidence()
+        return ReportFigures(search_sections(self.study, self.objectives, evidence=evidence))
+
+
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def distinct(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The first trial (lowest number) of each parameter set, in number order."""
+    seen: set[tuple[tuple[str, Any], ...]] = set()
+    out = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        key = tuple(sorted((name, _key(value)) for name, value in trial.params.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(trial)
+    return out
+
+
+def _key(value: Any) -> Any:
+    return round(float(value), 12) if isinstance(value, int | float) else value
 
 
 def objectives_of(study: StudyConfig) -> tuple[str, ...]:
@@ -103,10 +184,25 @@ def run_search(
     *,
     data: pd.DataFrame | None = None,
     cache_dir: str | Path | None = None,
-    results: str | Path | None = None,
+    results_dir: str | Path | None = None,
     progress: Progress | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> SearchResult:
-    """Run (or resume) the search `config` describes."""
+    """Run (or resume) the search `config` describes (see the module docstring). With no -p
+    range, the declared default ranges are searched (`ivybt.studies.space`): `notice(line)`
+    says so before any work (default: logged at INFO)."""
+    with quiet_optuna():
+        return _run_search(config, data, cache_dir, results_dir, progress, notice)
+
+
+def _run_search(
+    config: RunConfig,
+    data: pd.DataFrame | None,
+    cache_dir: str | Path | None,
+    results_dir: str | Path | None,
+    progress: Progress | None,
+    notice: Callable[[str], None] | None = None,
+) -> SearchResult:
     study_config = _study_config(config)
     strategy = get_strategy(config.strategy.name)
     objectives = objectives_of(study_config)
@@ -115,43 +211,57 @@ def run_search(
             raise ConfigError(f"unknown objective {name!r}; metrics: {', '.join(METRIC_NAMES)}")
     split_specs(config, config.strategy.space)  # -p box=... needs --bars renko
     searched, fixed = search_space(strategy, config.strategy.space)
+    defaulted = _default_ranges_of(strategy, config.strategy.space)
+    if defaulted:
+        size = math.prod(len(_grid_values(dist)) for dist in searched.values())
+        (notice or logging.getLogger(__name__).info)(
+            f"{describe_defaults(strategy, defaulted)}; {size:,} combinations before constraints"
+        )
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
     signals = bricks_for(config, inputs, start=inputs.window.start or 0)
-    storage_url = storage_url_of(study_config.storage, results)
+    storage_url = storage_url_of(study_config.storage, results_dir)
     sampler, sampler_settings = make_sampler(study_config, searched)
     directions = ["minimize" if name in MINIMIZED else "maximize" for name in objectives]
-    study = optuna.create_study(
-        storage=open_storage(storage_url),
-        study_name=study_config.study_name or f"{strategy.name}-{inputs.record['symbol']}",
-        directions=directions,
-        sampler=sampler,
-        load_if_exists=True,
-    )
-    _check_same_study(study, config, inputs, objectives)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(list(objectives))
-    _record_study(study, config, inputs, sampler_settings)
-    redo = recover_interrupted(study)
-    working = working_copy(study, sampler, directions, redo)
+    identity = study_identity(config, inputs, objectives)
+    name = study_config.study_name or default_study_name(config, inputs, identity)
+    with study_lock(storage_url, name):  # processes starting together create it once
+        study = optuna.create_study(
+            storage=open_storage(storage_url), study_name=name, directions=directions,
+            sampler=sampler, load_if_exists=True,
+        )  # fmt: skip
+        _check_same_study(study, identity)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(objectives))
+        _record_study(study, config, inputs, sampler_settings, identity)
     target = study_config.trials or 100
     if study_config.sampler == "grid":  # the grid sampler stops the study when exhausted
         target = min(target, math.prod(len(v) for v in sampler_settings["search_space"].values()))
-    done = counted(study)
+    combos = small_space(strategy, searched, fixed, config.strategy.constraints, target)
+    if combos is not None and study_config.sampler != "grid":  # the grid sampler: as asked
+        warnings.warn(SmallSpaceWarning(small_space_message(len(combos), target)), stacklevel=3)
     try:
-        while done < target:
-            batch = min(study_config.batch_size, target - done)
-            _run_batch(working, strategy, searched, fixed, inputs, config, batch, signals)
-            store_finished(working, study)
-            done += batch
-            if progress is not None:
-                progress(done, target)
-    except KeyboardInterrupt as err:
+        run_batches(
+            study, storage_url, directions=directions, target=target,
+            batch_size=study_config.batch_size,
+            sampler_for=lambda n: make_sampler(
+                study_config.model_copy(update={"seed": batch_seed(study_config.seed, n)}),
+                searched,
+            )[0],
+            run_batch=lambda working, size: _run_batch(
+                working, strategy, searched, fixed, inputs, config, size, signals
+            ),
+            untried=None if combos is None else untried_of(combos),
+            progress=progress,
+        )  # fmt: skip
+    except (KeyboardInterrupt, SystemError) as err:  # SystemError: Ctrl-C inside a kernel
+        if not is_interrupt(err):
+            raise
         raise StudyInterrupted(
             counted(study), target, "trials",
             f"they are kept in study {study.study_name!r}; rerun the same command to resume",
         ) from err  # fmt: skip
-    return SearchResult(config, study, storage_url, inputs)
+    return SearchResult(config, study, storage_url, inputs, sampler_settings)
 
 
 def search_space(
@@ -166,6 +276,7 @@ def search_space(
     for name in specs:
         if name not in names and name not in BAR_PARAMS:
             strategy.resolve_params({name: 0})  # the "unknown parameter" message
+    specs = {**specs, **_default_ranges_of(strategy, specs)}  # no range given: the defaults
     searched: dict[str, BaseDistribution] = {}
     fixed: dict[str, float | int] = {}
     bar_params = [BAR_PARAMS[name] for name in specs if name in BAR_PARAMS]
@@ -192,6 +303,14 @@ def search_space(
     return searched, fixed
 
 
+def _default_ranges_of(strategy: type[Strategy], specs: Mapping[str, str]) -> dict[str, str]:
+    """`ivybt.studies.space.default_ranges` of a search's specs (Renko bar parameters too)."""
+    return default_ranges(
+        strategy, {name: spec for name, spec in specs.items() if name not in BAR_PARAMS},
+        {name: (BAR_PARAMS[name], spec) for name, spec in specs.items() if name in BAR_PARAMS},
+    )  # fmt: skip
+
+
 def make_sampler(
     study: StudyConfig, searched: Mapping[str, BaseDistribution]
 ) -> tuple[optuna.samplers.BaseSampler, dict[str, Any]]:
@@ -211,11 +330,72 @@ def make_sampler(
     elif study.sampler == "nsga2":
         settings = {"population_size": 50, "crossover_prob": 0.9, "swapping_prob": 0.5}
         sampler = optuna.samplers.NSGAIISampler(seed=seed, **settings)
-    else:
+    else:  # the grid sampler lists every point: the limit of every grid (ivybt.studies.space)
+        sizes = {name: len(d.choices) if isinstance(d, CategoricalDistribution)
+                 else round((d.high - d.low) / d.step) + 1  # type: ignore[attr-defined,operator]
+                 for name, d in searched.items()}  # fmt: skip
+        check_size(math.prod(sizes.values()), DEFAULT_MAX_COMBINATIONS,
+                   " x ".join(f"{n:,} {name}" for name, n in sizes.items()),
+                   fix="sample it with another --sampler (tpe, random, cmaes, nsga2)")  # fmt: skip
         grid = {name: _grid_values(dist) for name, dist in searched.items()}
         settings = {"search_space": grid}
         sampler = optuna.samplers.GridSampler(grid, seed=seed)
-    return sampler, {"name": study.sampler, "seed": seed, "optuna": optuna.__version__, **settings}
+    recorded = {"name": study.sampler, "seed": seed, "optuna": optuna.__version__, **settings,
+                "batch_size": study.batch_size, "reseed": RESEED_RULE}  # fmt: skip
+    return sampler, recorded
+
+
+def small_space(
+    strategy: type[Strategy], searched: Mapping[str, BaseDistribution],
+    fixed: Mapping[str, float | int], constraints: tuple[str, ...] | list[str], limit: int,
+) -> list[dict[str, Any]] | None:  # fmt: skip
+    """Every admissible combination of the searched parameters, in grid order, when there
+    are no more than `limit` of them (None otherwise, or when the cartesian product exceeds
+    `MAX_ENUMERATED` and counting is not worth it)."""
+    values = {name: _grid_values(dist) for name, dist in searched.items()}
+    total = math.prod(len(v) for v in values.values())
+    if total > MAX_ENUMERATED:
+        return None
+    names = list(values)
+    grids = np.meshgrid(*[np.arange(len(values[n])) for n in names], indexing="ij")
+    index = np.column_stack([grid.reshape(-1) for grid in grids])
+    columns = {
+        param: np.asarray(values[param], dtype=np.float64)[index[:, names.index(param)]]
+        if param in values else np.full(total, float(fixed[param]))
+        for param in strategy.param_names()
+    }  # fmt: skip
+    keep = np.ones(total, dtype=bool)
+    for constraint in strategy.parsed_constraints(tuple(constraints)):
+        keep &= constraint.mask(columns)
+    if keep.sum() > limit:
+        return None
+    return [{n: values[n][i] for n, i in zip(names, row, strict=True)} for row in index[keep]]
+
+
+def small_space_message(n_combinations: int, trials: int) -> str:
+    return (
+        f"the search space has only {n_combinations:,} admissible combinations, no more than "
+        f"the {trials:,} trials asked for (--trials): each untried one is evaluated once, in "
+        "grid order, and the search stops when all are tried (`ivybt grid` evaluates them in "
+        "one pass)"
+    )
+
+
+def untried_of(
+    combos: list[dict[str, Any]],
+) -> Callable[[optuna.Study], list[dict[str, Any]]]:
+    """`untried(study)` of `run_batches`: the combinations no finished trial tried yet
+    (interrupted trials do not count), in the order of `combos`."""
+
+    def untried(study: optuna.Study) -> list[dict[str, Any]]:
+        tried = {
+            tuple(_key(t.params.get(name)) for name in combos[0])
+            for t in study.get_trials(deepcopy=False, states=_FINISHED)
+            if not t.user_attrs.get(INTERRUPTED)
+        }  # fmt: skip
+        return [c for c in combos if tuple(_key(v) for v in c.values()) not in tried]
+
+    return untried
 
 
 def _grid_values(dist: BaseDistribution) -> list[Any]:
@@ -232,31 +412,84 @@ def _study_config(config: RunConfig) -> StudyConfig:
     return config.study
 
 
-def _check_same_study(
-    study: optuna.Study, config: RunConfig, inputs: RunInputs, objectives: tuple[str, ...]
-) -> None:
+def study_identity(
+    config: RunConfig, inputs: RunInputs, objectives: tuple[str, ...]
+) -> dict[str, Any]:
+    """What a study's trials were evaluated with, so a resumed study adds comparable trials:
+    strategy, space, constraints, objectives, `min_trades`, the data (SHA-256 of the bars),
+    the bar type, execution (costs, fill, direction, size), the split and `periods_per_year`.
+    The sampler, its seed, `--trials` and the batch size are not part of it: resuming a study
+    with another sampler or more trials is a normal thing to do."""
+    study = _study_config(config)
+    return {
+        "strategy": config.strategy.name,
+        "space": dict(config.strategy.space),
+        "constraints": list(config.strategy.constraints),
+        "objectives": list(objectives),
+        "min_trades": study.min_trades,
+        "data_sha256": inputs.record["sha256"],
+        "bars": config.data.model_dump(mode="json", include={"bars", "renko"}),
+        "execution": config.execution.model_dump(mode="json", exclude={"periods_per_year"}),
+        "split": inputs.split,
+        "periods_per_year": inputs.periods_per_year,
+    }
+
+
+def default_study_name(config: RunConfig, inputs: RunInputs, identity: Mapping[str, Any]) -> str:
+    """`<strategy>-<symbol>-<8 hex digits of the study's identity>`: the same command finds
+    (and resumes) the same study, and a search of another space, other costs or other data
+    gets a study of its own instead of a refusal (`study_identity`)."""
+    import hashlib
+    import json
+
+    text = json.dumps(identity, sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    strategy = config.strategy.name.rpartition(":")[2]
+    return f"{strategy}-{inputs.record['symbol']}-{digest}"
+
+
+_OLD_IDENTITY = ("strategy", "space", "objectives", "data_sha256")  # studies of IvyBT < #13
+
+
+def _check_same_study(study: optuna.Study, identity: Mapping[str, Any]) -> None:
+    """Refuse to add trials to a study made with other settings (`study_identity`)."""
     recorded = study.user_attrs.get("ivybt")
     if recorded is None:
         return
-    mine = {"strategy": config.strategy.name, "space": dict(config.strategy.space),
-            "objectives": list(objectives), "data_sha256": inputs.record["sha256"]}  # fmt: skip
-    theirs = {key: recorded.get(key) for key in mine}
-    if theirs != mine:
+    theirs = recorded.get("identity") or {key: recorded.get(key) for key in _OLD_IDENTITY}
+    differ = [key for key in theirs if theirs[key] != identity.get(key)]
+    if differ:
+        shown = "; ".join(
+            f"{key} {_shown(theirs[key])} there, {_shown(identity.get(key))} now" for key in differ
+        )
         raise ConfigError(
-            f"study {study.study_name!r} was made for {theirs}, not {mine}; resume it with the "
-            "same settings or give another --study-name"
+            f"study {study.study_name!r} was made with other settings ({shown}); resume it "
+            "with the same settings, or give another --study-name (without --study-name each "
+            "set of settings gets a study of its own)"
         )
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}={_shown(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    if isinstance(value, str) and len(value) == 64:  # a SHA-256
+        return value[:12]
+    return str(value)
+
+
 def _record_study(
-    study: optuna.Study, config: RunConfig, inputs: RunInputs, sampler: Mapping[str, Any]
-) -> None:
+    study: optuna.Study, config: RunConfig, inputs: RunInputs, sampler: Mapping[str, Any],
+    identity: Mapping[str, Any],
+) -> None:  # fmt: skip
     if "ivybt" in study.user_attrs:
         return
     study.set_user_attr(
         "ivybt",
         {
             "version": __version__,
+            "identity": dict(identity),
             "strategy": config.strategy.name,
             "space": dict(config.strategy.space),
             "constraints": list(config.strategy.constraints),
@@ -366,8 +599,9 @@ def optimize(
     storage: str | None = None,
     study_name: str | None = None,
     min_trades: int | None = None,
+    evidence: bool | None = None,
     cache_dir: str | Path | None = None,
-    results: str | Path | None = None,
+    results_dir: str | Path | None = None,
     config: str | Path | None = None,
     **run_options: Any,
 ) -> SearchResult:
@@ -375,8 +609,9 @@ def optimize(
 
     `run_options` are those of `ivybt.backtest` (interval, start, end, source, costs, ...). A
     keyword left at None takes the file's value, else the model's default (objectives
-    ("sharpe",), trials 100, sampler "tpe", batch_size 32, min_trades 1). `config` names a
-    YAML file or a run's manifest.json; keywords given override its fields.
+    ("sharpe",), trials 100, sampler "tpe", batch_size 32, min_trades 1, evidence True: PBO
+    and DSR, like `--evidence/--no-evidence`). `config` names a YAML file or a run's
+    manifest.json; keywords given override its fields.
     """
     from ivybt.backtesting import api_sections, config_sections
     from ivybt.config import build_config
@@ -386,6 +621,7 @@ def optimize(
         "objective": objectives[0] if objectives else None, "objectives": objectives,
         "trials": trials, "sampler": sampler, "seed": seed, "batch_size": batch_size,
         "storage": storage, "study_name": study_name, "min_trades": min_trades,
+        "evidence": evidence,
     }  # fmt: skip
     sections = config_sections(
         strategy, symbol=symbol, data=data, **run_options,
@@ -393,4 +629,6 @@ def optimize(
     )  # fmt: skip
     sections = api_sections(sections, config)
     sections["study"]["kind"] = "search"
-    return run_search(build_config(**sections), data=data, cache_dir=cache_dir, results=results)
+    return run_search(
+        build_config(**sections), data=data, cache_dir=cache_dir, results_dir=results_dir
+    )

@@ -1,6 +1,7 @@
 """The run folder of a search: trials.parquet, metrics.json (the best trial or the Pareto
-front), manifest.json and report.html (optimization history, Pareto front, parameter
-importances where computable)."""
+front, each parameter set once), manifest.json (with the sampler's settings and its
+resume rule) and report.html (`ivybt.report.search`: the best trial's metrics, Optuna's
+history, Pareto front, importance, slice and contour plots, the best trials)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from ivybt.studies.optimize import SearchResult
 
 
 def search_headline(result: SearchResult) -> dict[str, Any]:
-    """metrics.json: where the study lives, its size, and its best trial(s) with every metric."""
+    """metrics.json: where the study lives, its size (trials, distinct parameter sets), and
+    its best trial(s) with every metric, each parameter set once."""
     study = result.study
     return {
         "strategy": result.config.strategy.name,
@@ -22,6 +24,7 @@ def search_headline(result: SearchResult) -> dict[str, Any]:
         "storage": result.storage_url,
         "objectives": list(result.objectives),
         "n_trials": len(study.trials),
+        "n_distinct": result.n_distinct(),
         "best": [
             {
                 "number": trial.number,
@@ -39,57 +42,32 @@ def search_headline(result: SearchResult) -> dict[str, Any]:
 
 def write_search(
     result: SearchResult,
-    folder: str | Path | None = None,
+    out: str | Path | None = None,
     *,
     overwrite: bool = False,
-    results: str | Path | None = None,
+    results_dir: str | Path | None = None,
     command_line: list[str] | None = None,
 ) -> Path:
     """Write the search's run folder and return it."""
-    import optuna.visualization as views
-
-    from ivybt.report.html import render_html
+    from ivybt.report.html import bars_label
+    from ivybt.report.search import search_report_html
 
     headline = search_headline(result)
-    figures = [("Optimization history", _history(views, result))]
-    if len(result.objectives) > 1:
-        figures.append(("Pareto front", views.plot_pareto_front(
-            result.study, target_names=list(result.objectives))))  # fmt: skip
-    from ivybt.report.evidence import evidence_figures
-
-    figures += evidence_figures(headline["overfitting"])
-    summary = [
-        ("Study", f"{result.study.study_name} ({result.storage_url})"),
-        ("Trials", str(len(result.study.trials))),
-        ("Objectives", ", ".join(result.objectives)),
-        ("Best", "; ".join(str(best["params"]) for best in headline["best"][:3])),
-        *evidence_rows(headline["overfitting"]),
-    ]
-    extra = {"study_name": result.study.study_name, "storage": result.storage_url}
+    html = search_report_html(
+        result.study, result.objectives,
+        title=f"{result.config.strategy.name} search on {result.inputs.record['symbol']}"
+        f"{bars_label(result.config.data)}",
+        storage_url=result.storage_url, n_distinct=headline.get("n_distinct"),
+        evidence=headline["overfitting"], summary=evidence_rows(headline["overfitting"]),
+        notes=(headline["overfitting"] or {}).get("readings", []),
+    )  # fmt: skip
+    extra = {"study_name": result.study.study_name, "storage": result.storage_url,
+             "sampler": result.sampler}  # fmt: skip
     with open_run_folder(
-        "optimize", result.config, data=result.inputs.record, started=utc_now(), folder=folder,
-        results=results, overwrite=overwrite, command_line=command_line, extra=extra,
+        "optimize", result.config, data=result.inputs.record, started=utc_now(), folder=out,
+        results_dir=results_dir, overwrite=overwrite, command_line=command_line, extra=extra,
     ) as target:  # fmt: skip
         write_table(target / "trials.parquet", result.trials())
         write_json(target / "metrics.json", headline)
-        write_text(
-            target / "report.html",
-            render_html(
-                f"{result.config.strategy.name} search on {result.inputs.record['symbol']}",
-                summary_rows=summary,
-                sections=figures,
-                notes=[
-                    f"Open the study with `ivybt dashboard {result.storage_url}`.",
-                    *(headline["overfitting"] or {}).get("readings", []),
-                ],
-            ),
-        )
+        write_text(target / "report.html", html)
     return target
-
-
-def _history(views: Any, result: SearchResult) -> Any:
-    if len(result.objectives) == 1:
-        return views.plot_optimization_history(result.study)
-    return views.plot_optimization_history(
-        result.study, target=lambda trial: trial.values[0], target_name=result.objectives[0]
-    )

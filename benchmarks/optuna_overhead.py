@@ -230,7 +230,7 @@ def search(frame: pd.DataFrame, sampler: str, storage: str, trials: int, objecti
         "sma_cross", data=frame, params={"fast": "2:101", "slow": "5:204"},
         objectives=objectives, trials=trials, sampler=sampler, seed=SEED,
         batch_size=BATCH_SIZE, storage="memory" if storage == "memory" else None,
-        results=folder, commission=w1_data.COMMISSION, slippage=0.0, fill="close",
+        results_dir=folder, commission=w1_data.COMMISSION, slippage=0.0, fill="close",
         periods_per_year=float(w1_data.DATASETS["spy"]["periods_per_year"]),
     )  # fmt: skip
     wall = time.perf_counter() - start

@@ -143,7 +143,10 @@ class StudyConfig(_Section):
     objective : the metric selection maximises (docs/metrics.md; max_drawdown is <= 0, so
         maximising it means the shallowest drawdown).
     min_trades : combinations with fewer closed trades are marked invalid for selection.
-    memory_budget_mb : peak memory the grid engine plans for (indicator tables and buffers).
+    memory_budget_mb : peak memory the grid engine plans for (the per-combination results,
+        indicator tables and buffers; `ivybt.studies.grid`).
+    max_combinations : the most combinations (before constraints) a grid or walk-forward
+        accepts (`ivybt.studies.space`, default 1,000,000).
     """
 
     kind: Literal["grid", "search", "walkforward"] = "grid"
@@ -151,6 +154,7 @@ class StudyConfig(_Section):
     min_trades: int = Field(1, ge=0)
     memory_budget_mb: float = Field(1024.0, gt=0.0)
     evidence: bool = True  # PBO and DSR in the outputs (ivybt.studies.evidence)
+    max_combinations: int = Field(1_000_000, ge=1)  # space.DEFAULT_MAX_COMBINATIONS
     # search only (ivybt optimize): extra objectives make the study multi-objective
     objectives: tuple[str, ...] = ()
     trials: int | None = Field(None, ge=1)

@@ -21,10 +21,21 @@ Decisions:
   minus two YAML 1.1 rules that silently change a run: base-60 numbers (`fast: 5:25:5` would
   be 19505) and dates (`start: 2015-01-01` would be a date object). Both stay strings.
 - Files ending in .json (manifests) are read as JSON, so numbers like 1e-05 stay numbers.
+- A YAML file may expand to at most `MAX_CONFIG_NODES` values once its aliases are expanded
+  (counted on the parsed node graph, before any Python object is built): anchors and
+  aliases that multiply data (a "billion laughs" file) fail with one line at once.
 - A manifest's output section is dropped: reproducing a run writes a new run folder (or the
   one --out names) instead of replacing the run being reproduced.
 - strategy.space values may be numbers or lists (`fast: 10`, `signal: [5, 9, 12]`); they
   become the spec strings of the CLI ("10", "5,9,12").
+- A file is read for what the command runs (`for_command`). A grid, search or walk-forward
+  takes the file's fixed strategy.params as one-value specs of its space unless the space
+  (or -p) names them: `ivybt grid --config <backtest>/manifest.json -p fast=5:20` grids
+  fast around that backtest's other parameters. A backtest runs one parameter set, so a
+  grid or search file's strategy.space and study section are dropped with one warning line
+  naming them and the parameters the backtest runs (strategy.params, -p, else the
+  strategy's defaults): the file stays usable for a quick backtest, and nothing is ignored
+  silently.
 """
 
 from __future__ import annotations
@@ -44,6 +55,9 @@ SECTIONS = tuple(RunConfig.model_fields)
 _STR = "tag:yaml.org,2002:str"
 _NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+MAX_CONFIG_NODES = 100_000
+"""Values (YAML nodes, aliases expanded) a config file may hold: a run needs a few dozen, and
+a file of anchors and aliases ("billion laughs") must fail at once, not after minutes."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -131,17 +145,72 @@ def apply_config_file(
     *,
     strategy: str = "STRATEGY",
     symbol: str = "--symbol",
+    study: bool | None = None,
 ) -> dict[str, dict[str, Any]]:
     """`given` (only what the caller gave) laid over the sections of the file at `path`.
 
     The strategy's name and the symbol must come from one or the other; `strategy` and
-    `symbol` name how the caller gives them, for the one-line error.
+    `symbol` name how the caller gives them, for the one-line error. `study` says whether
+    the command runs a study (grid, search, walk-forward) or one backtest; None: a study
+    when `given` has a study section (`for_command`).
     """
-    sections = merge_sections(load_config_file(path), given)
+    runs_study = "study" in given if study is None else study
+    file_sections = for_command(load_config_file(path), study=runs_study)
+    sections = merge_sections(file_sections, given)
     for section, field, hint in (("strategy", "name", strategy), ("data", "symbol", symbol)):
         if sections.get(section, {}).get(field) is None:
             raise ConfigError(f"give {hint} or {section}.{field} in the config file {path}")
     return sections
+
+
+def for_command(
+    file_sections: Mapping[str, Mapping[str, Any]], *, study: bool
+) -> dict[str, dict[str, Any]]:
+    """The file's sections as the command uses them (module docstring, decisions).
+
+    A study (grid, search, walk-forward) takes a file's fixed strategy.params as one-value
+    specs of its space (`fast: 10` -> "10") unless the space names them, so the manifest of
+    a backtest grids around that backtest's parameters. A backtest runs one parameter set:
+    a file's strategy.space and study section are dropped, and the backtest says so
+    (`warn_ignored_by_backtest`) once its parameters are known.
+    """
+    sections = {name: dict(fields) for name, fields in file_sections.items()}
+    strategy = sections.setdefault("strategy", {})
+    params = dict(strategy.pop("params", None) or {})
+    space = dict(strategy.pop("space", None) or {})
+    if study:
+        strategy["space"] = {**{name: _spec(value) for name, value in params.items()}, **space}
+    else:
+        strategy["params"] = params
+        sections.pop("study", None)
+    return sections
+
+
+def warn_ignored_by_backtest(path: str | Path, strategy: str, params: Mapping[str, Any]) -> None:
+    """One `IgnoredSettingsWarning` when the file at `path` describes a study (a
+    strategy.space or a study section), naming what a backtest ignores and the parameters
+    `params` of `strategy` it runs instead; nothing otherwise."""
+    file_sections = load_config_file(path)
+    space = file_sections.get("strategy", {}).get("space") or {}
+    ignored = [f"strategy.space ({', '.join(map(str, space))})"] if space else []
+    if file_sections.get("study") is not None:
+        ignored.append("the study section")
+    if not ignored:
+        return
+    import warnings
+
+    from ivybt.errors import IgnoredSettingsWarning
+
+    shown = ", ".join(f"{name}={value}" for name, value in params.items())
+    warnings.warn(
+        IgnoredSettingsWarning(
+            f"config file {path} describes a study; a backtest runs one parameter set, so it "
+            f"ignores {' and '.join(ignored)} and runs {strategy} with {shown or 'no parameters'}"
+            f" (strategy.params and -p, the rest at their defaults); choose them with -p "
+            f"name=value, or run the study (`ivybt grid --config {path}`)"
+        ),
+        stacklevel=3,
+    )
 
 
 def _parse(path: Path, text: str) -> Any:
@@ -153,8 +222,24 @@ def _parse(path: Path, text: str) -> Any:
                 f"config file {path}, line {err.lineno}: not valid JSON ({err.msg}); fix it "
                 "there, or give the manifest.json of a finished run"
             ) from None
+    loader = _Loader(text)  # a SafeLoader: plain data, never objects
     try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data, never objects
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}, set()) > MAX_CONFIG_NODES:
+            raise ConfigError(
+                f"config file {path} expands to more than {MAX_CONFIG_NODES:,} values (YAML "
+                "anchors and aliases, &name and *name, repeat data without bound, or the file "
+                "is far larger than a run configuration); write the values out, with ranges "
+                "such as 5:50:5 for a parameter space"
+            )
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(
+            f"config file {path} nests too deeply to be a run configuration; a configuration "
+            "has sections of 'field: value' lines, nested two or three levels"
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
@@ -163,6 +248,34 @@ def _parse(path: Path, text: str) -> Any:
             f"config file {path}{where}: not valid YAML ({problem}); fix it there: one "
             "'field: value' per line, nested fields indented with spaces"
         ) from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
+    """Nodes of the document under `node` once every alias is expanded (each distinct node
+    is counted once and its size reused, so this is linear in the file); more than
+    `MAX_CONFIG_NODES` as soon as that is certain, and for an alias inside its own anchor."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in active:  # `&a [*a]`: a structure that contains itself expands without end
+        return MAX_CONFIG_NODES + 1
+    active.add(key)
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    else:
+        children = []
+    for child in children:
+        total += _expanded_size(child, sizes, active)
+        if total > MAX_CONFIG_NODES:
+            break
+    active.discard(key)
+    sizes[key] = total
+    return total
 
 
 def _spec(value: Any) -> Any:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import optuna
+import pytest
 
 import ivybt
 from ivybt.kernels.metrics import METRIC_NAMES
@@ -13,6 +15,15 @@ from ivybt.stats.pbo import probability_of_overfitting
 from ivybt.studies import evidence as evidence_module
 
 COMMON = {"symbol": "SPY", "source": "sample", "start": "2010-01-01"}
+SPACES = {
+    "sma_cross": {"fast": "5:25:5", "slow": "20:80:15"},
+    "ema_cross": {"fast": "3,8,12", "slow": "20:60:20"},
+    "macd_cross": {"fast": "6:12:3", "slow": "20:30:5", "signal": "5,9"},
+    "rsi_reversion": {"window": "7:21:7", "lower": "20:35:5", "upper": "55,70"},
+    "bollinger_reversion": {"window": "10:30:10", "num_std": "1.5:2.5:0.5"},
+    "donchian_breakout": {"entry_window": "10:40:10", "exit_window": "5:20:5"},
+    "bbkc_squeeze": {"bb_std": "1.5,2.0", "kc_mult": "1.0:2.0:0.5", "momentum_window": "8,12"},
+}
 
 
 def test_grid_metrics_and_report_carry_pbo_and_dsr(tmp_path):
@@ -71,7 +82,7 @@ def test_a_grid_larger_than_the_budget_is_reduced_in_chunks_with_the_same_pbo():
 def test_search_metrics_carry_pbo_and_dsr(tmp_path):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = ivybt.optimize("sma_cross", **COMMON, params={"fast": "3:30", "slow": "30:120"},
-                            trials=40, seed=1, results=tmp_path)  # fmt: skip
+                            trials=40, seed=1, results_dir=tmp_path)  # fmt: skip
     found = result.evidence()
     complete = [t for t in result.study.trials if t.state.name == "COMPLETE"]
     assert found["n_valid"] == len(complete) and 0.0 <= found["pbo"]["pbo"] <= 1.0
@@ -104,3 +115,82 @@ def test_the_api_mirrors_no_evidence(tmp_path):
     walk = ivybt.walk_forward("sma_cross", **COMMON, params={"fast": "5,10"}, in_sample="3y",
                               out_of_sample="1y", evidence=False, out=tmp_path / "w")  # fmt: skip
     assert walk.metrics["overfitting"]["mean_pbo"] is None
+
+
+# ---- issue #13 point 24: block tables straight from the kernels, no returns matrix ----
+
+
+@pytest.fixture(scope="module")
+def spy_columns():
+    from ivybt.data.sample import load_sample
+    from ivybt.tables import bar_columns
+
+    return bar_columns(load_sample("SPY", "1d")[0].iloc[-2000:])
+
+
+def matrix_tables(columns, space, execution, first_bar, **bars):
+    from ivybt.stats.pbo import block_tables
+    from ivybt.studies.grid import evaluate_returns
+
+    return block_tables(evaluate_returns(columns, space, execution, first_bar=first_bar,
+                                         **bars), 16)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+@pytest.mark.parametrize(
+    ("fill", "direction", "first_bar"),
+    [("next_open", "both", 0), ("close", "long", 517), ("next_open", "short", 1003)],
+)
+def test_block_tables_equal_those_of_the_returns_matrix_bit_for_bit(
+    spy_columns, name, fill, direction, first_bar
+):
+    from ivybt.config import ExecutionConfig
+    from ivybt.strategies import BUILTIN
+    from ivybt.studies.grid import evaluate_block_tables
+    from ivybt.studies.space import build_space
+
+    space = build_space(BUILTIN[name], SPACES[name])
+    execution = ExecutionConfig(fill=fill, direction=direction)
+    got = evaluate_block_tables(spy_columns, space, execution, n_blocks=16, first_bar=first_bar)
+    for mine, theirs in zip(got, matrix_tables(spy_columns, space, execution, first_bar),
+                            strict=True):  # fmt: skip
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_block_tables_in_chunks_on_bricks_and_for_a_user_strategy(spy_columns, tmp_path,
+                                                                  monkeypatch):  # fmt: skip
+    from ivybt.config import ExecutionConfig
+    from ivybt.strategies import BUILTIN, get_strategy
+    from ivybt.studies.grid import evaluate_block_tables
+    from ivybt.studies.space import build_space
+    from tests.test_strategies import _docs_example
+
+    execution = ExecutionConfig(direction="both")
+    space = build_space(BUILTIN["sma_cross"], {"fast": "2:60", "slow": "5:150"})  # 149 SMAs
+    calls = []
+    chunked = evaluate_block_tables(
+        spy_columns, space, execution, n_blocks=16, first_bar=300,
+        memory_budget=2 * 40 * 8 * 2000 + 2**20, progress=lambda d, t: calls.append((d, t)),
+    )  # fmt: skip
+    assert len(calls) > 3 and calls[-1] == (len(space), len(space))
+    for mine, theirs in zip(chunked, matrix_tables(spy_columns, space, execution, 300),
+                            strict=True):  # fmt: skip
+        np.testing.assert_array_equal(mine, theirs)
+    n_bars = len(spy_columns["close"])  # Renko-like signal bars: every third bar
+    signal_of = np.arange(n_bars, dtype=np.int64) // 3
+    signals = {name: np.ascontiguousarray(values[::3]) for name, values in spy_columns.items()}
+    signal_of = np.minimum(signal_of, len(signals["close"]) - 1)
+    bars = {"signal_columns": signals, "signal_of": signal_of}
+    small = build_space(BUILTIN["sma_cross"], SPACES["sma_cross"])
+    got = evaluate_block_tables(spy_columns, small, execution, n_blocks=16, first_bar=200, **bars)
+    for mine, theirs in zip(got, matrix_tables(spy_columns, small, execution, 200, **bars),
+                            strict=True):  # fmt: skip
+        np.testing.assert_array_equal(mine, theirs)
+    (tmp_path / "my_strategies.py").write_text(_docs_example(), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_strategies", raising=False)
+    strategy = get_strategy("my_strategies:KeltnerBreakout")
+    user = build_space(strategy, {"window": "10:30:10", "multiplier": "1.5,2.5"})
+    got = evaluate_block_tables(spy_columns, user, execution, n_blocks=16, first_bar=100)
+    for mine, theirs in zip(got, matrix_tables(spy_columns, user, execution, 100), strict=True):
+        np.testing.assert_array_equal(mine, theirs)

@@ -18,7 +18,7 @@ from ivybt.data.sample import load_sample
 from ivybt.errors import ConfigError
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.simulation import simulate_strategy
-from ivybt.strategies import BUILTIN, get_strategy
+from ivybt.strategies import BUILTIN, Param, get_strategy
 from ivybt.studies import grid as grid_module
 from ivybt.studies.grid import evaluate_space, evaluate_windows
 from ivybt.studies.space import build_space, parse_spec
@@ -134,7 +134,7 @@ def test_memory_budget_chunks_give_the_same_table(spy_columns):
     )  # fmt: skip
     np.testing.assert_array_equal(whole, chunked)
     assert len(calls) > 3 and calls[-1] == (len(space), len(space))
-    with pytest.raises(ConfigError, match="too small for 2000 bars; give --memory-budget"):
+    with pytest.raises(ConfigError, match=r"too small for 2,000 bars .*; give --memory-budget"):
         evaluate_space(spy_columns, space, execution, periods_per_year=252.0, memory_budget=2**17)
 
 
@@ -169,12 +169,15 @@ def test_float_specs_are_inclusive_and_rounded():
     num_std = BUILTIN["bollinger_reversion"].params[1]
     assert parse_spec(num_std, "1.5:3.0:0.25", "b") == [1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0]
     assert parse_spec(num_std, "0.1:0.3:0.1", "b") == [0.1, 0.2, 0.3]
+    assert parse_spec(num_std, "1:2", "b") == [1.0, 1.25, 1.5, 1.75, 2.0]  # its declared step
+    no_step = Param("width", float, 2.0, 1.0, 3.0)
+    with pytest.raises(ConfigError, match="float range '1:2' for width of b needs a step"):
+        parse_spec(no_step, "1:2", "b")
 
 
 @pytest.mark.parametrize(
     ("specs", "message"),
     [
-        ({"num_std": "1:2"}, "float range '1:2' for num_std of bollinger_reversion needs a step"),
         ({"window": "30:10"}, "must have start <= stop and a positive step"),
         ({"window": "a:b"}, "must hold numbers, e.g. 2:101:3"),
         ({"window": "1:3:1:1"}, "must be start:stop or start:stop:step"),
@@ -280,7 +283,7 @@ def test_export_study_holds_the_best_and_an_even_sample(tmp_path):
 
     result = ivybt.grid("sma_cross", symbol="SPY", source="sample",
                         params={"fast": "5:30:5", "slow": "20:100:10"})  # fmt: skip
-    name, url = export_grid_study(result, best_k=5, sample=3, results=tmp_path)
+    name, url = export_grid_study(result, best_k=5, sample=3, results_dir=tmp_path)
     study = optuna.load_study(study_name=name, storage=open_storage(url))
     assert len(study.trials) == 8 and name == "sma_cross-SPY-grid"
     assert study.best_value == result.best()["sharpe"]
@@ -290,7 +293,7 @@ def test_export_study_holds_the_best_and_an_even_sample(tmp_path):
     assert any("ivybt-grid-heatmap" in key for key in system_attrs)
     assert study.metric_names == ["sharpe"]
     with pytest.raises(ConfigError, match="already exists"):
-        export_grid_study(result, results=tmp_path)
+        export_grid_study(result, results_dir=tmp_path)
 
 
 @pytest.mark.parametrize("name", ["sma_cross", "rsi_reversion", "bbkc_squeeze"])

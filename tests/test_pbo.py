@@ -212,6 +212,23 @@ def test_results_do_not_depend_on_the_thread_count():
         npt.assert_array_equal(getattr(single, name), getattr(default, name))
 
 
+def test_splits_are_scored_in_calls_with_progress_and_the_same_results(monkeypatch):
+    """Issue #13 point 24: the statistics report progress and answer Ctrl-C between kernel
+    calls; cutting the pairs of splits into calls changes no result."""
+    from ivybt.stats import pbo as pbo_module
+
+    returns = _noise(6, 320, 30)
+    whole = probability_of_overfitting(returns, blocks=16)
+    monkeypatch.setattr(pbo_module, "CALL_WORK", 64 * 30 * 10)  # 640 pairs of splits a call
+    calls = []
+    parts = probability_of_overfitting(
+        returns, blocks=16, progress=lambda done, total: calls.append((done, total))
+    )
+    assert calls == [(min(k, 12_870), 12_870) for k in range(1_280, 12_870 + 1_280, 1_280)]
+    for name in ("logits", "is_sharpe", "oos_sharpe", "winners"):
+        npt.assert_array_equal(getattr(parts, name), getattr(whole, name))
+
+
 def test_input_is_not_modified():
     returns = _noise(6, 64, 5)
     returns[::7, 2] = np.nan

@@ -16,6 +16,7 @@ distinct combination of them and reused across the strategy's parameters.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from ivybt._typing import Float64Array1D, Int64Array1D
 from ivybt.config import RenkoConfig, RunConfig
 from ivybt.errors import ConfigError
 from ivybt.strategies.base import Param
-from ivybt.studies.space import parse_spec
+from ivybt.studies.space import DEFAULT_MAX_COMBINATIONS, check_size, parse_spec, spec_count
 
 BAR_PARAMS: dict[str, Param] = {
     "box": Param("box", float, 1.0, 0.1, 10.0, 1e-12, None, "Renko box size, price units"),
@@ -76,7 +77,12 @@ def split_specs(
 
 
 def bar_grid(config: RunConfig, bar_specs: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Every combination of the bar parameters' values (one empty dict without any)."""
+    """Every combination of the bar parameters' values (one empty dict without any),
+    counted first and refused beyond the study's `max_combinations` (`check_size`)."""
+    counts = [spec_count(BAR_PARAMS[name], spec, "renko") for name, spec in bar_specs.items()]
+    limit = config.study.max_combinations if config.study else DEFAULT_MAX_COMBINATIONS
+    shown = " x ".join(f"{n:,} {name}" for name, n in zip(bar_specs, counts, strict=True))
+    check_size(math.prod(counts), limit, f"{shown} brick settings")
     values = [parse_spec(BAR_PARAMS[name], spec, "renko") for name, spec in bar_specs.items()]
     grid = [dict(zip(bar_specs, combo, strict=True)) for combo in itertools.product(*values)]
     if config.data.bars == "renko":

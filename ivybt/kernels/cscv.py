@@ -213,10 +213,11 @@ def _score_split_nb(
 @njit(cache=True, parallel=True)
 def cscv_splits_nb(
     sums: Float64Array2D, squares: Float64Array2D, masks: Int64Array2D, halves: Int64Array2D,
-    rows_per_block: int,
-) -> tuple[Float64Array1D, Float64Array1D, Float64Array1D, Int64Array1D]:  # fmt: skip
-    """Score every CSCV split: the in-sample winner, its Sharpe in and out of sample, and the
-    logit of its out-of-sample relative rank.
+    rows_per_block: int, first_pair: int, out_scores: Float64Array2D, out_winners: Int64Array1D,
+) -> None:  # fmt: skip
+    """Score CSCV splits: the in-sample winner, its Sharpe in and out of sample, and the
+    logit of its out-of-sample relative rank; one call scores some pairs of splits, so a
+    caller can report progress and stop between calls.
 
     Parameters
     ----------
@@ -224,24 +225,25 @@ def cscv_splits_nb(
         From `block_stats_nb`.
     masks : int64, shape (n_blocks, n_combinations), read-only
         From `flat_masks_nb`.
-    halves : int64, shape (n_pairs, n_blocks), read-only
-        One pair of complementary halves per row, each half in increasing block order:
-        halves[p, :n_blocks // 2] is the in-sample half of split p and halves[p, n_blocks // 2:]
-        that of split 2 * n_pairs - 1 - p (in `itertools.combinations` order of the in-sample
-        halves, the complement of combination p is combination n_splits - 1 - p).
+    halves : int64, shape (n_call_pairs, n_blocks), read-only
+        Rows first_pair .. first_pair + n_call_pairs - 1 of the table of all pairs of
+        complementary halves (`ivybt.stats.pbo._halves`), each half in increasing block
+        order: for pair p, halves[p, :n_blocks // 2] is the in-sample half of split p and
+        halves[p, n_blocks // 2:] that of split n_splits - 1 - p (in
+        `itertools.combinations` order of the in-sample halves, the complement of
+        combination p is combination n_splits - 1 - p).
     rows_per_block : int
         Rows in each block; a half has rows_per_block * n_blocks // 2 >= 2 rows.
-
-    Returns
-    -------
-    logits : float64, shape (2 * n_pairs,)
-        ln(omega / (1 - omega)), omega = rank / (n_combinations + 1), where rank is the winner's
-        out-of-sample rank among all combinations, 1 = worst, ties averaged (k tied values
-        sharing ranks r..r+k-1 all get r + (k - 1) / 2) and NaN Sharpes lowest. NaN when no
-        combination has a finite in-sample Sharpe (every column flat in-sample).
-    is_sharpe, oos_sharpe : float64, shape (2 * n_pairs,)
-        The winner's per-period Sharpe in and out of sample (oos NaN if it is flat there).
-    winners : int64, shape (2 * n_pairs,)
+    first_pair : int
+        The pair number of halves' first row.
+    out_scores : float64, shape (3, n_splits), written for this call's splits
+        Row 0, logits: ln(omega / (1 - omega)), omega = rank / (n_combinations + 1), where
+        rank is the winner's out-of-sample rank among all combinations, 1 = worst, ties
+        averaged (k tied values sharing ranks r..r+k-1 all get r + (k - 1) / 2) and NaN
+        Sharpes lowest; NaN when no combination has a finite in-sample Sharpe (every column
+        flat in-sample). Rows 1 and 2: the winner's per-period Sharpe in and out of sample
+        (out of sample NaN if it is flat there).
+    out_winners : int64, shape (n_splits,), written for this call's splits
         Column of the in-sample winner: the highest in-sample Sharpe, the first column on
         ties; -1 when there is none.
 
@@ -251,28 +253,27 @@ def cscv_splits_nb(
     Sharpes are computed once and serve both splits (each half is one split's in-sample and
     the other's out-of-sample). Pairs go in fixed chunks of 32, one chunk per task with its
     own scratch buffer (4, n_combinations) allocated once per chunk; pair p writes only
-    elements p and 2 * n_pairs - 1 - p of the outputs, so results do not depend on the thread
-    count. Reference: tests/test_pbo.py::cscv_reference.
+    splits p and n_splits - 1 - p, so results depend neither on the thread count nor on how
+    the pairs are cut into calls. Reference: tests/test_pbo.py::cscv_reference.
     """
     n_pairs, n_blocks = halves.shape
     n_columns = sums.shape[1]
-    n_splits = 2 * n_pairs
+    n_splits = out_winners.shape[0]
     half_blocks = n_blocks // 2
     n_rows = rows_per_block * half_blocks
-    logits = np.empty(n_splits, dtype=np.float64)
-    is_sharpe = np.empty(n_splits, dtype=np.float64)
-    oos_sharpe = np.empty(n_splits, dtype=np.float64)
-    winners = np.empty(n_splits, dtype=np.int64)
+    logits = out_scores[0]
+    is_sharpe = out_scores[1]
+    oos_sharpe = out_scores[2]
     chunk_pairs = 32  # pairs sharing one scratch buffer
     n_chunks = (n_pairs + chunk_pairs - 1) // chunk_pairs
     for chunk in prange(n_chunks):
         buffer = np.empty((4, n_columns), dtype=np.float64)  # once per chunk of pairs
         first, second = buffer[0], buffer[1]
-        for p in range(chunk * chunk_pairs, min((chunk + 1) * chunk_pairs, n_pairs)):
-            in_first, in_second = halves[p, :half_blocks], halves[p, half_blocks:]
+        for local in range(chunk * chunk_pairs, min((chunk + 1) * chunk_pairs, n_pairs)):
+            in_first, in_second = halves[local, :half_blocks], halves[local, half_blocks:]
             _half_sharpes_nb(sums, squares, masks, in_first, n_rows, first, buffer[2])
             _half_sharpes_nb(sums, squares, masks, in_second, n_rows, second, buffer[3])
-            _score_split_nb(first, second, p, logits, is_sharpe, oos_sharpe, winners)
+            p = first_pair + local
+            _score_split_nb(first, second, p, logits, is_sharpe, oos_sharpe, out_winners)
             other = n_splits - 1 - p
-            _score_split_nb(second, first, other, logits, is_sharpe, oos_sharpe, winners)
-    return logits, is_sharpe, oos_sharpe, winners
+            _score_split_nb(second, first, other, logits, is_sharpe, oos_sharpe, out_winners)

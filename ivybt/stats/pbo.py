@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,10 @@ __all__ = ["Degradation", "PBOResult", "probability_of_overfitting"]
 
 MAX_SPLITS = 1_000_000  # C(22, 11) = 705,432 fits; C(24, 12) = 2,704,156 does not
 MIN_ROWS_PER_BLOCK = 2  # a block of one row has no spread: require two for a Sharpe
+CALL_WORK = 1 << 26  # pairs of splits x combinations per kernel call: ~0.3 s on 2 cores
+
+Progress = Callable[[int, int], None]
+"""progress(splits done, n_splits), after each kernel call of `pbo_from_block_tables`."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,9 @@ class PBOResult:
         }
 
 
-def probability_of_overfitting(returns: npt.ArrayLike, *, blocks: int = 16) -> PBOResult:
+def probability_of_overfitting(
+    returns: npt.ArrayLike, *, blocks: int = 16, progress: Progress | None = None
+) -> PBOResult:
     """Probability of backtest overfitting (PBO) of a grid's returns, by CSCV.
 
     Parameters
@@ -165,6 +171,9 @@ def probability_of_overfitting(returns: npt.ArrayLike, *, blocks: int = 16) -> P
     blocks : int, default 16
         Even number of contiguous equal blocks, >= 2; C(blocks, blocks / 2) splits (12,870
         for 16) must stay <= 1,000,000. Each block needs >= 2 rows.
+    progress : callable, optional
+        progress(splits done, n_splits), called as the splits are scored (a few calls a
+        second on a large grid); Ctrl-C stops between two calls.
 
     Returns
     -------
@@ -202,7 +211,7 @@ def probability_of_overfitting(returns: npt.ArrayLike, *, blocks: int = 16) -> P
     n_periods = matrix.shape[0]
     dropped = n_periods % n_blocks
     tables = block_stats_nb(np.ascontiguousarray(matrix[dropped:]), n_blocks)
-    return pbo_from_block_tables(*tables, n_periods=n_periods)
+    return pbo_from_block_tables(*tables, n_periods=n_periods, progress=progress)
 
 
 def block_tables(returns: np.ndarray, blocks: int = 16) -> tuple[np.ndarray, ...]:
@@ -216,19 +225,46 @@ def block_tables(returns: np.ndarray, blocks: int = 16) -> tuple[np.ndarray, ...
     return block_stats_nb(np.ascontiguousarray(matrix[dropped:]), n_blocks)
 
 
+def check_block_rows(n_periods: int, n_blocks: int) -> None:
+    """ConfigError unless `n_periods` rows give each of `n_blocks` blocks >= 2 rows."""
+    needed = MIN_ROWS_PER_BLOCK * n_blocks
+    _require(
+        n_periods >= needed,
+        f"returns needs >= {MIN_ROWS_PER_BLOCK} rows per block ({needed:,} rows for "
+        f"blocks={n_blocks}), got {n_periods:,} rows; use fewer blocks (e.g. "
+        f"blocks={max(2, 2 * (n_periods // (2 * MIN_ROWS_PER_BLOCK)))}) or more periods",
+    )
+
+
 def pbo_from_block_tables(
-    sums: np.ndarray, squares: np.ndarray, levels: np.ndarray, *, n_periods: int
+    sums: np.ndarray,
+    squares: np.ndarray,
+    levels: np.ndarray,
+    *,
+    n_periods: int,
+    progress: Progress | None = None,
 ) -> PBOResult:
     """`probability_of_overfitting` from per-block tables (`block_tables`) of a return matrix
-    with `n_periods` rows (before the oldest were dropped)."""
+    with `n_periods` rows (before the oldest were dropped). The splits are scored in kernel
+    calls of about `CALL_WORK` pair-combinations each: `progress(splits done, n_splits)`
+    after each, and Ctrl-C is answered between them."""
     n_blocks, n_columns = sums.shape
     rows_per_block = n_periods // n_blocks
     dropped = n_periods - rows_per_block * n_blocks
     _require(n_columns >= 2, f"PBO needs at least 2 combinations, got {n_columns}")
     masks = flat_masks_nb(levels)
-    logits, is_sharpe, oos_sharpe, winners = cscv_splits_nb(
-        sums, squares, masks, _halves(n_blocks), rows_per_block
-    )
+    halves = _halves(n_blocks)
+    n_pairs = len(halves)
+    scores = np.empty((3, 2 * n_pairs), dtype=np.float64)
+    winners = np.empty(2 * n_pairs, dtype=np.int64)
+    per_call = max(64, CALL_WORK // max(n_columns, 1))
+    for first in range(0, n_pairs, per_call):
+        last = min(first + per_call, n_pairs)
+        cscv_splits_nb(sums, squares, masks, halves[first:last], rows_per_block, first,
+                       scores, winners)  # fmt: skip
+        if progress is not None:
+            progress(2 * last, 2 * n_pairs)
+    logits, is_sharpe, oos_sharpe = scores[0].copy(), scores[1].copy(), scores[2].copy()
     scored = winners >= 0
     n_scored = int(scored.sum())
     _require(
@@ -312,13 +348,7 @@ def _check_returns(returns: npt.ArrayLike, n_blocks: int) -> np.ndarray:
         f"returns needs >= 2 columns (combinations) to rank, got {n_columns}; pass the "
         "returns of every combination tried",
     )
-    needed = MIN_ROWS_PER_BLOCK * n_blocks
-    _require(
-        n_periods >= needed,
-        f"returns needs >= {MIN_ROWS_PER_BLOCK} rows per block ({needed:,} rows for "
-        f"blocks={n_blocks}), got {n_periods:,} rows; use fewer blocks (e.g. "
-        f"blocks={max(2, 2 * (n_periods // (2 * MIN_ROWS_PER_BLOCK)))}) or more periods",
-    )
+    check_block_rows(n_periods, n_blocks)
     matrix = np.ascontiguousarray(matrix, dtype=np.float64)
     for start in range(0, n_periods, 256):  # in row chunks: no mask as large as the matrix
         infinite = np.isinf(matrix[start : start + 256])

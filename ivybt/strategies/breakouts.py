@@ -51,11 +51,15 @@ class BbkcSqueeze(Strategy):
         "direction of momentum; exit when momentum turns."
     )
     params = (
-        Param("bb_window", int, 20, 10, 50, minimum=2, doc="Bollinger window, bars"),
-        Param("bb_std", float, 2.0, 1.0, 3.0, minimum=0.0, doc="Bollinger width, std"),
-        Param("kc_window", int, 20, 10, 50, minimum=1, doc="Keltner EMA and ATR window, bars"),
-        Param("kc_mult", float, 1.5, 1.0, 3.0, minimum=0.0, doc="Keltner width, ATRs"),
-        Param("momentum_window", int, 12, 3, 50, minimum=1, doc="momentum look-back, bars"),
+        Param("bb_window", int, 20, 10, 50, minimum=2, doc="Bollinger window, bars", step=5),
+        Param("bb_std", float, 2.0, 1.0, 3.0, minimum=0.0, doc="Bollinger width, std", step=0.5),
+        Param(
+            "kc_window", int, 20, 10, 50, minimum=1, doc="Keltner EMA and ATR window, bars", step=5
+        ),
+        Param("kc_mult", float, 1.5, 1.0, 3.0, minimum=0.0, doc="Keltner width, ATRs", step=0.5),
+        Param(
+            "momentum_window", int, 12, 3, 48, minimum=1, doc="momentum look-back, bars", step=3
+        ),
     )
     signal_kernel = bbkc_squeeze_signal_nb
 

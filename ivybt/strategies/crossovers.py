@@ -57,9 +57,9 @@ class MacdCross(Strategy):
         "Long after the MACD line crosses above its signal line, short after it crosses below."
     )
     params = (
-        Param("fast", int, 12, 2, 50, minimum=1, doc="fast EMA window, bars"),
-        Param("slow", int, 26, 5, 150, minimum=2, doc="slow EMA window, bars"),
-        Param("signal", int, 9, 2, 50, minimum=1, doc="signal-line EMA window, bars"),
+        Param("fast", int, 12, 2, 50, minimum=1, doc="fast EMA window, bars", step=2),
+        Param("slow", int, 26, 6, 150, minimum=2, doc="slow EMA window, bars", step=4),
+        Param("signal", int, 9, 3, 48, minimum=1, doc="signal-line EMA window, bars", step=3),
     )
     constraints = ("fast < slow",)
     signal_kernel = zero_cross_signal_nb

@@ -22,8 +22,28 @@ class RsiReversion(Strategy):
     )
     params = (
         Param("window", int, 14, 2, 50, minimum=1, doc="RSI window, bars"),
-        Param("lower", float, 30.0, 10.0, 45.0, minimum=0.0, maximum=100.0, doc="entry level"),
-        Param("upper", float, 70.0, 50.0, 90.0, minimum=0.0, maximum=100.0, doc="exit level"),
+        Param(
+            "lower",
+            float,
+            30.0,
+            10.0,
+            45.0,
+            minimum=0.0,
+            maximum=100.0,
+            step=5.0,
+            doc="entry level",
+        ),
+        Param(
+            "upper",
+            float,
+            70.0,
+            50.0,
+            90.0,
+            minimum=0.0,
+            maximum=100.0,
+            step=5.0,
+            doc="exit level",
+        ),
     )
     constraints = ("lower < upper", "lower < 50")
     signal_kernel = rsi_reversion_signal_nb
@@ -43,7 +63,7 @@ class BollingerReversion(Strategy):
     )
     params = (
         Param("window", int, 20, 5, 100, minimum=2, doc="SMA and std window, bars"),
-        Param("num_std", float, 2.0, 1.0, 3.5, minimum=0.0, doc="band width in std"),
+        Param("num_std", float, 2.0, 1.0, 3.5, minimum=0.0, doc="band width in std", step=0.25),
     )
     signal_kernel = bollinger_reversion_signal_nb
 

@@ -3,23 +3,30 @@
 The table has one row per admissible combination: `param_<name>` columns in the strategy's
 order, every metric of docs/metrics.md, then `valid` (at least `min_trades` closed trades).
 `best()` picks the valid combination that maximises the objective.
+
+Phases, each saying what was kept when Ctrl-C stops it (`StudyInterrupted`, exit 130 on the
+command line): counting and building the space (nothing loaded), loading the bars, the grid
+(combinations done so far), PBO and DSR, writing the run folder. Nothing is written before
+the grid and its statistics are whole; while writing, the files already written are whole
+(each is renamed into place when complete) and the manifest says "failed".
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ivybt.bars.timeline import BAR_PARAMS, bar_grid, bars_note, signal_bars, split_specs
 from ivybt.config import RunConfig, build_config
-from ivybt.errors import ConfigError, GridSizeWarning
+from ivybt.errors import ConfigError, GridSizeWarning, StudyInterrupted, interrupted_phase
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.run_folder import (
     open_run_folder,
@@ -31,12 +38,24 @@ from ivybt.run_folder import (
 from ivybt.run_inputs import prepare_inputs
 from ivybt.simulation import check_enough_bars
 from ivybt.strategies import Strategy, get_strategy
-from ivybt.studies.evidence import grouped_returns, overfitting_evidence
+from ivybt.studies.evidence import grouped_returns, grouped_tables, overfitting_evidence
 from ivybt.studies.evidence import summary_rows as evidence_rows
-from ivybt.studies.grid import Progress, evaluate_returns, evaluate_space
-from ivybt.studies.space import ParamSpace, build_space
+from ivybt.studies.grid import (
+    PhaseProgress,
+    Progress,
+    check_memory,
+    combination_bytes,
+    evaluate_block_tables,
+    evaluate_returns,
+    evaluate_space,
+)
+from ivybt.studies.space import ParamSpace, build_space, describe_defaults
 
-LARGE_GRID = 5_000_000  # combinations above which a grid run warns with its size
+if TYPE_CHECKING:
+    from ivybt.report.figures import ReportFigures
+
+LARGE_GRID = 250_000  # combinations above which a grid run warns with its size
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -91,6 +110,36 @@ class GridResult:
             for param in self.strategy.params
         }
 
+    def __repr__(self) -> str:
+        from ivybt.report.backtest import metrics_text
+        from ivybt.report.html import bars_label
+
+        n_valid = int(self.table["valid"].sum())
+        head = (
+            f"<GridResult {self.config.strategy.name} on {self.data['symbol']} "
+            f"{self.config.data.interval}{bars_label(self.config.data)}: "
+            f"{len(self.table):,} combinations of {', '.join(self.param_names)} "
+            f"({n_valid:,} valid)"
+        )
+        if not n_valid or self.table.loc[self.table["valid"], self.objective].isna().all():
+            return head + ">"
+        best = self.best()
+        params = ", ".join(f"{k}={v}" for k, v in self.best_params().items())
+        shown = dict.fromkeys((self.objective, "total_return", "max_drawdown", "n_trades"))
+        return f"{head}; best by {self.objective}: {params}, {metrics_text(best, shown)}>"
+
+    def plot(self) -> ReportFigures:
+        """The figures of report.html, as plotly figures: the metric heatmap (or curve), the
+        sliced heatmap with three or more parameters, the best combinations, the PBO
+        histogram (`ivybt.report.grid.grid_sections`; index by position or heading)."""
+        from ivybt.report.figures import ReportFigures
+        from ivybt.report.grid import grid_sections
+
+        return ReportFigures(
+            grid_sections(self.table, param_names=self.param_names, metrics=list(METRIC_NAMES),
+                          objective=self.objective, evidence=self.evidence)
+        )  # fmt: skip
+
     def headline(self) -> dict[str, Any]:
         """metrics.json: the size of the grid and its best combination."""
         best = self.best()
@@ -113,7 +162,7 @@ class GridResult:
 
     def write(
         self,
-        folder: str | Path | None = None,
+        out: str | Path | None = None,
         *,
         overwrite: bool = False,
         results_dir: str | Path | None = None,
@@ -121,17 +170,22 @@ class GridResult:
     ) -> Path:
         """Write grid.parquet, metrics.json, manifest.json and report.html; return the folder."""
         from ivybt.report.grid import grid_report_html
+        from ivybt.report.html import bars_label
 
         headline = self.headline()
         extra = {"periods_per_year": self.periods_per_year, "split": self.split}
-        with open_run_folder(
-            "grid", self.config, data=self.data, started=self.started, folder=folder,
-            results=results_dir, overwrite=overwrite, extra=extra, command_line=command_line,
+        opened: list[Path] = []
+        writing = interrupted_phase("writing the run folder", lambda: written_outcome(opened))
+        with writing, open_run_folder(
+            "grid", self.config, data=self.data, started=self.started, folder=out,
+            results_dir=results_dir, overwrite=overwrite, extra=extra, command_line=command_line,
         ) as target:  # fmt: skip
+            opened.append(target)
             write_table(target / "grid.parquet", self.table)
             write_json(target / "metrics.json", headline)
             html = grid_report_html(
-                title=f"{self.config.strategy.name} grid on {self.data['symbol']}",
+                title=f"{self.config.strategy.name} grid on {self.data['symbol']}"
+                f"{bars_label(self.config.data)}",
                 table=self.table,
                 param_names=self.param_names,
                 metrics=list(METRIC_NAMES),
@@ -155,6 +209,7 @@ def grid(
     objective: str | None = None,
     min_trades: int | None = None,
     memory_budget_mb: float | None = None,
+    max_combinations: int | None = None,
     evidence: bool | None = None,
     out: str | Path | None = None,
     progress: Progress | None = None,
@@ -165,10 +220,13 @@ def grid(
     """Evaluate every combination of `params` specs for `strategy`; mirrors `ivybt grid`.
 
     `params` maps names to specs: a value, "a:b", "a:b:step" or "v1,v2,..."; parameters left
-    out keep their defaults. `run_options` are those of `ivybt.backtest` (interval, start,
+    out keep their defaults, and with no range or list at all every parameter not given is
+    searched over its declared default range (`ivybt.studies.space`). `run_options` are those
+    of `ivybt.backtest` (interval, start,
     end, source, adjusted, commission, slippage, fill, direction, size, initial_cash,
     periods_per_year, train_split, run_mode). A keyword left at None takes the file's value,
-    else the model's default (objective "sharpe", min_trades 1, memory_budget_mb 1024).
+    else the model's default (objective "sharpe", min_trades 1, memory_budget_mb 1024,
+    max_combinations 1,000,000).
     `config` names a YAML file or a run's manifest.json (`ivybt.config_file`); keywords given
     override its fields, `params` per parameter name.
 
@@ -188,6 +246,7 @@ def grid(
         "objective": objective,
         "min_trades": min_trades,
         "memory_budget_mb": memory_budget_mb,
+        "max_combinations": max_combinations,
         "evidence": evidence,
     }
     sections = config_sections(
@@ -204,70 +263,141 @@ def grid(
     return result
 
 
+def plan_space(config: RunConfig) -> tuple[ParamSpace, list[dict[str, Any]], str]:
+    """The strategy space, the Renko brick settings and the line a command prints first:
+    the number of combinations (before and after the constraints), preceded by the default
+    ranges when no -p range was given (`ivybt.studies.space`). Counted, limited
+    (`max_combinations`) and built before any bars are loaded."""
+    study = config.study
+    assert study is not None
+    strategy = get_strategy(config.strategy.name)
+    bar_specs, specs = split_specs(config, config.strategy.space)
+    bar_combos = bar_grid(config, bar_specs)
+    space = build_space(
+        strategy, specs, config.strategy.constraints, max_combinations=study.max_combinations,
+        multiplier=len(bar_combos),
+        other_specs={name: (BAR_PARAMS[name], spec) for name, spec in bar_specs.items()},
+    )  # fmt: skip
+    n_bar = len(bar_combos)
+    line = (
+        f"{config.strategy.name}: {len(space) * n_bar:,} combinations "
+        f"({space.n_candidates * n_bar:,} before constraints) on {config.data.symbol} "
+        f"{config.data.interval}" + (f", {n_bar} brick settings" if bar_specs else "")
+    )
+    if space.defaulted:
+        line = f"{describe_defaults(strategy, space.defaulted)}\n{line}"
+    return space, bar_combos, line
+
+
 def run_grid(
     config: RunConfig,
     *,
     data: pd.DataFrame | None = None,
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
+    phase_progress: PhaseProgress | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> GridResult:
-    """Run the grid `config` describes (bars from `data` when given, else loaded)."""
+    """Run the grid `config` describes (bars from `data` when given, else loaded).
+
+    `notice(line)` receives the size of the space before any work (`plan_space`; default:
+    logged at INFO); `progress(done, total)` the combinations evaluated, and
+    `phase_progress(label)` the progress callbacks of the later phases ("PBO returns",
+    "PBO splits"). Ctrl-C in any phase raises `StudyInterrupted` saying the phase and that
+    nothing was written.
+    """
     started = utc_now()
     study = config.study
     if study is None:
         raise ConfigError("a grid run needs a study section (objective, min_trades)")
     _check_metric(study.objective)
     strategy = get_strategy(config.strategy.name)
-    bar_specs, specs = split_specs(config, config.strategy.space)
-    space = build_space(strategy, specs, config.strategy.constraints)
-    bar_combos = bar_grid(config, bar_specs)
-    if len(space) * len(bar_combos) > LARGE_GRID:
-        warnings.warn(GridSizeWarning(len(space) * len(bar_combos)), stacklevel=2)
-    inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
+    space, bar_combos, line = plan_space(config)
+    bar_specs, _ = split_specs(config, config.strategy.space)
+    (notice or logger.info)(line)
+    n_combos = len(space) * len(bar_combos)
+    if n_combos > LARGE_GRID:
+        warnings.warn(GridSizeWarning(n_combos), stacklevel=2)
+    budget = int(study.memory_budget_mb * 2**20)
+    nothing = "a grid is written whole, so nothing was written"
+    with interrupted_phase("loading the bars", nothing):
+        inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
+    n_slots = len(strategy.indicators(space.combination(0)))
+    reserved = check_memory(
+        n_combos, combination_bytes(len(space.names) + len(bar_specs), n_slots,
+                                    evidence=study.evidence),
+        budget, inputs.history_bars, evidence=study.evidence,
+    )  # fmt: skip
     frame = inputs.frame.iloc[: inputs.history_bars]
     tables, groups = [], []
     for k, combo in enumerate(bar_combos):  # bricks built once per distinct box
-        signals = signal_bars(config, frame, inputs.columns, start=inputs.window.start or 0,
-                              override=combo)  # fmt: skip
+        during = "building Renko bricks" if combo else "preparing the bars"
+        with interrupted_phase(during, nothing):
+            signals = signal_bars(config, frame, inputs.columns, start=inputs.window.start or 0,
+                                  override=combo)  # fmt: skip
         where = inputs.describe() + (f" as Renko bricks ({combo})" if combo else "")
         check_enough_bars(strategy, _shortest_warmup(space), len(signals.columns["close"]), where)
         done = k * len(space)
-        metrics = evaluate_space(
-            inputs.columns, space, config.execution, periods_per_year=inputs.periods_per_year,
-            first_bar=inputs.window.start or 0, memory_budget=int(study.memory_budget_mb * 2**20),
-            progress=None if progress is None else (
-                lambda d, t, done=done: progress(done + d, len(space) * len(bar_combos))),
-            signal_columns=None if signals.signal_of is None else signals.columns,
-            signal_of=signals.signal_of,
-        )  # fmt: skip
+        try:
+            metrics = evaluate_space(
+                inputs.columns, space, config.execution, periods_per_year=inputs.periods_per_year,
+                first_bar=inputs.window.start or 0, memory_budget=budget, reserved_bytes=reserved,
+                progress=None if progress is None else (
+                    lambda d, t, done=done: progress(done + d, n_combos)),
+                signal_columns=None if signals.signal_of is None else signals.columns,
+                signal_of=signals.signal_of,
+            )  # fmt: skip
+        except StudyInterrupted as err:
+            raise StudyInterrupted(done + err.done, n_combos, "combinations", nothing) from err
         part = pd.DataFrame({f"param_{name}": value for name, value in combo.items()},
                             index=range(len(space)))  # fmt: skip
         part = part.join(pd.DataFrame(space.combos, columns=[f"param_{n}" for n in space.names]))
         tables.append(part.join(pd.DataFrame(metrics, columns=list(METRIC_NAMES))))
         groups.append(signals)
     table = pd.concat(tables, ignore_index=True)
+    del tables
     table["valid"] = table["n_trades"] >= study.min_trades
     first = inputs.window.start or 0
 
+    def subset_of(local: np.ndarray) -> ParamSpace:
+        return ParamSpace(strategy, space.names, space.combos[local], len(local), ())
+
+    def bars_of(k: int) -> dict[str, Any]:
+        signals = groups[k]
+        return {"signal_columns": None if signals.signal_of is None else signals.columns,
+                "signal_of": signals.signal_of}  # fmt: skip
+
     def returns_for(k: int, local: np.ndarray) -> np.ndarray:
         """Per-bar returns of strategy combinations `local` on brick setting k."""
-        signals = groups[k]
-        subset = ParamSpace(strategy, space.names, space.combos[local], len(local), ())
-        return evaluate_returns(
-            inputs.columns, subset, config.execution, first_bar=first,
-            signal_columns=None if signals.signal_of is None else signals.columns,
-            signal_of=signals.signal_of,
-        )  # fmt: skip
+        return evaluate_returns(inputs.columns, subset_of(local), config.execution,
+                                first_bar=first, **bars_of(k))  # fmt: skip
 
     def returns_of(rows: np.ndarray) -> np.ndarray:
         return grouped_returns(rows, len(space), len(groups), returns_for)
 
-    evidence = None if not study.evidence else overfitting_evidence(
-        table[study.objective].to_numpy(dtype=np.float64),
-        table["sharpe"].to_numpy(dtype=np.float64), table["valid"].to_numpy(), returns_of,
-        n_bars=inputs.history_bars - first, periods_per_year=inputs.periods_per_year,
-        memory_budget=int(study.memory_budget_mb * 2**20),
-    )  # fmt: skip
+    def tables_for(
+        k: int, local: np.ndarray, blocks: int, tick: Progress | None
+    ) -> tuple[np.ndarray, ...]:
+        """PBO's block tables of strategy combinations `local` on brick setting k."""
+        return evaluate_block_tables(
+            inputs.columns, subset_of(local), config.execution, n_blocks=blocks,
+            first_bar=first, memory_budget=budget, reserved_bytes=reserved, progress=tick,
+            **bars_of(k),
+        )  # fmt: skip
+
+    def tables_of(rows: np.ndarray, blocks: int, tick: Progress | None) -> tuple[np.ndarray, ...]:
+        return grouped_tables(rows, len(space), len(groups), tables_for, blocks, tick)
+
+    evidence = None
+    if study.evidence:
+        with interrupted_phase("computing PBO and DSR (--no-evidence skips them)", nothing):
+            evidence = overfitting_evidence(
+                table[study.objective].to_numpy(dtype=np.float64),
+                table["sharpe"].to_numpy(dtype=np.float64), table["valid"].to_numpy(),
+                returns_of, n_bars=inputs.history_bars - first,
+                periods_per_year=inputs.periods_per_year, memory_budget=budget - reserved,
+                tables_of=tables_of, progress=phase_progress,
+            )  # fmt: skip
     return GridResult(
         config=config,
         strategy=strategy,
@@ -280,6 +410,17 @@ def run_grid(
         started=started,
         bar_params=tuple(bar_specs),
         evidence=evidence,
+    )
+
+
+def written_outcome(opened: Sequence[Path]) -> str:
+    """What Ctrl-C while writing a run folder leaves: whole files and a "failed" manifest."""
+    if not opened:
+        return "nothing was written"
+    return (
+        f"{opened[0]} holds only whole files (each is renamed into place when complete) and "
+        f'its manifest.json says "failed"; rerun the same command with --out {opened[0]} '
+        "to write it again"
     )
 
 
@@ -302,7 +443,8 @@ def _check_metric(name: str) -> str:
     return name
 
 
-def _summary_rows(headline: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _summary_rows(headline: Mapping[str, Any]) -> list[tuple[str, object]]:
+    """The report's summary; metrics stay numbers, formatted by the report as in its tables."""
     best = headline["best"]
     params = ", ".join(f"{name}={value}" for name, value in best["params"].items())
     return [
@@ -310,7 +452,7 @@ def _summary_rows(headline: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Objective", headline["objective"]),
         ("Best parameters", params),
         *(
-            (name, f"{value:.4g}")
+            (name, value)
             for name, value in best["metrics"].items()
             if name in ("total_return", "sharpe", "max_drawdown", "n_trades")
         ),

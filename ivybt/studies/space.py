@@ -1,25 +1,55 @@
 """Parameter spaces: `-p name=spec` specs -> every admissible combination as a NumPy array.
 
 A spec is a single value (`fast=10`), an inclusive range `a:b` or `a:b:step` (`fast=2:101`,
-`fast=2:101:3`, `k=1.5:3.0:0.25`; a float range needs its step), or a list `v1,v2,...`.
-Parameters without a spec keep their default. Each value is checked like a single backtest's
-parameter (type, bounds); the strategy's constraints and any extra `--constraint` are applied
-to whole columns at once.
+`fast=2:101:3`, `k=1.5:3.0:0.25`; `a:b` steps by 1 for an integer parameter and by the
+declared `step` of a float parameter, which otherwise needs `a:b:step`), or a list
+`v1,v2,...`.
+Each value is checked like a single backtest's parameter (type, bounds); the strategy's
+constraints and any extra `--constraint` are applied to whole columns at once.
+
+Decisions (the same for `ivybt grid`, `ivybt walkforward` and `ivybt optimize`):
+
+- **Default ranges.** When no spec gives a range or a list (no `-p` at all, or only single
+  values), every parameter without a spec is searched over its declared range
+  `low..high` (`ivybt strategies`), in steps of its declared `step` (1 for an integer
+  parameter; a float parameter without a step has no default range and asks for a `-p`
+  range). As soon as one range or list is given, the parameters left out keep their
+  defaults. `default_ranges` says which ranges were filled in, and the commands print it
+  with the number of combinations before any work.
+- **Size limit.** A space is counted from its specs (the product of each spec's number of
+  values, before the constraints, which can only remove combinations) before anything is
+  built, and refused beyond `max_combinations` (default `DEFAULT_MAX_COMBINATIONS`, option
+  `--max-combinations`, study field `max_combinations`) with the count and the override.
+  The default, 1,000,000, is what the default 1 GiB memory budget holds with the overfitting
+  statistics on (about 1 KB a combination, `ivybt.studies.grid.combination_bytes`) and what
+  the kernels evaluate in seconds to minutes here (about 500 M bar-combinations a second on
+  two cores: 1,000,000 combinations on 5,000 daily bars ~10 s, on 75,000 hourly bars ~2.5
+  min). A single range may give at most `MAX_SPEC_VALUES` values whatever the limit.
+- **Bounded building.** The admissible combinations are enumerated in chunks of
+  `BUILD_CHUNK` candidates, so building never holds the full cartesian product: memory is
+  one chunk plus the admissible combinations (8 bytes x parameters each).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ivybt._typing import Float64Array2D
 from ivybt.errors import ConfigError
 from ivybt.strategies.base import Param, ParamValue, Strategy
+from ivybt.strategies.constraints import Constraint
 
 _FLOAT_DIGITS = 12  # float range values are rounded to this many decimals: 0.1 + 0.2 -> 0.3
+DEFAULT_MAX_COMBINATIONS = 1_000_000
+"""Combinations (before constraints) a study accepts unless `max_combinations` says more."""
+MAX_SPEC_VALUES = 10_000_000
+"""Values one range spec may give, whatever the limit (a list of 10 M floats is ~300 MB)."""
+BUILD_CHUNK = 1 << 20
+"""Candidate combinations enumerated per step of `build_space` (~25 MB for 3 parameters)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +58,8 @@ class ParamSpace:
 
     combos : float64, shape (n_combos, n_params), columns in the strategy's declaration order.
     n_candidates : size of the full cartesian product before the constraints.
+    defaulted : the specs of the parameters searched over their declared default range
+        (`default_ranges`), name -> "low:high:step"; empty when the specs gave a range.
     """
 
     strategy: type[Strategy]
@@ -35,6 +67,7 @@ class ParamSpace:
     combos: Float64Array2D
     n_candidates: int
     constraints: tuple[str, ...]
+    defaulted: Mapping[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.combos.shape[0]
@@ -47,12 +80,17 @@ class ParamSpace:
         }
 
 
-def parse_spec(param: Param, spec: object, strategy: str) -> list[ParamValue]:
-    """The candidate values of one `param` for a spec (see the module docstring)."""
+def parse_spec(
+    param: Param, spec: object, strategy: str, *, max_values: int = MAX_SPEC_VALUES
+) -> list[ParamValue]:
+    """The candidate values of one `param` for a spec (see the module docstring).
+
+    A range is counted before its values are made: more than `max_values` is a ConfigError.
+    """
     if not isinstance(spec, str):
         values: Sequence[object] = spec if isinstance(spec, list | tuple) else [spec]
     elif ":" in spec:
-        values = _range_values(param, spec, strategy)
+        values = _range_values(param, spec, strategy, max_values)
     else:
         values = [part for part in spec.split(",") if part.strip()]
     if not values:
@@ -63,7 +101,19 @@ def parse_spec(param: Param, spec: object, strategy: str) -> list[ParamValue]:
     return sorted(set(param.coerce(value, strategy) for value in values))
 
 
-def _range_values(param: Param, spec: str, strategy: str) -> list[float]:
+def spec_count(param: Param, spec: object, strategy: str) -> int:
+    """How many values `spec` gives `param`, without making a range's values."""
+    if isinstance(spec, str) and ":" in spec:
+        start, _, step, count = _range_terms(param, spec, strategy)
+        # the ends are checked like any value (type, bounds) before the count is trusted
+        param.coerce(start, strategy)
+        param.coerce(start + (count - 1) * step, strategy)
+        return count
+    return len(parse_spec(param, spec, strategy))
+
+
+def _range_terms(param: Param, spec: str, strategy: str) -> tuple[float, float, float, int]:
+    """(start, stop, step, number of values) of a range spec, checked."""
     parts = spec.split(":")
     if len(parts) not in (2, 3):
         raise ConfigError(
@@ -72,15 +122,19 @@ def _range_values(param: Param, spec: str, strategy: str) -> list[float]:
         )
     try:
         start, stop = float(parts[0]), float(parts[1])
-        step = float(parts[2]) if len(parts) == 3 else (1.0 if param.kind is int else math.nan)
+        step = float(parts[2]) if len(parts) == 3 else _implicit_step(param)
     except ValueError:
         raise ConfigError(
             f"range {spec!r} for {param.name} of {strategy} must hold numbers, e.g. 2:101:3"
         ) from None
-    if math.isnan(step):
+    if math.isnan(step) and len(parts) == 2:
         raise ConfigError(
             f"float range {spec!r} for {param.name} of {strategy} needs a step, "
             f"e.g. {parts[0]}:{parts[1]}:0.25"
+        )
+    if not (math.isfinite(start) and math.isfinite(stop) and math.isfinite(step)):
+        raise ConfigError(
+            f"range {spec!r} for {param.name} of {strategy} must hold finite numbers, e.g. 2:101:3"
         )
     if step <= 0 or stop < start:
         raise ConfigError(
@@ -88,48 +142,186 @@ def _range_values(param: Param, spec: str, strategy: str) -> list[float]:
             "positive step"
         )
     count = math.floor((stop - start) / step + 1e-9) + 1
+    return start, stop, step, count
+
+
+def _implicit_step(param: Param) -> float:
+    """The step of a range written `a:b`: 1 for an integer parameter, the declared `step` of a
+    float parameter (NaN when it declares none: the range then needs its step)."""
+    if param.kind is int:
+        return 1.0
+    return math.nan if param.step is None else float(param.step)
+
+
+def _range_values(param: Param, spec: str, strategy: str, max_values: int) -> list[float]:
+    start, _, step, count = _range_terms(param, spec, strategy)
+    if count > max_values:
+        raise ConfigError(
+            f"range {spec!r} for {param.name} of {strategy} gives {count:,} values, more than "
+            f"{max_values:,}; use a coarser step, e.g. "
+            f"{_with_step(spec, step * math.ceil(count / 1000))}"
+        )
     return [round(start + i * step, _FLOAT_DIGITS) for i in range(count)]
+
+
+def _with_step(spec: str, step: float) -> str:
+    """`spec` with `step` as its step: "1:40000" -> "1:40000:40"."""
+    parts = spec.split(":")
+    shown = int(step) if float(step).is_integer() else round(step, _FLOAT_DIGITS)
+    return f"{parts[0]}:{parts[1]}:{shown}"
+
+
+def default_spec(param: Param, strategy: str) -> str:
+    """`param`'s declared range as a spec, "low:high:step" (the module's default-range rule)."""
+    step = param.step if param.step is not None else (1 if param.kind is int else None)
+    if step is None:
+        raise ConfigError(
+            f"parameter {param.name} of {strategy} is a float without a declared step, so it "
+            f"has no default range; give it one, e.g. -p {param.name}={param.low}:{param.high}:"
+            f"{_suggested_step(param)}"
+        )
+    return f"{param.low}:{param.high}:{step}"
+
+
+def _suggested_step(param: Param) -> str:
+    return f"{(float(param.high) - float(param.low)) / 10:g}"
+
+
+def default_ranges(
+    strategy: type[Strategy],
+    specs: Mapping[str, object],
+    other_specs: Mapping[str, tuple[Param, object]] | None = None,
+) -> dict[str, str]:
+    """The default-range specs the module's rule adds to `specs`: one per parameter without a
+    spec when no spec (nor any of `other_specs`, e.g. Renko bar parameters, name -> (Param,
+    spec)) gives more than one value; {} as soon as one does."""
+    given = [(param, specs[param.name]) for param in strategy.params if param.name in specs]
+    given += list((other_specs or {}).values())
+    if any(_is_search(param, spec, strategy.name) for param, spec in given):
+        return {}
+    return {
+        param.name: default_spec(param, strategy.name)
+        for param in strategy.params
+        if param.name not in specs
+    }
+
+
+def _is_search(param: Param, spec: object, strategy: str) -> bool:
+    """Whether `spec` is a range or a list (more than one value)."""
+    return spec_count(param, spec, strategy) > 1
+
+
+def describe_defaults(strategy: type[Strategy], defaulted: Mapping[str, str]) -> str:
+    """The line a command prints when it searches default ranges."""
+    ranges = ", ".join(f"{name}={spec}" for name, spec in defaulted.items())
+    return (
+        f"no -p range given: searching {strategy.name}'s default ranges {ranges} "
+        "(`ivybt strategies`; give -p name=start:stop[:step] to choose)"
+    )
+
+
+def check_size(
+    n_combinations: int, max_combinations: int, shown: str, *, fix: str | None = None
+) -> None:
+    """Refuse a space of more than `max_combinations` (the module's size limit); `fix` is
+    the last remedy the message offers (default: raising --max-combinations)."""
+    if n_combinations > max_combinations:
+        fix = fix or (
+            "search it with `ivybt optimize`, or raise the limit with --max-combinations "
+            f"{n_combinations} (study.max_combinations)"
+        )
+        raise ConfigError(
+            f"the parameter space has {n_combinations:,} combinations ({shown}) before "
+            f"constraints, more than the limit of {max_combinations:,}; narrow the ranges or "
+            f"use steps (e.g. -p fast=2:200:2), or {fix}"
+        )
 
 
 def build_space(
     strategy: type[Strategy],
     specs: Mapping[str, object],
     constraints: Sequence[str] = (),
+    *,
+    max_combinations: int = DEFAULT_MAX_COMBINATIONS,
+    multiplier: int = 1,
+    other_specs: Mapping[str, tuple[Param, object]] | None = None,
 ) -> ParamSpace:
-    """Every admissible combination of `specs` (defaults for the parameters not given)."""
+    """Every admissible combination of `specs` (module docstring: default ranges, limit).
+
+    `multiplier` counts other combinations the space is crossed with (Renko brick settings)
+    towards `max_combinations`; `other_specs` are their specs (name -> (Param, spec)): a range
+    among them also turns the default ranges off (`default_ranges`).
+    """
     names = strategy.param_names()
     for name in specs:
         if name not in names:
             strategy.resolve_params({name: 0})  # raises the "unknown parameter" message
+    added = default_ranges(strategy, specs, other_specs)
+    full = {**specs, **added}
+    chosen = [full.get(param.name, param.default) for param in strategy.params]
+    counts = [spec_count(param, spec, strategy.name)
+              for param, spec in zip(strategy.params, chosen, strict=True)]  # fmt: skip
+    n_candidates = math.prod(counts)
+    shown = (
+        " x ".join(
+            f"{count:,} {param.name}" for param, count in zip(strategy.params, counts, strict=True)
+        )
+        or "no parameters"
+    )
+    if multiplier > 1:
+        shown += f" x {multiplier:,} brick settings"
+    check_size(n_candidates * multiplier, max_combinations, shown)
     candidates = [
-        parse_spec(param, specs.get(param.name, param.default), strategy.name)
-        for param in strategy.params
+        parse_spec(param, spec, strategy.name)
+        for param, spec in zip(strategy.params, chosen, strict=True)
     ]
-    grids = np.meshgrid(*[np.asarray(values, dtype=np.float64) for values in candidates],
-                        indexing="ij")  # fmt: skip
-    combos = np.column_stack([grid.reshape(-1) for grid in grids]) if names else np.zeros((1, 0))
-    n_candidates = combos.shape[0]
-    columns = {name: combos[:, k] for k, name in enumerate(names)}
-    keep = np.ones(n_candidates, dtype=bool)
     parsed = strategy.parsed_constraints(tuple(constraints))
-    for constraint in parsed:
-        keep &= constraint.mask(columns)
-    if not keep.any():
-        shown = " x ".join(
+    combos = _admissible(names, candidates, parsed)
+    if len(combos) == 0:
+        listed = " x ".join(
             f"{name}={_describe(values)}" for name, values in zip(names, candidates, strict=True)
         )
         raise ConfigError(
             f"no admissible parameter combination: the constraints "
-            f"{', '.join(repr(c.text) for c in parsed)} remove all {n_candidates} of {shown}; "
+            f"{', '.join(repr(c.text) for c in parsed)} remove all {n_candidates} of {listed}; "
             "widen the ranges or relax a constraint"
         )
     return ParamSpace(
         strategy=strategy,
         names=names,
-        combos=np.ascontiguousarray(combos[keep]),
+        combos=combos,
         n_candidates=n_candidates,
         constraints=tuple(c.text for c in parsed),
+        defaulted=added,
     )
+
+
+def _admissible(
+    names: tuple[str, ...], candidates: list[list[ParamValue]], parsed: tuple[Constraint, ...]
+) -> Float64Array2D:
+    """The candidates' cartesian product (first parameter slowest, as `np.meshgrid(...,
+    indexing="ij")`) without the combinations a constraint removes, built `BUILD_CHUNK`
+    candidates at a time."""
+    if not names:
+        return np.zeros((1, 0), dtype=np.float64)
+    values = [np.asarray(v, dtype=np.float64) for v in candidates]
+    shape = tuple(len(v) for v in values)
+    n_candidates = math.prod(shape)
+    kept = []
+    for first in range(0, n_candidates, BUILD_CHUNK):
+        index = np.arange(first, min(first + BUILD_CHUNK, n_candidates), dtype=np.int64)
+        coords = np.unravel_index(index, shape)
+        block = np.empty((len(index), len(names)), dtype=np.float64)
+        for k, column in enumerate(values):
+            block[:, k] = column[coords[k]]
+        del index, coords
+        keep = np.ones(len(block), dtype=bool)
+        columns = {name: block[:, k] for k, name in enumerate(names)}
+        for constraint in parsed:
+            keep &= constraint.mask(columns)
+        kept.append(block if keep.all() else block[keep])
+    combos = kept[0] if len(kept) == 1 else np.concatenate(kept)
+    return np.ascontiguousarray(combos)
 
 
 def _describe(values: list[ParamValue]) -> str:

@@ -24,8 +24,9 @@ from ivybt.kernels.simulate import (
     restrict_direction_nb,
     simulate_nb,
 )
-from ivybt.strategies.base import ParamValue, Strategy
+from ivybt.strategies.base import ParamValue, Strategy, signal_kernel_errors
 from ivybt.tables import indicator_table
+from ivybt.user_kernels import is_trusted, run_user_kernel
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,25 @@ def strategy_targets(
     strategy: type[Strategy],
     params: Mapping[str, ParamValue],
     direction: str,
+    *,
+    signal_of: Int64Array1D | None = None,
 ) -> Int8Array1D:
     """Targets for every bar of `columns` (int8, -1/0/+1), with `direction` applied.
 
     `columns` are the signal bars: the real bars, or Renko bricks (`expand_targets` then puts
-    the bricks' targets on the real bars)."""
+    the bricks' targets on the real bars; `signal_of` names a brick's bar in messages). A
+    user's signal kernel runs bounds-checked and its targets are checked
+    (`ivybt.user_kernels`): StrategyError when it breaks the target rule."""
     indicators = strategy.indicators(params)
     table, rows = indicator_table(columns, indicators)
     slots = np.array([rows[indicator] for indicator in indicators], dtype=np.int64)
     values = np.array([float(params[name]) for name in strategy.param_names()], dtype=np.float64)
-    target = np.zeros(table.shape[1], dtype=np.int8)
-    strategy.signal_kernel(table, slots, values, target)
+    with signal_kernel_errors(strategy):  # a plug-in's exception: one line
+        if is_trusted(strategy):
+            target = np.zeros(table.shape[1], dtype=np.int8)
+            strategy.signal_kernel(table, slots, values, target)
+        else:
+            target = run_user_kernel(strategy, table, slots, values, signal_of=signal_of)
     restrict_direction_nb(target, DIRECTION_CODES[direction], target)
     return target
 
@@ -117,7 +126,9 @@ def simulate_strategy(
     n_bars = len(columns["close"])
     window = window or slice(0, n_bars)
     signals = columns if signal_columns is None else signal_columns
-    per_signal = strategy_targets(signals, strategy, params, execution.direction)
+    per_signal = strategy_targets(
+        signals, strategy, params, execution.direction, signal_of=signal_of
+    )
     target = expand_targets(per_signal, signal_of)[window].copy()
     open_ = np.ascontiguousarray(columns["open"][window])
     close = np.ascontiguousarray(columns["close"][window])

@@ -4,7 +4,8 @@ with plain Python lists and floats, sharing no code with the kernels.
 A brick is (open, close, bar). The rules, stated once more:
 
 - the first bar from `first_bar` on with a finite close and a finite positive box sets the
-  anchor level (floor(close / box) * box, or the close itself) and makes no brick;
+  anchor level (the highest multiple k * box the close reaches, touch tolerance included, or
+  the close itself) and makes no brick;
 - before the first brick, a price one box above the anchor makes an up brick, one box below it
   a down brick;
 - after it: a price one box beyond the last close continues; a price `reversal` boxes beyond the
@@ -17,40 +18,56 @@ A brick is (open, close, bar). The rules, stated once more:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 
 from ivybt._typing import Float64Array1D, Int64Array1D
 
-Brick = tuple[float, float, int]
+Number = float | Fraction
+Brick = tuple[Number, Number, int]
 
 
-def _reached(price: float, level: float, upward: bool, box: float) -> bool:
+def _reached(price: Number, level: Number, upward: bool, slack: Number) -> bool:
+    """`price` reaches `level` moving up (down), allowing `slack`: 1e-9 * box for floats, 0
+    for exact numbers."""
     if upward:
-        return price >= level - 1e-9 * box
-    return price <= level + 1e-9 * box
+        return price >= level - slack
+    return price <= level + slack
+
+
+def floor_level(price: float, box: float) -> float:
+    """The floor anchor: try the levels k * box from one above floor(price / box) down, and
+    keep the first `price` reaches going up (0.3 with a box of 0.1 is on level 3, although
+    0.3 / 0.1 = 2.9999999999999996)."""
+    k = math.floor(price / box) + 1
+    while not _reached(price, k * box, True, 1e-9 * box):
+        k -= 1
+    return k * box
 
 
 def _one_brick(
-    bricks: list[Brick], anchor: float, price: float, box: float, reversal: int
-) -> tuple[float, float] | None:
+    bricks: list[Brick], anchor: Number, price: Number, box: Number, reversal: int,
+    slack: Number,
+) -> tuple[Number, Number] | None:  # fmt: skip
     """The next brick `price` makes after `bricks` (or from `anchor`), or None."""
     if not bricks:
-        if _reached(price, anchor + box, True, box):
+        if _reached(price, anchor + box, True, slack):
             return anchor, anchor + box
-        if _reached(price, anchor - box, False, box):
+        if _reached(price, anchor - box, False, slack):
             return anchor, anchor - box
         return None
     last_open, last_close, _ = bricks[-1]
     rising = last_close > last_open
     step = box if rising else -box
-    if _reached(price, last_close + step, rising, box):
+    if _reached(price, last_close + step, rising, slack):
         return last_close, last_close + step
     start = last_open if reversal >= 2 else last_close
     target = start
     for _ in range(max(reversal - 1, 1)):
         target = target - box if rising else target + box
-    if _reached(price, target, not rising, box):
+    if _reached(price, target, not rising, slack):
         return start, (start - box if rising else start + box)
     return None
 
@@ -74,7 +91,7 @@ def renko_bricks(
         if source == 1 and (math.isnan(h) or math.isnan(lo)):
             continue
         if anchor is None:
-            anchor = math.floor(c / box) * box if anchor_mode == 0 else c
+            anchor = floor_level(c, box) if anchor_mode == 0 else c
             continue
         if source == 0:
             path = [c]
@@ -83,10 +100,30 @@ def renko_bricks(
         else:
             path = [h, lo]
         for price in path:
-            brick = _one_brick(bricks, anchor, price, box, reversal)
+            brick = _one_brick(bricks, anchor, price, box, reversal, 1e-9 * box)
             while brick is not None:
                 bricks.append((brick[0], brick[1], t))
-                brick = _one_brick(bricks, anchor, price, box, reversal)
+                brick = _one_brick(bricks, anchor, price, box, reversal, 1e-9 * box)
+    return bricks
+
+
+def renko_bricks_exact(
+    close: Sequence[Fraction], box: Fraction, reversal: int = 2, anchor_mode: int = 0
+) -> list[Brick]:
+    """The bricks of closes (source "close", a fixed box) in exact rational arithmetic: levels
+    are exact multiples of `box` (floor anchor: the largest k * box <= the first close), a
+    level is reached only when the close is on it or beyond. What the float kernel must give
+    for decimal prices and boxes such as 0.1 or 1.1, up to its touch tolerance."""
+    bricks: list[Brick] = []
+    if not close:
+        return bricks
+    first = close[0]
+    anchor = math.floor(first / box) * box if anchor_mode == 0 else first
+    for t in range(1, len(close)):
+        brick = _one_brick(bricks, anchor, close[t], box, reversal, Fraction(0))
+        while brick is not None:
+            bricks.append((brick[0], brick[1], t))
+            brick = _one_brick(bricks, anchor, close[t], box, reversal, Fraction(0))
     return bricks
 
 

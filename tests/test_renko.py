@@ -17,7 +17,9 @@ its `int()` truncation of a float division cannot misround a level.
 from __future__ import annotations
 
 import inspect
+import math
 import re
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -85,6 +87,59 @@ def test_a_close_exactly_on_a_level_counts_within_the_tolerance():
     # the tolerance scales with the box: 1e-6 for a box of 1000
     assert bricks([1000.0, 2000.0 - 0.5e-6], box=1000.0) == [(1000.0, 2000.0, 1)]
     assert bricks([1000.0, 2000.0 - 2e-6], box=1000.0) == []
+
+
+def test_the_floor_anchor_applies_the_touch_tolerance():
+    """0.3 / 0.1 = 2.9999999999999996: floor() alone anchored 0.3 at 0.2, so a close 0.6 box
+    above made a brick and a full box below made none (issue #13, point 16)."""
+    assert rounded(bricks([0.3, 0.36, 0.405], box=0.1)) == [(0.3, 0.4, 2)]
+    assert rounded(bricks([0.3, 0.25, 0.2], box=0.1)) == [(0.3, 0.2, 2)]
+    index = pd.date_range("2024-01-01", periods=3, freq="D", tz="UTC", name="date")
+    frame = pd.DataFrame({"open": 0.3, "high": 0.31, "low": 0.19, "close": [0.3, 0.25, 0.2],
+                          "volume": 1.0}, index=index)  # fmt: skip
+    got = renko_bricks(frame, RenkoSettings(box=0.1))
+    assert got["bar"].tolist() == [2] and got["direction"].tolist() == [-1]
+    # a close a hair under a level (inside the tolerance) anchors on it; beyond it, below it
+    assert rounded(bricks([0.7 - 0.5e-10, 0.8], box=0.1)) == [(0.7, 0.8, 1)]
+    assert rounded(bricks([0.7 - 2e-10, 0.8], box=0.1)) == [(0.6, 0.7, 1), (0.7, 0.8, 1)]
+
+
+def rounded(got):
+    return [(round(o, 12), round(c, 12), bar) for o, c, bar in got]
+
+
+NON_BINARY_BOXES = ("0.1", "0.2", "0.3", "0.7", "1.1")
+
+
+def assert_matches_exact(closes, box, reversal=2, anchor=0):
+    """The kernel (and its float twin) on decimal closes == the exact rational reference:
+    same bricks, bars and directions, levels within the touch tolerance of the exact ones."""
+    exact = reference_renko.renko_bricks_exact(closes, box, reversal, anchor)
+    got = bricks([float(c) for c in closes], float(box), reversal, anchor)
+    assert [bar for _, _, bar in got] == [bar for _, _, bar in exact], (closes, box)
+    for (o, c, _), (exact_open, exact_close, _) in zip(got, exact, strict=True):
+        assert abs(o - exact_open) <= 1e-9 * box and abs(c - exact_close) <= 1e-9 * box
+        assert (c > o) == (exact_close > exact_open)
+
+
+@pytest.mark.parametrize("box", NON_BINARY_BOXES)
+def test_the_floor_anchor_of_decimal_closes_matches_exact_arithmetic(box):
+    """First closes 0.01 .. 15.00 with non-binary boxes: the anchor is the exact decimal floor,
+    so a close one box above or below it (on the level) makes exactly one brick, and a close
+    0.6 box above the first close makes one only when it reaches the next level."""
+    step = Fraction(box)
+    for hundredths in range(1, 1501):
+        first = Fraction(hundredths, 100)
+        level = math.floor(first / step) * step
+        for second in (
+            level + step,
+            level - step,
+            first + step * Fraction(6, 10),
+            first - step * Fraction(6, 10),
+            level + 2 * step,
+            level + step / 2,
+        ):
+            assert_matches_exact([first, second], step)
 
 
 def test_chop_makes_no_brick():

@@ -137,7 +137,7 @@ def test_box_as_an_optuna_parameter(tmp_path):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = ivybt.optimize("sma_cross", **COMMON, params={"box": "2:6:1", "fast": "3:10",
                                                            "slow": "10:30"},
-                            trials=24, seed=2, results=tmp_path)  # fmt: skip
+                            trials=24, seed=2, results_dir=tmp_path)  # fmt: skip
     done = [t for t in result.study.trials if t.state.name == "COMPLETE"]
     assert len({t.params["box"] for t in done}) > 1
     for trial in done[:4]:  # each equals the single backtest with its box

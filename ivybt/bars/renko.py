@@ -68,7 +68,8 @@ class RenkoSettings:
     atr_dynamic : recompute the box from the ATR at each bar instead of the ATR known at the
         start of the evaluated window (ATR boxes only).
     reversal : boxes against the trend that make a reversal, >= 1 (2 = classic Renko).
-    anchor : "floor" (first level floor(c0 / box) x box) or "first" (first level c0).
+    anchor : "floor" (first level floor(c0 / box) x box, a c0 on a level give or take the
+        touch tolerance anchoring on it) or "first" (first level c0).
     source : "close" (closes only) or "hl" (highs and lows).
     volume : "sum", "split" or "none" (see `ivybt.kernels.renko.renko_volume_nb`).
     """

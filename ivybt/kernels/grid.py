@@ -12,7 +12,7 @@ the same element and results do not depend on the thread count.
 Built-in strategies run through `grid_builtin_nb`, which is cached: it picks the signal kernel by
 an integer code (`SIGNAL_CODES`), because Numba cannot cache a kernel that receives another
 kernel as an argument. A user's strategy runs through `make_grid_kernel(signal_kernel)`, compiled
-once per process.
+once per process, which checks every target the user's kernel writes (`first_invalid_target_nb`).
 """
 
 from __future__ import annotations
@@ -276,11 +276,107 @@ def grid_builtin_nb(
     return out
 
 
+UNWRITTEN_TARGET = -128
+"""What a user's target buffer holds before its signal kernel runs: any bar still holding it
+afterwards was never written (`first_invalid_target_nb`)."""
+
+TARGET_GUARD = 64
+"""Elements after a user's `out_target` in its buffer, left at `UNWRITTEN_TARGET`: a write
+just past the end lands there and is reported instead of corrupting memory."""
+
+
+@njit(cache=True)
+def first_invalid_target_nb(buffer: Int8Array1D, n_bars: int, unwritten: int) -> int:
+    """The first index where a user signal kernel broke the target rule, or -1.
+
+    Parameters
+    ----------
+    buffer : int8, shape (n_bars + guard,)
+        Filled with `unwritten` before the kernel wrote its first `n_bars` elements (its
+        `out_target` is `buffer[:n_bars]`).
+    n_bars : int
+        Length of the kernel's `out_target`.
+    unwritten : int
+        The fill value (`UNWRITTEN_TARGET`).
+
+    Returns
+    -------
+    index : int
+        The first t < n_bars whose value is not -1, 0 or +1 (`unwritten` there: a bar never
+        written), else the first guard element t >= n_bars that changed (a write past the
+        end), else -1.
+    """
+    flags = 0
+    for t in range(n_bars):  # a branch-free pass (vectorised): |v| > 1 iff v * v >> 1 != 0
+        value = np.int32(buffer[t])
+        flags |= (value * value) >> 1
+    if flags != 0:
+        for t in range(n_bars):
+            value = buffer[t]
+            if value < -1 or value > 1:
+                return t
+    for t in range(n_bars, buffer.shape[0]):
+        if buffer[t] != unwritten:
+            return t
+    return -1
+
+
+@njit(cache=True)
+def targets_ok_nb(
+    ran: bool, buffer: Int8Array1D, n_bars: int, unwritten: int, j: int, out_bad: Int64Array1D
+) -> bool:
+    """Whether combination j's call of a user signal kernel went well: it did not raise
+    (`ran`, from `make_guarded_signal`) and wrote only -1/0/+1 into every bar and nothing past
+    them (`first_invalid_target_nb`). If not, writes `out_bad = (j, index, value)`, index -1
+    when the kernel raised, and returns False."""
+    bad = -1 if not ran else first_invalid_target_nb(buffer, n_bars, unwritten)
+    if ran and bad < 0:
+        return True
+    out_bad[0] = j
+    out_bad[1] = bad
+    out_bad[2] = 0 if bad < 0 else buffer[bad]
+    return False
+
+
+def make_guarded_signal(signal_kernel: Callable[..., None]) -> Callable[..., bool]:
+    """`signal_kernel` as a kernel that returns False instead of raising.
+
+    An exception raised inside a `prange` loop does not reliably leave it in numba 0.61: on
+    a worker thread it is lost (the loop goes on with the block half done), on the main
+    thread it comes out as a SystemError. Caught here, in the thread that raised it, it
+    becomes a flag the grid kernels record, and the caller reruns that combination alone to
+    raise it (tests/test_user_kernels.py).
+    """
+
+    @njit
+    def guarded_signal_nb(
+        table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, out_target: Int8Array1D
+    ) -> bool:
+        try:
+            signal_kernel(table, rows, params, out_target)
+        except Exception:  # numba catches without binding the exception
+            return False
+        return True
+
+    return guarded_signal_nb
+
+
 def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float64Array3D]:
     """`grid_builtin_nb` for any signal kernel (a user's strategy); compiled once per process.
 
-    The returned kernel takes the same arguments; `plan.code` is unused.
+    The returned kernel takes the same arguments plus `out_bad` (int64, shape (n_blocks, 3),
+    written): a user's kernel is not trusted, so each combination's targets go into a buffer
+    filled with `UNWRITTEN_TARGET` and followed by `TARGET_GUARD` guard elements, checked after
+    the call (`first_invalid_target_nb`). Block b stops at its first bad combination j and
+    writes `out_bad[b] = (j, index, value)`, with index -1 when the kernel raised
+    (`make_guarded_signal`); `out_bad[b, 0] == -1` when its combinations were all fine.
+    Metrics of a block that stopped are unset. `plan.code` is unused. Pass a bounds-checked
+    kernel (`ivybt.user_kernels.checked_kernel`), so an index out of bounds raises (and is
+    flagged) instead of writing over memory.
     """
+    unwritten = UNWRITTEN_TARGET  # closure constants, frozen into the kernel
+    guard = TARGET_GUARD
+    guarded_signal_nb = make_guarded_signal(signal_kernel)
 
     @njit(parallel=True)
     def grid_custom_nb(
@@ -291,22 +387,29 @@ def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float6
         plan: GridPlan,
         execution: Execution,
         periods_per_year: float,
+        out_bad: Int64Array2D,
     ) -> Float64Array3D:
         n_combos = params.shape[0]
         n_bars = prices.shape[1]
+        n_signal = table.shape[1]
         mapped = plan.signal_of.shape[0] > 0
         out = np.empty((n_combos, plan.windows.shape[0], N_METRICS), dtype=np.float64)
         for block in prange(plan.n_blocks):
-            signal_target = np.empty(table.shape[1], dtype=np.int8)
+            out_bad[block, 0] = -1
+            buffer = np.empty(n_signal + guard, dtype=np.int8)
+            signal_target = buffer[:n_signal]
             target = np.empty(n_bars, dtype=np.int8)
             traded = np.empty(n_bars, dtype=np.int8)
             start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
             for j in range(start, stop):
+                buffer[:] = unwritten
+                ran = guarded_signal_nb(table, slots[j], params[j], signal_target)
+                if not targets_ok_nb(ran, buffer, n_signal, unwritten, j, out_bad[block]):
+                    break
                 if mapped:
-                    signal_kernel(table, slots[j], params[j], signal_target)
                     expand_to_bars_nb(signal_target, plan.signal_of, target)
                 else:
-                    signal_kernel(table, slots[j], params[j], target)
+                    target[:] = signal_target
                 window_metrics_nb(prices, target, plan.windows, plan.direction, execution,
                                   periods_per_year, traded, out[j])  # fmt: skip
         return out

@@ -14,7 +14,16 @@ from numba import njit, prange
 
 from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int64Array2D
 from ivybt.kernels.evaluate import account_start_nb, account_step_nb
-from ivybt.kernels.grid import GridPlan, block_bounds_nb, builtin_target_nb, expand_to_bars_nb
+from ivybt.kernels.grid import (
+    TARGET_GUARD,
+    UNWRITTEN_TARGET,
+    GridPlan,
+    block_bounds_nb,
+    builtin_target_nb,
+    expand_to_bars_nb,
+    make_guarded_signal,
+    targets_ok_nb,
+)
 from ivybt.kernels.simulate import Execution, restrict_direction_nb
 
 
@@ -85,7 +94,14 @@ def grid_returns_builtin_nb(
 
 
 def make_returns_kernel(signal_kernel: Callable[..., None]) -> Callable[..., None]:
-    """`grid_returns_builtin_nb` for any signal kernel (a user's strategy)."""
+    """`grid_returns_builtin_nb` for any signal kernel (a user's strategy), checked like
+    `ivybt.kernels.grid.make_grid_kernel`: the returned kernel takes the same arguments plus
+    `out_bad` (int64, (n_blocks, 3), written: (combination, index, value) of each block's first
+    bad target, index -1 when the kernel raised, combination -1 when none); columns of a
+    block that stopped are unset."""
+    unwritten = UNWRITTEN_TARGET  # closure constants, frozen into the kernel
+    guard = TARGET_GUARD
+    guarded_signal_nb = make_guarded_signal(signal_kernel)
 
     @njit(parallel=True)
     def grid_returns_custom_nb(
@@ -96,22 +112,29 @@ def make_returns_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Non
         plan: GridPlan,
         execution: Execution,
         out_returns: Float64Array2D,
+        out_bad: Int64Array2D,
     ) -> None:
         n_bars = prices.shape[1]
+        n_signal = table.shape[1]
         n_out = out_returns.shape[0]
         mapped = plan.signal_of.shape[0] > 0
         for block in prange(plan.n_blocks):
-            signal_target = np.empty(table.shape[1], dtype=np.int8)
+            out_bad[block, 0] = -1
+            buffer = np.empty(n_signal + guard, dtype=np.int8)
+            signal_target = buffer[:n_signal]
             target = np.empty(n_bars, dtype=np.int8)
             traded = np.empty(n_bars, dtype=np.int8)
             column = np.empty(n_out, dtype=np.float64)
             first, last = block_bounds_nb(params.shape[0], plan.n_blocks, block)
             for j in range(first, last):
+                buffer[:] = unwritten
+                ran = guarded_signal_nb(table, slots[j], params[j], signal_target)
+                if not targets_ok_nb(ran, buffer, n_signal, unwritten, j, out_bad[block]):
+                    break
                 if mapped:
-                    signal_kernel(table, slots[j], params[j], signal_target)
                     expand_to_bars_nb(signal_target, plan.signal_of, target)
                 else:
-                    signal_kernel(table, slots[j], params[j], target)
+                    target[:] = signal_target
                 window_returns_nb(prices, target, plan.windows[0, 0], plan.direction,
                                   execution, traded, column)  # fmt: skip
                 for t in range(n_out):

@@ -3,7 +3,8 @@
 A brick is one box of price movement, tied to the source bar that completed it. The rules, in
 full in `renko_bricks_nb` and docs/renko.md:
 
-- the first level (the anchor) is set at the close of the first bar with a valid close and box;
+- the first level (the anchor) is set at the close of the first bar with a valid close and box
+  (floor anchor: the highest multiple of the box that close reaches, touch tolerance included);
 - a continuation brick needs the price one box beyond the last brick's close;
 - a reversal needs `reversal` boxes against the last brick's direction, counted from its close,
   and starts at the last brick's open (classic 2-box Renko; with `reversal = 1`, at its close);
@@ -77,6 +78,24 @@ def _next_brick_nb(
 
 
 @njit(cache=True)
+def _floor_level_nb(price: float, box: float) -> float:
+    """The floor anchor: k x box for the largest integer k whose level `price` reaches, i.e.
+    price >= k x box - 1e-9 x box (the touch tolerance), so a price on a level anchors there.
+
+    `math.floor(price / box)` alone misses by one when the division rounds down
+    (0.3 / 0.1 = 2.9999999999999996, floor 2 although 0.3 is on level 3), or up past a level
+    the price does not reach; one step either way corrects it.
+    """
+    tol = 1e-9 * box
+    k = math.floor(price / box)
+    if price >= (k + 1) * box - tol:
+        k += 1
+    elif price < k * box - tol:
+        k -= 1
+    return k * box
+
+
+@njit(cache=True)
 def renko_bricks_nb(
     high: Float64Array1D,
     low: Float64Array1D,
@@ -101,9 +120,10 @@ def renko_bricks_nb(
         <= 0 (e.g. ATR warm-up) is skipped.
     settings : int64, shape (4,)
         `(reversal, anchor, source, first_bar)`. reversal >= 1 (2 = classic); anchor 0 =
-        floor (first level floor(c / box) * box), 1 = first (first level c), where c and box
-        are the close and box of the anchor bar; source 0 = closes, 1 = highs and lows;
-        first_bar: bars before it are ignored.
+        floor (first level floor(c / box) * box, where a c within the touch tolerance under
+        a level counts as on it), 1 = first (first level c), where c and box are the close
+        and box of the anchor bar; source 0 = closes, 1 = highs and lows; first_bar: bars
+        before it are ignored.
     out_open, out_close : float64, shape (capacity,)
         Written: brick i spans out_open[i] -> out_close[i] = out_open[i] +- box.
     out_bar : int64, shape (capacity,)
@@ -155,7 +175,7 @@ def renko_bricks_nb(
             continue
         if not anchored:
             anchored = True
-            last_close = math.floor(c / box) * box if anchor == 0 else c
+            last_close = _floor_level_nb(c, box) if anchor == 0 else c
             last_open = last_close
             continue
         n_prices = 1

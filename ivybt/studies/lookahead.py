@@ -271,7 +271,9 @@ class _Run:
             indicator_name(indicator): ("indicator", table[rows[indicator]])
             for indicator in indicators
         }
-        signal = strategy_targets(signals.columns, self.strategy, self.params, "both")
+        signal = strategy_targets(
+            signals.columns, self.strategy, self.params, "both", signal_of=signals.signal_of
+        )  # a user's kernel checked (ivybt.user_kernels), on every truncated history too
         out["signal"] = ("signal", signal)
         simulation = simulate_strategy(
             columns, self.strategy, self.params, self.config.execution,

@@ -11,19 +11,21 @@
 - count-then-fill: too small outputs return -needed and hold the first bricks;
 - volumes == the twin, and `sum` and `split` conserve the source volume.
 
-Inputs: random walks (tests/strategies.py) with a box of 0.2 % to 8 % of the median price, and
+Inputs: random walks (tests/strategies.py) with a box of 0.2 % to 8 % of the median price,
 quarter-step grids with a box of 1 or 0.5, where closes land exactly on levels (or a hair
-inside or outside the touch tolerance) all the time.
+inside or outside the touch tolerance) all the time, and whole-cent prices with non-binary
+boxes (0.1, 0.2, 0.3, 0.7, 1.1), checked against exact rational arithmetic too.
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -64,6 +66,40 @@ def grid_bars(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, floa
     return close + 0.25 * up, close - 0.25 * down, close, box
 
 
+NON_BINARY_BOXES = (Fraction("0.1"), Fraction("0.2"), Fraction("0.3"), Fraction("0.7"),
+                    Fraction("1.1"))  # fmt: skip
+"""Boxes with no exact binary form: k x box and closes on its levels round differently."""
+
+
+@st.composite
+def decimal_closes(draw: st.DrawFn) -> tuple[list[Fraction], Fraction]:
+    """A non-binary box and closes in whole cents from 0.01 to 50, both exact: the first close
+    on a level of the box half the time (where floor(c0 / box) misrounds), then a random walk
+    of whole boxes and cents, so closes land on levels often."""
+    box = draw(st.sampled_from(NON_BINARY_BOXES))
+    box_cents = int(box * 100)
+    size = draw(st.integers(2, 60))
+    if draw(st.booleans()):
+        start = box_cents * draw(st.sampled_from(range(1, 5000 // box_cents + 1)))
+    else:
+        start = draw(st.integers(1, 5000))
+    steps = draw(st.lists(st.integers(-3, 3), min_size=size - 1, max_size=size - 1))
+    cents_off = draw(st.lists(st.sampled_from([0, 0, 0, -1, 1, 5]), min_size=size - 1,
+                              max_size=size - 1))  # fmt: skip
+    cents = [start]
+    for step, off in zip(steps, cents_off, strict=True):
+        cents.append(min(max(cents[-1] + step * box_cents + off, 1), 5000))
+    return [Fraction(c, 100) for c in cents], box
+
+
+@st.composite
+def decimal_bars(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    closes, box = draw(decimal_closes())
+    close = np.array([float(c) for c in closes])
+    wick = draw(arrays(np.int64, close.shape[0], elements=st.integers(0, 30))) / 100.0
+    return close + wick, close - wick, close, float(box)
+
+
 @st.composite
 def walk_bars(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     bars = draw(ohlc_arrays(min_size=2))
@@ -73,7 +109,7 @@ def walk_bars(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, floa
 
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
-    high, low, close, box = draw(st.one_of(grid_bars(), walk_bars()))
+    high, low, close, box = draw(st.one_of(grid_bars(), walk_bars(), decimal_bars()))
     n_bars = close.shape[0]
     boxes = np.full(n_bars, box)
     if draw(st.booleans()):  # dynamic: the box changes at every bar, with an ATR-like warm-up
@@ -116,8 +152,26 @@ def _anchor(case: Case) -> float:
     for t in range(first_bar, case.close.shape[0]):
         c, box = case.close[t], case.boxes[t]
         if not (math.isnan(c) or math.isnan(box)):
-            return math.floor(c / box) * box if anchor == 0 else c
+            return reference_renko.floor_level(c, box) if anchor == 0 else c
     return math.nan
+
+
+@given(decimal_closes(), st.integers(1, 3), st.integers(0, 1))
+@example(([Fraction("0.3"), Fraction("0.36"), Fraction("0.405")], Fraction("0.1")), 2, 0)
+@example(([Fraction("0.3"), Fraction("0.25"), Fraction("0.2")], Fraction("0.1")), 2, 0)
+def test_decimal_closes_give_the_bricks_of_exact_arithmetic(closes_and_box, reversal, anchor):
+    """Decimal prices and boxes (0.1, 1.1...): the float kernel makes the bricks exact
+    rational arithmetic makes, at the same bars, each level within the touch tolerance."""
+    closes, box = closes_and_box
+    exact = reference_renko.renko_bricks_exact(closes, box, reversal, anchor)
+    close = np.array([float(c) for c in closes])
+    settings = np.array([reversal, anchor, 0, 0], dtype=np.int64)
+    opens, ends, bars = run(Case(close, close, close, np.full(close.shape[0], float(box)),
+                                 settings))  # fmt: skip
+    assert bars.tolist() == [bar for _, _, bar in exact]
+    tol = 1e-9 * float(box)
+    for got_open, got_close, (exact_open, exact_close, _) in zip(opens, ends, exact, strict=True):
+        assert abs(got_open - exact_open) <= tol and abs(got_close - exact_close) <= tol
 
 
 @given(cases())

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from ivybt.bars.timeline import SignalBars, bars_note, signal_bars
 from ivybt.config import RunConfig, build_config
 from ivybt.errors import ConfigError
 from ivybt.run_folder import (
+    check_out_folder,
     open_run_folder,
     utc_now,
     write_json,
@@ -34,6 +35,9 @@ from ivybt.simulation import (
     simulate_strategy,
 )
 from ivybt.strategies import Strategy, get_strategy
+
+if TYPE_CHECKING:
+    from ivybt.report.figures import ReportFigures
 
 TRADE_COLUMNS = (
     "entry_time", "exit_time", "side", "units", "entry_price", "exit_price", "entry_fee",
@@ -70,6 +74,28 @@ class BacktestResult:
     def params(self) -> dict[str, float | int]:
         return dict(self.config.strategy.params)
 
+    def __repr__(self) -> str:
+        from ivybt.report.backtest import metrics_text
+        from ivybt.report.html import bars_label
+
+        params = " ".join(f"{name}={value}" for name, value in self.params.items())
+        span = f"{self.equity.index[0]:%Y-%m-%d}..{self.equity.index[-1]:%Y-%m-%d}"
+        shown = metrics_text(self.metrics, ("total_return", "sharpe", "max_drawdown", "n_trades"))
+        return (
+            f"<BacktestResult {self.config.strategy.name} {params} on {self.data['symbol']} "
+            f"{self.config.data.interval}{bars_label(self.config.data)}, {span} "
+            f"({len(self.equity):,} bars): {shown}>"
+        )
+
+    def plot(self) -> ReportFigures:
+        """The figures of report.html, as plotly figures: price with entries and exits,
+        equity vs buy-and-hold, drawdown, net PnL of closed trades
+        (`ivybt.report.backtest.backtest_sections`; index by position or heading)."""
+        from ivybt.report.backtest import backtest_sections
+        from ivybt.report.figures import ReportFigures
+
+        return ReportFigures(backtest_sections(self.prices, self.equity, self.trades))
+
     def headline(self) -> dict[str, Any]:
         """metrics.json: the metrics with what they are metrics of."""
         return {
@@ -89,7 +115,7 @@ class BacktestResult:
 
     def write(
         self,
-        folder: str | Path | None = None,
+        out: str | Path | None = None,
         *,
         overwrite: bool = False,
         results_dir: str | Path | None = None,
@@ -97,11 +123,12 @@ class BacktestResult:
     ) -> Path:
         """Write the run folder (manifest, metrics, trades, equity, report) and return it."""
         from ivybt.report import backtest_report_html
+        from ivybt.report.html import bars_label
 
         extra = {"periods_per_year": self.periods_per_year, "split": self.split}
         with open_run_folder(
-            "backtest", self.config, data=self.data, started=self.started, folder=folder,
-            results=results_dir, overwrite=overwrite, extra=extra,
+            "backtest", self.config, data=self.data, started=self.started, folder=out,
+            results_dir=results_dir, overwrite=overwrite, extra=extra,
             command_line=command_line if command_line is not None else list(sys.argv),
         ) as target:  # fmt: skip
             write_json(target / "metrics.json", self.headline())
@@ -109,7 +136,8 @@ class BacktestResult:
             write_table(target / "trades.csv", self.trades.set_index("entry_time"))
             write_table(target / "equity.parquet", self.equity)
             html = backtest_report_html(
-                title=f"{self.config.strategy.name} on {self.data['symbol']}",
+                title=f"{self.config.strategy.name} on {self.data['symbol']}"
+                f"{bars_label(self.config.data)}",
                 prices=self.prices,
                 equity=self.equity,
                 trades=self.trades,
@@ -195,8 +223,14 @@ def backtest(
                "output": {"out": None if out is None else str(out)}},
     )  # fmt: skip
     sections = api_sections(sections, config)
-    sections.pop("study", None)  # a backtest has no study; a grid's file may hold one
     run_config = build_config(**sections)
+    check_out_folder(run_config.output.out)  # before the work, not after it
+    if config is not None:
+        from ivybt.config_file import warn_ignored_by_backtest
+
+        name = run_config.strategy.name
+        params = get_strategy(name).resolve_params(run_config.strategy.params)
+        warn_ignored_by_backtest(config, name, params)
     result = run_backtest(run_config, data=data, cache_dir=cache_dir)
     if run_config.output.out is not None:
         result.write(run_config.output.out, command_line=["python", "ivybt.backtest(...)"])

@@ -8,6 +8,9 @@ wrong: options, config files, specs, folders of the wrong kind) and 1 for every 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 
 class IvyBTError(Exception):
     """Base class of every error IvyBT raises on purpose."""
@@ -52,20 +55,70 @@ class StrategyError(IvyBTError):
     the bar and value, for a bad target). The CLI exits with status 1."""
 
 
+class StorageError(IvyBTError):
+    """An Optuna study storage cannot be read or written (a journal that cannot be appended
+    to, a full disk, a database error). The CLI exits with status 1."""
+
+
+class DiskFullError(IvyBTError):
+    """The disk (or the user's quota) is full: a write failed with ENOSPC or EDQUOT. Files
+    are written whole (temporary name, then rename), so nothing is half-written. The CLI
+    exits with status 1."""
+
+
 class StudyInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped a grid or a search between two pieces of work.
 
     Still a KeyboardInterrupt, so a notebook stops as usual; `done` of `total` `unit` were
-    finished, and `message` says so and what happens to them. The CLI prints it as one line
+    finished (not said when `total` is 0), `during` names the phase (e.g. "computing PBO and
+    DSR"), and `message` says so and what happens to the work. The CLI prints it as one line
     and exits with status 130.
     """
 
-    def __init__(self, done: int, total: int, unit: str, outcome: str) -> None:
+    def __init__(
+        self, done: int, total: int, unit: str, outcome: str, *, during: str | None = None
+    ) -> None:
         self.done = done
         self.total = total
         self.unit = unit
-        self.message = f"stopped by Ctrl-C after {done:,} of {total:,} {unit}; {outcome}"
+        self.during = during
+        where = f" while {during}" if during else ""
+        count = f" after {done:,} of {total:,} {unit}" if total else ""
+        self.message = f"stopped by Ctrl-C{where}{count}; {outcome}"
         super().__init__(self.message)
+
+
+@contextlib.contextmanager
+def interrupted_phase(during: str, outcome: str | Callable[[], str]) -> Iterator[None]:
+    """Ctrl-C inside the block (also as the SystemError of a Numba kernel it interrupted,
+    `is_interrupt`) becomes `StudyInterrupted` naming the phase (`during`, e.g. "computing
+    PBO and DSR") and `outcome` (or what `outcome()` says then: what was kept); a
+    `StudyInterrupted` raised inside keeps its own, more precise, message."""
+    try:
+        yield
+    except StudyInterrupted:
+        raise
+    except (KeyboardInterrupt, SystemError) as err:
+        if not is_interrupt(err):
+            raise
+        said = outcome if isinstance(outcome, str) else outcome()
+        raise StudyInterrupted(0, 0, "", said, during=during) from err
+
+
+def is_interrupt(error: BaseException) -> bool:
+    """Whether `error` is Ctrl-C: a KeyboardInterrupt, or what a Numba kernel raises when the
+    interrupt arrives while it runs, a `SystemError` ("... returned a result with an
+    exception set") whose chain of causes ends in the KeyboardInterrupt."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        if not isinstance(current, SystemError):
+            return False
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class IvyBTWarning(UserWarning):
@@ -88,6 +141,11 @@ class DataRangeWarning(IvyBTWarning):
     """The requested range reaches beyond the data available offline (sample or import)."""
 
 
+class IgnoredSettingsWarning(IvyBTWarning):
+    """A configuration file holds settings the command does not use (a grid's search space
+    given to `ivybt backtest`); the message says which values the run uses instead."""
+
+
 class GridSizeWarning(IvyBTWarning):
     """A grid is very large; it runs, in memory-bounded chunks, but takes a while."""
 
@@ -97,3 +155,16 @@ class GridSizeWarning(IvyBTWarning):
             "budget but may take long: narrow the ranges or use steps (-p fast=2:200:2), or "
             "search it with `ivybt optimize`"
         )
+
+
+class JournalRepairedWarning(IvyBTWarning):
+    """An Optuna journal ended in (or held) a torn record; it was cut off and kept aside."""
+
+
+class SmallSpaceWarning(IvyBTWarning):
+    """A search space has no more admissible combinations than the trials asked for."""
+
+
+class ThinEvidenceWarning(IvyBTWarning):
+    """A study's choice rests on too little evidence: a walk-forward fold where no
+    combination made `--min-trades` closed trades in-sample, so the fold holds cash."""

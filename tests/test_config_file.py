@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import ivybt
 from ivybt.cli import cli, options
 from ivybt.config_file import load_config_file, merge_sections
-from ivybt.errors import ConfigError
+from ivybt.errors import ConfigError, IgnoredSettingsWarning
 
 GRID_YAML = """\
 data:
@@ -164,9 +164,10 @@ def test_the_api_mirrors_the_cli(grid_file, tmp_path):
     override = ivybt.grid(config=grid_file, params={"fast": "10:20:5"}, commission=0.001)
     assert dict(override.config.strategy.space) == {"fast": "10:20:5", "slow": "20:80:15"}
     assert override.config.execution.commission == 0.001  # given, even though the default
-    single = ivybt.backtest(config=grid_file, params={"fast": 10, "slow": 50}, out=tmp_path / "b")
+    with pytest.warns(IgnoredSettingsWarning, match=r"runs sma_cross with fast=10, slow=50"):
+        single = ivybt.backtest(config=grid_file, params={"fast": 10}, out=tmp_path / "b")
     assert single.config.execution.commission == 0.002 and single.folder == tmp_path / "b"
-    search = ivybt.optimize(config=grid_file, trials=4, batch_size=4, seed=1, results=tmp_path)
+    search = ivybt.optimize(config=grid_file, trials=4, batch_size=4, seed=1, results_dir=tmp_path)
     assert len(search.study.trials) == 4
 
 

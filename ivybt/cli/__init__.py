@@ -23,10 +23,16 @@ from typing import Any
 import click
 
 from ivybt import __version__, _paths
-from ivybt.errors import ConfigError, IvyBTError, StudyInterrupted
+from ivybt.errors import ConfigError, IvyBTError, StudyInterrupted, is_interrupt
+from ivybt.redact import redact
 
 _ARGV_KEY = "ivybt.argv"
 INTERRUPTED_EXIT = 130  # what a shell reports for a command stopped by SIGINT (128 + 2)
+INTERRUPTED_LINE = (
+    "stopped by Ctrl-C; no file is half-written (each is written under a temporary name, "
+    "then renamed when whole)"
+)
+"""Ctrl-C outside the phases that say what they kept (`ivybt.errors.StudyInterrupted`)."""
 USAGE_EXIT = 2  # Click's status for usage errors; IvyBT uses it for every ConfigError
 
 
@@ -57,8 +63,13 @@ class IvyBTGroup(click.Group):
     """A group that turns IvyBT errors and warnings into one-line messages."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        """Keep the command line as typed, for the run manifest (`command_line_of`)."""
+        """Keep the command line as typed, for the run manifest (`command_line_of`), and
+        refuse a single-valued option given twice (`options.refuse_repeated_options`)."""
         ctx.meta[_ARGV_KEY] = ["ivybt", *args]
+        if not ctx.resilient_parsing:
+            from ivybt.cli.options import refuse_repeated_options
+
+            refuse_repeated_options(self, ctx, args)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -81,11 +92,29 @@ class IvyBTGroup(click.Group):
                     raise
                 click.echo(err.message, err=True)
                 raise click.exceptions.Exit(INTERRUPTED_EXIT) from err
-            except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            except KeyboardInterrupt as err:  # outside the phases that say what they kept
+                if debug:
+                    raise
+                click.echo(INTERRUPTED_LINE, err=True)
+                raise click.exceptions.Exit(INTERRUPTED_EXIT) from err
+            except click.Abort as err:  # Click's prompts turn Ctrl-C into Abort
+                if debug or not isinstance(err.__context__, KeyboardInterrupt):
+                    raise
+                click.echo(INTERRUPTED_LINE, err=True)
+                raise click.exceptions.Exit(INTERRUPTED_EXIT) from err
+            except (click.ClickException, click.exceptions.Exit, BrokenPipeError):
                 raise
             except Exception as err:
                 if debug:
                     raise
+                if is_interrupt(err):  # Ctrl-C inside a Numba kernel: SystemError from it
+                    click.echo(INTERRUPTED_LINE, err=True)
+                    raise click.exceptions.Exit(INTERRUPTED_EXIT) from err
+                from ivybt.run_folder import disk_full_message, is_disk_full
+
+                if is_disk_full(err):  # a write outside the run folder's writers
+                    where = getattr(err, "filename", None) or "a file"
+                    raise click.ClickException(disk_full_message(where)) from err
                 raise click.ClickException(
                     f"internal error: {type(err).__name__}: {_one_line(err)} (rerun with "
                     "--debug for the traceback, and please report it)"
@@ -187,7 +216,8 @@ def _register() -> None:
 
 
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    """`text` on one line, passwords hidden (`ivybt.redact`): every error and warning line."""
+    return redact(" ".join(str(text).split()))
 
 
 def _show_warning(
@@ -205,7 +235,7 @@ class _ClickHandler(logging.Handler):
     """Log records to stderr through click, so Click's test runner captures them too."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+        click.echo(f"{record.levelname.lower()}: {redact(record.getMessage())}", err=True)
 
 
 def _configure_logging(level: int) -> None:

@@ -55,9 +55,14 @@ def backtest(settings: Settings, strategy: str | None, **values: Any) -> None:
     sections = run_config(strategy, values)
     sections["strategy"]["params"] = values["params"]
     sections = options.run_sections(sections, values)
-    sections.pop("study", None)  # a backtest has no study; a grid's file may hold one
     params = sections["strategy"].pop("params", {})
     config = _with_params(build_config(**sections), params)
+    options.check_run_folder(config, values, settings.results_dir)  # before the work
+    if values["config_file"] is not None:
+        from ivybt.config_file import warn_ignored_by_backtest
+
+        chosen = config.strategy
+        warn_ignored_by_backtest(values["config_file"], chosen.name, chosen.params)
     result = run_backtest(config, cache_dir=settings.cache_dir)
     folder = result.write(
         values["out"],
@@ -98,12 +103,14 @@ def _with_params(config: Any, given: dict[str, Any]) -> Any:
 
 
 def _print_summary(result: Any) -> None:
+    from ivybt.report.html import bars_label
+
     params = " ".join(f"{name}={value}" for name, value in result.params.items())
     equity = result.equity
     click.echo(
         f"{result.config.strategy.name} {params} on {result.data['symbol']} "
         f"{result.config.data.interval}, {equity.index[0].date()}..{equity.index[-1].date()} "
-        f"({len(equity)} bars)"
+        f"({len(equity)} bars){bars_label(result.config.data)}"
     )
     if result.split:
         click.echo(

@@ -59,33 +59,29 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
       ivybt grid macd_cross -s SPY -p fast=5:20 -p slow=20:60:5 -p signal=5,9,12 --min-trades 10
       ivybt grid --config configs/spy-sma_cross-grid.yaml -p fast=2:50 --commission 0.002
     """
-    from ivybt.bars.timeline import bar_grid, split_specs
-    from ivybt.cli.progress import ProgressBar
+    from ivybt.cli.progress import ProgressBar, compile_notice, echo_notice
     from ivybt.config import build_config
-    from ivybt.strategies import get_strategy
     from ivybt.studies.grid_run import run_grid
-    from ivybt.studies.space import build_space
 
     sections = run_config(strategy, values)
     sections["strategy"]["space"] = dict(values["params"])
     sections["strategy"]["constraints"] = tuple(values["constraints"])
     sections["study"] = {
-        name: values[name] for name in ("objective", "min_trades", "memory_budget_mb", "evidence")
+        name: values[name]
+        for name in ("objective", "min_trades", "memory_budget_mb", "max_combinations", "evidence")
     }
     sections = options.run_sections(sections, values)
     sections["study"]["kind"] = "grid"  # also when the file is a search's manifest
     config = build_config(**sections)
-    bar_specs, specs = split_specs(config, config.strategy.space)
-    space = build_space(get_strategy(config.strategy.name), specs, config.strategy.constraints)
-    n_bars = len(bar_grid(config, bar_specs))
-    click.echo(
-        f"{config.strategy.name}: {len(space) * n_bars:,} combinations "
-        f"({space.n_candidates * n_bars:,} before constraints) on {config.data.symbol} "
-        f"{config.data.interval}" + (f", {n_bars} brick settings" if bar_specs else ""),
-        err=True,
-    )
+    options.check_run_folder(config, values, settings.results_dir)  # before the work
+    if values["export_study"] and values["storage"]:
+        from ivybt.studies.storage_url import check_storage_url
+
+        check_storage_url(values["storage"])  # a bad URL fails before the grid, not after
+    compile_notice("grid", evidence=config.study is None or config.study.evidence)
     with ProgressBar("combinations") as progress:
-        result = run_grid(config, cache_dir=settings.cache_dir, progress=progress)
+        result = run_grid(config, cache_dir=settings.cache_dir, progress=progress,
+                          phase_progress=progress.phase, notice=echo_notice)  # fmt: skip
     folder = result.write(
         values["out"],
         overwrite=values["overwrite"],
@@ -97,15 +93,16 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
     if values["export_study"]:
         import optuna
 
+        from ivybt.redact import redact
         from ivybt.studies.grid_export import export_grid_study
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
         name, url = export_grid_study(
             result, storage=values["storage"], study_name=values["study_name"],
-            results=settings.results_dir,
+            results_dir=settings.results_dir,
         )  # fmt: skip
-        click.echo(f"exported study {name!r} to {url} (see `ivybt dashboard`)")
+        click.echo(f"exported study {name!r} to {redact(url)} (see `ivybt dashboard`)")
 
 
 def _print_top(result: Any) -> None:

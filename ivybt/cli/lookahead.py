@@ -13,7 +13,7 @@ from ivybt.cli.backtest import run_config
 
 @click.command("check-lookahead")
 @click.argument("strategy")
-@options.symbol
+@options.required_symbol
 @options.params
 @click.option(
     "--cuts",
@@ -44,7 +44,10 @@ def check_lookahead(settings: Settings | None, strategy: str, **values: Any) -> 
 
     Exit status: 0 when every cut matches ("no look-ahead: ..."); 1 when look-ahead is found,
     printing the first difference (cut, bar, time, what differs, both values) on one line;
-    1 also for an error (an "Error:" line on stderr); 2 for a usage error.
+    1 also for a data or runtime error, e.g. bars that cannot be loaded or a strategy whose
+    code fails (an "Error:" line on stderr); 2 for an input error (an unknown strategy or
+    parameter, a bad option value, windows longer than the bars, a plug-in that cannot be
+    imported).
 
     \b
     Examples:
@@ -58,9 +61,6 @@ def check_lookahead(settings: Settings | None, strategy: str, **values: Any) -> 
     from ivybt.studies.lookahead import run_lookahead_check
 
     ctx = click.get_current_context()
-    if values["symbol"] is None:
-        param = next(param for param in ctx.command.params if param.name == "symbol")
-        raise click.MissingParameter(ctx=ctx, param=param)
     sections = run_config(
         strategy, {**values, "train_split": None, "run_mode": "full", "out": None}
     )

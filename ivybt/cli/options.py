@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -11,6 +12,73 @@ from ivybt.data.intervals import INTERVAL_NAMES, parse_interval
 from ivybt.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def refuse_repeated_options(command: click.Command, ctx: click.Context, args: list[str]) -> None:
+    """Refuse a single-valued option given twice, on `command` and the subcommand it names.
+
+    Click keeps the last value of an option given twice (`-s SPY -s AAPL` backtests AAPL
+    only); IvyBT refuses it with one line (exit 2) instead. Options declared repeatable
+    (`multiple=True`: `-p`, `--constraint`, optimize's `--objective`) and counters (`-v -v`)
+    may repeat. `args` are pre-parsed with `command`'s own parser, which has no side effects;
+    a parse error is left to Click's real parse, and `--help`/`--version` win.
+    """
+    try:
+        _, rest, order = command.make_parser(ctx).parse_args(args=list(args))
+    except click.ClickException:
+        return
+    counts: dict[click.Option, int] = {}
+    for param in order:
+        if isinstance(param, click.Option):
+            counts[param] = counts.get(param, 0) + 1
+    if any(param.is_eager for param in counts):
+        return
+    for option, count in counts.items():
+        if count > 1 and not option.multiple and not option.count:
+            from ivybt.cli import InputError
+
+            raise InputError(_repeated_message(command, option, count, args))
+    if isinstance(command, click.Group) and rest:
+        sub = command.get_command(ctx, rest[0])
+        if sub is not None:
+            child = sub.context_class(sub, info_name=rest[0], parent=ctx)
+            refuse_repeated_options(sub, child, rest[1:])
+
+
+def _repeated_message(
+    command: click.Command, option: click.Option, count: int, args: list[str]
+) -> str:
+    names = "/".join(sorted(option.opts, key=len, reverse=True)[:1] + option.secondary_opts)
+    values = _values_given(option, args)
+    shown = f" ({', '.join(values)})" if len(values) == count else ""
+    if option.name == "symbol":
+        return (
+            f"--symbol is given {count} times{shown}; one symbol per run for now (portfolios "
+            "come later): give one --symbol, and run the command once per symbol"
+        )
+    repeatable = [
+        "/".join(param.opts) for param in command.params
+        if isinstance(param, click.Option) and (param.multiple or param.count)
+    ]  # fmt: skip
+    may = f"; only {', '.join(repeatable)} may repeat" if repeatable else ""
+    return f"{names} is given {count} times{shown}; give it once{may}"
+
+
+def _values_given(option: click.Option, args: list[str]) -> list[str]:
+    """The values typed for `option` in `args`, for the message (best effort)."""
+    values = []
+    for index, token in enumerate(args):
+        if token == "--":
+            break
+        for name in option.opts:
+            if token == name and not option.is_flag and index + 1 < len(args):
+                values.append(args[index + 1])
+            elif name.startswith("--") and token.startswith(f"{name}="):
+                values.append(token[len(name) + 1 :])
+            elif len(name) == 2 and token.startswith(name) and len(token) > 2 and (
+                not token.startswith("--") and not option.is_flag):  # fmt: skip
+                values.append(token[2:])
+    return values
 
 
 def _check_interval(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -107,14 +175,22 @@ def strategy[F: Callable[..., Any]](func: F) -> F:
     return click.argument("strategy", required=False)(func)
 
 
+SYMBOL_HELP = "Ticker, e.g. SPY, ^GSPC, EURUSD=X (bundled samples work offline)."
+
+
 def symbol[F: Callable[..., Any]](func: F) -> F:
+    """--symbol of a command with --config: required unless the file gives data.symbol."""
     return click.option(
         "--symbol",
         "-s",
         default=None,
-        help="Ticker, e.g. SPY, ^GSPC, EURUSD=X (bundled samples work offline). Required "
-        "unless --config gives data.symbol.",
+        help=f"{SYMBOL_HELP} Required unless --config gives data.symbol.",
     )(func)
+
+
+def required_symbol[F: Callable[..., Any]](func: F) -> F:
+    """--symbol of a command without --config."""
+    return click.option("--symbol", "-s", required=True, help=SYMBOL_HELP)(func)
 
 
 def config_file[F: Callable[..., Any]](func: F) -> F:
@@ -162,6 +238,21 @@ def run_sections(
         for section, fields in sections.items()
     }  # fmt: skip
     return apply_config_file(typed, path)
+
+
+def check_run_folder(config: Any, values: dict[str, Any], results_dir: Path) -> None:
+    """Refuse, before any data is loaded or any kernel runs, a run folder the command could
+    not write at the end: --out (or the file's output.out) that is a file or under one, not
+    writable, a folder holding no IvyBT run, or another configuration's run folder without
+    --overwrite; without --out, a results folder that cannot be written."""
+    from ivybt.run_folder import check_out_folder, check_reusable, check_writable
+
+    out = values.get("out") or config.output.out
+    if out is None:
+        check_writable(results_dir)
+        return
+    check_out_folder(out)
+    check_reusable(Path(out), config.model_dump(mode="json"), overwrite=values["overwrite"])
 
 
 def _typed(ctx: click.Context, name: str) -> bool:
@@ -323,15 +414,24 @@ def output[F: Callable[..., Any]](func: F) -> F:
     func = click.option(
         "--overwrite",
         is_flag=True,
-        help="Replace a run folder that holds another configuration's results.",
+        help="Replace an IvyBT run folder that holds another configuration's results: "
+        "only the files IvyBT wrote there are removed. A folder that is no IvyBT run is "
+        "always refused.",
     )(func)
     return click.option(
         "--out",
         "-o",
         type=click.Path(file_okay=False),
         default=None,
+        callback=_check_out,
         help="Run folder. Default: <results dir>/<command>-<strategy>-<symbol>-<UTC time>.",
     )(func)
+
+
+def _check_out(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():  # "" would be the current folder
+        raise click.BadParameter("give a folder path, e.g. --out results/spy-sma")
+    return value
 
 
 def study[F: Callable[..., Any]](func: F) -> F:
@@ -364,16 +464,28 @@ def study[F: Callable[..., Any]](func: F) -> F:
             default=True,
             show_default=True,
             help="Compute PBO (CSCV) and the deflated Sharpe ratio for metrics.json and the "
-            "report (costs about a second on a 15,000-combination grid).",
+            "report. Costs about as much as the grid again (every combination is simulated "
+            "once more for its per-bar returns, then 12,870 splits are scored): 15,247 "
+            "combinations take ~0.7 s more on 5,241 daily bars, ~3.5 s on 74,439 hourly bars "
+            "(2 cores).",
         ),
         click.option(
             "--memory-budget",
             "memory_budget_mb",
-            type=click.FloatRange(16.0),
+            type=click.FloatRange(16.0),  # ivybt.studies.grid.MIN_MEMORY_BUDGET_MB
             default=1024.0,
             show_default=True,
             metavar="MB",
             help="Peak memory the grid plans for; larger grids run in chunks.",
+        ),
+        click.option(
+            "--max-combinations",
+            type=click.IntRange(1),
+            default=1_000_000,  # ivybt.studies.space.DEFAULT_MAX_COMBINATIONS
+            show_default=True,
+            metavar="N",
+            help="Refuse a parameter space with more combinations (before constraints), "
+            "counted before anything is built.",
         ),
     ]
     for decorator in reversed(decorators):

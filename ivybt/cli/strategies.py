@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
@@ -34,7 +36,14 @@ def strategies(names: tuple[str, ...]) -> None:
             valid = f"; valid {' and '.join(bounds)}" if bounds else ""
             click.echo(
                 f"  {param.name:<16} {param.kind.__name__:<5} default {param.default!s:<6} "
-                f"range {param.low}..{param.high}{valid}  {param.doc}"
+                f"range {param.low}..{param.high}{_step(param)}{valid}  {param.doc}"
             )
         if cls.constraints:
             click.echo(f"  constraints: {', '.join(cls.constraints)}")
+
+
+def _step(param: Any) -> str:
+    """The step of the parameter's default range (`ivybt.studies.space`), as " step N"."""
+    if param.step is not None:
+        return f" step {param.step}"
+    return " step 1" if param.kind is int else " (no step: give -p ranges)"

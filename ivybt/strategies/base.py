@@ -22,15 +22,18 @@ its slots in the order returned. docs/strategies.md has a worked example of a us
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ivybt.errors import ConfigError
+from ivybt.errors import ConfigError, IvyBTError, StrategyError
 from ivybt.strategies.constraints import Constraint
 
 ParamValue = int | float
@@ -102,7 +105,10 @@ class Param:
     """A strategy parameter.
 
     `low`/`high` are the sensible search range (inclusive) that `ivybt strategies` shows and
-    grids default to; `minimum`/`maximum` are hard validity bounds (inclusive).
+    studies search when no `-p` range is given, in steps of `step` (None: 1 for an int
+    parameter; a float parameter needs one for that default range, see
+    `ivybt.studies.space.default_spec`); `minimum`/`maximum` are hard validity bounds
+    (inclusive).
     """
 
     name: str
@@ -113,6 +119,7 @@ class Param:
     minimum: ParamValue | None = None
     maximum: ParamValue | None = None
     doc: str = ""
+    step: ParamValue | None = None
 
     def coerce(self, value: object, strategy: str) -> ParamValue:
         """`value` (a number or a CLI string) as this parameter's type, checked against bounds."""
@@ -164,7 +171,10 @@ class Strategy:
     indicators: ClassVar[Callable[[Mapping[str, Any]], tuple[Indicator, ...]]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Check a new strategy class declares everything, so mistakes fail at import time."""
+        """Check a new strategy class declares everything, so mistakes fail at import time
+        (`TypeError`; `ivybt.strategies.get_strategy` reports it as one line naming the
+        module and line), and check what its `indicators` returns each time it runs
+        (`StrategyError`, see `_checked_indicators`)."""
         super().__init_subclass__(**kwargs)
         missing = [
             attribute
@@ -176,11 +186,13 @@ class Strategy:
                 f"strategy class {cls.__qualname__} must define {', '.join(missing)}; "
                 "see docs/strategies.md for a complete example"
             )
+        _check_declarations(cls)
         names = [param.name for param in cls.params]
         if len(set(names)) != len(names):
             raise TypeError(f"strategy {cls.name} declares a parameter twice: {names}")
-        if not cls.name.isidentifier():
-            raise TypeError(f"strategy name must be an identifier, got {cls.name!r}")
+        raw = cls.__dict__.get("indicators")
+        if raw is not None:
+            cls.indicators = _checked_indicators(raw)  # type: ignore[assignment]
 
     @classmethod
     def param_names(cls) -> tuple[str, ...]:
@@ -232,6 +244,153 @@ class Strategy:
     def warmup_bars(cls, p: Mapping[str, Any]) -> int:
         """Bars before every indicator slot is defined, for parameters `p`."""
         return max((indicator.warmup_bars for indicator in cls.indicators(p)), default=0)
+
+
+def _check_declarations(cls: type[Strategy]) -> None:
+    """The types of a strategy's declarations (`TypeError` naming the class and the fix)."""
+    where = f"strategy class {cls.__qualname__}"
+    if not isinstance(cls.name, str) or not cls.name.isidentifier():
+        raise TypeError(f"{where}: name must be an identifier such as 'my_breakout', got "
+                        f"{cls.name!r}")  # fmt: skip
+    if not isinstance(cls.summary, str):
+        raise TypeError(f"{where}: summary must be a one-line string, got {cls.summary!r}")
+    bad = _first_not(cls.params, Param)
+    if bad is not None:
+        raise TypeError(
+            f"{where}: params must be a tuple of ivybt.strategies.Param, got {bad}; e.g. "
+            "params = (Param('window', int, 20, 10, 60, minimum=2),)"
+        )
+    bad = _first_not(cls.constraints, str)
+    if bad is not None:
+        raise TypeError(f"{where}: constraints must be a tuple of strings such as "
+                        f"'fast < slow', got {bad}")  # fmt: skip
+    kernel = cls.signal_kernel
+    if not callable(kernel) or not hasattr(kernel, "py_func"):
+        raise TypeError(
+            f"{where}: signal_kernel must be a Numba function (decorate it with "
+            f"@njit(cache=True)), got {getattr(kernel, '__name__', kernel)!r} (a "
+            f"{type(kernel).__name__}); see docs/strategies.md"
+        )
+    raw = cls.__dict__.get("indicators", classmethod(lambda owner, p: ()))
+    if not isinstance(raw, classmethod | staticmethod):
+        raise TypeError(
+            f"{where}: indicators must be a @classmethod taking the parameters, "
+            "`def indicators(cls, p)`, returning a tuple of Indicator"
+        )
+
+
+def _first_not(values: object, kind: type) -> str | None:
+    """None when `values` is a tuple or list of `kind`, else what is wrong, for messages."""
+    if not isinstance(values, tuple | list):
+        return f"a {type(values).__name__} ({_short(values)})"
+    for index, value in enumerate(values):
+        if not isinstance(value, kind):
+            return f"item {index} {_short(value)} (a {type(value).__name__})"
+    return None
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _checked_indicators(
+    raw: classmethod | staticmethod,  # type: ignore[type-arg]
+) -> classmethod:  # type: ignore[type-arg]
+    """`indicators` as declared, checked each time it runs.
+
+    What it returns must be a tuple (or list) of `Indicator`, else `StrategyError`. An
+    exception it raises becomes `StrategyError` naming the strategy, the parameters and the
+    exception (exit status 1 on the command line), except an `IvyBTError` (an `Indicator`
+    refusing its arguments: it gets the strategy's name) and, when called with whole
+    parameter columns, `TypeError`/`ValueError`: the grid then calls it once per
+    combination (`ivybt.studies.grid.space_indicators`).
+    """
+    function = raw.__func__
+
+    def indicators(owner: type[Strategy], p: Mapping[str, Any]) -> tuple[Indicator, ...]:
+        columns = any(isinstance(value, np.ndarray) for value in dict(p).values())
+        try:
+            declared = function(owner, p) if isinstance(raw, classmethod) else function(p)
+        except IvyBTError as err:
+            if isinstance(err, ConfigError) and not str(err).startswith("strategy "):
+                raise ConfigError(f"strategy {owner.name}: {err}") from err
+            raise
+        except Exception as err:
+            if columns and isinstance(err, TypeError | ValueError):
+                raise
+            shown = "whole parameter columns" if columns else _params_text(p)
+            raise StrategyError(
+                f"strategy {owner.name} failed in indicators({shown}): "
+                f"{type(err).__name__}: {err}; fix {owner.__module__}.{owner.__qualname__}"
+                ".indicators (rerun with --debug for the traceback)"
+            ) from err
+        bad = _first_not(declared, Indicator)
+        if bad is not None:
+            raise StrategyError(
+                f"strategy {owner.name}: indicators() must return a tuple of "
+                f"ivybt.strategies.Indicator, one per signal-kernel slot, but returned {bad}; "
+                "e.g. return (Indicator('sma', (p['window'],)),), see docs/strategies.md"
+            )
+        return tuple(declared)
+
+    indicators.__doc__ = function.__doc__
+    indicators.__name__ = "indicators"
+    indicators.__qualname__ = function.__qualname__
+    indicators.__wrapped__ = function  # type: ignore[attr-defined]
+    return classmethod(indicators)
+
+
+@contextlib.contextmanager
+def signal_kernel_errors(strategy: type[Strategy]) -> Iterator[None]:
+    """Run a plug-in's signal kernel (or a grid kernel compiled around it) in this block: an
+    exception it raises, or Numba's refusal to compile it, becomes one `StrategyError` line
+    naming the strategy, the kernel and the exception (exit status 1 on the command line).
+
+    Built-in strategies are IvyBT's own code: their errors stay internal errors, as do an
+    `IvyBTError` and a `MemoryError` (the buffers, not the kernel).
+    """
+    try:
+        yield
+    except (IvyBTError, MemoryError):
+        raise
+    except Exception as err:
+        if strategy.__module__.startswith("ivybt."):
+            raise
+        raise StrategyError(_kernel_failure(strategy, err)) from err
+
+
+def _kernel_failure(strategy: type[Strategy], err: Exception) -> str:
+    kernel = getattr(strategy.signal_kernel, "__name__", "signal_kernel")
+    where = f"strategy {strategy.name}: its signal kernel {kernel}"
+    fix = f"fix {strategy.signal_kernel.__module__}.{kernel}"
+    if type(err).__module__.startswith("numba"):  # a TypingError and its kin: compiling
+        return (
+            f"{where} does not compile with Numba ({_numba_reason(str(err))}); {fix}: it may "
+            "use only NumPy arrays, numbers and what Numba's nopython mode supports (rerun "
+            "with --debug for Numba's whole message)"
+        )
+    return (
+        f"{where} raised {type(err).__name__}: {' '.join(str(err).split())}; {fix} (rerun "
+        "with --debug for the traceback)"
+    )
+
+
+def _numba_reason(text: str) -> str:
+    """'x.py, line 12: No implementation of function ... add(Literal[str](x), ...)': the
+    first reason Numba gives and the user's line, from its many-line message."""
+    lines = [line.strip() for line in text.splitlines()]
+    reasons = [line for line in lines if line and not line.startswith(("Failed in", "During"))]
+    reason = reasons[0] if reasons else "no reason given"
+    if reason.endswith(":") and len(reasons) > 1:
+        reason = f"{reason} {reasons[1].removeprefix('>>> ')}"
+    places = [match for match in re.findall(r'File "([^"]+)", line (\d+)', text)
+              if "ivybt" not in Path(match[0]).parts]  # fmt: skip
+    return f"{places[-1][0]}, line {places[-1][1]}: {reason}" if places else reason
+
+
+def _params_text(p: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in dict(p).items())
 
 
 def _did_you_mean(name: str, choices: object) -> str:

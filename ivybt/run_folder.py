@@ -3,11 +3,25 @@
 Every file is written to a temporary name in the folder and renamed, so a reader never sees half
 a file. `manifest.json` is written first with status "running" and rewritten with "finished"
 last; a folder whose manifest holds a different configuration is refused unless `overwrite`.
+
+What IvyBT may write into and remove from a folder (`check_reusable`, `clear_run_files`):
+
+- a run goes into a new folder, an empty one, or an IvyBT run folder: one whose manifest.json
+  is IvyBT's (a JSON object with `schema_version` and `command`). Any other existing folder
+  (or a file) is refused with a `ConfigError`, with or without `overwrite`: nothing the user
+  put there is ever replaced.
+- `overwrite` replaces an IvyBT run folder by removing the files IvyBT writes (`RUN_FILES`:
+  every command's outputs, the pages `ivybt surface` and `ivybt montecarlo` add, the folds
+  and any temporary file a killed write left) and nothing else: a file of the user's beside
+  them stays. The old manifest.json stays until the new run's replaces it, so a run killed
+  in between is still recognised as IvyBT's. A command that writes a new file name must add
+  it to `RUN_FILES`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -23,13 +37,22 @@ from typing import Any
 
 import pandas as pd
 
-from ivybt import __version__
-from ivybt._paths import results_dir
-from ivybt.errors import ConfigError
+from ivybt import __version__, _paths
+from ivybt.errors import ConfigError, DiskFullError
+from ivybt.redact import redact
 
 SCHEMA_VERSION = 1
 _FILE_MODE = 0o644
 KEY_PACKAGES = ("numba", "numpy", "pandas", "pandas-ta", "pyarrow", "plotly", "optuna", "pydantic")
+RUN_FILES = re.compile(
+    r"(manifest|metrics|montecarlo)\.json|(report|montecarlo)\.html|surface-[^/]+\.html"
+    r"|montecarlo-[^/]+\.(json|html)"
+    r"|trades\.(csv|parquet)|(equity|grid|trials|folds|surface|oos_equity)\.parquet"
+    r"|folds/fold-\d{3,}\.(parquet|json)"
+)
+"""Paths (relative to the run folder) of the files IvyBT writes there, by any command."""
+_TEMPORARY = re.compile(r"(?P<dir>(folds/)?)\.(?P<name>[^/]+)\.[^/.]+\.tmp")
+"""A temporary file of `atomic_path`, `.<name>.<random>.tmp`, left by a killed write."""
 
 
 def utc_now() -> datetime:
@@ -44,13 +67,14 @@ def default_run_name(command: str, strategy: str, symbol: str, when: datetime) -
 
 
 def resolve_run_folder(
-    out: str | Path | None, name: str, results: str | Path | None = None
+    out: str | Path | None, name: str, results_dir: str | Path | None = None
 ) -> Path:
     """The folder `out` names, else a new `<results dir>/<name>` (`-2`, `-3`... appended when
-    a run of the same second already took the name)."""
+    a run of the same second already took the name). `ConfigError` when the folder, or a
+    folder above it, is a file."""
     if out is not None:
-        return Path(out)
-    base = results_dir(results) / name
+        return _check_not_a_file(Path(out))
+    base = _check_not_a_file(_paths.results_dir(results_dir) / name)
     candidate, number = base, 1
     while candidate.exists():
         number += 1
@@ -59,19 +83,89 @@ def resolve_run_folder(
 
 
 def check_reusable(folder: Path, config: Mapping[str, Any], *, overwrite: bool) -> None:
-    """Refuse a folder that holds another run's results, unless `overwrite`."""
-    manifest = folder / "manifest.json"
-    if not manifest.exists() or overwrite:
-        return
-    try:
-        previous = json.loads(manifest.read_text(encoding="utf-8")).get("config")
-    except (OSError, ValueError):
-        previous = None
-    if previous != _jsonable(config):
+    """Refuse a folder IvyBT must not write into (module docstring): a file, a non-empty
+    folder that holds no IvyBT run (even with `overwrite`), or an IvyBT run folder holding
+    another configuration's results unless `overwrite`. All `ConfigError`s (exit 2)."""
+    check_out_folder(folder)
+    manifest = read_run_manifest(folder)
+    if manifest is not None and not overwrite and manifest.get("config") != _jsonable(config):
         raise ConfigError(
             f"{folder} holds a run with another configuration; choose another --out, "
             "or pass --overwrite to replace it"
         )
+
+
+def check_out_folder(folder: str | Path | None) -> None:
+    """Refuse, before any work, a `--out` IvyBT must not write into whatever the
+    configuration: a file, or an existing non-empty folder that holds no IvyBT run
+    (`ConfigError`). A new folder, an empty one and an IvyBT run folder pass; None (no
+    --out) passes."""
+    if folder is None:
+        return
+    folder = _check_not_a_file(Path(folder))
+    check_writable(folder)  # nor one that cannot be written (permissions, read-only disk)
+    if not folder.exists() or read_run_manifest(folder) is not None:
+        return
+    if any(not _is_temporary(path.name) for path in folder.iterdir()):
+        raise ConfigError(_not_a_run(folder))
+
+
+def read_run_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of the IvyBT run in `folder`, or None when it holds none (no
+    manifest.json, or one that is not IvyBT's: not a JSON object with `schema_version` and
+    `command`)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or not {"schema_version", "command"} <= manifest.keys():
+        return None
+    return manifest
+
+
+def clear_run_files(folder: Path) -> list[Path]:
+    """Remove the files IvyBT wrote in the run folder `folder` (`RUN_FILES` and temporary
+    files), except manifest.json, which the next run replaces; return what was removed.
+    Anything else stays, and `folds/` is removed only when nothing else is left in it.
+    `ConfigError` when `folder` holds no IvyBT run."""
+    if read_run_manifest(folder) is None:
+        raise ConfigError(_not_a_run(folder))
+    removed = []
+    for path in sorted(folder.glob("*")) + sorted(folder.glob("folds/*")):
+        relative = path.relative_to(folder).as_posix()
+        if relative == "manifest.json" or not path.is_file() or path.is_symlink():
+            continue
+        if RUN_FILES.fullmatch(relative) or _is_temporary(relative):
+            path.unlink()
+            removed.append(path)
+    with contextlib.suppress(OSError):  # not empty (the user's files), or not there
+        (folder / "folds").rmdir()
+    return removed
+
+
+def _is_temporary(relative: str) -> bool:
+    match = _TEMPORARY.fullmatch(relative)
+    return match is not None and RUN_FILES.fullmatch(match["dir"] + match["name"]) is not None
+
+
+def _not_a_run(folder: Path) -> str:
+    return (
+        f"{folder} is not empty and holds no IvyBT run (no IvyBT manifest.json); IvyBT "
+        "writes only into a new or empty folder or a run folder of its own, and --overwrite "
+        "replaces only those: choose another --out"
+    )
+
+
+def _check_not_a_file(path: Path) -> Path:
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                raise ConfigError(
+                    f"{folder} is a file, not a folder; give --out a folder path, e.g. "
+                    f"{path.parent / (path.name + '-run')}"
+                )
+            break
+    return path
 
 
 def package_versions() -> dict[str, str]:
@@ -122,7 +216,7 @@ def open_run_folder(
     data: Mapping[str, Any],
     started: datetime,
     folder: str | Path | None = None,
-    results: str | Path | None = None,
+    results_dir: str | Path | None = None,
     overwrite: bool = False,
     command_line: list[str] | None = None,
     extra: Mapping[str, Any] | None = None,
@@ -135,11 +229,14 @@ def open_run_folder(
     command's files, then rewrites the manifest "finished" (or "failed", re-raising).
     """
     name = default_run_name(command, config.strategy.name, data["symbol"], started)
-    target = resolve_run_folder(folder or config.output.out, name, results)
+    target = resolve_run_folder(folder or config.output.out, name, results_dir)
     dumped = config.model_dump(mode="json")
     check_reusable(target, dumped, overwrite=overwrite)
+    if overwrite and read_run_manifest(target) is not None:
+        clear_run_files(target)  # the previous run's files only; the user's stay
+    seed = None if getattr(config, "study", None) is None else config.study.seed
     common = {"command": command, "config": dumped, "data": [data], "started": started,
-              "command_line": command_line}  # fmt: skip
+              "command_line": command_line, "seed": seed}  # fmt: skip
     write_json(target / "manifest.json", build_manifest(status="running", **common))
     try:
         yield target
@@ -151,17 +248,90 @@ def open_run_folder(
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    """Yield a temporary path beside `path`; on success rename it over `path`.
+
+    A full disk (ENOSPC, EDQUOT) while writing raises `DiskFullError`, and a folder that
+    cannot be written (permission denied, read-only file system) `ConfigError`; the
+    temporary file is removed either way, so `path` is whole or untouched (`write_error`).
+    """
+    with _write_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
     temp_path = Path(temp)
-    temp_path.chmod(_FILE_MODE)  # mkstemp makes 0600; results are for people to open
     try:
-        yield temp_path
-        os.replace(temp_path, path)
+        with _write_errors(path):
+            temp_path.chmod(_FILE_MODE)  # mkstemp makes 0600; results are for people to open
+            yield temp_path
+            os.replace(temp_path, path)
     finally:
         temp_path.unlink(missing_ok=True)
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether `err` is a write that failed on a full disk or quota (ENOSPC, EDQUOT), also
+    when a library kept only the message (pyarrow: "[Errno 28] No space left on device")."""
+    if not isinstance(err, OSError):
+        return False
+    return err.errno in _DISK_FULL or any(os.strerror(code) in str(err) for code in _DISK_FULL)
+
+
+def disk_full_message(where: object) -> str:
+    """The one line of a full disk while writing `where`."""
+    return (
+        f"the disk is full: no space left while writing {where}; nothing is half-written (IvyBT "
+        "writes each file under a temporary name and renames it when whole, so the files "
+        "already written are complete and this one was not written); free space, or write "
+        "elsewhere (--out, --results-dir), and rerun the same command"
+    )
+
+
+def write_error(err: OSError, path: Path) -> Exception | None:
+    """The IvyBT error for a failed write of `path`: `DiskFullError` for a full disk,
+    `ConfigError` for a folder that cannot be written; None for any other OSError."""
+    if is_disk_full(err):
+        return DiskFullError(disk_full_message(path))
+    if err.errno in _NOT_WRITABLE:
+        return ConfigError(
+            f"cannot write {path}: {err.strerror or err}; choose a folder you can write to "
+            "(--out, --results-dir) or make that one writable"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def _write_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as err:
+        converted = write_error(err, path)
+        if converted is None:
+            raise
+        raise converted from err
+
+
+def check_writable(folder: str | Path) -> None:
+    """Refuse, before any work, a run folder that cannot be created or written: the folder,
+    or the nearest folder above it that exists, must be a writable folder (`ConfigError`).
+    The commands call it with --out (or the results folder) before loading data."""
+    path = Path(folder)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
+    if not existing.is_dir():
+        raise ConfigError(
+            f"cannot write the run folder {path}: {existing} is a file, not a folder; give "
+            "--out a folder path"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "it" if existing == path else f"{existing}, the folder it would be made in,"
+        raise ConfigError(
+            f"cannot write the run folder {path}: {where} is not writable (permission denied "
+            "or a read-only file system); choose another --out (or --results-dir), or make it "
+            "writable"
+        )
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -183,14 +353,19 @@ def write_table(path: Path, frame: pd.DataFrame) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
+    """Write `text` atomically, passwords hidden (`ivybt.redact`)."""
     with atomic_path(path) as temp:
-        temp.write_text(text, encoding="utf-8")
+        temp.write_text(redact(text), encoding="utf-8")
 
 
 def _jsonable(value: Any) -> Any:
-    """`value` with NaN/inf as None, numpy scalars as Python numbers, tuples as lists."""
+    """`value` with NaN/inf as None, numpy scalars as Python numbers, tuples as lists, and
+    passwords hidden in every string (`ivybt.redact`: nothing written shows one, and a
+    manifest compares equal to the configuration it was written from)."""
+    if isinstance(value, str):
+        return redact(value)
     if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {redact(str(key)): _jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(item) for item in value]
     if hasattr(value, "item") and not isinstance(value, str | bytes):

@@ -331,13 +331,49 @@ def test_three_parameters_pick_the_axis_with_most_values() -> None:
         surface, folds, param="slow", metric="sharpe", params=["fast", "slow", "sig"]
     )
     heading, heat = sections[1]
-    assert "slow × fast" in heading and "max over sig" in heading
-    assert list(heat.data[0].x) == [20.0, 40.0] and list(heat.data[0].y) == [5.0, 10.0, 15.0]
+    assert "fast × slow" in heading and "max over sig" in heading  # x: first in params
+    assert list(heat.data[0].x) == [5.0, 10.0, 15.0] and list(heat.data[0].y) == [20.0, 40.0]
     rows = surface.loc[(surface["side"] == "oos") & (surface["fold"] == 0)]
     pivot = rows.pivot_table(
-        index="param_fast", columns="param_slow", values="sharpe", aggfunc="max"
+        index="param_slow", columns="param_fast", values="sharpe", aggfunc="max"
     )
     np.testing.assert_array_equal(heat.data[0].z, pivot.to_numpy())
+
+
+def test_fold_heatmaps_have_the_grid_reports_axes() -> None:
+    """#13 point 26: the README's walk-forward draws slow (19 values) by default; its fold
+    heatmaps put fast across and slow up, as the grid report of the same space does."""
+    from ivybt.report.grid import grid_figures
+
+    grid = [(f, s) for f in (5, 10) for s in (20, 40, 60)]
+    values = [[float(v) for v in range(6)]] * 2
+    surface, folds = make_tables(values, values, grid=grid)
+    _, (heading, heat), _ = surface_figures(surface, folds, param="slow", metric="sharpe",
+                                            params=PARAMS)  # fmt: skip
+    table = surface[(surface["fold"] == 0) & (surface["side"] == "is")]
+    (_, grid_heat), _ = grid_figures(table, param_names=PARAMS, metrics=["sharpe"],
+                                     objective="sharpe")  # fmt: skip
+    for fig in (heat, grid_heat):
+        assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("fast", "slow")
+        assert list(fig.data[0].x) == [5.0, 10.0] and list(fig.data[0].y) == [20.0, 40.0, 60.0]
+    assert "by fast × slow" in heading
+
+
+def test_one_folds_outlier_does_not_wash_out_the_fold_heatmaps() -> None:
+    """#13 point 26: the fold heatmaps share one colour range, clipped like the grid's
+    (`robust_range`), and the colour bar says so; without an outlier nothing is clipped."""
+    grid = [(f, s) for f in (5, 10) for s in (20, 40, 60)]
+    calm = [[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]] * 2
+    wild = [calm[0], [0.1, 0.2, 0.3, 0.4, 0.5, -40.0]]
+    for oos, clipped in ((calm, False), (wild, True)):
+        surface, folds = make_tables(calm, oos, grid=grid)
+        _, (_, heat), _ = surface_figures(surface, folds, param="slow", metric="sharpe",
+                                          params=PARAMS)  # fmt: skip
+        cells = [t for t in heat.data if t.type == "heatmap"]
+        assert len(cells) == 2 and len({(t.zmin, t.zmax) for t in cells}) == 1
+        assert cells[0].zmax == 0.6
+        assert cells[0].zmin == 0.1 if not clipped else -40.0 < cells[0].zmin < 0.1
+        assert ("clipped" in cells[0].colorbar.title.text) is clipped
 
 
 def test_one_parameter() -> None:

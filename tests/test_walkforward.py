@@ -236,3 +236,90 @@ def test_cli_ctrl_c_says_how_to_resume(tmp_path, monkeypatch):
     assert result.exit_code == INTERRUPTED_EXIT
     assert result.stderr.strip().splitlines()[-1].startswith("stopped by Ctrl-C after 2 of ")
     assert f"--out {out} to resume" in result.stderr
+
+
+# -- issue #13: --min-trades on OOS, thin in-sample evidence, WFE floor, labels -------------
+
+
+def test_min_trades_filters_the_in_sample_choice_only(spy, tmp_path):
+    """--min-trades 3 leaves folds whose choice made fewer than 3 closed trades OOS: those
+    OOS cells are results like any other, shown on the heatmaps with their trade count and
+    scored, while the IS side still needs 3 trades to be selectable."""
+    from ivybt.report.surface import surface_figures
+    from ivybt.studies.stability import in_top_decile
+
+    result = run(spy, tmp_path, min_trades=3, evidence=False)
+    surface, folds = result.surface, result.folds
+    is_side, oos = surface[surface["side"] == "is"], surface[surface["side"] == "oos"]
+    selectable = (is_side["n_trades"] >= 3) & np.isfinite(is_side["sharpe"])
+    assert (is_side["valid"] == selectable).all()
+    assert (oos["valid"] == np.isfinite(oos["sharpe"])).all()
+    assert (oos["n_trades"] < 3).sum() > len(oos) / 2  # most OOS cells: 1 year, few trades
+    thin = folds[folds["oos_n_trades"] < 3]
+    assert len(thin) >= 2, folds[["fold", "oos_n_trades"]]
+    scores = result.metrics["stability"]
+    for row in folds.itertuples():
+        values = oos[oos["fold"] == row.fold].set_index("combo")["sharpe"]
+        scored = scores["top_decile_per_fold"][row.fold]
+        assert scored is not None and scored == in_top_decile(values, row.combo, True)
+    written = pd.read_parquet(result.folder / "folds.parquet")
+    pd.testing.assert_series_equal(written["oos_n_trades"], folds["oos_n_trades"])
+    _, (_, heat), _ = surface_figures(surface, folds, param="slow", metric="sharpe",
+                                      params=["fast", "slow"])  # fmt: skip
+    for i, row in enumerate(folds.itertuples()):
+        cells, mark = heat.data[2 * i], heat.data[2 * i + 1]
+        x, y = list(cells.x).index(row.param_fast), list(cells.y).index(row.param_slow)
+        assert cells.z[y][x] == row.oos_sharpe  # the chosen cell is drawn, not empty
+        assert cells.customdata[y][x] == row.oos_n_trades
+        assert "n_trades %{customdata}" in cells.hovertemplate
+        assert f"{int(row.oos_n_trades)} closed trades" in mark.hovertemplate
+
+
+def test_cli_warns_when_a_fold_has_no_in_sample_choice(spy, tmp_path):
+    start = f"{spy.index[0]:%Y-%m-%d}"
+    args = ["walkforward", "sma_cross", "-s", "SPY", "--source", "sample", "--start", start,
+            "-p", "fast=5:30:5", "-p", "slow=20:120:20", "--is", "500", "--oos", "250",
+            "--no-evidence", "--min-trades", "12", "--out", str(tmp_path / "wf")]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1, result.stderr
+    assert "fold 7 (at most 11 closed trades)" in warned[0] and "--min-trades 12" in warned[0]
+    quiet = CliRunner().invoke(cli, [*args[:-3], "9", "--out", str(tmp_path / "wf9")])
+    assert quiet.exit_code == 0 and "warning:" not in quiet.stderr
+
+
+def test_wfe_is_undefined_below_the_in_sample_cagr_floor():
+    from ivybt.studies.walkforward import WFE_MIN_IS_CAGR, walk_forward_efficiency
+
+    assert WFE_MIN_IS_CAGR == 0.01
+    assert np.isnan(walk_forward_efficiency(0.00049, -0.0121))  # was -24.68 (macd_cross, SPY)
+    assert np.isnan(walk_forward_efficiency(0.0099, 0.05))
+    assert np.isnan(walk_forward_efficiency(-0.05, 0.05))
+    assert walk_forward_efficiency(0.01, 0.005) == pytest.approx(0.5)
+    assert walk_forward_efficiency(0.2, -0.1) == pytest.approx(-0.5)
+
+
+def test_cli_table_labels_each_column_and_applies_the_wfe_floor(tmp_path):
+    """macd_cross on SPY: fold 1's IS CAGR is 0.05 % a year and its WFE was -24.68."""
+    out = tmp_path / "wf"
+    args = ["walkforward", "macd_cross", "-s", "SPY", "--source", "sample", "-p", "fast=5:20",
+            "-p", "slow=20:60:5", "--is", "3y", "--oos", "1y", "--end", "2005-11-01",
+            "--no-evidence", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if "fold" in line and "OOS window" in line)
+    for label in ("IS sharpe", "OOS sharpe", "IS trades", "OOS trades", "WFE (CAGR)"):
+        assert label in header, header
+    folds = pd.read_parquet(out / "folds.parquet")
+    low = folds[folds["is_cagr"] < 0.01]
+    assert 1 in set(low["fold"]) and low["wfe"].isna().all()
+    assert "-24.68" not in result.stdout
+    row = next(line for line in lines if line.split()[:1] == ["1"])
+    assert row.split()[-1] == "n/a"
+    assert "IS CAGR below 1.00% a year" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["folds"][1]["wfe"] is None and metrics["wfe_min_is_cagr"] == 0.01
+    assert "below 1.00% a year" in metrics["wfe_rule"]
+    assert "IS CAGR below 1.00% a year" in (out / "report.html").read_text()

@@ -115,7 +115,7 @@ def walkforward(settings: Settings, strategy: str | None, **values: Any) -> None
       ivybt walkforward macd_cross -s SPY -p fast=5:20 -p slow=20:60:5 --is 3y --oos 1y \\
           --search optuna --trials 200 --seed 7
     """
-    from ivybt.cli.progress import ProgressBar
+    from ivybt.cli.progress import ProgressBar, compile_notice, echo_notice
     from ivybt.config import build_config
     from ivybt.studies.walkforward_run import run_walk_forward
 
@@ -131,6 +131,7 @@ def walkforward(settings: Settings, strategy: str | None, **values: Any) -> None
             "objective",
             "min_trades",
             "memory_budget_mb",
+            "max_combinations",
             "evidence",
             "search",
             "trials",
@@ -145,54 +146,79 @@ def walkforward(settings: Settings, strategy: str | None, **values: Any) -> None
     if sections["study"].get("windows") is None:
         sections["study"].pop("windows", None)
     config = build_config(**sections)
+    options.check_run_folder(config, values, settings.results_dir)  # before the data loads
+    compile_notice("walkforward", evidence=config.study is None or config.study.evidence)
     with ProgressBar("folds") as progress:
         result = run_walk_forward(
             config,
             cache_dir=settings.cache_dir,
-            results=settings.results_dir,
+            results_dir=settings.results_dir,
             overwrite=values["overwrite"],
             command_line=command_line_of(click.get_current_context()),
             progress=progress,
+            notice=echo_notice,
         )
     _print_summary(result)
     click.echo(f"wrote {result.folder}")
 
 
 def _print_summary(result: Any) -> None:
+    """The fold table (every column labelled: the objective IS and OOS, the closed trades IS
+    and OOS, WFE on CAGR), the stitched OOS result next to buy-and-hold, and the scores."""
+    from ivybt.studies.walkforward import WFE_MIN_IS_CAGR
+
     metrics = result.metrics
     names = list(result.space.names)
+    objective = metrics["objective"]
     click.echo(
         f"{len(result.folds)} folds, {metrics['n_combinations']:,} combinations each; "
-        f"choice by {metrics['objective']} ({metrics['select']})"
+        f"choice by {objective} ({metrics['select']})"
     )
+    columns = [f"IS {objective}", f"OOS {objective}", "IS trades", "OOS trades", "WFE (CAGR)"]
+    widths = [max(len(c), 9) for c in columns]
     header = "  ".join(f"{name:>8}" for name in names)
-    click.echo(f"  fold  {'OOS window':<23} {header}  {'IS':>9} {'OOS':>9}  {'WFE':>6}")
-    objective = metrics["objective"]
+    labels = "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
+    click.echo(f"  fold  {'OOS window':<23} {header}  {labels}")
     for row in result.folds.itertuples():
-        params = "  ".join(f"{getattr(row, f'param_{n}'):>8g}" for n in names)
+        params = "  ".join(f"{_param(getattr(row, f'param_{n}')):>8}" for n in names)
         span = f"{row.oos_first:%Y-%m-%d}..{row.oos_last:%Y-%m-%d}"
-        wfe = "n/a" if row.wfe != row.wfe else f"{row.wfe:.2f}"
-        click.echo(
-            f"  {row.fold:>4}  {span:<23} {params}  "
-            f"{format_metric(objective, getattr(row, f'is_{objective}')):>9} "
-            f"{format_metric(objective, getattr(row, f'oos_{objective}')):>9}  {wfe:>6}"
-        )
+        cells = [
+            _shown(objective, getattr(row, f"is_{objective}")),
+            _shown(objective, getattr(row, f"oos_{objective}")),
+            _shown("n_trades", row.is_n_trades),
+            _shown("n_trades", row.oos_n_trades),
+            "n/a" if row.wfe != row.wfe else f"{row.wfe:.2f}",
+        ]
+        shown = "  ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True))
+        click.echo(f"  {row.fold:>4}  {span:<23} {params}  {shown}")
+    click.echo(
+        f"  WFE (CAGR) = OOS CAGR / IS CAGR of the choice; n/a with an IS CAGR below "
+        f"{WFE_MIN_IS_CAGR:.2%} a year (docs/walkforward.md)"
+    )
     oos, hold = metrics["oos"] or {}, metrics["buy_and_hold"] or {}
     for name in ("total_return", "cagr", "sharpe", "max_drawdown"):
         click.echo(
             f"  stitched OOS {name:<13} {_shown(name, oos.get(name)):>10}   "
             f"buy-and-hold {_shown(name, hold.get(name)):>10}"
         )
+    click.echo(f"  stitched OOS {'n_trades':<13} {_shown('n_trades', oos.get('n_trades')):>10}")
     wfe = metrics["wfe"]
     rank = metrics["stability"]["is_oos_rank_corr"]["mean"]
     click.echo(
-        f"  WFE {'n/a' if wfe is None else f'{wfe:.2f}'}; IS->OOS rank correlation "
-        f"{'n/a' if rank != rank else f'{rank:.3f}'} (docs/stability.md)"
+        f"  WFE (CAGR, stitched OOS) {'n/a' if wfe is None else f'{wfe:.2f}'}; IS->OOS rank "
+        f"correlation of {objective} {'n/a' if rank != rank else f'{rank:.3f}'} "
+        "(docs/stability.md)"
     )
 
 
+def _param(value: float) -> str:
+    return "-" if value != value else f"{value:g}"
+
+
 def _shown(name: str, value: float | None) -> str:
-    return "n/a" if value is None else format_metric(name, value).strip()
+    if value is None or value != value:
+        return "n/a"
+    return format_metric(name, value).strip()
 
 
 @click.command("surface")

@@ -4,8 +4,10 @@ and the page gluing them to the stability scores.
 
 The inputs are the walk-forward tables ``surface`` and ``folds`` (their contract is in
 `ivybt.studies.stability`); the scores come from `ivybt.studies.stability.stability_scores`.
-Combinations with ``valid == False`` are empty cells everywhere, like infinite values.
-plotly is imported inside the drawing functions only.
+Combinations with ``valid == False`` are empty cells everywhere, like infinite values: on
+the IS side those with fewer than --min-trades closed trades or no finite objective, on the
+OOS side only those without a finite objective (an OOS result counts whatever its trade
+count; hovering a cell shows it). plotly is imported inside the drawing functions only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,18 @@ import numpy as np
 import pandas as pd
 
 from ivybt.errors import ConfigError
-from ivybt.report.grid import COLORSCALE, MAX_TICKS, _finite, _format, _heatmap, _layout, _ticks
+from ivybt.report.grid import (
+    COLORSCALE,
+    MAX_TICKS,
+    _finite,
+    _format,
+    _heatmap,
+    _layout,
+    _ticks,
+    colorbar_title,
+    robust_range,
+)
+from ivybt.report.grid_data import order_axes
 from ivybt.report.html import LIGHT_TEMPLATE, render_html
 from ivybt.studies.stability import (
     bare,
@@ -61,10 +74,13 @@ def surface_figures(
        valid combinations holding that value. The chosen parameter's path is drawn on it at
        (fold, chosen value, the cell's z). When another parameter varies, a dropdown switches
        between both reductions (one surface and one path per reduction; `reduce` first shown).
-    2. When another parameter varies: heatmaps of `param` (x) x the other parameter with the
-       most values (y; ties to the first in `params`), one per fold with a slider, sharing
-       one colour range; parameters beyond these two are reduced by `reduce`; an x marks the
-       chosen combination.
+    2. When another parameter varies: heatmaps of `param` x the other parameter with the
+       most values (ties to the first in `params`), one per fold with a slider, sharing one
+       colour range; parameters beyond these two are reduced by `reduce`; an x marks the
+       chosen combination (its hover gives its own metric and closed trades), and each
+       cell's hover its closed trades. The axes follow the convention of every IvyBT
+       heatmap (`ivybt.report.grid_data.order_axes`, as the grid report): x is the one of
+       the two that comes first in `params` (the strategy's order), y the later one.
     3. The chosen value of every parameter per fold, one panel each, y = the grid's range.
 
     `ConfigError` (a ValueError, one line with a did-you-mean hint) for an unknown
@@ -96,9 +112,10 @@ def surface_figures(
     if others:
         second = max(others, key=lambda n: counts[n])  # max keeps the first of ties
         rest = [n for n in others if n != second]
-        heading = f"{where} by {param} × {second}, one heatmap per fold"
+        x, y = order_axes(param, second, names)
+        heading = f"{where} by {x} × {y}, one heatmap per fold"
         heading += f" ({reduce} over {', '.join(rest)})" if rest else ""
-        axes = (param, second, rest)
+        axes = (x, y, rest)
         sections.append((heading, _fold_heatmaps(go, run, axes, metric, side, reduce)))
     sections.append(("Chosen parameters per fold", _drift(go, run, names)))
     return sections
@@ -111,7 +128,7 @@ def _surface_3d(
     column = "param_" + param
     values = np.unique(surface[column].dropna().to_numpy(dtype="float64"))
     chosen = chosen_values(folds, param, fold_ids)
-    own = _chosen_metric(surface, folds, side, metric, fold_ids)
+    own = _chosen_rows(surface, folds, side, metric, fold_ids)
     fmt = _format(metric)
     reductions = REDUCTIONS if others else (reduce,)
     grid_text = np.broadcast_to(np.asarray(labels, dtype=object), (len(values), len(fold_ids)))
@@ -151,7 +168,7 @@ def _surface_3d(
                 x=fold_ids,
                 y=chosen,
                 z=path_z,
-                customdata=np.column_stack([labels, own]),
+                customdata=np.column_stack([labels, own["text"], own["trades"]]),
                 name=f"chosen {param}",
                 visible=how == reduce,
                 mode="lines+markers",
@@ -160,7 +177,7 @@ def _surface_3d(
                 hovertemplate=(
                     f"fold %{{x}} (%{{customdata[0]}})<br>chosen {param} %{{y}}<br>"
                     f"cell {metric} %{{z:{fmt}}}<br>chosen combination's {metric} "
-                    "%{customdata[1]}<extra></extra>"
+                    "%{customdata[1]}, %{customdata[2]} closed trades<extra></extra>"
                 ),
             )
         )
@@ -198,17 +215,20 @@ def _surface_3d(
     return fig
 
 
-def _chosen_metric(
+def _chosen_rows(
     surface: pd.DataFrame, folds: pd.DataFrame, side: str, metric: str, fold_ids: list[int]
-) -> list[str]:
-    """The chosen combination's own `metric` on `side` per fold as text; "n/a" if not valid."""
-    rows = surface.loc[(surface["side"] == side) & surface["valid"].fillna(False).astype(bool)]
-    own = rows.set_index(["fold", "combo"])[metric]
+) -> pd.DataFrame:
+    """Per fold of `fold_ids`, the chosen combination's own `metric` on `side` as text
+    ("n/a" when undefined or no choice) and its closed trades ("n/a" without a choice)."""
+    rows = surface.loc[surface["side"] == side].set_index(["fold", "combo"])
     combos = folds.set_index("fold")["combo"].reindex(fold_ids)
-    return [
-        format_score(own.get((k, int(c)), np.nan), _format(metric)) if pd.notna(c) else "n/a"
-        for k, c in combos.items()
-    ]
+    text, trades = [], []
+    for k, c in combos.items():
+        key = (k, int(c)) if pd.notna(c) else None
+        row = rows.loc[key] if key is not None and key in rows.index else None
+        text.append("n/a" if row is None else format_score(row[metric], _format(metric)))
+        trades.append("n/a" if row is None else format_score(row["n_trades"], ",.0f"))
+    return pd.DataFrame({"text": text, "trades": trades}, index=fold_ids)
 
 
 def _fold_heatmaps(
@@ -218,17 +238,24 @@ def _fold_heatmaps(
     x, y, rest = axes
     xs = np.unique(surface["param_" + x].dropna().to_numpy(dtype="float64"))
     ys = np.unique(surface["param_" + y].dropna().to_numpy(dtype="float64"))
-    cells = reduced_cells(surface, side, metric, ["fold", "param_" + y, "param_" + x], reduce)
     full = pd.MultiIndex.from_product([fold_ids, ys], names=["fold", "param_" + y])
-    wide = cells.unstack("param_" + x).reindex(index=full, columns=xs).to_numpy(dtype="float64")
+
+    def per_fold(name: str) -> list[np.ndarray]:
+        cells = reduced_cells(surface, side, name, ["fold", "param_" + y, "param_" + x], reduce)
+        wide = cells.unstack("param_" + x).reindex(index=full, columns=xs)
+        return np.split(wide.to_numpy(dtype="float64"), len(fold_ids))
+
     pivots = [
         pd.DataFrame(part, index=pd.Index(ys, name=y), columns=pd.Index(xs, name=x))
-        for part in np.split(wide, len(fold_ids))
+        for part in per_fold(metric)
     ]
-    finite = np.concatenate([p.to_numpy().ravel() for p in pivots])
-    finite = finite[np.isfinite(finite)]
-    zrange = {"zmin": finite.min(), "zmax": finite.max()} if finite.size else {}
+    # one colour range for every fold, clipped like the grid's (`robust_range`) so that one
+    # fold's outlier cannot wash the others out
+    zrange, clipped = robust_range(np.concatenate([p.to_numpy().ravel() for p in pivots]))
     marks = (chosen_values(folds, x, fold_ids), chosen_values(folds, y, fold_ids))
+    own = _chosen_rows(surface, folds, side, metric, fold_ids)
+    trade_parts = per_fold("n_trades")
+    trades_label = f"n_trades ({reduce} over {', '.join(rest)})" if rest else "n_trades"
     over = f", {reduce} over {', '.join(rest)}" if rest else ""
     titles = [
         f"{metric} ({side.upper()}) by {x} × {y}, fold {k} ({label}){over}"
@@ -236,8 +263,15 @@ def _fold_heatmaps(
     ]
     fig = go.Figure()
     for i, pivot in enumerate(pivots):
-        fig.add_trace(_heatmap(go, pivot, metric, visible=i == 0, **zrange))
+        cells = _heatmap(go, pivot, metric, visible=i == 0, **zrange)
+        cells.colorbar.title.text = colorbar_title(metric, clipped)
+        cells.customdata = trade_parts[i]
+        cells.hovertemplate = cells.hovertemplate.replace(
+            "<extra>", f"<br>{trades_label} %{{customdata}}<extra>"
+        )
+        fig.add_trace(cells)
         point = [] if np.isnan(marks[0][i]) else [i]
+        chosen = f"{metric} ({side.upper()}) {own['text'].iloc[i]}, {own['trades'].iloc[i]}"
         fig.add_trace(
             go.Scatter(
                 x=marks[0][point],
@@ -248,7 +282,8 @@ def _fold_heatmaps(
                 showlegend=False,
                 marker={"symbol": "x", "size": 14, "color": PATH_COLOR,
                         "line": {"color": "white", "width": 1.5}},
-                hovertemplate=f"chosen: {x} %{{x}}, {y} %{{y}}<extra></extra>",
+                hovertemplate=f"chosen in-sample: {x} %{{x}}, {y} %{{y}}<br>{chosen} "
+                "closed trades<extra></extra>",
             )
         )  # fmt: skip
     steps = [
@@ -371,7 +406,9 @@ def surface_report_html(
         "parameters; 'median' shows its typical result (the dropdown switches). The chosen "
         "path sits on the cell's value; its hover also gives the chosen combination's own.",
         "Heatmaps: parameters besides the two axes are reduced the same way; all folds share "
-        "one colour range; the x marks the combination chosen in-sample.",
+        "one colour range; the x marks the combination chosen in-sample; hovering a cell "
+        "shows its closed trades. Axes as in the grid report: x is the parameter that comes "
+        "first in the strategy's order.",
         "Scores are defined in docs/stability.md. Rank correlations are Spearman's over the "
         "combinations valid on both surfaces (n/a with fewer than 3 or a constant surface).",
         *notes,
@@ -380,7 +417,9 @@ def surface_report_html(
     if n_invalid:
         lines.append(
             f"{n_invalid} of {len(surface)} (fold, side, combination) rows are not valid "
-            "(too few trades or no finite objective): empty cells, left out of every score."
+            "(in-sample: fewer closed trades than --min-trades, or no finite objective; "
+            "out-of-sample: no finite objective, whatever the trade count): empty cells, left "
+            "out of every score."
         )
     return render_html(title, summary_rows=score_rows(scores), sections=sections,
                        notes=lines)  # fmt: skip

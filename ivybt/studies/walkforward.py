@@ -10,7 +10,14 @@ Per fold (windows from `ivybt.studies.windows.make_folds`, half-open bar ranges)
    searched with N trials instead (one study per fold, named `<run>-fold-<k>`), and the
    combinations the search tried are evaluated on the OOS window.
 2. One combination is selected on the IS surface (`ivybt.studies.selection`: best or
-   plateau, honouring min_trades); its OOS metrics are its row of the OOS surface.
+   plateau) among the selectable ones: at least `min_trades` closed trades and a finite
+   objective (`valid` on the IS side). Its OOS metrics are its row of the OOS surface.
+   `min_trades` filters this choice only: an OOS window is a verdict, not a candidate, so
+   every OOS cell counts whatever its trade count (a choice that held one position through
+   a one-year OOS window made 0 closed trades and still earned its return); `valid` on the
+   OOS side only says the objective is defined (finite). A fold where no combination made
+   `min_trades` trades in-sample has no choice and holds cash out of sample
+   (`ivybt.studies.walkforward_run` warns about it).
 3. The fold is written to `folds/fold-<k>.parquet` (its surface) and `folds/fold-<k>.json`
    (its record), atomically; a rerun on the same run folder reads finished folds back
    instead of recomputing them, so results are identical.
@@ -31,7 +38,7 @@ import pandas as pd
 
 from ivybt.bars.timeline import BAR_PARAMS, signal_bars
 from ivybt.config import RunConfig
-from ivybt.errors import ConfigError, StudyInterrupted
+from ivybt.errors import ConfigError, StudyInterrupted, is_interrupt
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.run_folder import write_json, write_table
 from ivybt.run_inputs import RunInputs
@@ -42,6 +49,10 @@ from ivybt.studies.windows import Fold
 
 FoldProgress = Callable[[int, int], None]
 """progress(folds done, folds in all)."""
+
+WFE_MIN_IS_CAGR = 0.01
+"""WFE is undefined below this IS CAGR (1 % a year): dividing by an in-sample return near
+zero turns noise into huge ratios (0.05 % IS and -1.2 % OOS give -24.68)."""
 
 SIDES = ("is", "oos")
 
@@ -124,7 +135,9 @@ def run_folds(
             results.append(loaded)
             if progress is not None:
                 progress(len(results), len(folds))
-    except KeyboardInterrupt as err:
+    except (KeyboardInterrupt, SystemError) as err:  # SystemError: Ctrl-C inside a kernel
+        if not is_interrupt(err):
+            raise
         raise StudyInterrupted(
             len(results), len(folds), "folds",
             f"they are kept in {folder}; rerun the same command with --out {folder} to resume",
@@ -172,10 +185,8 @@ def _compute_fold(
         blocks.append(np.concatenate(parts, axis=1))
     metrics = np.concatenate(blocks, axis=0)
     objective = METRIC_NAMES.index(study.objective)
-    n_trades = METRIC_NAMES.index("n_trades")
-    valid = (metrics[:, :, n_trades] >= study.min_trades) & np.isfinite(
-        metrics[:, :, objective]
-    )  # fmt: skip
+    valid = np.isfinite(metrics[:, :, objective])  # OOS: every defined result counts
+    valid[:, 0] &= metrics[:, 0, METRIC_NAMES.index("n_trades")] >= study.min_trades  # IS
     chosen = select(space.combos, metrics[:, 0, objective], valid[:, 0], study.select)
     surface = surface_rows(fold, space, metrics, valid, combo_ids)
     record = fold_record(fold, space, metrics, chosen, combo_ids)
@@ -196,8 +207,8 @@ def _in_sample_evidence(
 ) -> dict[str, Any]:  # fmt: skip
     """PBO and DSR of the fold's in-sample selection (`ivybt.studies.evidence`): the IS
     window's per-bar returns of the combinations, the choice among them."""
-    from ivybt.studies.evidence import grouped_returns, overfitting_evidence
-    from ivybt.studies.grid import evaluate_returns
+    from ivybt.studies.evidence import grouped_returns, grouped_tables, overfitting_evidence
+    from ivybt.studies.grid import evaluate_block_tables, evaluate_returns
 
     study = config.study
     assert study is not None
@@ -219,12 +230,28 @@ def _in_sample_evidence(
     def returns_of(rows: np.ndarray) -> np.ndarray:
         return grouped_returns(rows, n, len(space.bars), returns_for)
 
+    def tables_for(k: int, local: np.ndarray, blocks: int, tick: Any) -> tuple[np.ndarray, ...]:
+        """PBO's block tables straight from the kernels (no returns matrix)."""
+        strategy_space = space.strategy_space
+        subset = ParamSpace(strategy_space.strategy, strategy_space.names,
+                            strategy_space.combos[local], len(local), ())  # fmt: skip
+        signals = signal_bars(config, inputs.frame.iloc[: fold.is_end], columns,
+                              start=fold.is_start, override=space.bars[k])  # fmt: skip
+        return evaluate_block_tables(
+            columns, subset, config.execution, n_blocks=blocks, first_bar=fold.is_start,
+            memory_budget=int(study.memory_budget_mb * 2**20), progress=tick,
+            signal_columns=None if signals.signal_of is None else signals.columns,
+            signal_of=signals.signal_of,
+        )  # fmt: skip
+
     objective = METRIC_NAMES.index(study.objective)
     return overfitting_evidence(
         metrics[:, 0, objective], metrics[:, 0, METRIC_NAMES.index("sharpe")], valid[:, 0],
         returns_of, n_bars=fold.is_end - fold.is_start,
         periods_per_year=inputs.periods_per_year,
         memory_budget=int(study.memory_budget_mb * 2**20),
+        tables_of=lambda rows, blocks, tick: grouped_tables(rows, n, len(space.bars),
+                                                            tables_for, blocks, tick),
     )  # fmt: skip
 
 
@@ -273,8 +300,9 @@ def fold_record(
 
 def walk_forward_efficiency(is_cagr: float | None, oos_cagr: float | None) -> float:
     """Annualised OOS return / annualised IS return (geometric, i.e. CAGR); NaN when the IS
-    return is <= 0 or either is missing (a ratio of a loss says nothing)."""
-    if is_cagr is None or oos_cagr is None or not is_cagr > 0.0:
+    CAGR is below `WFE_MIN_IS_CAGR` (1 % a year: a ratio of a loss, or of about nothing,
+    says nothing) or either is missing."""
+    if is_cagr is None or oos_cagr is None or not is_cagr >= WFE_MIN_IS_CAGR:
         return float("nan")
     return float(oos_cagr) / float(is_cagr)
 

@@ -9,28 +9,40 @@ surface page `surface-<side>-<metric>-<param>.html` that `ivybt surface` redraws
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Mapping, Sequence
+import logging
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ivybt.bars.timeline import bar_grid, split_specs
+from ivybt.bars.timeline import split_specs
 from ivybt.config import RunConfig, build_config
-from ivybt.errors import ConfigError
+from ivybt.errors import ConfigError, ThinEvidenceWarning
 from ivybt.run_folder import open_run_folder, utc_now, write_json, write_table
 from ivybt.run_inputs import RunInputs, prepare_inputs
 from ivybt.simulation import check_enough_bars
 from ivybt.strategies import Strategy, get_strategy
-from ivybt.studies.grid_run import _check_metric, _shortest_warmup
-from ivybt.studies.space import build_space
+from ivybt.studies.grid import check_memory, combination_bytes
+from ivybt.studies.grid_run import _check_metric, _shortest_warmup, plan_space
 from ivybt.studies.stability import stability_scores
-from ivybt.studies.walkforward import FoldProgress, JointSpace, run_folds
+from ivybt.studies.walkforward import (
+    WFE_MIN_IS_CAGR,
+    FoldProgress,
+    FoldResult,
+    JointSpace,
+    run_folds,
+)
 from ivybt.studies.wf_results import folds_table, stitched_oos, surface_table
 from ivybt.studies.windows import Fold, make_folds
+
+if TYPE_CHECKING:
+    from ivybt.report.figures import ReportFigures
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,6 +63,31 @@ class WalkForwardResult:
     def objective(self) -> str:
         assert self.config.study is not None
         return self.config.study.objective
+
+    def __repr__(self) -> str:
+        from ivybt.report.backtest import metrics_text
+        from ivybt.report.html import bars_label
+
+        metrics = self.metrics
+        oos = metrics.get("oos") or {}
+        wfe = metrics.get("wfe")
+        return (
+            f"<WalkForwardResult {self.config.strategy.name} on {self.data.get('symbol', '')}"
+            f"{bars_label(self.config.data)}: {len(self.folds)} folds x "
+            f"{metrics.get('n_combinations', len(self.space)):,} combinations, "
+            f"{metrics.get('select')} by {self.objective}; OOS "
+            f"{metrics_text(oos, ('total_return', 'sharpe', 'max_drawdown'))}; WFE (CAGR) "
+            f"{'n/a' if wfe is None else f'{wfe:.2f}'}; {self.folder}>"
+        )
+
+    def plot(self) -> ReportFigures:
+        """The figures of report.html, as plotly figures: the fold table, stitched OOS
+        equity, WFE per fold and the stability surfaces
+        (`ivybt.report.walkforward.walkforward_sections`; index by position or heading)."""
+        from ivybt.report.figures import ReportFigures
+        from ivybt.report.walkforward import walkforward_sections
+
+        return ReportFigures(walkforward_sections(self))
 
 
 def walk_forward(
@@ -76,6 +113,7 @@ def walk_forward(
     objective: str | None = None,
     min_trades: int | None = None,
     evidence: bool | None = None,
+    max_combinations: int | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     progress: FoldProgress | None = None,
@@ -114,7 +152,8 @@ def walk_forward(
     given = {k: v for k, v in windows.items() if v is not None}
     study = {"objective": objective, "min_trades": min_trades, "trials": trials, "seed": seed,
              "batch_size": batch_size, "storage": storage, "search": search, "select": select,
-             "evidence": evidence, "windows": given or None}  # fmt: skip
+             "evidence": evidence, "max_combinations": max_combinations,
+             "windows": given or None}  # fmt: skip
     sections = config_sections(
         strategy, symbol=symbol, data=data, **run_options,
         extra={"strategy": {"space": space,
@@ -124,7 +163,7 @@ def walk_forward(
     sections = api_sections(sections, config)
     sections["study"]["kind"] = "walkforward"
     return run_walk_forward(
-        build_config(**sections), data=data, cache_dir=cache_dir, results=results_dir,
+        build_config(**sections), data=data, cache_dir=cache_dir, results_dir=results_dir,
         overwrite=overwrite, command_line=["python", "ivybt.walk_forward(...)"],
         progress=progress,
     )  # fmt: skip
@@ -147,12 +186,17 @@ def run_walk_forward(
     *,
     data: pd.DataFrame | None = None,
     cache_dir: str | Path | None = None,
-    results: str | Path | None = None,
+    results_dir: str | Path | None = None,
     overwrite: bool = False,
     command_line: list[str] | None = None,
     progress: FoldProgress | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> WalkForwardResult:
-    """Run (or resume, on the same run folder) the walk-forward `config` describes."""
+    """Run (or resume, on the same run folder) the walk-forward `config` describes.
+
+    The space follows the rules of every study (`ivybt.studies.space`: default ranges when
+    no -p range is given, counted and limited before anything is built); `notice(line)`
+    receives its size before any work (default: logged at INFO)."""
     started = utc_now()
     study = config.study
     if study is None:
@@ -164,35 +208,43 @@ def run_walk_forward(
         )
     _check_metric(study.objective)
     strategy = get_strategy(config.strategy.name)
-    bar_specs, specs = split_specs(config, config.strategy.space)
+    bar_specs, _ = split_specs(config, config.strategy.space)
     if bar_specs and study.search == "optuna":
         raise ConfigError(
             f"-p {', '.join(bar_specs)} with --search optuna: give fixed Renko settings "
             "(--renko-box, --renko-atr), or search the bricks with --search grid"
         )
-    strategy_space = build_space(strategy, specs, config.strategy.constraints)
-    space = JointSpace(strategy_space, bar_grid(config, bar_specs))
+    strategy_space, bars, line = plan_space(config)
+    (notice or logger.info)(line)
+    space = JointSpace(strategy_space, bars)
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
     folds = plan_folds(config, inputs)
+    n_slots = len(strategy.indicators(strategy_space.combination(0)))
+    check_memory(
+        len(space), combination_bytes(len(space.names), n_slots, 2, evidence=study.evidence,
+                                      kept_rows=2 * len(folds)),
+        int(study.memory_budget_mb * 2**20), folds[-1].oos_end, evidence=study.evidence,
+        what=f" x {len(folds)} folds",
+    )  # fmt: skip
     check_enough_bars(strategy, _shortest_warmup(strategy_space), folds[0].is_end,
                       f"the first in-sample window of {inputs.describe()}")  # fmt: skip
     search = None
     if study.search == "optuna":
         from ivybt.studies.wf_search import fold_searcher
 
-        search = fold_searcher(config, inputs, strategy, strategy_space, results)
+        search = fold_searcher(config, inputs, strategy, strategy_space, results_dir)
     if len(space) == 0:
         raise ConfigError("the parameter space is empty; widen the ranges or the constraints")
     extra = {"periods_per_year": inputs.periods_per_year, "n_folds": len(folds)}
     with open_run_folder(
-        "walkforward", config, data=inputs.record, started=started, results=results,
+        "walkforward", config, data=inputs.record, started=started, results_dir=results_dir,
         overwrite=overwrite, command_line=command_line, extra=extra,
     ) as folder:  # fmt: skip
-        if overwrite and (folder / "folds").exists():
-            shutil.rmtree(folder / "folds")  # another configuration's folds must not be reused
+        # --overwrite removed the old run's folds (ivybt.run_folder.clear_run_files)
         done = run_folds(folds, folder=folder, config=config, inputs=inputs, space=space,
                          search=None if search is None else (lambda f: search(f, folder)),
                          progress=progress)  # fmt: skip
+        warn_thin_folds(done, study.min_trades)
         folds_df = folds_table(done, inputs.frame.index, space.names)
         surface = surface_table(done)
         equity, aggregate = stitched_oos(done, inputs, strategy, config)
@@ -210,6 +262,34 @@ def run_walk_forward(
 
         write_walkforward_pages(result)
     return result
+
+
+def thin_folds(results: Sequence[FoldResult], min_trades: int) -> dict[int, int]:
+    """{fold: the most closed in-sample trades any combination made} for the folds whose
+    choice rests on fewer in-sample trades than `min_trades`: no combination made that
+    many, so the fold has no choice and holds cash out of sample."""
+    thin = {}
+    for result in results:
+        if result.record["combo"] >= 0:
+            continue
+        trades = result.surface.loc[result.surface["side"] == "is", "n_trades"]
+        most = int(np.nan_to_num(trades.max())) if len(trades) else 0
+        if most < min_trades:
+            thin[int(result.record["fold"])] = most
+    return thin
+
+
+def warn_thin_folds(results: Sequence[FoldResult], min_trades: int) -> None:
+    """One `ThinEvidenceWarning` line naming every fold of `thin_folds`, if any."""
+    thin = thin_folds(results, min_trades)
+    if not thin:
+        return
+    listed = ", ".join(f"fold {k} (at most {n} closed trades)" for k, n in thin.items())
+    which = "this fold holds" if len(thin) == 1 else "these folds hold"
+    warnings.warn(ThinEvidenceWarning(
+        f"in-sample evidence below --min-trades {min_trades} in {listed}: no combination made "
+        f"that many, so {which} cash out of sample; lower --min-trades or lengthen --is"
+    ), stacklevel=3)  # fmt: skip
 
 
 def fold_overfitting(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -254,7 +334,8 @@ def headline(
         "n_folds": len(folds), "n_combinations": len(space),
         "oos": aggregate["oos"], "buy_and_hold": aggregate["buy_and_hold"],
         "wfe": aggregate["wfe"], "wfe_rule": "stitched OOS CAGR / bar-weighted geometric mean of "
-        "the chosen parameters' IS CAGRs; per fold OOS CAGR / IS CAGR; null when IS <= 0",
+        "the chosen parameters' IS CAGRs; per fold OOS CAGR / IS CAGR; null when that IS CAGR "
+        f"is below {WFE_MIN_IS_CAGR:.2%} a year", "wfe_min_is_cagr": WFE_MIN_IS_CAGR,
         "stability": scores, "folds": choices, "overfitting": overfitting,
     }  # fmt: skip
 

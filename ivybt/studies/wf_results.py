@@ -17,9 +17,10 @@ at a fold's end counting as a trade closed at that bar's close without exit cost
 stitched equity values it the same way), so long holds across folds are not left out.
 
 WFE (walk-forward efficiency) per fold = OOS CAGR / IS CAGR of the chosen parameters,
-undefined (NaN) when the IS CAGR is <= 0. Overall WFE = CAGR of the stitched OOS equity /
-the IS CAGRs' bar-weighted geometric mean, exp(sum n_k ln(1 + cagr_k) / sum n_k) - 1, over
-folds with a choice; undefined when that is <= 0.
+undefined (NaN) when the IS CAGR is below `WFE_MIN_IS_CAGR` (1 % a year). Overall WFE = CAGR
+of the stitched OOS equity / the IS CAGRs' bar-weighted geometric mean,
+exp(sum n_k ln(1 + cagr_k) / sum n_k) - 1, over folds with a choice; undefined when that is
+below the same floor.
 """
 
 from __future__ import annotations
@@ -53,10 +54,16 @@ def folds_table(results: Sequence[FoldResult], index: pd.DatetimeIndex,
         row["combo"] = record["combo"]
         row |= {f"param_{name}": record["params"].get(name, np.nan) for name in names}
         for side in ("is", "oos"):
-            row |= {f"{side}_{m}": _number(record[side][m]) for m in METRIC_NAMES}
-        row["wfe"] = _number(record["wfe"])
+            row |= {f"{side}_{m}": _float(record[side][m]) for m in METRIC_NAMES}
+        row["wfe"] = _float(record["wfe"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _float(value: Any) -> float:
+    """A metric as float64, NaN for null: a column of undefined values stays numeric."""
+    number = _number(value)
+    return np.nan if number is None else number
 
 
 def surface_table(results: Sequence[FoldResult]) -> pd.DataFrame:

@@ -30,7 +30,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,22 @@ _WEBGL_AREAS_JS = """(async () => {
   return areas;
 })()"""
 
+# Text that plotly.js clipped: every header and cell text of every plotly table whose drawn
+# box sticks out of its cell's box (plotly cuts it at the column's edge: "total_returr").
+CLIPPED_TABLE_TEXT_JS = """(() => {
+  const clipped = [];
+  for (const cell of document.querySelectorAll('.js-plotly-plot .table .column-cell')) {
+    const box = cell.querySelector('.cell-rect');
+    const text = cell.querySelector('.cell-text');
+    if (!box || !text || !text.textContent) continue;
+    const b = box.getBoundingClientRect(), t = text.getBoundingClientRect();
+    if (t.width > 0 && (t.left < b.left - 0.5 || t.right > b.right + 0.5)) {
+      clipped.push(`${text.textContent} (${t.width.toFixed(1)} px in ${b.width.toFixed(1)})`);
+    }
+  }
+  return clipped;
+})()"""
+
 # Two screenshots of each WebGL area, without plotly's SVG layers (axes, backgrounds, colour
 # bars): with the canvases, then without. They differ only if WebGL drew something.
 _HIDE_SVG_CSS = ".js-plotly-plot svg, .no-webgl { visibility: hidden !important; }"
@@ -104,6 +120,7 @@ class PageResult:
     graphs : `.plotly-graph-div` elements on the page, drawn or not.
     requests : every URL the page requested, in order.
     warnings : console warnings and browser warnings, for diagnosis only.
+    values : what each of the `checks` given to `Chromium.open` evaluated to, by name.
     """
 
     dom: str
@@ -113,6 +130,7 @@ class PageResult:
     graphs: int = 0
     requests: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
 
     @property
     def external_requests(self) -> list[str]:
@@ -189,13 +207,16 @@ class Chromium:
     def close(self) -> None:
         self._process.close()
 
-    def open(self, path: Path, *, timeout: float = TIMEOUT) -> PageResult:
+    def open(
+        self, path: Path, *, timeout: float = TIMEOUT, checks: Mapping[str, str] | None = None
+    ) -> PageResult:
         """Open `path` and report what happened.
 
         Waits for the load event, then until every plotly graph drew (or nothing changed for
-        `QUIET` seconds), then checks the WebGL canvases by their pixels; the DOM is taken
-        before that check touches the page. Raises `BrowserError` if Chromium fails or the
-        page outlives `timeout` seconds.
+        `QUIET` seconds), evaluates each JavaScript expression of `checks` (name ->
+        expression; the values come back in `PageResult.values`), then checks the WebGL
+        canvases by their pixels; the DOM is taken before that check touches the page.
+        Raises `BrowserError` if Chromium fails or the page outlives `timeout` seconds.
         """
         url = Path(path).resolve().as_uri()
         page = _Page(self._process, time.monotonic() + timeout)
@@ -203,6 +224,7 @@ class Chromium:
             page.navigate(url)
             page.wait_for_plots()
             dom = page.evaluate("document.documentElement.outerHTML")
+            values = {name: page.evaluate(js) for name, js in (checks or {}).items()}
             graphs, plots = page.plot_counts()
             requests = list(page.requests)  # the page's own, before the checks below
             webgl_plots = page.count_webgl_drawings()
@@ -218,6 +240,7 @@ class Chromium:
             graphs=graphs,
             requests=requests,
             warnings=page.warnings,
+            values=values,
         )
 
 

@@ -16,9 +16,13 @@ import ivybt
 import ivybt.report.backtest as backtest_report
 import tests.browser as browser
 from ivybt.cli import cli
-from tests.browser import Chromium, open_in_chromium, require_chromium
+from tests.browser import CLIPPED_TABLE_TEXT_JS, Chromium, open_in_chromium, require_chromium
 
 FIGURE_SECTION = '<section class="figure">'  # one per figure in ivybt.report.html
+GREY_PLOTS_JS = """[...document.querySelectorAll('.js-plotly-plot rect.bg')]
+  .filter(r => getComputedStyle(r).fill === 'rgb(229, 236, 246)').length"""
+"""Plot areas drawn on plotly's default grey (#E5ECF6) instead of the reports' white."""
+CHECKS = {"clipped": CLIPPED_TABLE_TEXT_JS, "grey": GREY_PLOTS_JS}
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +150,8 @@ def test_backtest_report(tmp_path, chromium):
     )
     report = out / "report.html"
     assert report.read_text().count(FIGURE_SECTION) == len(backtest_report.SECTION_HEADINGS)
-    result = chromium.open(report)
+    result = chromium.open(report, checks=CHECKS)
+    assert result.values == {"clipped": [], "grey": 0}
     assert_drew_offline(result, plots=len(backtest_report.SECTION_HEADINGS))
     assert result.webgl_plots == 0  # 5,241 bars: SVG traces
 
@@ -172,10 +177,63 @@ def test_grid_report(tmp_path, chromium):
     )
     report = out / "report.html"
     assert report.read_text().count(FIGURE_SECTION) == 4
-    result = chromium.open(report)
+    result = chromium.open(report, checks=CHECKS)
     assert_drew_offline(result, plots=4)
     assert "Probability of backtest overfitting (CSCV)" in result.dom
     assert "Metric surface: fast × slow" in result.dom
+    assert result.values["clipped"] == []  # every header and cell of the top table fits
+    assert "★ best by sharpe" in result.dom
+
+
+def test_grid_table_headers_fit_their_columns(tmp_path, chromium):
+    # issue #13: "total_returr", "ax_drawdov": plotly clipped the headers of the best
+    # combinations at their (evenly split) column edges
+    out = tmp_path / "run"
+    invoke(
+        *("grid", "sma_cross", "--symbol", "SPY", "--source", "sample", "--no-evidence"),
+        *("-p", "fast=5:50:5", "-p", "slow=20:200:10", "--out", str(out)),
+    )
+    result = chromium.open(out / "report.html", checks=CHECKS)
+    assert result.errors == []
+    assert result.values["clipped"] == []
+    text = (out / "report.html").read_text()
+    for escaped, plain in (("\\u003c", "<"), ("\\u003e", ">"), ("\\u002f", "/")):
+        text = text.replace(escaped, plain)  # plotly's JSON escapes of the figure's text
+    for header in ("total</b><br><b>return", "max</b><br><b>drawdown"):
+        assert header in text  # long headers are broken at their underscores
+
+
+def test_search_report(tmp_path, chromium):
+    # the search page: the best trial's metrics (no dict repr), Optuna's importance, slice and
+    # contour plots in the reports' light style, the best trials, the PBO histogram
+    out = tmp_path / "run"
+    invoke(
+        *("optimize", "sma_cross", "--symbol", "SPY", "--source", "sample", "--seed", "3"),
+        *("-p", "fast=2:60", "-p", "slow=20:200", "--trials", "64", "--out", str(out)),
+    )  # the study goes to the default journal, ./results/optuna.journal in the test's folder
+    page = out / "report.html"
+    text = page.read_text()
+    sections = text.count(FIGURE_SECTION)
+    assert sections == 6  # history, importances, slice, contour, best trials, PBO
+    result = chromium.open(page, checks=CHECKS)
+    assert_drew_offline(result, plots=sections)
+    for heading in ("Parameter importances (PED-ANOVA)", "Slice plot (sharpe)",
+                    "Contour plot: ", "Best 20 trials by sharpe"):  # fmt: skip
+        assert heading in result.dom, heading
+    assert "{'fast'" not in text and "{&#x27;fast" not in text  # no Python dict repr
+    assert "<th>Best trial</th><td>#" in text and "<th>total_return</th><td>" in text
+    assert result.values == {"clipped": [], "grey": 0}  # fits; white, not plotly's grey
+
+
+def test_montecarlo_page(tmp_path, chromium):
+    out = tmp_path / "run"
+    invoke(*("backtest", "sma_cross", "--symbol", "SPY", "--source", "sample"),
+           *("--start", "2012-01-01", "--out", str(out)))  # fmt: skip
+    invoke("montecarlo", str(out), "--n", "500", "--seed", "1")
+    page = out / "montecarlo-trades-n500-seed1.html"
+    result = chromium.open(page, checks=CHECKS)
+    assert_drew_offline(result, plots=4)  # the fan and three histograms
+    assert result.values == {"clipped": [], "grey": 0}
 
 
 def test_walkforward_report_and_stability_page(tmp_path, chromium):
@@ -189,11 +247,13 @@ def test_walkforward_report_and_stability_page(tmp_path, chromium):
     report = out / "report.html"
     sections = report.read_text().count(FIGURE_SECTION)
     assert sections == 6  # folds, equity, WFE, 3D surface, per-fold heatmaps, drift
-    result = chromium.open(report)
+    result = chromium.open(report, checks=CHECKS)
     assert_drew_offline(result, plots=sections)
     assert result.webgl_plots == 1  # the 3D stability surface
+    assert result.values["clipped"] == []  # the fold table's headers and cells fit
     assert "Stitched out-of-sample equity vs buy-and-hold" in result.dom
     (page,) = out.glob("surface-oos-*.html")
-    stability = chromium.open(page)
+    stability = chromium.open(page, checks=CHECKS)
     assert_drew_offline(stability, plots=page.read_text().count(FIGURE_SECTION))
     assert stability.webgl_plots == 1
+    assert stability.values["clipped"] == []

@@ -4,6 +4,7 @@ HTML page, and the promise that the data builders leave plotly unloaded."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from functools import cache
@@ -225,7 +226,7 @@ def test_figures_two_parameters() -> None:
     assert len(sections) == 2
     (heading, heat), (_, top) = sections
     assert "fast × slow" in heading and "max over" not in heading
-    assert [t.type for t in heat.data] == ["heatmap"] * len(SHOWN)
+    assert [t.type for t in heat.data] == ["heatmap"] * len(SHOWN) + ["scatter"]  # + the star
     assert _dropdown_labels(heat) == SHOWN
     pivot = surface_data(table, x="fast", y="slow", metric="max_drawdown")
     np.testing.assert_array_equal(heat.data[2].z, pivot.to_numpy())
@@ -244,12 +245,125 @@ def test_figures_three_parameters() -> None:
     assert heat.data[0].x.tolist() == [5.0, 10.0, 15.0]  # the two axes with most values
     steps = sliced.layout.sliders[0].steps
     assert [s.label for s in steps] == ["5", "9"]
-    assert [s.args[0]["visible"] for s in steps] == [[True, False], [False, True]]
+    best_signal = top_combinations(table, objective="sharpe", n=1)["param_signal"].iloc[0]
+    stars = [[bool(signal == best_signal)] for signal in (5, 9)]  # the star on its slice only
+    assert [s.args[0]["visible"] for s in steps] == [[True, False, *stars[0]],
+                                                    [False, True, *stars[1]]]  # fmt: skip
     for k, signal in enumerate((5, 9)):
         pivot = surface_data(table, x="fast", y="slow", metric="sharpe", fixed={"signal": signal})
         np.testing.assert_array_equal(sliced.data[k].z, pivot.to_numpy())
     assert sliced.data[0].zmin == sliced.data[1].zmin  # one colour range for every slice
     assert len(top.data[0].cells.values[0]) == len(table)  # 18 rows < TOP_N
+
+
+def _heatmaps(sections: list) -> list:
+    return [fig for _, fig in sections if any(t.type == "heatmap" for t in fig.data)]
+
+
+def _star(fig: object) -> object:
+    (star,) = [t for t in fig.data if t.type == "scatter"]  # type: ignore[attr-defined]
+    return star
+
+
+@pytest.mark.parametrize(("case", "objective"), [(SMA, "sharpe"), (MACD, "calmar")])
+def test_the_best_combination_is_starred_on_its_cell(case: tuple, objective: str) -> None:
+    table, names = grid_table(case)
+    best = top_combinations(table, objective=objective, n=1).iloc[0]
+    sections = grid_figures(table, param_names=names, metrics=SHOWN, objective=objective)
+    heatmaps = _heatmaps(sections)
+    assert len(heatmaps) == (2 if case is MACD else 1)
+    for fig in heatmaps:
+        star = _star(fig)
+        assert (star.x[0], star.y[0]) == (best["param_fast"], best["param_slow"])
+        assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("fast", "slow")
+        if case is MACD and fig is heatmaps[1]:  # the sliced heatmap: the best's slice
+            k = [5.0, 9.0].index(best["param_signal"])
+            assert star.visible == (k == 0)
+        else:
+            k = 0  # the objective's surface, shown first
+        heat = fig.data[k]
+        cell = np.asarray(heat.z)[list(heat.y).index(star.y[0]), list(heat.x).index(star.x[0])]
+        assert cell == best[objective] == np.nanmax(np.asarray(heat.z, dtype=float))
+        assert f"best by {objective}" in star.hovertemplate
+
+
+def test_the_best_combination_is_marked_on_a_curve() -> None:
+    table, names = grid_table(SMA_LINE)
+    best = top_combinations(table, objective="sharpe", n=1).iloc[0]
+    (_, line), _ = grid_figures(table, param_names=names, metrics=SHOWN, objective="sharpe")
+    (mark,) = line.layout.shapes
+    assert mark.x0 == mark.x1 == best["param_fast"]
+
+
+def _fences(cells: np.ndarray) -> tuple[float, float]:
+    """Tukey's far-out fences clamped to the data: the expected colour range."""
+    finite = cells[np.isfinite(cells)]
+    q1, q3 = np.percentile(finite, [25, 75])
+    return max(finite.min(), q1 - 3 * (q3 - q1)), min(finite.max(), q3 + 3 * (q3 - q1))
+
+
+@pytest.mark.parametrize("outlier", [-40.0, 40.0])
+def test_one_outlier_does_not_wash_the_colours_out(outlier: float) -> None:
+    # the EURUSD case: one combination's metric far from the rest made every other cell one
+    # colour; colours now stop at the fences, and the colour bar says it is clipped
+    table, names = grid_table(SMA)
+    table.loc[table["sharpe"].idxmin(), "sharpe"] = outlier
+    sections = grid_figures(table, param_names=names, metrics=["sharpe"], objective="sharpe")
+    heat = _heatmaps(sections)[0].data[0]
+    cells = np.asarray(heat.z, dtype=float)
+    assert (heat.zmin, heat.zmax) == _fences(cells)
+    assert heat.zmin > -40.0 and heat.zmax < 40.0
+    assert "clipped to quartiles<br>± 3 IQR" in heat.colorbar.title.text
+    finite = cells[np.isfinite(cells) & (cells != outlier)]
+    position = np.clip((finite - heat.zmin) / (heat.zmax - heat.zmin), 0, 1)
+    assert np.ptp(position) > 0.5  # the other cells spread over the scale, not one end
+
+
+def test_without_outliers_colours_span_every_cell_unclipped() -> None:
+    table, names = grid_table(SMA)
+    sections = grid_figures(table, param_names=names, metrics=["sharpe"], objective="sharpe")
+    heat = _heatmaps(sections)[0].data[0]
+    cells = np.asarray(heat.z, dtype=float)
+    assert (heat.zmin, heat.zmax) == (np.nanmin(cells), np.nanmax(cells))
+    assert heat.colorbar.title.text == "sharpe"
+
+
+def test_slices_share_one_colour_range() -> None:
+    table, names = grid_table(MACD)
+    table.loc[table["sharpe"].idxmax(), "sharpe"] = 25.0
+    sections = grid_figures(table, param_names=names, metrics=SHOWN, objective="sharpe")
+    sliced = _heatmaps(sections)[1]
+    heats = [t for t in sliced.data if t.type == "heatmap"]
+    cells = np.concatenate([np.asarray(t.z, dtype=float).ravel() for t in heats])
+    assert all((t.zmin, t.zmax) == _fences(cells) for t in heats)
+    assert all("clipped" in t.colorbar.title.text for t in heats)
+
+
+def test_heatmap_axes_follow_the_strategy_order_not_the_value_counts() -> None:
+    # slow has more values than fast here; x is still fast, the first of sma_cross's params
+    table, names = grid_table(("sma_cross", (("fast", "5:15:5"), ("slow", "20:200:10"))))
+    assert table["param_slow"].nunique() > table["param_fast"].nunique()
+    (heading, heat), _ = grid_figures(table, param_names=names, metrics=SHOWN, objective="sharpe")
+    assert heading.startswith("Metric surface: fast × slow")
+    assert heat.layout.xaxis.title.text == "fast" and heat.data[0].x.tolist() == [5, 10, 15]
+
+
+def test_grid_report_summary_formats_metrics_like_its_tables() -> None:
+    from click.testing import CliRunner
+
+    from ivybt.cli import cli
+    from ivybt.report.backtest import format_metric
+
+    args = ["grid", "sma_cross", "-s", "SPY", "--source", "sample", "-p", "fast=5:20:5",
+            "-p", "slow=30:60:10", "--start", "2015-01-01", "--out", "run"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    page = Path("run/report.html").read_text(encoding="utf-8")
+    best = json.loads(Path("run/metrics.json").read_text(encoding="utf-8"))["best"]["metrics"]
+    for name in ("total_return", "sharpe", "max_drawdown", "n_trades"):
+        shown = format_metric(name, best[name])
+        assert f"<th>{name}</th><td>{shown}</td>" in page, name
+    assert "%" in format_metric("total_return", best["total_return"])
 
 
 def test_figures_reject_unknown_names() -> None:

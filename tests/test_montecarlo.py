@@ -238,20 +238,35 @@ def test_block_bootstrap_of_a_run_compares_with_the_runs_own_metrics(runs, name)
     assert result.total_return.shape == (300,) and result.periods_per_year == 252.0
 
 
-def test_trade_bootstrap_uses_account_returns_of_closed_trades(runs):
+def test_trade_bootstrap_uses_account_returns_of_every_trade(runs):
     for name in ("bt", "half"):
         result = monte_carlo(runs[name], n=200, seed=2)
         trades = pd.read_parquet(runs[name] / "trades.parquet")
-        closed = trades[~trades["is_open"]]
         manifest = json.loads((runs[name] / "manifest.json").read_text(encoding="utf-8"))
         execution = manifest["config"]["execution"]
         cash = execution["initial_cash"]
-        assert result.method == "trades" and result.n_returns == len(closed)
-        expected = closed["net_pnl"].sum() / cash
+        assert result.method == "trades" and result.n_returns == len(trades)
+        assert result.n_open == int(trades["is_open"].sum())
+        expected = trades["net_pnl"].sum() / cash
         assert result.observed["total_return"] == pytest.approx(expected, rel=1e-9)
-        first = closed["return"].iloc[0] * execution["size"] / (1 + execution["commission"])
+        first = trades["return"].iloc[0] * execution["size"] / (1 + execution["commission"])
         assert result.fan["observed"].iloc[1] == pytest.approx(1 + first, rel=1e-9)
         assert result.fan["observed"].iloc[0] == 1.0 and result.fan["step"].iloc[0] == 0
+
+
+def test_the_runs_own_line_is_the_backtests_total_return(runs):
+    # SPY sma_cross 10/50 ends with a trade open since 2020-04-28: 37.27% with it, 14.1% for
+    # the closed trades alone; the run's line is the backtest's own total return
+    trades = pd.read_parquet(runs["bt"] / "trades.parquet")
+    assert trades["is_open"].iloc[-1]
+    result = monte_carlo(runs["bt"], n=200, seed=2)
+    own = _metrics(runs["bt"], "metrics")["total_return"]
+    assert result.observed["total_return"] == pytest.approx(own, rel=1e-9)
+    assert result.n_open == 1 and "the open trade (marked at the last bar)" in result.resampled
+    payload = json.loads(result.files[0].read_text(encoding="utf-8"))
+    assert payload["n_open_trades"] == 1 and payload["the_run"] == result.run_label
+    page = result.files[1].read_text(encoding="utf-8")
+    assert "the run&#x27;s trades in order (the open one marked at the last bar)" in page
 
 
 def test_percentiles_are_ordered_and_drawdowns_bounded(runs):
@@ -272,17 +287,51 @@ def test_percentiles_are_ordered_and_drawdowns_bounded(runs):
 
 def test_same_seed_writes_identical_files(runs):
     first = monte_carlo(runs["bt"], n=500, seed=11)
-    text = (runs["bt"] / "montecarlo.json").read_bytes()
+    json_path, html_path = first.files
+    assert json_path == runs["bt"] / "montecarlo-trades-n500-seed11.json"
+    assert html_path == runs["bt"] / "montecarlo-trades-n500-seed11.html"
+    text = json_path.read_bytes()
     again = monte_carlo(runs["bt"], n=500, seed=11)
-    assert (runs["bt"] / "montecarlo.json").read_bytes() == text
+    assert json_path.read_bytes() == text
     np.testing.assert_array_equal(first.max_drawdown, again.max_drawdown)
     other = monte_carlo(runs["bt"], n=500, seed=12)
     assert not np.array_equal(first.max_drawdown, other.max_drawdown)
-    payload = json.loads((runs["bt"] / "montecarlo.json").read_text(encoding="utf-8"))
+    payload = json.loads(other.files[0].read_text(encoding="utf-8"))
     assert payload == json.loads(other.to_json())
     assert payload["seed"] == 12 and payload["n"] == 500 and payload["method"] == "trades"
     assert payload["source_run"]["command"] == "backtest"
     assert set(payload["percentiles"]["max_drawdown"]) == {"p5", "p25", "p50", "p75", "p95"}
+
+
+def test_a_rerun_with_other_settings_keeps_the_earlier_output(runs, tmp_path):
+    # each rerun used to overwrite montecarlo.json/.html: one pair per method, block size,
+    # n and seed now, so earlier studies stay
+    import shutil
+
+    folder = tmp_path / "bt"
+    shutil.copytree(runs["bt"], folder, ignore=shutil.ignore_patterns("montecarlo*"))
+    for kwargs in (
+        {"seed": 1},
+        {"seed": 2},
+        {"seed": 1, "method": "block"},
+        {"seed": 1, "method": "block", "block_size": 5},
+        {"seed": 1, "n": 300},
+    ):
+        result = monte_carlo(folder, **{"n": 200, **kwargs})
+        kept = json.loads(result.files[0].read_text(encoding="utf-8"))
+        assert (kept["seed"], kept["method"], kept["n"]) == (
+            kwargs["seed"], kwargs.get("method", "trades"), kwargs.get("n", 200))  # fmt: skip
+    names = sorted(p.name for p in folder.glob("montecarlo*"))
+    assert names == sorted(f"montecarlo-{stem}.{suffix}" for suffix in ("json", "html")
+                           for stem in ("trades-n200-seed1", "trades-n200-seed2",
+                                        "block72-n200-seed1", "block5-n200-seed1",
+                                        "trades-n300-seed1"))  # fmt: skip
+    from ivybt.run_folder import RUN_FILES
+
+    assert all(RUN_FILES.fullmatch(name) for name in names)  # --overwrite removes them too
+    before = {p: p.read_bytes() for p in folder.glob("montecarlo*.json")}
+    monte_carlo(folder, n=200, seed=2)  # the same settings: the same files, the same bytes
+    assert {p: p.read_bytes() for p in folder.glob("montecarlo*.json")} == before
 
 
 def test_fan_memory_is_bounded_by_a_path_sample(runs, monkeypatch):
@@ -293,8 +342,8 @@ def test_fan_memory_is_bounded_by_a_path_sample(runs, monkeypatch):
 
 
 def test_report_page_is_offline_with_fan_and_histograms(runs):
-    monte_carlo(runs["wf"], n=200, seed=0)
-    page = (runs["wf"] / "montecarlo.html").read_text(encoding="utf-8")
+    result = monte_carlo(runs["wf"], n=200, seed=0)
+    page = result.files[1].read_text(encoding="utf-8")
     assert page.count("<h2>") == 4 and "Equity fan" in page and "Distribution of Sharpe" in page
     assert page.count("Plotly.newPlot(") == 4 and "<script src" not in page.lower()
     assert len(page) > 3_000_000 and "in 95% of 200 resampled paths" in page  # plotly.js inline
@@ -328,7 +377,9 @@ def test_command_on_a_backtest_and_a_walk_forward_run(runs):
     assert result.exit_code == 0, result.output
     assert "trades bootstrap of backtest" in result.output and "p95" in result.output
     assert "in 95% of 300 resampled paths the max drawdown is shallower than" in result.output
-    assert f"wrote {runs['bt'] / 'montecarlo.html'}" in result.output
+    assert f"wrote {runs['bt'] / 'montecarlo-trades-n300-seed4.html'}" in result.output
+    assert "70 closed trades" not in result.output
+    assert "69 closed trades + the open trade (marked at the last bar)" in result.output
     result = runner.invoke(montecarlo_command, [str(runs["wf"]), "--n", "300"])
     assert result.exit_code == 0, result.output
     assert "block bootstrap of walkforward" in result.output and "blocks of" in result.output

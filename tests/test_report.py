@@ -411,3 +411,45 @@ def test_render_html_without_figures_has_no_plotly() -> None:
 
 
 # -- atomic write --------------------------------------------------------------------------
+
+
+# -- headers -------------------------------------------------------------------------------
+
+
+def test_a_renko_backtest_says_renko_in_its_headers() -> None:
+    # issue #13: the Renko backtest's console header and report title read like a standard
+    # run's; both now name the bricks
+    from click.testing import CliRunner
+
+    from ivybt.cli import cli
+
+    args = ["backtest", "sma_cross", "-s", "SPY", "--source", "sample", "--bars", "renko",
+            "--renko-box", "2", "-p", "fast=5", "-p", "slow=20", "--out", "run"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].endswith("bars), Renko bricks (box 2, reversal 2)")
+    page = Path("run/report.html").read_text(encoding="utf-8")
+    assert "<h1>sma_cross on SPY, Renko bricks (box 2, reversal 2)</h1>" in page
+    standard = CliRunner().invoke(cli, [*args[:6], "--out", "std"])
+    assert standard.exit_code == 0, standard.output
+    assert "Renko" not in standard.output.splitlines()[0]
+    assert "<h1>sma_cross on SPY</h1>" in Path("std/report.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("data", "label"),
+    [
+        ({"bars": "standard"}, ""),
+        ({"bars": "renko", "renko": {"box": 0.5, "reversal": 3}},
+         ", Renko bricks (box 0.5, reversal 3)"),
+        ({"bars": "renko", "renko": {"atr": 14, "atr_mult": 1.5, "reversal": 2}},
+         ", Renko bricks (ATR(14) x 1.5 box, reversal 2)"),
+        ({"bars": "renko", "renko": None}, ", Renko bricks (box from the grid, reversal 2)"),
+    ],
+)  # fmt: skip
+def test_bars_label(data: dict, label: str) -> None:
+    from ivybt.config import DataConfig
+    from ivybt.report.html import bars_label
+
+    assert bars_label(data) == label
+    assert bars_label(DataConfig(symbol="SPY", **data)) == label

@@ -40,9 +40,12 @@ def montecarlo(
 
     Prints the percentiles of total return, max drawdown and Sharpe over the resampled
     paths next to the run's own values, and draws an equity fan chart. Paths compound
-    returns (equity x (1 + r)), never dollar PnL. On a walk-forward run the stitched
-    out-of-sample returns are resampled. Writes montecarlo.json and montecarlo.html into
-    RUN_DIR.
+    returns (equity x (1 + r)), never dollar PnL. The trade bootstrap resamples every trade,
+    the one still open at the last bar marked there as the backtest marks it, so the run's
+    own line is the backtest's total return. On a walk-forward run the stitched
+    out-of-sample returns are resampled. Writes montecarlo-<method>-n<N>-seed<S>.json and
+    .html into RUN_DIR (montecarlo-block<size>-... for blocks): studies with other settings
+    keep their files.
 
     \b
     Examples:
@@ -53,15 +56,13 @@ def montecarlo(
     from ivybt.stats.montecarlo import METRICS, monte_carlo
 
     result = monte_carlo(run_dir, n=n, method=method, block_size=block_size, seed=seed)
-    per = "closed trades, with replacement" if result.method == "trades" else (
-        f"bars, blocks of {result.block_size} (circular)")  # fmt: skip
     click.echo(
         f"{result.method} bootstrap of {result.source['command']} {result.run_dir}: "
-        f"{result.n:,} paths of {result.n_returns:,} {per}, seed {result.seed}"
+        f"{result.n:,} paths of {result.resampled}, seed {result.seed}"
     )
     columns = list(result.percentiles.columns)
     click.echo(f"  {'metric':<14}" + "".join(f"{c:>9}" for c in columns)
-               + f"{'run':>10}{'worse':>7}")  # fmt: skip
+               + f"{'the run':>10}{'worse':>7}")  # fmt: skip
     for name in METRICS:
         cells = "".join(f"{_shown(name, v):>9}" for v in result.percentiles.loc[name])
         worse = result.share_worse[name]
@@ -69,11 +70,12 @@ def montecarlo(
             f"  {name:<14}{cells}{_shown(name, result.observed[name]):>10}"
             f"{'n/a' if math.isnan(worse) else f'{worse:.0%}':>7}"
         )
+    click.echo(f"  the run: {result.run_label}")
     click.echo(f"  sharpe: {result.sharpe_basis}; worse: share of paths below the run")
     for line in result.readings():
         click.echo(line)
-    for name in ("montecarlo.json", "montecarlo.html"):
-        click.echo(f"wrote {result.run_dir / name}")
+    for path in result.files:
+        click.echo(f"wrote {path}")
 
 
 def _shown(name: str, value: Any) -> str:

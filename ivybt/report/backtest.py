@@ -83,6 +83,13 @@ def format_metric(key: str, value: object) -> str:
     return f"{number:.4g}"
 
 
+def metrics_text(metrics: Mapping[str, object], names: Iterable[str]) -> str:
+    """ "total_return 37.27%, sharpe 0.19": the `names` found in `metrics`, formatted as in
+    the report (for short `repr`s and one-line summaries)."""
+    return ", ".join(f"{name} {format_metric(name, metrics[name])}" for name in names
+                     if name in metrics)  # fmt: skip
+
+
 def format_metrics(metrics: Mapping[str, object]) -> list[tuple[str, str]]:
     """(label, formatted value) rows: the known metrics in a fixed order, then any others."""
     rows = [
@@ -279,6 +286,15 @@ def _bins(values: np.ndarray) -> dict[str, float]:
 # -- page ----------------------------------------------------------------------------------
 
 
+def backtest_sections(
+    prices: pd.DataFrame, equity: pd.DataFrame, trades: pd.DataFrame
+) -> list[tuple[str, go.Figure]]:
+    """Every (heading, figure) of the backtest report: `backtest_figures` of
+    `backtest_report_data(prices, equity, trades)`. report.html and `BacktestResult.plot()`
+    both draw these."""
+    return backtest_figures(backtest_report_data(prices, equity, trades))
+
+
 def backtest_report_html(
     *,
     title: str,
@@ -293,17 +309,12 @@ def backtest_report_html(
     A metrics table (`format_metrics`), the four `backtest_figures`, then `notes`; a note on
     the open trade is added when there is one.
     """
-    data = backtest_report_data(prices, equity, trades)
+    sections = backtest_sections(prices, equity, trades)  # checks the frames first
     notes = list(notes)
-    n_open = int(data["trade_pnl"]["is_open"].sum())
+    n_open = int(trades["is_open"].sum()) if len(trades) else 0
     if n_open:
         notes.append(
             f"{n_open} trade(s) still open at the last bar: marked at the last price, shown "
             "with an orange ring and left out of the PnL histogram."
         )
-    return render_html(
-        title,
-        summary_rows=format_metrics(metrics),
-        sections=backtest_figures(data),
-        notes=notes,
-    )
+    return render_html(title, summary_rows=format_metrics(metrics), sections=sections, notes=notes)

@@ -18,6 +18,7 @@ from ivybt.report.backtest import format_metric
 from ivybt.report.evidence import evidence_figures
 from ivybt.report.grid_data import (
     axis_values,
+    heatmap_axes,
     metric_column,
     param_column,
     surface_data,
@@ -26,6 +27,7 @@ from ivybt.report.grid_data import (
     varying_params,
 )
 from ivybt.report.html import LIGHT_TEMPLATE, render_html
+from ivybt.report.table import table_figure
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 TOP_N = 20  # rows of the "best combinations" table
 MAX_TICKS = 15  # axes with at most this many parameter values get one tick per value
 COLORSCALE = "Viridis"  # every metric: higher is brighter (and better, volatility aside)
+FENCE_IQR = 3.0  # heatmap colours stop at the quartiles -/+ this many interquartile ranges
+BEST_COLOR = "#d62728"  # the best combination's star on heatmaps and line on curves
 
 # d3 formats of hover labels and colour bars; metrics not listed use _RATIO_FORMAT
 _PCT_METRICS = frozenset(
@@ -42,8 +46,7 @@ _PCT_METRICS = frozenset(
 _COUNT_METRICS = frozenset({"n_trades"})
 _MONEY_METRICS = frozenset({"gross_profit", "gross_loss"})
 _RATIO_FORMAT = ".3f"
-_OBJECTIVE_FILL = "#fff7d6"
-# the objective's column in the table of best combinations
+_OBJECTIVE_FILL = "#fff7d6"  # the objective's column in the table of best combinations
 
 
 def grid_figures(
@@ -57,16 +60,30 @@ def grid_figures(
 
     Only parameters that take two or more values in `table` count as axes.
 
-    1. Two or more such parameters: a heatmap over two of them (the two with the most distinct
-       values, ties to the first in `param_names`; x is the earlier one), with a dropdown
-       switching among `metrics` (plus `objective` if missing; `objective` shown first).
-       Each cell is the max over the other parameters, and the title says so. One parameter:
-       a line chart of the metric over it, with the same dropdown. No varying parameter: no
-       chart.
+    1. Two or more such parameters: a heatmap over two of them, with a dropdown switching
+       among `metrics` (plus `objective` if missing; `objective` shown first). Each cell is
+       the max over the other parameters, and the title says so. One parameter: a line chart
+       of the metric over it, with the same dropdown. No varying parameter: no chart.
     2. Three or more: a heatmap of `objective` over the same two axes, one slice per value of
        the third parameter (the next with the most values) chosen with a slider; parameters
        beyond the third are reduced by max. All slices share one colour range.
     3. A table of the best `TOP_N` valid combinations by `objective`.
+
+    Axes (the convention of every IvyBT heatmap, `ivybt.report.grid_data.heatmap_axes`):
+    the two varying parameters with the most distinct values; x is the one that comes first
+    in the strategy's parameter order, y the later one (sma_cross: fast across, slow up).
+
+    Colours (`robust_range`): each heatmap's colour scale spans its finite cells, clipped
+    to Tukey's far-out fences (the quartiles -/+ `FENCE_IQR` interquartile ranges), so one
+    outlier (a Sharpe of -40 on a combination with two trades) does not wash the rest out.
+    Fences rather than fixed percentiles (xarray's p2-p98): a p2 of 25 cells still lies
+    halfway to a lone outlier, and p98 would flatten the best 2% of the cells, the region
+    a researcher looks at. When the range is clipped the colour bar says so; cells beyond
+    take the end colours, and hovering shows every cell's own value.
+
+    The best valid combination by `objective` (the one metrics.json names) is marked: a red
+    star on its cell on every heatmap (on its own slice of the sliced heatmap), a dashed
+    vertical line on curves.
 
     Combinations with ``valid == False`` are left out everywhere (empty cells); infinite
     values (a profit factor without losses) are drawn as empty cells too. Raises
@@ -77,26 +94,80 @@ def grid_figures(
     names = [_bare(param_column(table, name)) for name in param_names]
     shown = _metric_list(table, metrics, objective)
     varying = varying_params(table, names)
-    ranked = sorted(varying, key=lambda n: -table[param_column(table, n)].nunique())
+    best = top_combinations(table, objective=shown[0], n=1)
     sections: list[tuple[str, go.Figure]] = []
-    if len(varying) >= 2:
-        x, y = (n for n in varying if n in ranked[:2])
+    axes = heatmap_axes(table, names)
+    if axes is not None:
+        x, y = axes
         others = [n for n in varying if n not in (x, y)]
         heading = f"Metric surface: {x} × {y}"
         heading += f" (max over {', '.join(others)})" if others else ""
-        sections.append((heading, _metric_heatmap(go, table, x, y, shown, others)))
+        sections.append((heading, _metric_heatmap(go, table, x, y, shown, others, best)))
         if others:
-            third = next(n for n in ranked if n in others)
+            third = max(others, key=lambda n: table[param_column(table, n)].nunique())
             rest = [n for n in others if n != third]
-            heading = f"{objective}: {x} × {y}, one slice per {third} value"
+            heading = f"{shown[0]}: {x} × {y}, one slice per {third} value"
             heading += f"; max over {', '.join(rest)}" if rest else ""
-            sections.append((heading, _slice_heatmap(go, table, (x, y, third), objective, rest)))
+            sections.append(
+                (heading, _slice_heatmap(go, table, (x, y, third), shown[0], rest, best))
+            )
     elif len(varying) == 1:
         x = varying[0]
-        sections.append((f"Metric curve over {x}", _metric_line(go, table, x, shown)))
-    top = _top_table(go, table, names, shown, objective)
-    sections.append((f"Best {TOP_N} valid combinations by {objective}", top))
+        sections.append((f"Metric curve over {x}", _metric_line(go, table, x, shown, best)))
+    top = _top_table(table, names, shown, shown[0])
+    sections.append((f"Best {TOP_N} valid combinations by {shown[0]}", top))
     return sections
+
+
+def grid_sections(
+    table: pd.DataFrame,
+    *,
+    param_names: Sequence[str],
+    metrics: Sequence[str],
+    objective: str,
+    evidence: Mapping[str, Any] | None = None,
+) -> list[tuple[str, go.Figure]]:
+    """Every (heading, figure) of the grid report, in its order: `grid_figures`, then the
+    overfitting evidence (`ivybt.report.evidence.evidence_figures`). report.html and
+    `GridResult.plot()` both draw these."""
+    figures = grid_figures(table, param_names=param_names, metrics=metrics, objective=objective)
+    return figures + evidence_figures(evidence)
+
+
+def robust_range(values: np.ndarray) -> tuple[dict[str, float], bool]:
+    """({"zmin", "zmax"}, clipped) of a heatmap's colour scale over `values`.
+
+    The range of the finite values, clipped to Tukey's far-out fences: Q1 - k IQR and
+    Q3 + k IQR, k = `FENCE_IQR`, quartiles by numpy's linear interpolation. `clipped` is True
+    when a fence cuts the range (some cell lies beyond it). ({}, False) when there are fewer
+    than two distinct finite values (plotly's own range).
+
+    Examples
+    --------
+    >>> robust_range(np.array([-40.0, 0.1, 0.2, 0.3, 0.4, 0.5]))
+    ({'zmin': -0.625, 'zmax': 0.5}, True)
+    """
+    finite = np.asarray(values, dtype="float64").ravel()
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return {}, False
+    low, high = float(finite.min()), float(finite.max())
+    if not high > low:
+        return {}, False
+    q1, q3 = (float(v) for v in np.percentile(finite, (25.0, 75.0)))
+    fence_low, fence_high = q1 - FENCE_IQR * (q3 - q1), q3 + FENCE_IQR * (q3 - q1)
+    zmin, zmax = max(low, fence_low), min(high, fence_high)
+    if not zmax > zmin:  # most cells equal: the quartiles coincide
+        return {"zmin": low, "zmax": high}, False
+    return {"zmin": zmin, "zmax": zmax}, (zmin > low or zmax < high)
+
+
+def colorbar_title(metric: str, clipped: bool) -> str:
+    """The colour bar's title: the metric, and a note when its range is clipped."""
+    if not clipped:
+        return metric
+    note = f"clipped to quartiles<br>± {FENCE_IQR:g} IQR"
+    return f"{metric}<br><span style='font-size:10px'>{note}</span>"
 
 
 def _metric_list(table: pd.DataFrame, metrics: Sequence[str], objective: str) -> list[str]:
@@ -116,39 +187,77 @@ def _format(metric: str, *, axis: bool = False) -> str:
 
 
 def _heatmap(go: Any, pivot: pd.DataFrame, metric: str, **kwargs: Any) -> Any:
+    """A heatmap trace of `pivot`; without `zmin`/`zmax` in `kwargs`, its colours span
+    `robust_range` of the cells and the colour bar says so."""
     x, y = pivot.columns.name, pivot.index.name
+    z = _finite(pivot.to_numpy(dtype="float64"))
+    given = {k: kwargs.pop(k) for k in ("zmin", "zmax") if k in kwargs}
+    zrange, clipped = (given, False) if given else robust_range(z)
+    title = colorbar_title(metric, clipped)
     return go.Heatmap(
-        z=_finite(pivot.to_numpy(dtype="float64")),
+        z=z,
         x=pivot.columns.to_numpy(),
         y=pivot.index.to_numpy(),
         name=metric,
         colorscale=COLORSCALE,
-        colorbar={"title": {"text": metric}, "tickformat": _format(metric, axis=True)},
+        colorbar={"title": {"text": title}, "tickformat": _format(metric, axis=True)},
         hoverongaps=False,
         hovertemplate=(
             f"{x} %{{x}}<br>{y} %{{y}}<br>{metric} %{{z:{_format(metric)}}}<extra></extra>"
         ),
+        **zrange,
         **kwargs,
     )
 
 
+def _best_marker(
+    go: Any, best: pd.DataFrame, x: str, y: str, objective: str, **kwargs: Any
+) -> Any:
+    """A red star on the best combination's (x, y) cell."""
+    row = best.iloc[0]
+    x_value, y_value = float(row[param_column(best, x)]), float(row[param_column(best, y)])
+    text = f"best by {objective}: {objective} {format_metric(objective, row[objective])}"
+    return go.Scatter(
+        x=[x_value],
+        y=[y_value],
+        mode="markers",
+        name=f"best by {objective}",
+        showlegend=False,
+        marker={"symbol": "star", "size": 18, "color": BEST_COLOR,
+                "line": {"color": "white", "width": 1.5}},
+        hovertemplate=f"{x} %{{x}}<br>{y} %{{y}}<br>{text}<extra></extra>",
+        **kwargs,
+    )  # fmt: skip
+
+
 def _metric_heatmap(
-    go: Any, table: pd.DataFrame, x: str, y: str, metrics: list[str], others: list[str]
+    go: Any,
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    metrics: list[str],
+    others: list[str],
+    best: pd.DataFrame,
 ) -> go.Figure:
     fig = go.Figure()
     reduced = f", max over {', '.join(others)}" if others else ""
-    titles = [f"{m} by {x} × {y}{reduced}" for m in metrics]
+    star = f"; ★ best by {metrics[0]}" if len(best) else ""
+    titles = [f"{m} by {x} × {y}{reduced}{star}" for m in metrics]
     for k, metric in enumerate(metrics):
         pivot = surface_data(table, x=x, y=y, metric=metric, reduce="max")
         fig.add_trace(_heatmap(go, pivot, metric, visible=k == 0))
+    if len(best):
+        fig.add_trace(_best_marker(go, best, x, y, metrics[0]))
     _layout(fig, title=titles[0], x=x, y=y, height=560)
     _ticks(fig, pivot)
-    _dropdown(fig, metrics, titles)
+    _dropdown(fig, metrics, titles, always=len(best))
     _note_if_empty(fig, table)
     return fig
 
 
-def _metric_line(go: Any, table: pd.DataFrame, x: str, metrics: list[str]) -> go.Figure:
+def _metric_line(
+    go: Any, table: pd.DataFrame, x: str, metrics: list[str], best: pd.DataFrame
+) -> go.Figure:
     fig = go.Figure()
     titles = [f"{m} by {x}" for m in metrics]
     for k, metric in enumerate(metrics):
@@ -169,6 +278,13 @@ def _metric_line(go: Any, table: pd.DataFrame, x: str, metrics: list[str]) -> go
     if len(curve) <= MAX_TICKS:
         fig.update_xaxes(tickvals=curve[x].to_numpy())
     fig.update_yaxes(tickformat=_format(metrics[0], axis=True))
+    if len(best):
+        fig.add_vline(
+            x=float(best.iloc[0][param_column(best, x)]),
+            line={"color": BEST_COLOR, "width": 1.5, "dash": "dash"},
+            annotation_text=f"best by {metrics[0]}",
+            annotation_position="top",
+        )
     _dropdown(fig, metrics, titles, yaxis=True)
     _note_if_empty(fig, table)
     return fig
@@ -180,6 +296,7 @@ def _slice_heatmap(
     axes: tuple[str, str, str],
     objective: str,
     rest: list[str],
+    best: pd.DataFrame,
 ) -> go.Figure:
     x, y, third = axes
     values = axis_values(table, third).to_numpy()
@@ -187,19 +304,28 @@ def _slice_heatmap(
         surface_data(table, x=x, y=y, metric=objective, reduce="max", fixed={third: v})
         for v in values
     ]
-    finite = np.concatenate([p.to_numpy().ravel() for p in pivots])
-    finite = finite[np.isfinite(finite)]
-    zrange = {"zmin": finite.min(), "zmax": finite.max()} if finite.size else {}
+    cells = np.concatenate([_finite(p.to_numpy()).ravel() for p in pivots])
+    zrange, clipped = robust_range(cells)
     reduced = f", max over {', '.join(rest)}" if rest else ""
     titles = [f"{objective} by {x} × {y} at {third} = {v:g}{reduced}" for v in values]
     fig = go.Figure()
     for k, pivot in enumerate(pivots):
-        fig.add_trace(_heatmap(go, pivot, objective, visible=k == 0, **zrange))
+        trace = _heatmap(go, pivot, objective, visible=k == 0, **zrange)
+        trace.colorbar.title.text = colorbar_title(objective, clipped)
+        fig.add_trace(trace)
+    on_slice = [False] * len(values)
+    if len(best):
+        best_value = float(best.iloc[0][param_column(best, third)])
+        on_slice = [bool(np.isclose(v, best_value, rtol=1e-12, atol=1e-12)) for v in values]
+        titles = [t + ("; ★ best by " + objective if on else "")
+                  for t, on in zip(titles, on_slice, strict=True)]  # fmt: skip
+        fig.add_trace(_best_marker(go, best, x, y, objective, visible=on_slice[0]))
+    marker = [[on] for on in on_slice] if len(best) else [[] for _ in values]
     steps = [
         {
             "label": f"{v:g}",
             "method": "update",
-            "args": [{"visible": _onehot(len(values), k)}, {"title.text": titles[k]}],
+            "args": [{"visible": _onehot(len(values), k) + marker[k]}, {"title.text": titles[k]}],
         }
         for k, v in enumerate(values)
     ]
@@ -220,7 +346,7 @@ def _slice_heatmap(
 
 
 def _top_table(
-    go: Any, table: pd.DataFrame, names: list[str], metrics: list[str], objective: str
+    table: pd.DataFrame, names: list[str], metrics: list[str], objective: str
 ) -> go.Figure:
     top = top_combinations(table, objective=objective, n=TOP_N)
     header = ["rank", "row", *names, *metrics]
@@ -230,27 +356,8 @@ def _top_table(
     ]
     columns += [[_param_text(v) for v in top[param_column(table, n)]] for n in names]
     columns += [[format_metric(m, v) for v in top[m]] for m in metrics]
-    fig = go.Figure(
-        go.Table(
-            header={
-                "values": [f"<b>{h}</b>" for h in header],
-                "fill": {"color": "#e4e7eb"},
-                "align": "center",
-            },
-            cells={
-                "values": columns,
-                "align": ["right"] * len(header),
-                "fill": {
-                    "color": [_OBJECTIVE_FILL if h == objective else "white" for h in header]
-                },
-            },
-        )
-    )
-    fig.update_layout(
-        template=LIGHT_TEMPLATE,
-        height=min(70 + 22 * max(len(top), 1), 700),
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-    )
+    fills = [_OBJECTIVE_FILL if h == objective else "white" for h in header]
+    fig = table_figure(header, columns, fills=fills)
     if len(top) == 0:
         _note(fig, "No valid combination")
     return fig
@@ -273,8 +380,15 @@ def _onehot(n: int, k: int) -> list[bool]:
 
 
 def _dropdown(
-    fig: go.Figure, metrics: list[str], titles: list[str], *, yaxis: bool = False
+    fig: go.Figure,
+    metrics: list[str],
+    titles: list[str],
+    *,
+    yaxis: bool = False,
+    always: int = 0,
 ) -> None:
+    """A dropdown showing one metric's trace at a time; the `always` traces after the
+    metrics' (the best combination's marker) stay visible."""
     buttons = []
     for k, metric in enumerate(metrics):
         relayout: dict[str, Any] = {"title.text": titles[k]}
@@ -287,7 +401,7 @@ def _dropdown(
             {
                 "label": metric,
                 "method": "update",
-                "args": [{"visible": _onehot(len(metrics), k)}, relayout],
+                "args": [{"visible": _onehot(len(metrics), k) + [True] * always}, relayout],
             }
         )
     fig.update_layout(
@@ -368,7 +482,8 @@ def grid_report_html(
     `summary` rows ((label, value) pairs or a mapping) come first: strings are shown as
     given, numbers through `format_metric` keyed by the label (a metric name such as "cagr"
     gets its format, "5.12%"; other labels 4 significant digits). Then the `grid_figures`,
-    then `notes`, followed by a note on how many combinations were left out as invalid.
+    then `notes`, followed by a note on how many combinations were left out as invalid and
+    one on the heatmaps' colour range and best-combination marker.
     """
     pairs = summary.items() if isinstance(summary, Mapping) else summary
     rows = [(str(k), v if isinstance(v, str) else format_metric(str(k), v)) for k, v in pairs]
@@ -379,10 +494,15 @@ def grid_report_html(
             f"{n_invalid} of {len(table)} combinations are not valid (too few trades) and "
             "are left out: empty cells in the surfaces, absent from the table."
         )
-    return render_html(
-        title,
-        summary_rows=rows,
-        sections=grid_figures(table, param_names=param_names, metrics=metrics, objective=objective)
-        + evidence_figures(evidence),
-        notes=notes,
+    sections = grid_sections(
+        table, param_names=param_names, metrics=metrics, objective=objective, evidence=evidence
     )
+    if any(trace.type == "heatmap" for _, fig in sections for trace in fig.data):
+        notes.append(
+            "Heatmap colours span the cells' values clipped to Tukey's far-out fences "
+            f"(quartiles ± {FENCE_IQR:g} IQR), so one outlier does not wash the rest out; "
+            "the colour bar says when cells lie beyond them (drawn in the end colours; "
+            f"hovering shows each value). The red star marks the best valid combination by "
+            f"{objective}."
+        )
+    return render_html(title, summary_rows=rows, sections=sections, notes=notes)

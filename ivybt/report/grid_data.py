@@ -50,6 +50,40 @@ def varying_params(table: pd.DataFrame, param_names: Sequence[str]) -> list[str]
     ]
 
 
+def heatmap_axes(table: pd.DataFrame, param_names: Sequence[str]) -> tuple[str, str] | None:
+    """(x, y) of a heatmap over the grid table: the two varying parameters with the most
+    distinct values (ties to the earlier in `param_names`), in `param_names` order.
+
+    The axis convention of every IvyBT heatmap (grid reports, walk-forward fold heatmaps):
+    x is the parameter that comes first in the strategy's order, y the later one (see
+    `order_axes`), so `sma_cross` always shows fast across and slow up. None when fewer
+    than two parameters vary.
+    """
+    varying = varying_params(table, param_names)
+    if len(varying) < 2:
+        return None
+    ranked = sorted(varying, key=lambda n: -table[param_column(table, n)].nunique())
+    first, second = order_axes(ranked[0], ranked[1], varying)
+    return first, second
+
+
+def order_axes(a: str, b: str, param_names: Sequence[str]) -> tuple[str, str]:
+    """(x, y) of a heatmap over parameters `a` and `b`: x is the one earlier in
+    `param_names` (the strategy's parameter order, Renko bar parameters first), y the later.
+
+    Examples
+    --------
+    >>> order_axes("slow", "fast", ["fast", "slow"])
+    ('fast', 'slow')
+    """
+    names = [_bare(n) for n in param_names]
+    a, b = _bare(a), _bare(b)
+    if a not in names or b not in names:
+        missing = a if a not in names else b
+        raise ConfigError(f"parameter {missing!r} is not one of {names}{_hint(missing, names)}")
+    return (a, b) if names.index(a) <= names.index(b) else (b, a)
+
+
 def param_column(table: pd.DataFrame, name: str) -> str:
     """The column of parameter `name` ("fast" -> "param_fast"); `ConfigError` (a
     `ValueError`) with a did-you-mean hint if the table has no such parameter."""

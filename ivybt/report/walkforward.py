@@ -19,7 +19,9 @@ from ivybt.bars.timeline import bars_note
 from ivybt.report.backtest import format_metric
 from ivybt.report.html import LIGHT_TEMPLATE, render_html
 from ivybt.report.surface import surface_figures, surface_report_html
+from ivybt.report.table import table_figure
 from ivybt.run_folder import write_text
+from ivybt.studies.walkforward import WFE_MIN_IS_CAGR
 
 if TYPE_CHECKING:
     from ivybt.studies.walkforward_run import WalkForwardResult
@@ -52,26 +54,39 @@ def surface_page_html(result: WalkForwardResult, *, param: str, metric: str, sid
     )  # fmt: skip
 
 
-def walkforward_report_html(result: WalkForwardResult, *, param: str) -> str:
-    """report.html as one offline page; nothing is written."""
+def walkforward_sections(
+    result: WalkForwardResult, *, param: str | None = None
+) -> list[tuple[str, Any]]:
+    """Every (heading, figure) of report.html, in its order; `param` None: the default
+    surface parameter. report.html and `WalkForwardResult.plot()` both draw these."""
     import plotly.graph_objects as go
 
+    param = _default_param(result) if param is None else param
     sections: list[tuple[str, Any]] = [
         ("Folds", _fold_table(go, result)),
         ("Stitched out-of-sample equity vs buy-and-hold", _equity(go, result.oos_equity)),
-        ("Walk-forward efficiency per fold", _wfe(go, result.folds)),
+        ("Walk-forward efficiency (CAGR) per fold", _wfe(go, result.folds)),
     ]
     sections += surface_figures(result.surface, result.folds, param=param,
                                 metric=result.objective, side="oos",
                                 params=list(result.space.names))  # fmt: skip
+    return sections
+
+
+def walkforward_report_html(result: WalkForwardResult, *, param: str) -> str:
+    """report.html as one offline page; nothing is written."""
+    sections = walkforward_sections(result, param=param)
     notes = [
         "Windows are half-open bar ranges [start, end); each fold is traded from flat, its "
         "indicators warmed up on the bars before its window.",
         "Stitched equity: each fold's OOS window with its chosen parameters, starting with "
         "the equity the previous fold ended with; overlapping windows are cut at the next "
         "fold's start.",
-        "WFE = OOS CAGR / IS CAGR of the chosen parameters; overall: "
+        "WFE (CAGR) = OOS CAGR / IS CAGR of the chosen parameters, n/a with an IS CAGR below "
+        f"{WFE_MIN_IS_CAGR:.2%} a year (a ratio to about nothing is noise); overall: "
         f"{result.metrics['wfe_rule']}.",
+        f"--min-trades ({_min_trades(result)}) filters the in-sample choice only: every "
+        "out-of-sample cell is shown and scored whatever its trade count (n_trades on hover).",
         "Stability scores are defined in docs/stability.md.",
         *bars_note(result.config),
         *(result.metrics.get("overfitting") or {}).get("readings", []),
@@ -80,6 +95,11 @@ def walkforward_report_html(result: WalkForwardResult, *, param: str) -> str:
         f"{result.config.strategy.name} walk-forward on {result.data.get('symbol', '')}",
         summary_rows=_summary_rows(result), sections=sections, notes=notes,
     )  # fmt: skip
+
+
+def _min_trades(result: WalkForwardResult) -> int:
+    study = result.config.study
+    return 1 if study is None else study.min_trades
 
 
 def _default_param(result: WalkForwardResult) -> str:
@@ -96,7 +116,7 @@ def _summary_rows(result: WalkForwardResult) -> list[tuple[str, str]]:
         ("Folds", f"{metrics['n_folds']} ({metrics['n_combinations']:,} combinations each)"),
         ("Objective, selection, search",
          f"{metrics['objective']}, {metrics['select']}, {metrics['search']}"),
-        ("WFE (overall)", _text(metrics["wfe"], ".2f")),
+        ("WFE (CAGR, stitched OOS)", _text(metrics["wfe"], ".2f")),
     ]  # fmt: skip
     for name in ("total_return", "cagr", "sharpe", "max_drawdown"):
         shown = f"{_metric(name, oos.get(name))} ({_metric(name, hold.get(name))})"
@@ -118,7 +138,7 @@ def _fold_table(go: Any, result: WalkForwardResult) -> Any:
     folds = result.folds
     names = list(result.space.names)
     header = ["fold", "IS", "OOS", *names, *(f"IS {m}" for m in _FOLD_METRICS),
-              *(f"OOS {m}" for m in _FOLD_METRICS), "WFE"]  # fmt: skip
+              *(f"OOS {m}" for m in _FOLD_METRICS), "WFE (CAGR)"]  # fmt: skip
     columns = [
         [str(v) for v in folds["fold"]],
         [_span(a, b) for a, b in zip(folds["is_first"], folds["is_last"], strict=True)],
@@ -128,15 +148,7 @@ def _fold_table(go: Any, result: WalkForwardResult) -> Any:
         *[[_metric(m, v) for v in folds[f"oos_{m}"]] for m in _FOLD_METRICS],
         [_text(v, ".2f") for v in folds["wfe"]],
     ]
-    widths = [0.5, 2.0, 2.0, *[0.7] * len(names), *[1.0] * (2 * len(_FOLD_METRICS)), 0.6]
-    fig = go.Figure(go.Table(
-        columnwidth=widths,
-        header={"values": [f"<b>{h}</b>" for h in header], "fill": {"color": "#e4e7eb"}},
-        cells={"values": columns, "align": "right"},
-    ))  # fmt: skip
-    fig.update_layout(template=LIGHT_TEMPLATE, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                      height=min(80 + 24 * len(folds), 640))  # fmt: skip
-    return fig
+    return table_figure(header, columns, max_height=640)  # sized so nothing is clipped
 
 
 def _equity(go: Any, equity: pd.DataFrame) -> Any:
@@ -157,9 +169,10 @@ def _equity(go: Any, equity: pd.DataFrame) -> Any:
 def _wfe(go: Any, folds: pd.DataFrame) -> Any:
     labels = [f"{k}: {_span(a, b)}" for k, a, b in
               zip(folds["fold"], folds["oos_first"], folds["oos_last"], strict=True)]  # fmt: skip
+    hover = "%{x}<br>WFE (CAGR) %{y:.2f}<extra></extra>"
     fig = go.Figure(go.Bar(x=labels, y=folds["wfe"], marker={"color": "#1f77b4"},
-                           hovertemplate="%{x}<br>WFE %{y:.2f}<extra></extra>"))  # fmt: skip
-    fig.update_layout(template=LIGHT_TEMPLATE, height=320, yaxis_title="WFE",
+                           hovertemplate=hover))  # fmt: skip
+    fig.update_layout(template=LIGHT_TEMPLATE, height=320, yaxis_title="WFE (CAGR)",
                       margin={"l": 70, "r": 20, "t": 20, "b": 80})  # fmt: skip
     return fig
 

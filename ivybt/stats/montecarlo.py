@@ -2,12 +2,14 @@
 
 Two bootstraps, both Numba kernels in `ivybt.kernels.montecarlo`:
 
-- "trades" (default for a backtest): each path draws the run's closed trades with replacement,
-  as many as the run had, and compounds their returns. A trade's return is its net PnL over
-  the account equity at its entry (initial cash + the net PnL of the trades before it), i.e.
-  trades.parquet `return` x size / (1 + commission) under IvyBT's sizing; compounding the
-  trades in their own order gives the run's closed-trade equity back. The open trade at the
-  end, if any, is left out. The Sharpe column is the per-trade mean / std, not annualised.
+- "trades" (default for a backtest): each path draws the run's trades with replacement, as
+  many as the run had, and compounds their returns. A trade's return is its net PnL over the
+  account equity at its entry (initial cash + the net PnL of the trades before it), i.e.
+  trades.parquet `return` x size / (1 + commission) under IvyBT's sizing. The trade still open
+  at the last bar is included, marked at the last close as the backtest marks it (its net PnL
+  has no exit fee): compounding the trades in their own order then gives the backtest's final
+  equity, so "the run" line is the backtest's total return (37.27%, not the 14.1% of its
+  closed trades alone). The Sharpe column is the per-trade mean / std, not annualised.
 - "block" (default for a walk-forward run, the only one there: its folder keeps no trades):
   circular blocks of `block_size` consecutive per-bar returns of equity.parquet (backtest) or
   the stitched out-of-sample oos_equity.parquet (walk-forward), drawn until the path is as
@@ -21,6 +23,11 @@ observed" is the share of those paths below the observed value (a deeper drawdow
 return or Sharpe). The fan chart's quantiles use the first min(n, 10,000) paths (paths are
 independent, so these are a random sample of them) on at most 500 evenly spread steps, which
 bounds its memory at 40 MB whatever n and the run's length. Same seed, same files.
+
+Each study is written to its own pair of files in the run folder, named by everything that
+decides its numbers: `montecarlo-<method>-n<n>-seed<seed>.json` / `.html`, the block size
+after "block" (`montecarlo-block72-n10000-seed0.json`). A rerun with other settings keeps the
+earlier files; the same settings give the same numbers and rewrite the same files.
 """
 
 from __future__ import annotations
@@ -30,14 +37,17 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ivybt.errors import ConfigError
-from ivybt.report.html import LIGHT_TEMPLATE, render_html
+from ivybt.report.html import bars_label
 from ivybt.run_folder import SCHEMA_VERSION, package_versions, write_text
+
+if TYPE_CHECKING:
+    from ivybt.report.figures import ReportFigures
 
 METHODS = ("trades", "block")
 METRICS = ("total_return", "max_drawdown", "sharpe")
@@ -75,10 +85,61 @@ class MonteCarloResult:
     share_worse: dict[str, float]  # share of paths worse than observed
     fan: pd.DataFrame
     fan_paths: int
+    n_open: int = 0  # trades still open at the last bar among the resampled ones (0 or 1)
 
     @property
     def unit(self) -> str:
         return "trades" if self.method == "trades" else "bars"
+
+    @property
+    def stem(self) -> str:
+        """The files' name without suffix: every setting that decides the numbers."""
+        size = str(self.block_size) if self.method == "block" else ""
+        return f"montecarlo-{self.method}{size}-n{self.n}-seed{self.seed}"
+
+    @property
+    def files(self) -> tuple[Path, Path]:
+        """montecarlo-...json and montecarlo-...html in the run folder."""
+        return self.run_dir / f"{self.stem}.json", self.run_dir / f"{self.stem}.html"
+
+    @property
+    def resampled(self) -> str:
+        """What one path is made of, e.g. "69 closed trades + the open trade (marked at the
+        last bar), with replacement"."""
+        if self.method == "block":
+            return f"{self.n_returns:,} bars, blocks of {self.block_size} (circular)"
+        closed = self.n_returns - self.n_open
+        open_part = " + the open trade (marked at the last bar)" if self.n_open else ""
+        return f"{closed:,} closed trades{open_part}, with replacement"
+
+    @property
+    def run_label(self) -> str:
+        """What "the run" is: the run's own returns in order."""
+        if self.method == "block":
+            return "the run"
+        return "the run's trades in order" + (
+            " (the open one marked at the last bar)" if self.n_open else "")  # fmt: skip
+
+    def __repr__(self) -> str:
+        def pct(name: str, column: str) -> str:
+            return _fmt(self.percentiles.at[name, column], ".1%")
+
+        return (
+            f"<MonteCarloResult {self.method} bootstrap of {self.source['command']} "
+            f"{self.run_dir}: {self.n:,} paths, seed {self.seed}; total_return p5 "
+            f"{pct('total_return', 'p5')} / p50 {pct('total_return', 'p50')} / p95 "
+            f"{pct('total_return', 'p95')}, the run {_fmt(self.observed['total_return'], '.1%')}; "
+            f"max_drawdown p5 {pct('max_drawdown', 'p5')}>"
+        )
+
+    def plot(self) -> ReportFigures:
+        """The figures of the study's HTML page, as plotly figures: the equity fan, then the
+        histograms of total return, max drawdown and Sharpe
+        (`ivybt.report.montecarlo.montecarlo_sections`; index by position or heading)."""
+        from ivybt.report.figures import ReportFigures
+        from ivybt.report.montecarlo import montecarlo_sections
+
+        return ReportFigures(montecarlo_sections(self))
 
     @property
     def sharpe_basis(self) -> str:
@@ -89,7 +150,7 @@ class MonteCarloResult:
     def readings(self) -> list[str]:
         """Plain-language lines: what most paths do, and where the run itself falls."""
         pct, obs, worse = self.percentiles, self.observed, self.share_worse
-        own = "the run" if self.method == "block" else "the run's closed trades in order"
+        own = "the run"  # `run_label` says what that is
         return [
             f"in 95% of {self.n:,} resampled paths the max drawdown is shallower than "
             f"{_fmt(pct.at['max_drawdown', 'p5'], '.1%')}; {own} had "
@@ -111,7 +172,8 @@ class MonteCarloResult:
         payload = {
             "schema_version": SCHEMA_VERSION, "command": "montecarlo", "method": self.method,
             "n": self.n, "seed": self.seed, "block_size": self.block_size,
-            "n_returns": self.n_returns, "unit": self.unit,
+            "n_returns": self.n_returns, "unit": self.unit, "resampled": self.resampled,
+            "n_open_trades": self.n_open, "the_run": self.run_label,
             "periods_per_year": self.periods_per_year, "sharpe_basis": self.sharpe_basis,
             "source_run": self.source, "versions": package_versions(),
             "percentiles": {m: {c: _finite(v) for c, v in self.percentiles.loc[m].items()}
@@ -132,7 +194,7 @@ def monte_carlo(
     run_dir: str | Path, *, n: int = 10_000, method: str | None = None,
     block_size: int | None = None, seed: int = 0,
 ) -> MonteCarloResult:  # fmt: skip
-    """Resample a finished backtest or walk-forward run; write montecarlo.json and .html.
+    """Resample a finished backtest or walk-forward run; write its JSON and HTML files.
 
     Parameters
     ----------
@@ -145,8 +207,10 @@ def monte_carlo(
 
     Returns
     -------
-    MonteCarloResult, also written to montecarlo.json and montecarlo.html in `run_dir`
-    (atomically). Raises ConfigError (one line: rule, value, fix) for a folder it cannot use.
+    MonteCarloResult, also written to `run_dir` (atomically) as
+    ``montecarlo-<method>[<block size>]-n<n>-seed<seed>.json`` and ``.html``
+    (`MonteCarloResult.files`): studies with other settings keep their own files. Raises
+    ConfigError (one line: rule, value, fix) for a folder it cannot use.
     """
     from ivybt.kernels.montecarlo import block_bootstrap_nb, path_stats_nb, trade_bootstrap_nb
 
@@ -157,8 +221,11 @@ def monte_carlo(
     if method == "trades" and block_size is not None:
         raise ConfigError(f"block_size applies to method 'block' only, got {block_size!r} "
                           "with method 'trades'; drop it, or use method 'block'")  # fmt: skip
-    read = _trade_returns if method == "trades" else _bar_returns
-    returns, x = read(folder, manifest)
+    n_open = 0
+    if method == "trades":
+        returns, x, n_open = _trade_returns(folder, manifest)
+    else:
+        returns, x = _bar_returns(folder, manifest)
     size = _check_block(block_size, len(returns)) if method == "block" else 1
     ppy = 1.0 if method == "trades" else _periods_per_year(manifest)
     steps = np.linspace(1, len(returns), min(len(returns), FAN_POINTS))
@@ -189,10 +256,14 @@ def monte_carlo(
         seed=int(seed), block_size=size, n_returns=len(returns), periods_per_year=ppy,
         total_return=stats[:, 0].copy(), max_drawdown=stats[:, 1].copy(),
         sharpe=stats[:, 2].copy(), percentiles=table, observed=observed, share_worse=worse,
-        fan=fan_table, fan_paths=n_fan,
+        fan=fan_table, fan_paths=n_fan, n_open=n_open,
     )  # fmt: skip
-    write_text(folder / "montecarlo.json", result.to_json())
-    write_text(folder / "montecarlo.html", montecarlo_html(result))
+    from ivybt.report.montecarlo import montecarlo_html
+
+    page = montecarlo_html(result)  # drawn before anything is written
+    json_path, html_path = result.files
+    write_text(json_path, result.to_json())
+    write_text(html_path, page)
     return result
 
 
@@ -261,15 +332,18 @@ def _bar_returns(folder: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, np
     return equity / before - 1.0, times
 
 
-def _trade_returns(folder: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Closed trades' net PnL over the account equity at their entry, in trade order."""
+def _trade_returns(folder: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Every trade's net PnL over the account equity at its entry, in trade order, the open
+    trade (marked at the last bar) last; the trade numbers; how many are open."""
     trades = _read_table(folder / "trades.parquet")
-    pnl = trades.loc[~trades["is_open"].to_numpy(dtype=bool), "net_pnl"].to_numpy(np.float64)
+    is_open = trades["is_open"].to_numpy(dtype=bool)
+    pnl = trades["net_pnl"].to_numpy(np.float64)
     before = _initial_cash(manifest) + np.concatenate(([0.0], np.cumsum(pnl)[:-1]))
     if len(pnl) < 2 or np.any(before <= 0.0):
-        raise ConfigError(f"the trade bootstrap needs >= 2 closed trades, {folder} has "
-                          f"{len(pnl)}; use --method block (per-bar returns)")  # fmt: skip
-    return pnl / before, np.arange(1, len(pnl) + 1)
+        raise ConfigError(f"the trade bootstrap needs >= 2 trades, {folder} has {len(pnl)} "
+                          f"({int(is_open.sum())} open); use --method block (per-bar "
+                          "returns)")  # fmt: skip
+    return pnl / before, np.arange(1, len(pnl) + 1), int(is_open.sum())
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -301,6 +375,7 @@ def _source(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         "started": manifest.get("started"), "finished": manifest.get("finished"),
         "data_sha256": [record.get("sha256") for record in manifest.get("data", [])],
         "initial_cash": _initial_cash(manifest),
+        "bars": bars_label(config["data"]).removeprefix(", ") or "standard",
     }  # fmt: skip
     return source
 
@@ -313,83 +388,3 @@ def _finite(value: Any) -> Any:
 def _fmt(value: Any, fmt: str) -> str:
     number = float(value)
     return format(number, fmt) if math.isfinite(number) else "n/a"
-
-
-# -- montecarlo.html ----------------------------------------------------------------------
-
-
-def montecarlo_html(result: MonteCarloResult) -> str:
-    """montecarlo.html as one offline page: fan chart, then the three histograms."""
-    import plotly.graph_objects as go
-
-    src, cash = result.source, result.source["initial_cash"]
-    blocks = f"blocks of {result.block_size} bars (circular)"
-    rows = [("Run", f"{src['command']} {src['folder']}"),
-            ("Method", f"{result.method} bootstrap, {result.n:,} paths, seed {result.seed}"),
-            ("Resampled", f"{result.n_returns:,} {result.unit} per path, "
-             + (blocks if result.method == "block" else "with replacement"))]  # fmt: skip
-    for name in METRICS:
-        fmt, label = (".2f" if name == "sharpe" else ".1%"), _LABELS.get(name, name)
-        cells = " / ".join(_fmt(v, fmt) for v in result.percentiles.loc[name])
-        seen = _fmt(result.observed[name], fmt)
-        rows += [(f"{label}: p5 / p25 / p50 / p75 / p95", cells),
-                 (f"{label}: the run (share of paths worse)",
-                  f"{seen} ({_fmt(result.share_worse[name], '.0%')})")]  # fmt: skip
-    sections = [("Equity fan: 5-95% and 25-75% of paths, median, the run", _fan(go, result))]
-    for name in METRICS:
-        basis = f" ({result.sharpe_basis})" if name == "sharpe" else ""
-        sections.append((f"Distribution of {_LABELS.get(name, name)}{basis}",
-                         _histogram(go, result, name)))  # fmt: skip
-    notes = [*result.readings(),
-             "Returns are compounded (equity x (1 + r)), never dollar PnL added: resampled "
-             "dollar PnL can fall below -100% (Jesse #607).",
-             f"Fan: quantiles of the first {result.fan_paths:,} paths at {len(result.fan):,} "
-             f"steps (equity from {cash:,.0f}); histograms use all {result.n:,} paths.",
-             "Percentiles: linear interpolation over paths with a finite value; 'worse' is "
-             "a lower return or Sharpe, or a deeper drawdown, than the run's own."]  # fmt: skip
-    title = f"Monte Carlo ({result.method} bootstrap): {src['strategy']} on {src['symbol']}"
-    return render_html(title, summary_rows=rows, sections=sections, notes=notes)
-
-
-def _fan(go: Any, result: MonteCarloResult) -> Any:
-    fan, x, cash = result.fan, list(result.fan["x"]), result.source["initial_cash"]
-    fig = go.Figure()
-    bands = (("p5", "p95", "rgba(31,119,180,0.15)", "5-95%"),
-             ("p25", "p75", "rgba(31,119,180,0.35)", "25-75%"))  # fmt: skip
-    for low, high, color, label in bands:
-        fig.add_trace(go.Scatter(x=x, y=fan[low] * cash, line={"width": 0}, showlegend=False,
-                                 hoverinfo="skip"))  # fmt: skip
-        fig.add_trace(go.Scatter(x=x, y=fan[high] * cash, fill="tonexty", fillcolor=color,
-                                 line={"width": 0}, name=label, hoverinfo="skip"))  # fmt: skip
-    fig.add_trace(go.Scatter(x=x, y=fan["p50"] * cash, name="median",
-                             line={"color": "#1f77b4", "width": 1.5, "dash": "dash"}))  # fmt: skip
-    fig.add_trace(go.Scatter(x=x, y=fan["observed"] * cash, name="the run",
-                             line={"color": "#d62728", "width": 1.6}))  # fmt: skip
-    fig.update_layout(template=LIGHT_TEMPLATE, height=460, yaxis_type="log",
-                      yaxis_title="account value (log scale)",
-                      xaxis_title="time" if result.method == "block" else "trade number",
-                      margin={"l": 80, "r": 20, "t": 30, "b": 50},
-                      legend={"orientation": "h", "y": 1.08})  # fmt: skip
-    return fig
-
-
-def _histogram(go: Any, result: MonteCarloResult, name: str) -> Any:
-    values = getattr(result, name)
-    scale = 1.0 if name == "sharpe" else 100.0
-    values = values[np.isfinite(values)] * scale
-    counts, edges = np.histogram(values, bins=60) if values.size else (np.zeros(0), np.zeros(1))
-    fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges),
-                           marker={"color": "#9aa5b1"}, name="paths"))  # fmt: skip
-    p5, p95 = result.percentiles.loc[name, ["p5", "p95"]].to_numpy(dtype=np.float64)
-    marks = [(result.observed[name], "the run", "#d62728", "solid", "top"),
-             (float(p5), "p5", "#1f77b4", "dot", "top left"),
-             (float(p95), "p95", "#1f77b4", "dot", "top right")]  # fmt: skip
-    for value, text, color, dash, where in marks:
-        if math.isfinite(value):
-            fig.add_vline(x=value * scale, line={"color": color, "width": 2, "dash": dash},
-                          annotation_text=text, annotation_position=where)  # fmt: skip
-    unit = "" if name == "sharpe" else " (%)"
-    fig.update_layout(template=LIGHT_TEMPLATE, height=320, bargap=0, showlegend=False,
-                      xaxis_title=f"{_LABELS.get(name, name)}{unit}", yaxis_title="paths",
-                      margin={"l": 70, "r": 20, "t": 45, "b": 50})  # fmt: skip
-    return fig

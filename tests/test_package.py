@@ -104,3 +104,30 @@ def test_only_permissive_sample_files_are_bundled() -> None:
         "GOOG_1d.parquet",
         "EURUSD_1h.parquet",
     }
+
+
+def test_the_api_gives_each_folder_one_name() -> None:
+    """#13 point 28: the API named the results root `results=` in some functions and
+    `results_dir=` in others, and the run folder `folder` or `out`. Like the CLI's `--out`
+    and `--results-dir`, a run folder is `out` and the root of run folders `results_dir`."""
+    import inspect
+
+    import ivybt
+    from ivybt.backtesting import BacktestResult
+    from ivybt.stats.montecarlo import monte_carlo
+    from ivybt.studies.grid_export import export_grid_study
+    from ivybt.studies.grid_run import GridResult
+    from ivybt.studies.optimize import run_search
+    from ivybt.studies.search_output import write_search
+    from ivybt.studies.study_storage import storage_url_of
+    from ivybt.studies.walkforward_run import run_walk_forward
+
+    functions = [ivybt.backtest, ivybt.grid, ivybt.optimize, ivybt.walk_forward, run_search,
+                 run_walk_forward, BacktestResult.write, GridResult.write, write_search,
+                 export_grid_study, storage_url_of, monte_carlo]  # fmt: skip
+    for function in functions:
+        names = set(inspect.signature(function).parameters)
+        assert not names & {"results", "folder", "results_folder", "out_dir"}, function
+    for function in (ivybt.optimize, ivybt.walk_forward, run_search, BacktestResult.write,
+                     GridResult.write, write_search, export_grid_study, storage_url_of):  # fmt: skip
+        assert "results_dir" in inspect.signature(function).parameters, function

@@ -128,6 +128,7 @@ def test_the_api_gives_each_folder_one_name() -> None:
     for function in functions:
         names = set(inspect.signature(function).parameters)
         assert not names & {"results", "folder", "results_folder", "out_dir"}, function
-    for function in (ivybt.optimize, ivybt.walk_forward, run_search, BacktestResult.write,
-                     GridResult.write, write_search, export_grid_study, storage_url_of):  # fmt: skip
+    writers = (ivybt.optimize, ivybt.walk_forward, run_search, BacktestResult.write,
+               GridResult.write, write_search, export_grid_study, storage_url_of)  # fmt: skip
+    for function in writers:
         assert "results_dir" in inspect.signature(function).parameters, function

@@ -188,6 +188,7 @@ def backtest(
     periods_per_year: float | None = None,
     train_split: float | None = None,
     run_mode: str | None = None,
+    max_jump: float | None = None,
     out: str | Path | None = None,
     cache_dir: str | Path | None = None,
     config: str | Path | None = None,
@@ -203,7 +204,8 @@ def backtest(
     source, volume; docs/renko.md) and trades on the real bars. `config`
     names a YAML file or a run's manifest.json (`ivybt.config_file`); keywords given override
     its fields, `params` per parameter name. With `out` (or the file's output.out), the run
-    folder is also written there.
+    folder is also written there. `max_jump` is the price-jump factor bars passed as `data=`
+    are validated with (default 10; `math.inf`: no limit; docs/data.md).
 
     Examples
     --------
@@ -219,6 +221,7 @@ def backtest(
         slippage=slippage, fill=fill,
         direction=direction, size=size, initial_cash=initial_cash,
         periods_per_year=periods_per_year, train_split=train_split, run_mode=run_mode,
+        max_jump=max_jump,
         extra={"strategy": {"params": None if params is None else dict(params)},
                "output": {"out": None if out is None else str(out)}},
     )  # fmt: skip
@@ -258,6 +261,7 @@ def config_sections(
     periods_per_year: float | None = None,
     train_split: float | None = None,
     run_mode: str | None = None,
+    max_jump: float | None = None,
     extra: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The data, strategy, execution and split sections of a `RunConfig` from API keywords,
@@ -275,7 +279,7 @@ def config_sections(
     sections: dict[str, dict[str, Any]] = {
         "data": {"symbol": symbol, "interval": interval, "start": start, "end": end,
                  "source": source, "adjusted": adjusted, "bars": bars,
-                 "renko": None if renko is None else dict(renko)},
+                 "renko": None if renko is None else dict(renko), "max_jump": max_jump},
         "strategy": {"name": name},
         "execution": {"commission": commission, "slippage": slippage, "fill": fill,
                       "direction": direction, "size": size, "initial_cash": initial_cash,

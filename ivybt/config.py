@@ -61,6 +61,10 @@ class DataConfig(_Section):
     adjusted: bool | None = None
     bars: Literal["standard", "renko"] = "standard"
     renko: RenkoConfig | None = None
+    # bars passed as a DataFrame (source "frame") are validated with this price-jump factor
+    # (`ivybt.data.validate` rule 9; None: its default of 10, inf: no limit); a cached series
+    # keeps the factor it was imported or fetched with (`--max-jump`)
+    max_jump: float | None = Field(None, gt=1.0)
 
     @model_validator(mode="after")
     def _renko_settings_need_renko_bars(self) -> DataConfig:

@@ -89,7 +89,7 @@ def _bars(
             cache_dir=cache_dir,
         )
         return loaded.frame, loaded.record()
-    frame = validate_ohlcv(data, name=f"{spec.symbol} (DataFrame)").frame
+    frame = validate_ohlcv(data, name=f"{spec.symbol} (DataFrame)", max_jump=spec.max_jump).frame
     if spec.start is not None or spec.end is not None:
         lo = pd.Timestamp(spec.start) if spec.start else None
         hi = pd.Timestamp(spec.end) if spec.end else None

@@ -662,3 +662,16 @@ def test_intraday_index_in_another_spelling_of_utc_is_accepted(eurusd, zone: str
     checked = check(eurusd.tz_convert(zone), interval=HOURLY)
     assert str(checked.frame.index.tz) == "UTC"
     pdt.assert_frame_equal(checked.frame, eurusd)
+
+
+def test_a_dataframe_given_to_the_api_takes_max_jump() -> None:
+    """Bars passed as `data=` are validated like every load (a 20x jump is refused); a real
+    one passes with `max_jump=`, as `--max-jump` does for imports and fetches."""
+    import ivybt
+
+    frame = ivybt.load("SPY", "1d", source="sample", start="2015-01-01", end="2016-01-01")
+    frame.iloc[100:, :4] *= 20.0  # a jump of 20x between two bars, then real moves
+    with pytest.raises(ValidationError, match=r"within 10x of the previous close"):
+        ivybt.backtest("sma_cross", data=frame, params={"fast": 5, "slow": 20})
+    result = ivybt.backtest("sma_cross", data=frame, params={"fast": 5, "slow": 20}, max_jump=50)
+    assert result.config.data.max_jump == 50

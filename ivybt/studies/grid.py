@@ -295,7 +295,8 @@ def check_memory(
             f"{', PBO block tables' if evidence else ''}) plus "
             f"{(need - reserved) / 2**20:,.0f} MiB to evaluate them on {n_bars:,} bars, more "
             f"than the memory budget of {memory_budget / 2**20:,.0f} MiB; give "
-            f"--memory-budget {math.ceil(need * 1.1 / 2**20)} or more, narrow the ranges"
+            f"--memory-budget {max(MIN_MEMORY_BUDGET_MB, math.ceil(need * 1.1 / 2**20))} or "
+            "more, narrow the ranges"
             + (", or skip PBO and DSR with --no-evidence" if evidence else "")
         )  # fmt: skip
     return reserved

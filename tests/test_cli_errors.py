@@ -386,7 +386,9 @@ RUNS = [
     ["backtest", "sma_cross", *SPY],
     GRID,
     ["optimize", "sma_cross", *SPY, "-p", "fast=5:9", "--trials", "2"],
-]
+    ["walkforward", "sma_cross", *SPY, "-p", "fast=5:10", "-p", "slow=20,30", "--is", "1y",
+     "--oos", "1y"],
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("args", RUNS, ids=lambda args: args[0])
@@ -399,7 +401,7 @@ def test_an_unwritable_out_fails_before_any_work(
     assert no_data == []
 
 
-@pytest.mark.parametrize("args", RUNS[:2], ids=lambda args: args[0])
+@pytest.mark.parametrize("args", RUNS, ids=lambda args: args[0])
 def test_an_unwritable_results_folder_fails_before_any_work(
     args: list[str], read_only: Path, no_data: list[str]
 ) -> None:
@@ -459,6 +461,18 @@ def test_a_full_disk_outside_the_run_folder_writers_is_one_line(
     monkeypatch.setattr("ivybt.run_inputs.load_series", full)
     line = one_line_error(invoke("backtest", "sma_cross", *SPY), 1)
     assert line.startswith("Error: the disk is full: no space left while writing a file;")
+
+
+def test_a_permission_error_anywhere_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root cause of point 18's unwritable folders: a PermissionError the checks before
+    the work could not foresee (a cache file, a storage's lock) is one line, exit 1."""
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", "/data/cache/SPY_1d.parquet")
+
+    monkeypatch.setattr("ivybt.run_inputs.load_series", denied)
+    line = one_line_error(invoke("backtest", "sma_cross", *SPY), 1)
+    assert line.startswith("Error: permission denied on /data/cache/SPY_1d.parquet: IvyBT")
 
 
 # ---- point 28 ---------------------------------------------------------------------------------

@@ -115,6 +115,13 @@ class IvyBTGroup(click.Group):
                 if is_disk_full(err):  # a write outside the run folder's writers
                     where = getattr(err, "filename", None) or "a file"
                     raise click.ClickException(disk_full_message(where)) from err
+                if isinstance(err, PermissionError):  # a file or folder of the user's
+                    where = err.filename or "a file or folder"
+                    raise click.ClickException(
+                        f"permission denied on {where}: IvyBT cannot read or write it; make it "
+                        "readable and writable for this user, or use other folders "
+                        "(--out, --results-dir, --cache-dir, --storage)"
+                    ) from err
                 raise click.ClickException(
                     f"internal error: {type(err).__name__}: {_one_line(err)} (rerun with "
                     "--debug for the traceback, and please report it)"

@@ -115,7 +115,6 @@ def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
     from ivybt.cli.progress import ProgressBar, compile_notice, echo_notice
     from ivybt.config import build_config
     from ivybt.redact import redact
-    from ivybt.run_folder import check_out_folder
     from ivybt.studies.optimize import run_search
     from ivybt.studies.search_output import write_search
     from ivybt.studies.study_storage import quiet_optuna
@@ -133,11 +132,12 @@ def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
     }  # fmt: skip
     sections = options.run_sections(sections, values, aliases={"objective": "objectives"})
     sections["study"]["kind"] = "search"
-    check_out_folder((sections.get("output") or {}).get("out"))  # before the trials
+    config = build_config(**sections)
+    options.check_run_folder(config, values, settings.results_dir)  # before the trials
     compile_notice("optimize", evidence=sections["study"].get("evidence") is not False)
     with quiet_optuna(), ProgressBar("trials") as progress:
         result = run_search(
-            build_config(**sections), cache_dir=settings.cache_dir,
+            config, cache_dir=settings.cache_dir,
             results_dir=settings.results_dir, progress=progress, notice=echo_notice,
         )  # fmt: skip
     study = result.study

@@ -159,8 +159,10 @@ def test_grid_sampler_and_bad_input(tmp_path):
     with pytest.raises(ConfigError, match="nothing to search"):  # every parameter fixed
         optimize("sma_cross", symbol="SPY", source="sample", params={"fast": "5", "slow": "50"},
                  results_dir=tmp_path)  # fmt: skip
-    with pytest.raises(ConfigError, match="unknown objective 'sharp'"):
+    with pytest.raises(ConfigError, match=r"unknown objective 'sharp' \(did you mean 'sharpe'"):
         optimize("sma_cross", **COMMON, objectives=("sharp",), results_dir=tmp_path)
+    with pytest.raises(ConfigError, match="the same metric twice"):
+        optimize("sma_cross", **COMMON, objectives=("sharpe", "sharpe"), results_dir=tmp_path)
 
 
 def test_cli_optimize(tmp_path):

@@ -237,3 +237,24 @@ def test_an_error_warning_or_log_line_never_shows_a_password(
     assert f"warning: warned {shown}" in result.stderr
     assert f"internal error: RuntimeError: boom at {shown}" in result.stderr
     assert PASSWORD not in result.output
+
+
+def test_a_storage_lost_mid_run_is_one_line_without_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that goes away while a search runs: Optuna raises StorageInternalError,
+    which was an "internal error"; it is one line (exit 1) saying the stored trials are kept."""
+
+    def lost(*args: object, **kwargs: object) -> None:
+        raise optuna.exceptions.StorageInternalError(
+            "An exception is raised during the commit: connection to postgresql://u:S3cretPW@h/db "
+            "was closed"
+        )
+
+    monkeypatch.setattr("ivybt.studies.optimize._run_batch", lost)
+    result = invoke("optimize", "sma_cross", *COMMON, *SPACE, "--trials", "4", "--out", "o")
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "the study storage failed while the command ran" in lines[0]
+    assert "rerun the same command to resume" in lines[0] and "internal error" not in lines[0]
+    assert "S3cretPW" not in result.output

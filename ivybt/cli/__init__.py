@@ -115,6 +115,11 @@ class IvyBTGroup(click.Group):
                 if is_disk_full(err):  # a write outside the run folder's writers
                     where = getattr(err, "filename", None) or "a file"
                     raise click.ClickException(disk_full_message(where)) from err
+                from ivybt.studies.storage_url import lost_storage
+
+                lost = lost_storage(err)
+                if lost is not None:  # a database that went away mid-run
+                    raise click.ClickException(_one_line(lost)) from err
                 if isinstance(err, PermissionError):  # a file or folder of the user's
                     where = err.filename or "a file or folder"
                     raise click.ClickException(

@@ -91,7 +91,7 @@ class GridResult:
 
     def best(self, objective: str | None = None) -> pd.Series:
         """The valid row with the highest `objective` (default: the study's objective)."""
-        name = _check_metric(objective or self.objective)
+        name = check_objective(objective or self.objective)
         valid = self.table[self.table["valid"] & self.table[name].notna()]
         if valid.empty:
             raise ConfigError(
@@ -310,7 +310,7 @@ def run_grid(
     study = config.study
     if study is None:
         raise ConfigError("a grid run needs a study section (objective, min_trades)")
-    _check_metric(study.objective)
+    check_objective(study.objective)
     strategy = get_strategy(config.strategy.name)
     space, bar_combos, line = plan_space(config)
     bar_specs, _ = split_specs(config, config.strategy.space)
@@ -433,7 +433,8 @@ def _shortest_warmup(space: ParamSpace) -> dict[str, float | int]:
     }
 
 
-def _check_metric(name: str) -> str:
+def check_objective(name: str) -> str:
+    """`name` if it is a metric (docs/metrics.md), else a `ConfigError` with a suggestion."""
     if name not in METRIC_NAMES:
         import difflib
 

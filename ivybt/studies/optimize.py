@@ -56,6 +56,7 @@ from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.run_inputs import RunInputs, prepare_inputs
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.grid import Progress, evaluate_space
+from ivybt.studies.grid_run import check_objective
 from ivybt.studies.space import (
     DEFAULT_MAX_COMBINATIONS,
     ParamSpace,
@@ -207,8 +208,12 @@ def _run_search(
     strategy = get_strategy(config.strategy.name)
     objectives = objectives_of(study_config)
     for name in objectives:
-        if name not in METRIC_NAMES:
-            raise ConfigError(f"unknown objective {name!r}; metrics: {', '.join(METRIC_NAMES)}")
+        check_objective(name)  # a one-line error, with a suggestion
+    if len(set(objectives)) < len(objectives):
+        raise ConfigError(
+            f"--objective is given the same metric twice ({', '.join(objectives)}); give each "
+            "objective once"
+        )
     split_specs(config, config.strategy.space)  # -p box=... needs --bars renko
     searched, fixed = search_space(strategy, config.strategy.space)
     defaulted = _default_ranges_of(strategy, config.strategy.space)

@@ -188,6 +188,22 @@ def connection_failure(url: str, err: BaseException) -> str:
     return f"cannot connect to PostgreSQL at {where} ({shown}): {redact(reason)}; {fix}"
 
 
+def lost_storage(err: BaseException) -> str | None:
+    """The one line for a study storage that failed after it was opened (a database that
+    went away mid-run: Optuna's `StorageInternalError`, SQLAlchemy's `OperationalError`),
+    or None when `err` is something else. The types are told by name, so that a command
+    that never touched a storage does not import Optuna or SQLAlchemy for this."""
+    names = {f"{kind.__module__}.{kind.__name__}" for kind in type(err).__mro__}
+    if not names & {"optuna.exceptions.StorageInternalError", "sqlalchemy.exc.OperationalError"}:
+        return None
+    reason = " ".join(str(err).split("\n")[0].split())[:300]
+    return (
+        f"the study storage failed while the command ran ({type(err).__name__}: {reason}); "
+        "the trials stored before it are kept: check that the database is running and "
+        "reachable, then rerun the same command to resume"
+    )
+
+
 def _check_postgres(url: str, rest: str) -> None:
     """A PostgreSQL URL SQLAlchemy and libpq read the way the user meant, with no raw
     character in its user info that would defeat `redact` or move the host."""

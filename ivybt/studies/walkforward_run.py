@@ -27,7 +27,7 @@ from ivybt.run_inputs import RunInputs, prepare_inputs
 from ivybt.simulation import check_enough_bars
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.grid import check_memory, combination_bytes
-from ivybt.studies.grid_run import _check_metric, _shortest_warmup, plan_space
+from ivybt.studies.grid_run import _shortest_warmup, check_objective, plan_space
 from ivybt.studies.stability import stability_scores
 from ivybt.studies.walkforward import (
     WFE_MIN_IS_CAGR,
@@ -206,7 +206,7 @@ def run_walk_forward(
             "a walk-forward makes its own in-sample and out-of-sample windows; drop "
             "--train-split/--run-mode (a train/test split is the one-fold case: --folds 1)"
         )
-    _check_metric(study.objective)
+    check_objective(study.objective)
     strategy = get_strategy(config.strategy.name)
     bar_specs, _ = split_specs(config, config.strategy.space)
     if bar_specs and study.search == "optuna":

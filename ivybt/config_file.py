@@ -186,6 +186,48 @@ def for_command(
     return sections
 
 
+_COMMON_STUDY = frozenset(
+    {"kind", "objective", "min_trades", "memory_budget_mb", "evidence", "max_combinations"}
+)
+STUDY_FIELDS: dict[str, frozenset[str]] = {
+    "grid": _COMMON_STUDY,
+    "search": _COMMON_STUDY
+    | {"objectives", "trials", "sampler", "batch_size", "storage", "study_name", "seed"},
+    "walkforward": _COMMON_STUDY
+    | {"windows", "search", "select", "trials", "sampler", "batch_size", "storage", "seed"},
+}
+"""The study fields each kind of study uses (`ivybt.config.StudyConfig` holds them all)."""
+
+
+def study_sections(
+    sections: dict[str, dict[str, Any]], kind: str, path: str | Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """`sections` with the study of `kind` (grid, search, walkforward). The fields that kind
+    does not use are dropped (the manifest holds their defaults, not values that did not
+    apply); when the configuration file at `path` set some of them (a search's manifest
+    given to `ivybt grid`: its trials, sampler and seed), one `IgnoredSettingsWarning` names
+    them."""
+    study = dict(sections.get("study") or {})
+    study["kind"] = kind
+    dropped = {name: study.pop(name) for name in list(study) if name not in STUDY_FIELDS[kind]}
+    given = {name: value for name, value in dropped.items() if value not in (None, (), [], {})}
+    if given and path is not None:
+        import warnings
+
+        from ivybt.errors import IgnoredSettingsWarning
+
+        command = {"search": "optimize"}.get(kind, kind)
+        shown = ", ".join(f"study.{name}" for name in given)
+        warnings.warn(
+            IgnoredSettingsWarning(
+                f"config file {path} sets {shown}, which `ivybt {command}` does not use; they "
+                "are ignored (this run's manifest holds their defaults)"
+            ),
+            stacklevel=3,
+        )
+    return {**sections, "study": study}
+
+
 def warn_ignored_by_backtest(path: str | Path, strategy: str, params: Mapping[str, Any]) -> None:
     """One `IgnoredSettingsWarning` when the file at `path` describes a study (a
     strategy.space or a study section), naming what a backtest ignores and the parameters

@@ -269,3 +269,25 @@ def test_the_api_needs_a_strategy_and_bars_without_a_file(grid_file):
         ivybt.grid("sma_cross")
     with pytest.raises(ConfigError, match="give exactly one of symbol= "):
         ivybt.backtest(config=grid_file, symbol="SPY", data=pd.DataFrame())
+
+
+def test_a_study_ignores_and_names_the_fields_of_another_kind(tmp_path):
+    """#13 point 15's root cause, for studies: a search's manifest given to `ivybt grid` held
+    trials, sampler and seed that the grid silently ignored (and copied to its manifest)."""
+    searched = "  objective: sharpe\n  trials: 40\n  sampler: random\n  seed: 3\n"
+    search = write(tmp_path / "search.yaml", GRID_YAML.replace("  objective: sharpe\n", searched))
+    result = invoke("grid", "--config", str(search), "--out", str(tmp_path / "g"))
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1, result.output
+    assert (
+        "sets study.trials, study.sampler, study.seed, which `ivybt grid` does not use"
+        in (warned[0])
+    )
+    study = json.loads((tmp_path / "g" / "manifest.json").read_text())["config"]["study"]
+    assert study["kind"] == "grid" and study["trials"] is None and study["seed"] is None
+    with pytest.warns(IgnoredSettingsWarning, match="study.trials"):
+        ivybt.grid(config=search)
+    plain = invoke("grid", "--config", str(write(tmp_path / "grid.yaml", GRID_YAML)),
+                   "--out", str(tmp_path / "g2"))  # fmt: skip
+    assert plain.exit_code == 0 and "warning:" not in plain.output

@@ -61,6 +61,7 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
     """
     from ivybt.cli.progress import ProgressBar, compile_notice, echo_notice
     from ivybt.config import build_config
+    from ivybt.config_file import study_sections
     from ivybt.studies.grid_run import run_grid
 
     sections = run_config(strategy, values)
@@ -71,7 +72,7 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
         for name in ("objective", "min_trades", "memory_budget_mb", "max_combinations", "evidence")
     }
     sections = options.run_sections(sections, values)
-    sections["study"]["kind"] = "grid"  # also when the file is a search's manifest
+    sections = study_sections(sections, "grid", values["config_file"])
     config = build_config(**sections)
     options.check_run_folder(config, values, settings.results_dir)  # before the work
     if values["export_study"] and values["storage"]:

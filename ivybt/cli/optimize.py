@@ -114,6 +114,7 @@ def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
     from ivybt.cli import command_line_of
     from ivybt.cli.progress import ProgressBar, compile_notice, echo_notice
     from ivybt.config import build_config
+    from ivybt.config_file import study_sections
     from ivybt.redact import redact
     from ivybt.studies.optimize import run_search
     from ivybt.studies.search_output import write_search
@@ -131,7 +132,7 @@ def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
         "evidence": values["evidence"],
     }  # fmt: skip
     sections = options.run_sections(sections, values, aliases={"objective": "objectives"})
-    sections["study"]["kind"] = "search"
+    sections = study_sections(sections, "search", values["config_file"])
     config = build_config(**sections)
     options.check_run_folder(config, values, settings.results_dir)  # before the trials
     compile_notice("optimize", evidence=sections["study"].get("evidence") is not False)

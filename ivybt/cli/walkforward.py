@@ -117,6 +117,7 @@ def walkforward(settings: Settings, strategy: str | None, **values: Any) -> None
     """
     from ivybt.cli.progress import ProgressBar, compile_notice, echo_notice
     from ivybt.config import build_config
+    from ivybt.config_file import study_sections
     from ivybt.studies.walkforward_run import run_walk_forward
 
     sections = run_config(strategy, {**values, "train_split": None, "run_mode": "full"})
@@ -142,7 +143,7 @@ def walkforward(settings: Settings, strategy: str | None, **values: Any) -> None
     }
     sections["study"] = {**study, "windows": windows if windows["in_sample"] else None}
     sections = options.run_sections(sections, values, aliases={"windows": "in_sample"})
-    sections["study"]["kind"] = "walkforward"
+    sections = study_sections(sections, "walkforward", values["config_file"])
     if sections["study"].get("windows") is None:
         sections["study"].pop("windows", None)
     config = build_config(**sections)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ivybt.bars.timeline import BAR_PARAMS, bar_grid, bars_note, signal_bars, split_specs
 from ivybt.config import RunConfig, build_config
+from ivybt.config_file import study_sections
 from ivybt.errors import ConfigError, GridSizeWarning, StudyInterrupted, interrupted_phase
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.run_folder import (
@@ -255,7 +256,7 @@ def grid(
                "output": {"out": None if out is None else str(out)}},
     )  # fmt: skip
     sections = api_sections(sections, config)
-    sections["study"]["kind"] = "grid"  # also when the file is a search's manifest
+    sections = study_sections(sections, "grid", config)
     run_config = build_config(**sections)
     result = run_grid(run_config, data=data, cache_dir=cache_dir, progress=progress)
     if run_config.output.out is not None:

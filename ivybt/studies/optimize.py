@@ -51,6 +51,7 @@ from optuna.trial import TrialState
 from ivybt import __version__
 from ivybt.bars.timeline import BAR_PARAMS, SignalBars, signal_bars, split_specs
 from ivybt.config import RunConfig, StudyConfig
+from ivybt.config_file import study_sections
 from ivybt.errors import ConfigError, SmallSpaceWarning, StudyInterrupted, is_interrupt
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.run_inputs import RunInputs, prepare_inputs
@@ -633,7 +634,7 @@ def optimize(
         extra={"strategy": {"space": space, "constraints": constraints}, "study": study},
     )  # fmt: skip
     sections = api_sections(sections, config)
-    sections["study"]["kind"] = "search"
+    sections = study_sections(sections, "search", config)
     return run_search(
         build_config(**sections), data=data, cache_dir=cache_dir, results_dir=results_dir
     )

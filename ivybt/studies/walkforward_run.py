@@ -21,6 +21,7 @@ import pandas as pd
 
 from ivybt.bars.timeline import split_specs
 from ivybt.config import RunConfig, build_config
+from ivybt.config_file import study_sections
 from ivybt.errors import ConfigError, ThinEvidenceWarning
 from ivybt.run_folder import open_run_folder, utc_now, write_json, write_table
 from ivybt.run_inputs import RunInputs, prepare_inputs
@@ -161,7 +162,7 @@ def walk_forward(
                "study": study, "output": {"out": None if out is None else str(out)}},
     )  # fmt: skip
     sections = api_sections(sections, config)
-    sections["study"]["kind"] = "walkforward"
+    sections = study_sections(sections, "walkforward", config)
     return run_walk_forward(
         build_config(**sections), data=data, cache_dir=cache_dir, results_dir=results_dir,
         overwrite=overwrite, command_line=["python", "ivybt.walk_forward(...)"],

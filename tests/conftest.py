@@ -64,3 +64,13 @@ def day(text: str) -> pd.Timestamp:
 
 def utc(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC").as_unit("ns")
+
+
+@pytest.fixture(scope="module")
+def spy_columns() -> dict[str, object]:
+    """The bar columns of the last 2,000 bundled SPY daily bars (grid and evidence tests)."""
+    from ivybt.data.sample import load_sample
+    from ivybt.tables import bar_columns
+
+    frame, _ = load_sample("SPY", "1d")
+    return bar_columns(frame.iloc[-2000:])

@@ -13,17 +13,9 @@ import ivybt
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.stats.pbo import probability_of_overfitting
 from ivybt.studies import evidence as evidence_module
+from tests.test_grid import SPACES
 
 COMMON = {"symbol": "SPY", "source": "sample", "start": "2010-01-01"}
-SPACES = {
-    "sma_cross": {"fast": "5:25:5", "slow": "20:80:15"},
-    "ema_cross": {"fast": "3,8,12", "slow": "20:60:20"},
-    "macd_cross": {"fast": "6:12:3", "slow": "20:30:5", "signal": "5,9"},
-    "rsi_reversion": {"window": "7:21:7", "lower": "20:35:5", "upper": "55,70"},
-    "bollinger_reversion": {"window": "10:30:10", "num_std": "1.5:2.5:0.5"},
-    "donchian_breakout": {"entry_window": "10:40:10", "exit_window": "5:20:5"},
-    "bbkc_squeeze": {"bb_std": "1.5,2.0", "kc_mult": "1.0:2.0:0.5", "momentum_window": "8,12"},
-}
 
 
 def test_grid_metrics_and_report_carry_pbo_and_dsr(tmp_path):
@@ -118,14 +110,6 @@ def test_the_api_mirrors_no_evidence(tmp_path):
 
 
 # ---- issue #13 point 24: block tables straight from the kernels, no returns matrix ----
-
-
-@pytest.fixture(scope="module")
-def spy_columns():
-    from ivybt.data.sample import load_sample
-    from ivybt.tables import bar_columns
-
-    return bar_columns(load_sample("SPY", "1d")[0].iloc[-2000:])
 
 
 def matrix_tables(columns, space, execution, first_bar, **bars):

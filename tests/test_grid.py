@@ -14,7 +14,6 @@ from click.testing import CliRunner
 import ivybt
 from ivybt.cli import cli
 from ivybt.config import ExecutionConfig
-from ivybt.data.sample import load_sample
 from ivybt.errors import ConfigError
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.simulation import simulate_strategy
@@ -22,7 +21,6 @@ from ivybt.strategies import BUILTIN, Param, get_strategy
 from ivybt.studies import grid as grid_module
 from ivybt.studies.grid import evaluate_space, evaluate_windows
 from ivybt.studies.space import build_space, parse_spec
-from ivybt.tables import bar_columns
 from tests.test_strategies import _docs_example
 
 SPACES = {
@@ -34,12 +32,6 @@ SPACES = {
     "donchian_breakout": {"entry_window": "10:40:10", "exit_window": "5:20:5"},
     "bbkc_squeeze": {"bb_std": "1.5,2.0", "kc_mult": "1.0:2.0:0.5", "momentum_window": "8,12"},
 }
-
-
-@pytest.fixture(scope="module")
-def spy_columns():
-    frame, _ = load_sample("SPY", "1d")
-    return bar_columns(frame.iloc[-2000:])
 
 
 def single_rows(columns, space, execution, *, window=None):

@@ -347,7 +347,8 @@ def signal_kernel_errors(strategy: type[Strategy]) -> Iterator[None]:
     exception it raises, or Numba's refusal to compile it, becomes one `StrategyError` line
     naming the strategy, the kernel and the exception (exit status 1 on the command line).
 
-    Built-in strategies are IvyBT's own code: their errors stay internal errors, as do an
+    Built-in signal kernels (`ivybt.user_kernels.is_trusted`, the rule that also spares them
+    the checks) are IvyBT's own code: their errors stay internal errors, as do an
     `IvyBTError` and a `MemoryError` (the buffers, not the kernel).
     """
     try:
@@ -355,7 +356,9 @@ def signal_kernel_errors(strategy: type[Strategy]) -> Iterator[None]:
     except (IvyBTError, MemoryError):
         raise
     except Exception as err:
-        if strategy.__module__.startswith("ivybt."):
+        from ivybt.user_kernels import is_trusted
+
+        if is_trusted(strategy):
             raise
         raise StrategyError(_kernel_failure(strategy, err)) from err
 

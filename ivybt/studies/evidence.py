@@ -175,7 +175,8 @@ def search_evidence(result: Any) -> dict[str, Any] | None:
     from ivybt.bars.timeline import BAR_PARAMS
     from ivybt.strategies import get_strategy
     from ivybt.studies.grid import evaluate_returns
-    from ivybt.studies.optimize import MINIMIZED, bricks_for, search_space
+    from ivybt.studies.optimize import MINIMIZED, bricks_for
+    from ivybt.studies.search_space import search_space
     from ivybt.studies.space import ParamSpace
 
     trials = [t for t in result.study.get_trials(deepcopy=False) if t.state.is_finished()]

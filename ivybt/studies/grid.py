@@ -127,39 +127,28 @@ def evaluate_windows(
         and (windows[:, 1] <= n_bars).all()
     ):  # fmt: skip
         raise ConfigError(f"windows must satisfy 0 <= start < end <= {n_bars}; got {windows}")
-    prices = np.ascontiguousarray(np.vstack([columns["open"], columns["close"]]))
     signals = columns if signal_columns is None else signal_columns
     if signal_columns is not None and (signal_of is None or len(signal_of) != n_bars):
         raise ConfigError("signal_columns need signal_of: one signal bar index per bar")
     kernel = _kernel_for(strategy)
-    n_blocks = min(len(space), _BLOCKS_PER_THREAD * get_num_threads())
-    plan = GridPlan(
-        code=SIGNAL_CODES.get(strategy.signal_kernel, -1),
-        direction=DIRECTION_CODES[execution.direction], n_blocks=n_blocks, windows=windows,
-        signal_of=np.zeros(0, dtype=np.int64) if signal_of is None
-        else np.ascontiguousarray(signal_of, dtype=np.int64),
-    )  # fmt: skip
+    prices = _prices(columns)
+    plan = _grid_plan(space, execution, windows, signal_of)
     kernel_execution = execution_tuple(execution)
-    rows_budget = _rows_budget(memory_budget - reserved_bytes, max(n_bars, len(signals["close"])))
     out = np.empty((len(space), len(windows), N_METRICS), dtype=np.float64)
-    distinct, slot_ids = space_indicators(space)
     done = 0
+
+    def call(first: int, last: int, table: Float64Array2D, slots: Int64Array2D) -> None:
+        nonlocal done
+        with signal_kernel_errors(strategy):  # a plug-in's exception: one line
+            out[first:last] = kernel(prices, table, slots, space.combos[first:last], plan,
+                                     kernel_execution, periods_per_year)  # fmt: skip
+        done = last
+        if progress is not None:
+            progress(done, len(space))
+
     try:
-        for start, stop in _chunks(slot_ids, rows_budget):
-            needed = np.unique(slot_ids[start:stop])
-            table, rows = indicator_table(signals, [distinct[i] for i in needed])
-            local = np.full(len(distinct), -1, dtype=np.int64)
-            local[needed] = [rows[distinct[i]] for i in needed]
-            for first, last in _slices(start, stop, n_bars * max(len(windows), 1)):
-                with signal_kernel_errors(strategy):  # a plug-in's exception: one line
-                    out[first:last] = kernel(
-                        prices, table, local[slot_ids[first:last]], space.combos[first:last],
-                        plan, kernel_execution, periods_per_year,
-                    )  # fmt: skip
-                done = last
-                if progress is not None:
-                    progress(done, len(space))
-            del table  # the next chunk's table must not coexist with this one
+        _for_each_call(space, signals, n_bars, memory_budget - reserved_bytes,
+                       n_bars * max(len(windows), 1), call)  # fmt: skip
     except (KeyboardInterrupt, SystemError) as err:
         if not is_interrupt(err):
             raise
@@ -217,33 +206,19 @@ def evaluate_block_tables(
             if progress is not None:
                 progress(last, len(space))
         return _finite_tables(sums, squares, levels)
-    prices = np.ascontiguousarray(np.vstack([columns["open"], columns["close"]]))
-    signals = columns if signal_columns is None else signal_columns
-    plan = GridPlan(
-        code=SIGNAL_CODES[strategy.signal_kernel], direction=DIRECTION_CODES[execution.direction],
-        n_blocks=min(len(space), _BLOCKS_PER_THREAD * get_num_threads()),
-        windows=np.array([[first_bar, n_bars]], dtype=np.int64),
-        signal_of=np.zeros(0, dtype=np.int64) if signal_of is None
-        else np.ascontiguousarray(signal_of, dtype=np.int64),
-    )  # fmt: skip
+    prices = _prices(columns)
+    plan = _grid_plan(space, execution, np.array([[first_bar, n_bars]]), signal_of)
     kernel_execution = execution_tuple(execution)
-    rows_budget = _rows_budget(budget, max(n_bars, len(signals["close"])))
-    distinct, slot_ids = space_indicators(space)
-    for start, stop in _chunks(slot_ids, rows_budget):
-        needed = np.unique(slot_ids[start:stop])
-        table, rows = indicator_table(signals, [distinct[i] for i in needed])
-        local = np.full(len(distinct), -1, dtype=np.int64)
-        local[needed] = [rows[distinct[i]] for i in needed]
-        for first, last in _slices(start, stop, n_bars):
-            part = grid_block_stats_builtin_nb(
-                prices, table, local[slot_ids[first:last]], space.combos[first:last], plan,
-                kernel_execution, n_blocks,
-            )  # fmt: skip
-            sums[:, first:last], squares[:, first:last], levels[:, first:last] = part
-            del part
-            if progress is not None:
-                progress(last, len(space))
-        del table
+
+    def call(first: int, last: int, table: Float64Array2D, slots: Int64Array2D) -> None:
+        part = grid_block_stats_builtin_nb(prices, table, slots, space.combos[first:last], plan,
+                                           kernel_execution, n_blocks)  # fmt: skip
+        sums[:, first:last], squares[:, first:last], levels[:, first:last] = part
+        if progress is not None:
+            progress(last, len(space))
+
+    signals = columns if signal_columns is None else signal_columns
+    _for_each_call(space, signals, n_bars, budget, n_bars, call)
     return _finite_tables(sums, squares, levels)
 
 
@@ -321,27 +296,63 @@ def evaluate_returns(
 
     strategy = space.strategy
     n_bars = len(columns["close"])
-    prices = np.ascontiguousarray(np.vstack([columns["open"], columns["close"]]))
     signals = columns if signal_columns is None else signal_columns
     distinct, slot_ids = space_indicators(space)
     table, rows = indicator_table(signals, distinct)
     local = np.array([rows[indicator] for indicator in distinct], dtype=np.int64)
-    plan = GridPlan(
-        code=SIGNAL_CODES.get(strategy.signal_kernel, -1),
-        direction=DIRECTION_CODES[execution.direction],
-        n_blocks=min(max(len(space), 1), _BLOCKS_PER_THREAD * get_num_threads()),
-        windows=np.array([[first_bar, n_bars]], dtype=np.int64),
-        signal_of=np.zeros(0, dtype=np.int64) if signal_of is None
-        else np.ascontiguousarray(signal_of, dtype=np.int64),
-    )  # fmt: skip
+    plan = _grid_plan(space, execution, np.array([[first_bar, n_bars]]), signal_of)
     kernel = (
         grid_returns_builtin_nb if strategy.signal_kernel in SIGNAL_CODES
         else _checked(strategy, _custom_returns_kernel(strategy.signal_kernel))
     )  # fmt: skip
     out = np.empty((n_bars - first_bar, len(space)), dtype=np.float64)
     with signal_kernel_errors(strategy):  # a plug-in's exception: one line
-        kernel(prices, table, local[slot_ids], space.combos, plan, execution_tuple(execution), out)
+        kernel(_prices(columns), table, local[slot_ids], space.combos, plan,
+               execution_tuple(execution), out)  # fmt: skip
     return out
+
+
+def _prices(columns: Mapping[str, Float64Array1D]) -> Float64Array2D:
+    """The kernels' price rows: open and close, (2, n_bars), contiguous."""
+    return np.ascontiguousarray(np.vstack([columns["open"], columns["close"]]))
+
+
+def _grid_plan(
+    space: ParamSpace, execution: ExecutionConfig, windows: Int64Array2D,
+    signal_of: Int64Array1D | None,
+) -> GridPlan:  # fmt: skip
+    """The kernels' plan: the strategy's signal code (-1 for a user's kernel), the direction,
+    blocks of combinations (`_BLOCKS_PER_THREAD` per thread), the windows and the signal-bar
+    map (empty: signals on the real bars)."""
+    return GridPlan(
+        code=SIGNAL_CODES.get(space.strategy.signal_kernel, -1),
+        direction=DIRECTION_CODES[execution.direction],
+        n_blocks=min(max(len(space), 1), _BLOCKS_PER_THREAD * get_num_threads()),
+        windows=np.ascontiguousarray(windows, dtype=np.int64),
+        signal_of=np.zeros(0, dtype=np.int64) if signal_of is None
+        else np.ascontiguousarray(signal_of, dtype=np.int64),
+    )  # fmt: skip
+
+
+def _for_each_call(
+    space: ParamSpace, signals: Mapping[str, Float64Array1D], n_bars: int, budget: int,
+    work_per_combo: int, call: Callable[[int, int, Float64Array2D, Int64Array2D], None],
+) -> None:  # fmt: skip
+    """`call(first, last, table, slots)` for each kernel call over `space`: combinations
+    [first, last) (`_slices` of `work_per_combo` bar-steps each), their indicator table on
+    the `signals` bars and their slots' rows in it. Tables are built per chunk of
+    combinations whose distinct indicator rows fit `budget` next to the threads' buffers of
+    `n_bars` real bars (`_rows_budget`, `_chunks`), one chunk's table at a time."""
+    distinct, slot_ids = space_indicators(space)
+    rows_budget = _rows_budget(budget, max(n_bars, len(signals["close"])))
+    for start, stop in _chunks(slot_ids, rows_budget):
+        needed = np.unique(slot_ids[start:stop])
+        table, rows = indicator_table(signals, [distinct[i] for i in needed])
+        local = np.full(len(distinct), -1, dtype=np.int64)
+        local[needed] = [rows[distinct[i]] for i in needed]
+        for first, last in _slices(start, stop, work_per_combo):
+            call(first, last, table, local[slot_ids[first:last]])
+        del table  # the next chunk's table must not coexist with this one
 
 
 def _slices(start: int, stop: int, work_per_combo: int) -> Iterator[tuple[int, int]]:

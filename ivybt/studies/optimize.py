@@ -42,13 +42,9 @@ import optuna
 import pandas as pd
 from optuna.distributions import (
     BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
 )
 from optuna.trial import TrialState
 
-from ivybt import __version__
 from ivybt.bars.timeline import BAR_PARAMS, SignalBars, signal_bars, split_specs
 from ivybt.config import RunConfig, StudyConfig
 from ivybt.config_file import study_sections
@@ -58,17 +54,28 @@ from ivybt.run_inputs import RunInputs, prepare_inputs
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.grid import Progress, evaluate_space
 from ivybt.studies.grid_run import check_objective
+from ivybt.studies.search_space import (
+    FINISHED,
+    default_ranges_of,
+    grid_values,
+    make_sampler,
+    param_key,
+    search_space,
+    small_space,
+    small_space_message,
+    untried_of,
+)
 from ivybt.studies.space import (
-    DEFAULT_MAX_COMBINATIONS,
     ParamSpace,
-    check_size,
-    default_ranges,
     describe_defaults,
-    parse_spec,
+)
+from ivybt.studies.study_identity import (
+    check_same_study,
+    default_study_name,
+    record_study,
+    study_identity,
 )
 from ivybt.studies.study_storage import (
-    INTERRUPTED,
-    RESEED_RULE,
     batch_seed,
     counted,
     open_storage,
@@ -82,7 +89,6 @@ if TYPE_CHECKING:
     from ivybt.report.figures import ReportFigures
 
 MINIMIZED = frozenset({"volatility"})
-MAX_ENUMERATED = 1_000_000  # larger cartesian products are not enumerated to count them
 
 
 @dataclass
@@ -117,7 +123,7 @@ class SearchResult:
 
     def n_distinct(self) -> int:
         """Distinct parameter sets among the finished trials."""
-        return len(distinct(self.study.get_trials(deepcopy=False, states=_FINISHED)))
+        return len(distinct(self.study.get_trials(deepcopy=False, states=FINISHED)))
 
     def evidence(self) -> dict[str, Any] | None:
         """PBO and DSR over the trials evaluated (`ivybt.studies.evidence.search_evidence`)."""
@@ -158,23 +164,16 @@ class SearchResult:
         return ReportFigures(search_sections(self.study, self.objectives, evidence=evidence))
 
 
-_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-
-
 def distinct(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
     """The first trial (lowest number) of each parameter set, in number order."""
     seen: set[tuple[tuple[str, Any], ...]] = set()
     out = []
     for trial in sorted(trials, key=lambda t: t.number):
-        key = tuple(sorted((name, _key(value)) for name, value in trial.params.items()))
+        key = tuple(sorted((name, param_key(value)) for name, value in trial.params.items()))
         if key not in seen:
             seen.add(key)
             out.append(trial)
     return out
-
-
-def _key(value: Any) -> Any:
-    return round(float(value), 12) if isinstance(value, int | float) else value
 
 
 def objectives_of(study: StudyConfig) -> tuple[str, ...]:
@@ -217,9 +216,9 @@ def _run_search(
         )
     split_specs(config, config.strategy.space)  # -p box=... needs --bars renko
     searched, fixed = search_space(strategy, config.strategy.space)
-    defaulted = _default_ranges_of(strategy, config.strategy.space)
+    defaulted = default_ranges_of(strategy, config.strategy.space)
     if defaulted:
-        size = math.prod(len(_grid_values(dist)) for dist in searched.values())
+        size = math.prod(len(grid_values(dist)) for dist in searched.values())
         (notice or logging.getLogger(__name__).info)(
             f"{describe_defaults(strategy, defaulted)}; {size:,} combinations before constraints"
         )
@@ -235,11 +234,11 @@ def _run_search(
             storage=open_storage(storage_url), study_name=name, directions=directions,
             sampler=sampler, load_if_exists=True,
         )  # fmt: skip
-        _check_same_study(study, identity)
+        check_same_study(study, identity)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(objectives))
-        _record_study(study, config, inputs, sampler_settings, identity)
+        record_study(study, config, inputs, sampler_settings, identity)
     target = study_config.trials or 100
     if study_config.sampler == "grid":  # the grid sampler stops the study when exhausted
         target = min(target, math.prod(len(v) for v in sampler_settings["search_space"].values()))
@@ -270,244 +269,10 @@ def _run_search(
     return SearchResult(config, study, storage_url, inputs, sampler_settings)
 
 
-def search_space(
-    strategy: type[Strategy], specs: Mapping[str, str]
-) -> tuple[dict[str, BaseDistribution], dict[str, float | int]]:
-    """Optuna distributions of the searched parameters, and the fixed values of the rest.
-
-    `a:b[:step]` becomes an int or float range with that step, `v1,v2,...` a categorical
-    choice; a single value, or a parameter without a spec, stays fixed.
-    """
-    names = strategy.param_names()
-    for name in specs:
-        if name not in names and name not in BAR_PARAMS:
-            strategy.resolve_params({name: 0})  # the "unknown parameter" message
-    specs = {**specs, **_default_ranges_of(strategy, specs)}  # no range given: the defaults
-    searched: dict[str, BaseDistribution] = {}
-    fixed: dict[str, float | int] = {}
-    bar_params = [BAR_PARAMS[name] for name in specs if name in BAR_PARAMS]
-    for param in [*strategy.params, *bar_params]:
-        spec = specs.get(param.name, param.default)
-        values = parse_spec(param, spec, strategy.name)
-        if len(values) == 1:
-            fixed[param.name] = values[0]
-        elif isinstance(spec, str) and ":" in spec:
-            step = values[1] - values[0]
-            if param.kind is int:
-                searched[param.name] = IntDistribution(
-                    int(values[0]), int(values[-1]), step=int(step)
-                )
-            else:
-                searched[param.name] = FloatDistribution(values[0], values[-1], step=step)
-        else:
-            searched[param.name] = CategoricalDistribution(values)
-    if not searched:
-        raise ConfigError(
-            f"nothing to search: give at least one parameter of {strategy.name} a range or a "
-            "list, e.g. -p fast=2:50"
-        )
-    return searched, fixed
-
-
-def _default_ranges_of(strategy: type[Strategy], specs: Mapping[str, str]) -> dict[str, str]:
-    """`ivybt.studies.space.default_ranges` of a search's specs (Renko bar parameters too)."""
-    return default_ranges(
-        strategy, {name: spec for name, spec in specs.items() if name not in BAR_PARAMS},
-        {name: (BAR_PARAMS[name], spec) for name, spec in specs.items() if name in BAR_PARAMS},
-    )  # fmt: skip
-
-
-def make_sampler(
-    study: StudyConfig, searched: Mapping[str, BaseDistribution]
-) -> tuple[optuna.samplers.BaseSampler, dict[str, Any]]:
-    """The sampler with every setting explicit, and those settings for the study record."""
-    seed = study.seed
-    if study.sampler == "tpe":
-        settings = {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": True,
-                    "constant_liar": True, "group": False}  # fmt: skip
-        sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(seed=seed, **settings)
-    elif study.sampler == "random":
-        settings = {}
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    elif study.sampler == "cmaes":
-        settings = {"n_startup_trials": 1, "restart_strategy": None, "popsize": None,
-                    "use_separable_cma": False, "with_margin": False}  # fmt: skip
-        sampler = optuna.samplers.CmaEsSampler(seed=seed, **settings)
-    elif study.sampler == "nsga2":
-        settings = {"population_size": 50, "crossover_prob": 0.9, "swapping_prob": 0.5}
-        sampler = optuna.samplers.NSGAIISampler(seed=seed, **settings)
-    else:  # the grid sampler lists every point: the limit of every grid (ivybt.studies.space)
-        sizes = {name: len(d.choices) if isinstance(d, CategoricalDistribution)
-                 else round((d.high - d.low) / d.step) + 1  # type: ignore[attr-defined,operator]
-                 for name, d in searched.items()}  # fmt: skip
-        check_size(math.prod(sizes.values()), DEFAULT_MAX_COMBINATIONS,
-                   " x ".join(f"{n:,} {name}" for name, n in sizes.items()),
-                   fix="sample it with another --sampler (tpe, random, cmaes, nsga2)")  # fmt: skip
-        grid = {name: _grid_values(dist) for name, dist in searched.items()}
-        settings = {"search_space": grid}
-        sampler = optuna.samplers.GridSampler(grid, seed=seed)
-    recorded = {"name": study.sampler, "seed": seed, "optuna": optuna.__version__, **settings,
-                "batch_size": study.batch_size, "reseed": RESEED_RULE}  # fmt: skip
-    return sampler, recorded
-
-
-def small_space(
-    strategy: type[Strategy], searched: Mapping[str, BaseDistribution],
-    fixed: Mapping[str, float | int], constraints: tuple[str, ...] | list[str], limit: int,
-) -> list[dict[str, Any]] | None:  # fmt: skip
-    """Every admissible combination of the searched parameters, in grid order, when there
-    are no more than `limit` of them (None otherwise, or when the cartesian product exceeds
-    `MAX_ENUMERATED` and counting is not worth it)."""
-    values = {name: _grid_values(dist) for name, dist in searched.items()}
-    total = math.prod(len(v) for v in values.values())
-    if total > MAX_ENUMERATED:
-        return None
-    names = list(values)
-    grids = np.meshgrid(*[np.arange(len(values[n])) for n in names], indexing="ij")
-    index = np.column_stack([grid.reshape(-1) for grid in grids])
-    columns = {
-        param: np.asarray(values[param], dtype=np.float64)[index[:, names.index(param)]]
-        if param in values else np.full(total, float(fixed[param]))
-        for param in strategy.param_names()
-    }  # fmt: skip
-    keep = np.ones(total, dtype=bool)
-    for constraint in strategy.parsed_constraints(tuple(constraints)):
-        keep &= constraint.mask(columns)
-    if keep.sum() > limit:
-        return None
-    return [{n: values[n][i] for n, i in zip(names, row, strict=True)} for row in index[keep]]
-
-
-def small_space_message(n_combinations: int, trials: int) -> str:
-    return (
-        f"the search space has only {n_combinations:,} admissible combinations, no more than "
-        f"the {trials:,} trials asked for (--trials): each untried one is evaluated once, in "
-        "grid order, and the search stops when all are tried (`ivybt grid` evaluates them in "
-        "one pass)"
-    )
-
-
-def untried_of(
-    combos: list[dict[str, Any]],
-) -> Callable[[optuna.Study], list[dict[str, Any]]]:
-    """`untried(study)` of `run_batches`: the combinations no finished trial tried yet
-    (interrupted trials do not count), in the order of `combos`."""
-
-    def untried(study: optuna.Study) -> list[dict[str, Any]]:
-        tried = {
-            tuple(_key(t.params.get(name)) for name in combos[0])
-            for t in study.get_trials(deepcopy=False, states=_FINISHED)
-            if not t.user_attrs.get(INTERRUPTED)
-        }  # fmt: skip
-        return [c for c in combos if tuple(_key(v) for v in c.values()) not in tried]
-
-    return untried
-
-
-def _grid_values(dist: BaseDistribution) -> list[Any]:
-    if isinstance(dist, CategoricalDistribution):
-        return list(dist.choices)
-    assert isinstance(dist, IntDistribution | FloatDistribution)
-    count = round((dist.high - dist.low) / dist.step) + 1  # type: ignore[operator]
-    return [round(dist.low + i * dist.step, 12) for i in range(count)]  # type: ignore[operator]
-
-
 def _study_config(config: RunConfig) -> StudyConfig:
     if config.study is None or config.study.kind != "search":
         raise ConfigError("a search needs a study section with kind 'search'")
     return config.study
-
-
-def study_identity(
-    config: RunConfig, inputs: RunInputs, objectives: tuple[str, ...]
-) -> dict[str, Any]:
-    """What a study's trials were evaluated with, so a resumed study adds comparable trials:
-    strategy, space, constraints, objectives, `min_trades`, the data (SHA-256 of the bars),
-    the bar type, execution (costs, fill, direction, size), the split and `periods_per_year`.
-    The sampler, its seed, `--trials` and the batch size are not part of it: resuming a study
-    with another sampler or more trials is a normal thing to do."""
-    study = _study_config(config)
-    return {
-        "strategy": config.strategy.name,
-        "space": dict(config.strategy.space),
-        "constraints": list(config.strategy.constraints),
-        "objectives": list(objectives),
-        "min_trades": study.min_trades,
-        "data_sha256": inputs.record["sha256"],
-        "bars": config.data.model_dump(mode="json", include={"bars", "renko"}),
-        "execution": config.execution.model_dump(mode="json", exclude={"periods_per_year"}),
-        "split": inputs.split,
-        "periods_per_year": inputs.periods_per_year,
-    }
-
-
-def default_study_name(config: RunConfig, inputs: RunInputs, identity: Mapping[str, Any]) -> str:
-    """`<strategy>-<symbol>-<8 hex digits of the study's identity>`: the same command finds
-    (and resumes) the same study, and a search of another space, other costs or other data
-    gets a study of its own instead of a refusal (`study_identity`)."""
-    import hashlib
-    import json
-
-    text = json.dumps(identity, sort_keys=True, default=str)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    strategy = config.strategy.name.rpartition(":")[2]
-    return f"{strategy}-{inputs.record['symbol']}-{digest}"
-
-
-_OLD_IDENTITY = ("strategy", "space", "objectives", "data_sha256")  # studies of IvyBT < #13
-
-
-def _check_same_study(study: optuna.Study, identity: Mapping[str, Any]) -> None:
-    """Refuse to add trials to a study made with other settings (`study_identity`)."""
-    recorded = study.user_attrs.get("ivybt")
-    if recorded is None:
-        return
-    theirs = recorded.get("identity") or {key: recorded.get(key) for key in _OLD_IDENTITY}
-    differ = [key for key in theirs if theirs[key] != identity.get(key)]
-    if differ:
-        shown = "; ".join(
-            f"{key} {_shown(theirs[key])} there, {_shown(identity.get(key))} now" for key in differ
-        )
-        raise ConfigError(
-            f"study {study.study_name!r} was made with other settings ({shown}); resume it "
-            "with the same settings, or give another --study-name (without --study-name each "
-            "set of settings gets a study of its own)"
-        )
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}={_shown(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_shown(v) for v in value) + "]"
-    if isinstance(value, str) and len(value) == 64:  # a SHA-256
-        return value[:12]
-    return str(value)
-
-
-def _record_study(
-    study: optuna.Study, config: RunConfig, inputs: RunInputs, sampler: Mapping[str, Any],
-    identity: Mapping[str, Any],
-) -> None:  # fmt: skip
-    if "ivybt" in study.user_attrs:
-        return
-    study.set_user_attr(
-        "ivybt",
-        {
-            "version": __version__,
-            "identity": dict(identity),
-            "strategy": config.strategy.name,
-            "space": dict(config.strategy.space),
-            "constraints": list(config.strategy.constraints),
-            "objectives": list(objectives_of(_study_config(config))),
-            "data_sha256": inputs.record["sha256"],
-            "data": inputs.record,
-            "execution": config.execution.model_dump(mode="json"),
-            "split": inputs.split,
-            "periods_per_year": inputs.periods_per_year,
-            "sampler": sampler,
-        },
-    )
 
 
 def _run_batch(

@@ -32,9 +32,8 @@ from ivybt.config import RunConfig
 from ivybt.errors import ConfigError, SmallSpaceWarning
 from ivybt.run_inputs import RunInputs
 from ivybt.strategies import Strategy
-from ivybt.studies.optimize import (
-    _run_batch,
-    bricks_for,
+from ivybt.studies.optimize import _run_batch, bricks_for
+from ivybt.studies.search_space import (
     make_sampler,
     search_space,
     small_space,

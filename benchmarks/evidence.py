@@ -32,13 +32,13 @@ import w1_data
 
 from ivybt.config import ExecutionConfig
 from ivybt.data.sample import load_sample
+from ivybt.engine.tables import bar_columns
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.stats.pbo import block_tables, pbo_from_block_tables
 from ivybt.stats.sharpe import deflated_sharpe_of_trials
 from ivybt.strategies import BUILTIN
 from ivybt.studies.grid import evaluate_block_tables, evaluate_returns, evaluate_space
 from ivybt.studies.space import build_space
-from ivybt.tables import bar_columns
 
 DATA = {"spy": ("SPY", "1d", 252.0), "eurusd": ("EURUSD", "1h", 6205.0)}
 BUDGET = 1 << 30

@@ -15,7 +15,7 @@ PRUNED trials, which count towards `--trials`), fill at the close, 0.1% commissi
 slippage, periods_per_year 252; objective sharpe (nsga2: sharpe and max_drawdown), seed 0,
 batch size 32 (IvyBT's default), Optuna logging at WARNING as `ivybt optimize` sets it.
 
-Each search runs through `ivybt.optimize` (-> `run_search` -> `_run_batch`, the code path of
+Each search runs through `ivybt.optimize` (-> `run_search` -> `search_batch`, the code path of
 `ivybt optimize` minus writing the run folder), once with IvyBT's real objective (one grid
 kernel call per batch) and once with a no-op objective: `evaluate_space` replaced by a cheap
 deterministic function of the parameters, so the same sampler sees the same batching and
@@ -35,7 +35,7 @@ not changed), into:
   Python set-up: `space_indicators`, the indicator table, about 1 ms a batch).
 - storage: `Study.ask` and `Study.tell` minus the sampler time inside them (creating, writing
   and finishing trials), plus IvyBT's `Trial.set_user_attr` calls (15 metrics a trial).
-- other: the rest, i.e. IvyBT's Python glue (`_run_batch`'s loops, constraint masks, study
+- other: the rest, i.e. IvyBT's Python glue (`search_batch`'s loops, constraint masks, study
   set-up, loading and hashing the bars).
 
 Reading of the target "Optuna search spends <= 10% of its wall time outside the sampler":
@@ -76,7 +76,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import w1_data
 
-import ivybt.studies.optimize as ivy_optimize
+import ivybt.runs.optimize as ivy_optimize
+import ivybt.studies.search as ivy_search
 from ivybt.data.sample import load_sample
 from ivybt.kernels.metrics import METRIC_NAMES
 
@@ -175,7 +176,7 @@ def noop_evaluate_space(columns, space, execution, **_: Any) -> np.ndarray:
     return out
 
 
-_REAL_EVALUATE = ivy_optimize.evaluate_space
+_REAL_EVALUATE = ivy_search.evaluate_space
 _REAL_MAKE_SAMPLER = ivy_optimize.make_sampler
 _REAL_OPEN_STORAGE = ivy_optimize.open_storage
 
@@ -196,7 +197,7 @@ def _open_storage(url: str) -> Any:
 def install(objective: str) -> None:
     """Point `run_search` at the instrumented pieces; `objective` is "real" or "noop"."""
     evaluate = _REAL_EVALUATE if objective == "real" else noop_evaluate_space
-    ivy_optimize.evaluate_space = _timed_plain("kernel", evaluate)
+    ivy_search.evaluate_space = _timed_plain("kernel", evaluate)
     ivy_optimize.make_sampler = _make_sampler
     ivy_optimize.open_storage = _open_storage
 

@@ -32,13 +32,13 @@ import w1_data
 
 from ivybt.config import ExecutionConfig
 from ivybt.data.sample import load_sample
+from ivybt.engine.simulation import simulate_strategy
+from ivybt.engine.tables import bar_columns, indicator_table
 from ivybt.kernels.metrics import METRIC_NAMES
-from ivybt.simulation import simulate_strategy
 from ivybt.strategies import BUILTIN
 from ivybt.strategies.base import Indicator
 from ivybt.studies.grid import evaluate_space
 from ivybt.studies.space import build_space
-from ivybt.tables import bar_columns, indicator_table
 
 EXECUTION = ExecutionConfig(
     commission=w1_data.COMMISSION, slippage=0.0, fill="close", direction="long", size=1.0

@@ -27,13 +27,13 @@ import w1_data
 import ivybt
 from ivybt.config import ExecutionConfig
 from ivybt.data.sample import load_sample
+from ivybt.engine.tables import bar_columns
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.strategies import BUILTIN
 from ivybt.studies.grid import evaluate_windows
 from ivybt.studies.selection import select
 from ivybt.studies.space import build_space
 from ivybt.studies.windows import make_folds
-from ivybt.tables import bar_columns
 
 PARAMS = {"fast": "2:101", "slow": "5:204"}
 EXECUTION = ExecutionConfig(commission=w1_data.COMMISSION, slippage=0.0, fill="close")

@@ -18,21 +18,22 @@ __version__ = "0.1.0"
 
 use_numba_cache_dir()  # compiled kernels go to a per-user folder, never into the package
 
-__all__ = ["__version__", "backtest", "grid", "load", "optimize", "walk_forward"]
+__all__ = ["__version__", "backtest", "grid", "load", "load_panel", "optimize", "walk_forward"]
 
 if TYPE_CHECKING:
-    from ivybt.backtesting import backtest
-    from ivybt.data import load
-    from ivybt.studies.grid_run import grid
-    from ivybt.studies.optimize import optimize
-    from ivybt.studies.walkforward_run import walk_forward
+    from ivybt.data import load, load_panel
+    from ivybt.runs.backtest import backtest
+    from ivybt.runs.grid import grid
+    from ivybt.runs.optimize import optimize
+    from ivybt.runs.walkforward import walk_forward
 
 _LAZY = {
     "load": "ivybt.data.loader",
-    "backtest": "ivybt.backtesting",
-    "grid": "ivybt.studies.grid_run",
-    "optimize": "ivybt.studies.optimize",
-    "walk_forward": "ivybt.studies.walkforward_run",
+    "load_panel": "ivybt.data.panel",
+    "backtest": "ivybt.runs.backtest",
+    "grid": "ivybt.runs.grid",
+    "optimize": "ivybt.runs.optimize",
+    "walk_forward": "ivybt.runs.walkforward",
 }
 
 

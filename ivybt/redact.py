@@ -12,8 +12,8 @@ Two forms are recognised anywhere in a text, and their secret is replaced by `**
   `&password=...`) or a libpq keyword (`password=...`, `password='...'`).
 
 `redact` is applied at every boundary where text leaves the process: every string of a
-run folder's JSON (`ivybt.run_folder._jsonable`, so `manifest.json` and `metrics.json`) and
-text or HTML file (`ivybt.run_folder.write_text`), the CLI's error, warning and log lines
+run folder's JSON (`ivybt.files.jsonable`, so `manifest.json` and `metrics.json`) and
+text or HTML file (`ivybt.files.write_text`), the CLI's error, warning and log lines
 (`ivybt.cli`), and the storage URLs the commands print. The clear URL is kept only in memory,
 where the connection is made (`ivybt.studies.storage_url.open_rdb_storage`). A redacted URL
 given back (`--config manifest.json`) connects without a password, so the password comes from

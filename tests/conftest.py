@@ -70,7 +70,7 @@ def utc(text: str) -> pd.Timestamp:
 def spy_columns() -> dict[str, object]:
     """The bar columns of the last 2,000 bundled SPY daily bars (grid and evidence tests)."""
     from ivybt.data.sample import load_sample
-    from ivybt.tables import bar_columns
+    from ivybt.engine.tables import bar_columns
 
     frame, _ = load_sample("SPY", "1d")
     return bar_columns(frame.iloc[-2000:])

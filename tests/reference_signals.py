@@ -1,7 +1,7 @@
 """Slow, obvious twins of the signal kernels: TA-Lib indicators and plain Python loops.
 
 Each returns the target side after every bar (-1, 0, +1) with both directions allowed, as
-`ivybt.simulation.strategy_targets(..., direction="both")` does.
+`ivybt.engine.simulation.strategy_targets(..., direction="both")` does.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def no_data(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         loaded.append(symbol)
         raise AssertionError("data was loaded before the run folder was checked")
 
-    monkeypatch.setattr("ivybt.run_inputs.load_series", spy)
+    monkeypatch.setattr("ivybt.engine.inputs.load_series", spy)
     return loaded
 
 
@@ -458,7 +458,7 @@ def test_a_full_disk_outside_the_run_folder_writers_is_one_line(
     def full(*args: object, **kwargs: object) -> None:
         raise OSError("[Errno 28] No space left on device")  # as pyarrow reports it: no errno
 
-    monkeypatch.setattr("ivybt.run_inputs.load_series", full)
+    monkeypatch.setattr("ivybt.engine.inputs.load_series", full)
     line = one_line_error(invoke("backtest", "sma_cross", *SPY), 1)
     assert line.startswith("Error: the disk is full: no space left while writing a file;")
 
@@ -470,7 +470,7 @@ def test_a_permission_error_anywhere_is_one_line(monkeypatch: pytest.MonkeyPatch
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", "/data/cache/SPY_1d.parquet")
 
-    monkeypatch.setattr("ivybt.run_inputs.load_series", denied)
+    monkeypatch.setattr("ivybt.engine.inputs.load_series", denied)
     line = one_line_error(invoke("backtest", "sma_cross", *SPY), 1)
     assert line.startswith("Error: permission denied on /data/cache/SPY_1d.parquet: IvyBT")
 

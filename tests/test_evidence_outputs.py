@@ -41,7 +41,7 @@ def test_grid_pbo_equals_pbo_of_its_own_returns(tmp_path, monkeypatch):
         seen["returns"] = returns_of(np.flatnonzero(valid))
         return real(objective, sharpe, valid, returns_of, **kwargs)
 
-    monkeypatch.setattr("ivybt.studies.grid_run.overfitting_evidence", spy)
+    monkeypatch.setattr("ivybt.runs.grid.overfitting_evidence", spy)
     result = ivybt.grid("sma_cross", **COMMON, params={"fast": "5:30:5", "slow": "40:120:20"})
     returns = seen["returns"]
     table = result.table[result.table["valid"]]

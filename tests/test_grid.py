@@ -14,9 +14,9 @@ from click.testing import CliRunner
 import ivybt
 from ivybt.cli import cli
 from ivybt.config import ExecutionConfig
+from ivybt.engine.simulation import simulate_strategy
 from ivybt.errors import ConfigError
 from ivybt.kernels.metrics import METRIC_NAMES
-from ivybt.simulation import simulate_strategy
 from ivybt.strategies import BUILTIN, Param, get_strategy
 from ivybt.studies import grid as grid_module
 from ivybt.studies.grid import evaluate_space, evaluate_windows
@@ -270,7 +270,7 @@ def test_indicators_declared_for_whole_columns_match_one_by_one(name):
 def test_export_study_holds_the_best_and_an_even_sample(tmp_path):
     import optuna
 
-    from ivybt.studies.grid_export import export_grid_study
+    from ivybt.runs.grid_export import export_grid_study
     from ivybt.studies.study_storage import open_storage
 
     result = ivybt.grid("sma_cross", symbol="SPY", source="sample",

@@ -16,13 +16,13 @@ import pytest
 
 from ivybt.config import ExecutionConfig
 from ivybt.data.sample import load_sample
+from ivybt.engine.tables import bar_columns
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.report.grid import TOP_N, grid_figures, grid_report_html
 from ivybt.report.grid_data import REDUCERS, surface_data, top_combinations
 from ivybt.strategies import BUILTIN
 from ivybt.studies.grid import evaluate_space
 from ivybt.studies.space import build_space
-from ivybt.tables import bar_columns
 
 REPO = Path(__file__).resolve().parents[1]
 PLOTLY_BANNER = "plotly.js v"  # first line of the inlined plotly.js bundle

@@ -14,9 +14,9 @@ from rich.console import Console
 from ivybt.cli import INTERRUPTED_EXIT, cli
 from ivybt.cli.progress import ProgressBar
 from ivybt.errors import StudyInterrupted
+from ivybt.runs.optimize import optimize
 from ivybt.studies import grid as grid_module
-from ivybt.studies import optimize as optimize_module
-from ivybt.studies.optimize import optimize
+from ivybt.studies import search as search_module
 from ivybt.studies.study_storage import INTERRUPTED, open_storage, storage_url_of
 
 COMMON = {"symbol": "SPY", "source": "sample", "start": "2010-01-01"}
@@ -60,9 +60,9 @@ def test_ctrl_c_stops_a_grid_and_the_cli_says_what_was_finished(tmp_path, monkey
 def test_a_grid_reports_progress_call_by_call_and_interrupts_as_keyboard_interrupt(monkeypatch):
     from ivybt.config import ExecutionConfig
     from ivybt.data.sample import load_sample
+    from ivybt.engine.tables import bar_columns
     from ivybt.strategies import BUILTIN
     from ivybt.studies.space import build_space
-    from ivybt.tables import bar_columns
 
     columns = bar_columns(load_sample("SPY", "1d")[0].iloc[-1000:])
     space = build_space(BUILTIN["sma_cross"], {"fast": "2:30", "slow": "5:80"})
@@ -81,7 +81,7 @@ def test_a_grid_reports_progress_call_by_call_and_interrupts_as_keyboard_interru
 
 
 def test_ctrl_c_in_a_batch_stores_only_whole_batches_and_the_study_resumes(tmp_path, monkeypatch):
-    real = optimize_module.evaluate_space
+    real = search_module.evaluate_space
     calls = []
 
     def evaluate_then_interrupt(*args, **kwargs):
@@ -90,13 +90,13 @@ def test_ctrl_c_in_a_batch_stores_only_whole_batches_and_the_study_resumes(tmp_p
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(optimize_module, "evaluate_space", evaluate_then_interrupt)
+    monkeypatch.setattr(search_module, "evaluate_space", evaluate_then_interrupt)
     with pytest.raises(StudyInterrupted) as caught:
         optimize("sma_cross", **COMMON, params=SPACE, trials=64, batch_size=8, seed=3,
                  results_dir=tmp_path)  # fmt: skip
     assert caught.value.done == 16
     assert "rerun the same command to resume" in caught.value.message
-    monkeypatch.setattr(optimize_module, "evaluate_space", real)
+    monkeypatch.setattr(search_module, "evaluate_space", real)
     storage = open_storage(storage_url_of(None, tmp_path))
     (name,) = optuna.get_all_study_names(storage)  # sma_cross-SPY-<hash of the settings>
     study = optuna.load_study(study_name=name, storage=storage)
@@ -180,10 +180,10 @@ def last_line(result) -> str:
 @pytest.mark.parametrize(
     ("target", "raiser", "line"),
     [
-        ("ivybt.studies.grid_run.prepare_inputs", press_ctrl_c,
+        ("ivybt.runs.grid.prepare_inputs", press_ctrl_c,
          "stopped by Ctrl-C while loading the bars; a grid is written whole, so nothing was "
          "written"),
-        ("ivybt.studies.grid_run.overfitting_evidence", numba_interrupt,
+        ("ivybt.runs.grid.overfitting_evidence", numba_interrupt,
          "stopped by Ctrl-C while computing PBO and DSR (--no-evidence skips them); a grid is "
          "written whole, so nothing was written"),
     ],
@@ -201,7 +201,7 @@ def test_ctrl_c_in_each_phase_of_a_grid_says_what_was_kept(tmp_path, monkeypatch
 
 
 def test_ctrl_c_while_writing_keeps_whole_files_and_a_failed_manifest(tmp_path, monkeypatch):
-    monkeypatch.setattr("ivybt.studies.grid_run.write_text", press_ctrl_c)  # report.html
+    monkeypatch.setattr("ivybt.runs.grid.write_text", press_ctrl_c)  # report.html
     out = tmp_path / "g"
     result = CliRunner().invoke(cli, [*GRID, "--no-evidence", "--out", str(out)])
     assert result.exit_code == INTERRUPTED_EXIT, result.output
@@ -260,7 +260,7 @@ def test_ctrl_c_anywhere_else_exits_130_without_aborted(monkeypatch):
     from ivybt.cli import INTERRUPTED_LINE
 
     for raiser in (press_ctrl_c, numba_interrupt):
-        monkeypatch.setattr("ivybt.backtesting.prepare_inputs", raiser)
+        monkeypatch.setattr("ivybt.runs.backtest.prepare_inputs", raiser)
         result = CliRunner().invoke(cli, ["backtest", "sma_cross", "-s", "SPY", "--source",
                                           "sample"])  # fmt: skip
         assert result.exit_code == INTERRUPTED_EXIT, result.output

@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ivybt import tables
 from ivybt.cli import IvyBTGroup
 from ivybt.cli.lookahead import check_lookahead as command
 from ivybt.data.sample import load_sample
+from ivybt.engine import tables
 from ivybt.errors import ConfigError
+from ivybt.runs.lookahead import check_lookahead
 from ivybt.strategies import BUILTIN
-from ivybt.studies.lookahead import check_lookahead, cut_bars
+from ivybt.studies.lookahead import cut_bars
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = {"symbol": "SPY", "source": "sample", "start": "2012-01-01"}  # about 2,200 bars

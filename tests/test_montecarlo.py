@@ -25,8 +25,8 @@ from ivybt.kernels.montecarlo import (
     stream_start_nb,
     trade_bootstrap_nb,
 )
-from ivybt.stats import montecarlo as mc
-from ivybt.stats.montecarlo import monte_carlo
+from ivybt.runs import montecarlo as mc
+from ivybt.runs.montecarlo import monte_carlo
 
 # -- the slow twin -------------------------------------------------------------------------
 
@@ -326,7 +326,7 @@ def test_a_rerun_with_other_settings_keeps_the_earlier_output(runs, tmp_path):
                            for stem in ("trades-n200-seed1", "trades-n200-seed2",
                                         "block72-n200-seed1", "block5-n200-seed1",
                                         "trades-n300-seed1"))  # fmt: skip
-    from ivybt.run_folder import RUN_FILES
+    from ivybt.runs.folder import RUN_FILES
 
     assert all(RUN_FILES.fullmatch(name) for name in names)  # --overwrite removes them too
     before = {p: p.read_bytes() for p in folder.glob("montecarlo*.json")}

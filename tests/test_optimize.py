@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 import ivybt
 from ivybt.cli import cli
 from ivybt.errors import ConfigError
-from ivybt.studies.optimize import optimize
+from ivybt.runs.optimize import optimize
 from ivybt.studies.study_storage import INTERRUPTED, storage_url_of
 
 SPACE = {"fast": "2:60", "slow": "10:200:5"}
@@ -211,7 +211,7 @@ def test_cli_optimize(tmp_path):
 _KILLABLE = """
 import sys
 import optuna
-from ivybt.studies.optimize import optimize
+from ivybt.runs.optimize import optimize
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 optimize("sma_cross", symbol="SPY", source="sample", params={"fast": "2:60", "slow": "10:200:5"},
          start="2010-01-01", trials=100000, seed=8, batch_size=16, results_dir=sys.argv[1])
@@ -336,7 +336,7 @@ def test_a_search_interrupted_in_a_batch_resumes_as_if_never_stopped(tmp_path, m
     """Ctrl-C in the middle of the fourth batch: the three stored batches are kept, the
     fourth is dropped, and the rerun makes the uninterrupted search's trials."""
     from ivybt.errors import StudyInterrupted
-    from ivybt.studies import optimize as module
+    from ivybt.studies import search as module
 
     whole = optimize("sma_cross", **RESUMED, trials=48, results_dir=tmp_path / "a")
     real, calls = module.evaluate_space, []

@@ -113,14 +113,13 @@ def test_the_api_gives_each_folder_one_name() -> None:
     import inspect
 
     import ivybt
-    from ivybt.backtesting import BacktestResult
-    from ivybt.stats.montecarlo import monte_carlo
-    from ivybt.studies.grid_export import export_grid_study
-    from ivybt.studies.grid_run import GridResult
-    from ivybt.studies.optimize import run_search
-    from ivybt.studies.search_output import write_search
+    from ivybt.runs.backtest import BacktestResult
+    from ivybt.runs.grid import GridResult
+    from ivybt.runs.grid_export import export_grid_study
+    from ivybt.runs.montecarlo import monte_carlo
+    from ivybt.runs.optimize import run_search, write_search
+    from ivybt.runs.walkforward import run_walk_forward
     from ivybt.studies.study_storage import storage_url_of
-    from ivybt.studies.walkforward_run import run_walk_forward
 
     functions = [ivybt.backtest, ivybt.grid, ivybt.optimize, ivybt.walk_forward, run_search,
                  run_walk_forward, BacktestResult.write, GridResult.write, write_search,

@@ -13,11 +13,11 @@ from ivybt.bars.timeline import signal_bars
 from ivybt.cli import cli
 from ivybt.config import ExecutionConfig, build_config
 from ivybt.data.sample import load_sample
+from ivybt.engine.simulation import simulate_strategy
+from ivybt.engine.tables import bar_columns
 from ivybt.errors import ConfigError
 from ivybt.kernels.metrics import METRIC_NAMES
-from ivybt.simulation import simulate_strategy
 from ivybt.strategies import BUILTIN
-from ivybt.tables import bar_columns
 
 COMMON = {"symbol": "SPY", "source": "sample", "start": "2012-01-01", "bars": "renko"}
 

@@ -13,7 +13,7 @@ import pytest
 
 import ivybt
 from ivybt.report.figures import ReportFigures
-from ivybt.stats.montecarlo import monte_carlo
+from ivybt.runs.montecarlo import monte_carlo
 
 COMMON = {"symbol": "SPY", "source": "sample"}
 SPACE = {"fast": "5:20:5", "slow": "30:60:10"}
@@ -89,7 +89,7 @@ def test_search_result(folder: Path) -> None:
     space = {"fast": "2:40", "slow": "30:90"}
     result = ivybt.optimize("sma_cross", **COMMON, params=space, trials=24, seed=1,
                             results_dir=folder, start="2015-01-01")  # fmt: skip
-    from ivybt.studies.search_output import write_search
+    from ivybt.runs.optimize import write_search
 
     page = write_search(result, folder / "search") / "report.html"
     figures = result.plot()

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 import ivybt
 from ivybt.cli import cli
 from ivybt.errors import ConfigError
-from ivybt.run_folder import check_reusable, clear_run_files, resolve_run_folder
+from ivybt.runs.folder import check_reusable, clear_run_files, resolve_run_folder
 
 SAMPLE = ["--symbol", "SPY", "--source", "sample", "--start", "2012-01-01"]
 WINDOWS = ["--is", "2y", "--oos", "1y", "--no-evidence", "-p", "slow=20,40"]

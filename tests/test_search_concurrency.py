@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from ivybt.studies.optimize import optimize
+from ivybt.runs.optimize import optimize
 from ivybt.studies.study_storage import open_storage
 
 _TOGETHER = """

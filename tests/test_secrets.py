@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from ivybt.cli import USAGE_EXIT, cli
+from ivybt.files import write_json, write_text
 from ivybt.redact import redact, redact_value
-from ivybt.run_folder import write_json, write_text
 
 PASSWORD = "S3cretPW"
 COMMON = ["-s", "SPY", "--source", "sample", "--start", "2016-01-01"]
@@ -251,7 +251,7 @@ def test_a_storage_lost_mid_run_is_one_line_without_the_password(
             "was closed"
         )
 
-    monkeypatch.setattr("ivybt.studies.optimize._run_batch", lost)
+    monkeypatch.setattr("ivybt.runs.optimize.search_batch", lost)
     result = invoke("optimize", "sma_cross", *COMMON, *SPACE, "--trials", "4", "--out", "o")
     assert result.exit_code == 1, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("Error:")]

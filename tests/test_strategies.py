@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from ivybt.cli import cli
 from ivybt.data.sample import load_sample
+from ivybt.engine.simulation import strategy_targets
+from ivybt.engine.tables import bar_columns
 from ivybt.errors import ConfigError
-from ivybt.simulation import strategy_targets
 from ivybt.strategies import BUILTIN, Constraint, Indicator, get_strategy
-from ivybt.tables import bar_columns
 from tests import reference_signals
 
 ROOT = Path(__file__).resolve().parents[1]

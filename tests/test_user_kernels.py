@@ -1,7 +1,7 @@
 """A plug-in's signal kernel is checked on every path that runs it (issue #13, point 4): a
 target other than -1, 0, +1, a bar never written, an index out of bounds. Each stops the run
 with one StrategyError line (CLI exit 1) naming the strategy, its parameters, the bar and the
-value; nothing segfaults (`ivybt.user_kernels`)."""
+value; nothing segfaults (`ivybt.engine.user_kernels`)."""
 
 from __future__ import annotations
 
@@ -20,16 +20,16 @@ import ivybt
 from ivybt.cli import cli
 from ivybt.config import ExecutionConfig
 from ivybt.data.sample import load_sample
+from ivybt.engine.simulation import simulate_strategy
+from ivybt.engine.tables import bar_columns
+from ivybt.engine.user_kernels import RULE
 from ivybt.errors import StrategyError
 from ivybt.kernels.grid import first_invalid_target_nb
 from ivybt.kernels.signals import cross_signal_nb
-from ivybt.simulation import simulate_strategy
+from ivybt.runs.lookahead import check_lookahead
 from ivybt.strategies import BUILTIN, get_strategy
 from ivybt.studies.grid import evaluate_returns, evaluate_space
-from ivybt.studies.lookahead import check_lookahead
 from ivybt.studies.space import build_space
-from ivybt.tables import bar_columns
-from ivybt.user_kernels import RULE
 
 PLUGINS = """
 import sys

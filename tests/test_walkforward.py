@@ -14,14 +14,14 @@ import ivybt
 from ivybt.cli import INTERRUPTED_EXIT, cli
 from ivybt.config import ExecutionConfig
 from ivybt.data.sample import load_sample
+from ivybt.engine.simulation import simulate_strategy
+from ivybt.engine.tables import bar_columns
 from ivybt.errors import StudyInterrupted
 from ivybt.kernels.metrics import METRIC_NAMES
-from ivybt.simulation import simulate_strategy
 from ivybt.strategies import BUILTIN
 from ivybt.studies import walkforward as walkforward_module
 from ivybt.studies.selection import plateau_scores, select
 from ivybt.studies.study_storage import open_storage, storage_url_of
-from ivybt.tables import bar_columns
 
 PARAMS = {"fast": "5:30:5", "slow": "20:120:20"}
 WINDOWS = {"in_sample": 500, "out_of_sample": 250}

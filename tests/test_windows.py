@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ivybt.data.sample import load_sample
+from ivybt.engine.splits import train_test_split
 from ivybt.errors import ConfigError
-from ivybt.studies.splits import train_test_split
 from ivybt.studies.windows import (
     HALF_OPEN_NOTE,
     Fold,

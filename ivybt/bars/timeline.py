@@ -10,13 +10,12 @@ real bar and annualised like the source data, comparable with standard-bar runs.
 
 Grids and searches may vary the bricks themselves: `box`, `atr` and `atr_mult` given as `-p`
 specs are bar parameters (`BAR_PARAMS`), not strategy parameters; bricks are built once per
-distinct combination of them and reused across the strategy's parameters.
+distinct combination of them and reused across the strategy's parameters
+(`ivybt.studies.space.bar_grid` lists those combinations).
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,6 @@ from ivybt._typing import Float64Array1D, Int64Array1D
 from ivybt.config import RenkoConfig, RunConfig
 from ivybt.errors import ConfigError
 from ivybt.strategies.base import Param
-from ivybt.studies.space import DEFAULT_MAX_COMBINATIONS, check_size, parse_spec, spec_count
 
 BAR_PARAMS: dict[str, Param] = {
     "box": Param("box", float, 1.0, 0.1, 10.0, 1e-12, None, "Renko box size, price units"),
@@ -74,21 +72,6 @@ def split_specs(
             "--bars renko"
         )
     return bar, {name: spec for name, spec in specs.items() if name not in BAR_PARAMS}
-
-
-def bar_grid(config: RunConfig, bar_specs: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Every combination of the bar parameters' values (one empty dict without any),
-    counted first and refused beyond the study's `max_combinations` (`check_size`)."""
-    counts = [spec_count(BAR_PARAMS[name], spec, "renko") for name, spec in bar_specs.items()]
-    limit = config.study.max_combinations if config.study else DEFAULT_MAX_COMBINATIONS
-    shown = " x ".join(f"{n:,} {name}" for name, n in zip(bar_specs, counts, strict=True))
-    check_size(math.prod(counts), limit, f"{shown} brick settings")
-    values = [parse_spec(BAR_PARAMS[name], spec, "renko") for name, spec in bar_specs.items()]
-    grid = [dict(zip(bar_specs, combo, strict=True)) for combo in itertools.product(*values)]
-    if config.data.bars == "renko":
-        for combo in grid:
-            renko_settings(config, combo)  # validates every combination up front
-    return grid
 
 
 def renko_settings(config: RunConfig, override: Mapping[str, Any] | None = None) -> Any:

@@ -110,7 +110,7 @@ class IvyBTGroup(click.Group):
                 if is_interrupt(err):  # Ctrl-C inside a Numba kernel: SystemError from it
                     click.echo(INTERRUPTED_LINE, err=True)
                     raise click.exceptions.Exit(INTERRUPTED_EXIT) from err
-                from ivybt.run_folder import disk_full_message, is_disk_full
+                from ivybt.files import disk_full_message, is_disk_full
 
                 if is_disk_full(err):  # a write outside the run folder's writers
                     where = getattr(err, "filename", None) or "a file"

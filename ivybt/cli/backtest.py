@@ -49,8 +49,8 @@ def backtest(settings: Settings, strategy: str | None, **values: Any) -> None:
       ivybt backtest mypkg.signals:Breakout -s BTCUSD --periods-per-year 365
       ivybt backtest --config results/spy-test/manifest.json --commission 0.002
     """
-    from ivybt.backtesting import run_backtest
     from ivybt.config import build_config
+    from ivybt.runs.backtest import run_backtest
 
     sections = run_config(strategy, values)
     sections["strategy"]["params"] = values["params"]

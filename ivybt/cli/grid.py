@@ -62,7 +62,7 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
     from ivybt.cli.progress import ProgressBar, compile_notice, echo_notice
     from ivybt.config import build_config
     from ivybt.config_file import study_sections
-    from ivybt.studies.grid_run import run_grid
+    from ivybt.runs.grid import run_grid
 
     sections = run_config(strategy, values)
     sections["strategy"]["space"] = dict(values["params"])
@@ -95,7 +95,7 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
         import optuna
 
         from ivybt.redact import redact
-        from ivybt.studies.grid_export import export_grid_study
+        from ivybt.runs.grid_export import export_grid_study
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 

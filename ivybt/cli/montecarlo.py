@@ -53,7 +53,7 @@ def montecarlo(
       ivybt montecarlo results/bt --n 50000 --method block --block-size 20 --seed 7
       ivybt montecarlo results/walkforward-sma_cross-SPY-20261124T120000Z --n 10000
     """
-    from ivybt.stats.montecarlo import METRICS, monte_carlo
+    from ivybt.runs.montecarlo import METRICS, monte_carlo
 
     result = monte_carlo(run_dir, n=n, method=method, block_size=block_size, seed=seed)
     click.echo(

@@ -116,8 +116,7 @@ def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
     from ivybt.config import build_config
     from ivybt.config_file import study_sections
     from ivybt.redact import redact
-    from ivybt.studies.optimize import run_search
-    from ivybt.studies.search_output import write_search
+    from ivybt.runs.optimize import run_search, write_search
     from ivybt.studies.study_storage import quiet_optuna
 
     sections = run_config(strategy, values)

@@ -245,7 +245,7 @@ def check_run_folder(config: Any, values: dict[str, Any], results_dir: Path) -> 
     not write at the end: --out (or the file's output.out) that is a file or under one, not
     writable, a folder holding no IvyBT run, or another configuration's run folder without
     --overwrite; without --out, a results folder that cannot be written."""
-    from ivybt.run_folder import check_out_folder, check_reusable, check_writable
+    from ivybt.runs.folder import check_out_folder, check_reusable, check_writable
 
     out = values.get("out") or config.output.out
     if out is None:

@@ -118,7 +118,7 @@ def walkforward(settings: Settings, strategy: str | None, **values: Any) -> None
     from ivybt.cli.progress import ProgressBar, compile_notice, echo_notice
     from ivybt.config import build_config
     from ivybt.config_file import study_sections
-    from ivybt.studies.walkforward_run import run_walk_forward
+    from ivybt.runs.walkforward import run_walk_forward
 
     sections = run_config(strategy, {**values, "train_split": None, "run_mode": "full"})
     sections["strategy"]["space"] = dict(values["params"])
@@ -243,7 +243,7 @@ def surface(run_dir: Path, param: str | None, metric: str | None, side: str) -> 
       ivybt surface results/walkforward-sma_cross-SPY-20261124T120000Z
       ivybt surface results/wf --param slow --metric calmar --side is
     """
-    from ivybt.studies.surface_page import write_surface_page
+    from ivybt.runs.surface import write_surface_page
 
     path = write_surface_page(run_dir, param=param, metric=metric, side=side)
     click.echo(f"wrote {path}")

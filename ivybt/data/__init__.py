@@ -10,8 +10,10 @@ from ivybt.data.cache import DataCache, UpdateReport, fetch
 from ivybt.data.importer import ImportReport, import_file, read_vendor_file
 from ivybt.data.intervals import INTERVAL_NAMES, Interval, parse_interval
 from ivybt.data.loader import SOURCES, LoadedSeries, list_series, load, load_series
+from ivybt.data.panel import Panel, load_panel, panel_from_frames
 from ivybt.data.sample import SampleSeries, sample_catalog
 from ivybt.data.store import SeriesMeta, data_sha256
+from ivybt.data.universe import parse_symbols, read_universe
 from ivybt.data.validate import Validated, validate_ohlcv
 from ivybt.data.yahoo import RetryPolicy, fetch_yahoo
 
@@ -22,6 +24,7 @@ __all__ = [
     "ImportReport",
     "Interval",
     "LoadedSeries",
+    "Panel",
     "RetryPolicy",
     "SampleSeries",
     "SeriesMeta",
@@ -33,8 +36,12 @@ __all__ = [
     "import_file",
     "list_series",
     "load",
+    "load_panel",
     "load_series",
+    "panel_from_frames",
     "parse_interval",
+    "parse_symbols",
+    "read_universe",
     "read_vendor_file",
     "sample_catalog",
     "validate_ohlcv",

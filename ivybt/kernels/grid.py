@@ -145,7 +145,7 @@ def window_metrics_nb(
 
     Each window starts flat with the initial cash at bar a; its signals came from every bar
     before it, so nothing is cold at the boundary. `traded` (int8, n_bars) is scratch.
-    Row w of `out_metrics` equals the single backtest on bars [a, b) (`ivybt.simulation`,
+    Row w of `out_metrics` equals the single backtest on bars [a, b) (`ivybt.engine.simulation`,
     `window=slice(a, b)`), bit for bit.
     """
     open_ = prices[0]
@@ -227,7 +227,7 @@ def grid_builtin_nb(
         Open and close of every traded bar (C-contiguous).
     table : float64, shape (n_rows, n_signal_bars)
         Indicator rows over the signal bars (the traded bars themselves, or Renko bricks),
-        each computed once (`ivybt.tables.indicator_table`).
+        each computed once (`ivybt.engine.tables.indicator_table`).
     slots : int64, shape (n_combos, n_slots)
         For each combination, the table row of each of the strategy's indicator slots.
     params : float64, shape (n_combos, n_params)
@@ -371,7 +371,7 @@ def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float6
     writes `out_bad[b] = (j, index, value)`, with index -1 when the kernel raised
     (`make_guarded_signal`); `out_bad[b, 0] == -1` when its combinations were all fine.
     Metrics of a block that stopped are unset. `plan.code` is unused. Pass a bounds-checked
-    kernel (`ivybt.user_kernels.checked_kernel`), so an index out of bounds raises (and is
+    kernel (`ivybt.engine.user_kernels.checked_kernel`), so an index out of bounds raises (and is
     flagged) instead of writing over memory.
     """
     unwritten = UNWRITTEN_TARGET  # closure constants, frozen into the kernel

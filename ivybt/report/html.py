@@ -95,7 +95,7 @@ def render_html(
 
     Returns
     -------
-    str : the page. Nothing is written here; run folders write it (`ivybt.run_folder`).
+    str : the page. Nothing is written here; run folders write it (`ivybt.runs.folder`).
     """
     parts = [
         "<!DOCTYPE html>",

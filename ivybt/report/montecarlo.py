@@ -2,7 +2,7 @@
 histograms of total return, max drawdown and Sharpe over the resampled paths.
 
 `montecarlo_sections` draws every figure of the page; `MonteCarloResult.plot()` returns the
-same. The numbers come from `ivybt.stats.montecarlo.MonteCarloResult`; plotly is imported
+same. The numbers come from `ivybt.runs.montecarlo.MonteCarloResult`; plotly is imported
 inside the drawing functions only.
 """
 
@@ -18,14 +18,15 @@ from ivybt.report.html import LIGHT_TEMPLATE, render_html
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from ivybt.stats.montecarlo import MonteCarloResult
-
 METRICS = ("total_return", "max_drawdown", "sharpe")
 _LABELS = {"total_return": "total return", "max_drawdown": "max drawdown", "sharpe": "Sharpe"}
 RUN_COLOR = "#d62728"
+MonteCarloData = Any
+"""A Monte Carlo study's numbers, as `ivybt.runs.montecarlo.MonteCarloResult` holds them: the
+fan, percentiles, the run's observed values, the share of worse paths and the labels."""
 
 
-def montecarlo_sections(result: MonteCarloResult) -> list[tuple[str, go.Figure]]:
+def montecarlo_sections(result: MonteCarloData) -> list[tuple[str, go.Figure]]:
     """(heading, figure) pairs of the page: the equity fan (5-95% and 25-75% bands, median,
     the run), then one histogram per metric with the run and p5 / p95 marked."""
     import plotly.graph_objects as go
@@ -39,7 +40,7 @@ def montecarlo_sections(result: MonteCarloResult) -> list[tuple[str, go.Figure]]
     return sections
 
 
-def montecarlo_html(result: MonteCarloResult) -> str:
+def montecarlo_html(result: MonteCarloData) -> str:
     """The study's page as one offline HTML page (plotly.js inlined once); nothing written."""
     src, cash = result.source, result.source["initial_cash"]
     rows = [("Run", f"{src['command']} {src['folder']}"),
@@ -73,7 +74,7 @@ def montecarlo_html(result: MonteCarloResult) -> str:
     return render_html(title, summary_rows=rows, sections=montecarlo_sections(result), notes=notes)
 
 
-def _fan(go: Any, result: MonteCarloResult) -> Any:
+def _fan(go: Any, result: MonteCarloData) -> Any:
     fan, x, cash = result.fan, list(result.fan["x"]), result.source["initial_cash"]
     fig = go.Figure()
     bands = (("p5", "p95", "rgba(31,119,180,0.15)", "5-95%"),
@@ -95,7 +96,7 @@ def _fan(go: Any, result: MonteCarloResult) -> Any:
     return fig
 
 
-def _histogram(go: Any, result: MonteCarloResult, name: str) -> Any:
+def _histogram(go: Any, result: MonteCarloData, name: str) -> Any:
     values = getattr(result, name)
     scale = 1.0 if name == "sharpe" else 100.0
     values = values[np.isfinite(values)] * scale

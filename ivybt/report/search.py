@@ -2,7 +2,7 @@
 (`optuna.visualization`) in the reports' light style, the best trials, the PBO histogram.
 
 `search_sections` draws every figure of report.html; `SearchResult.plot()` returns the same.
-Each trial's metrics come from its user attributes (`ivybt.studies.optimize` stores every
+Each trial's metrics come from its user attributes (`ivybt.studies.search` stores every
 metric there). Parameter importances use Optuna's default evaluator, PED-ANOVA (it ships with
 Optuna and needs neither scikit-learn nor the network), on the trials that finished.
 optuna and plotly are imported inside the functions only.

@@ -5,13 +5,12 @@ stability scores), the fold table, the stitched OOS equity against buy-and-hold,
 fold, then the stability surfaces of `ivybt.report.surface` (3D surface with the chosen
 path, per-fold heatmaps, parameter drift). The surfaces show the objective on the OOS side,
 over the first searched parameter; `ivybt surface RUN_DIR` draws any other.
-Both pages embed plotly.js once and open offline.
+Both pages embed plotly.js once and open offline; `ivybt.runs.walkforward` writes them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -20,11 +19,25 @@ from ivybt.report.backtest import format_metric
 from ivybt.report.html import LIGHT_TEMPLATE, render_html
 from ivybt.report.surface import surface_figures, surface_report_html
 from ivybt.report.table import table_figure
-from ivybt.run_folder import write_text
 from ivybt.studies.walkforward import WFE_MIN_IS_CAGR
 
-if TYPE_CHECKING:
-    from ivybt.studies.walkforward_run import WalkForwardResult
+
+class WalkForwardData(Protocol):
+    """What the pages read of a walk-forward run (`ivybt.runs.walkforward.WalkForwardResult`
+    is one): its configuration, joint space, fold table, surface, stitched OOS equity and
+    metrics.json."""
+
+    config: Any
+    space: Any
+    folds: pd.DataFrame
+    surface: pd.DataFrame
+    oos_equity: pd.DataFrame
+    metrics: dict[str, Any]
+    data: dict[str, Any]
+
+    @property
+    def objective(self) -> str: ...
+
 
 _FOLD_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades")
 
@@ -34,18 +47,7 @@ def surface_page_name(side: str, metric: str, param: str) -> str:
     return f"surface-{side}-{metric}-{param}.html"
 
 
-def write_walkforward_pages(result: WalkForwardResult) -> list[Path]:
-    """Write report.html and the default stability page into the run folder."""
-    param = _default_param(result)
-    written = [result.folder / "report.html", result.folder / surface_page_name(
-        "oos", result.objective, param)]  # fmt: skip
-    write_text(written[0], walkforward_report_html(result, param=param))
-    write_text(written[1], surface_page_html(result, param=param, metric=result.objective,
-                                             side="oos"))  # fmt: skip
-    return written
-
-
-def surface_page_html(result: WalkForwardResult, *, param: str, metric: str, side: str) -> str:
+def surface_page_html(result: WalkForwardData, *, param: str, metric: str, side: str) -> str:
     """The stability page of one (parameter, metric, side)."""
     return surface_report_html(
         result.surface, result.folds, title=f"Stability surface: {metric} over {param} ({side})",
@@ -55,13 +57,13 @@ def surface_page_html(result: WalkForwardResult, *, param: str, metric: str, sid
 
 
 def walkforward_sections(
-    result: WalkForwardResult, *, param: str | None = None
+    result: WalkForwardData, *, param: str | None = None
 ) -> list[tuple[str, Any]]:
     """Every (heading, figure) of report.html, in its order; `param` None: the default
     surface parameter. report.html and `WalkForwardResult.plot()` both draw these."""
     import plotly.graph_objects as go
 
-    param = _default_param(result) if param is None else param
+    param = default_param(result) if param is None else param
     sections: list[tuple[str, Any]] = [
         ("Folds", _fold_table(go, result)),
         ("Stitched out-of-sample equity vs buy-and-hold", _equity(go, result.oos_equity)),
@@ -73,7 +75,7 @@ def walkforward_sections(
     return sections
 
 
-def walkforward_report_html(result: WalkForwardResult, *, param: str) -> str:
+def walkforward_report_html(result: WalkForwardData, *, param: str) -> str:
     """report.html as one offline page; nothing is written."""
     sections = walkforward_sections(result, param=param)
     notes = [
@@ -97,19 +99,19 @@ def walkforward_report_html(result: WalkForwardResult, *, param: str) -> str:
     )  # fmt: skip
 
 
-def _min_trades(result: WalkForwardResult) -> int:
+def _min_trades(result: WalkForwardData) -> int:
     study = result.config.study
     return 1 if study is None else study.min_trades
 
 
-def _default_param(result: WalkForwardResult) -> str:
+def default_param(result: WalkForwardData) -> str:
     """The searched parameter with the most values (the first on a tie)."""
     names = list(result.space.names)
     counts = [len(set(result.space.combos[:, k])) for k in range(len(names))]
     return names[counts.index(max(counts))]
 
 
-def _summary_rows(result: WalkForwardResult) -> list[tuple[str, str]]:
+def _summary_rows(result: WalkForwardData) -> list[tuple[str, str]]:
     metrics = result.metrics
     oos, hold = metrics["oos"] or {}, metrics["buy_and_hold"] or {}
     rows = [
@@ -134,7 +136,7 @@ def _summary_rows(result: WalkForwardResult) -> list[tuple[str, str]]:
     return rows
 
 
-def _fold_table(go: Any, result: WalkForwardResult) -> Any:
+def _fold_table(go: Any, result: WalkForwardData) -> Any:
     folds = result.folds
     names = list(result.space.names)
     header = ["fold", "IS", "OOS", *names, *(f"IS {m}" for m in _FOLD_METRICS),

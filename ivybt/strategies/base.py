@@ -341,23 +341,29 @@ def _checked_indicators(
     return classmethod(indicators)
 
 
+def is_trusted(strategy: type[Strategy]) -> bool:
+    """True for a built-in signal kernel (`ivybt.kernels.grid.SIGNAL_CODES`), which runs
+    unchecked (`ivybt.engine.user_kernels`)."""
+    from ivybt.kernels.grid import SIGNAL_CODES
+
+    return strategy.signal_kernel in SIGNAL_CODES
+
+
 @contextlib.contextmanager
 def signal_kernel_errors(strategy: type[Strategy]) -> Iterator[None]:
     """Run a plug-in's signal kernel (or a grid kernel compiled around it) in this block: an
     exception it raises, or Numba's refusal to compile it, becomes one `StrategyError` line
     naming the strategy, the kernel and the exception (exit status 1 on the command line).
 
-    Built-in signal kernels (`ivybt.user_kernels.is_trusted`, the rule that also spares them
-    the checks) are IvyBT's own code: their errors stay internal errors, as do an
-    `IvyBTError` and a `MemoryError` (the buffers, not the kernel).
+    Built-in signal kernels (`is_trusted`, the rule that also spares them the checks of
+    `ivybt.engine.user_kernels`) are IvyBT's own code: their errors stay internal errors, as
+    do an `IvyBTError` and a `MemoryError` (the buffers, not the kernel).
     """
     try:
         yield
     except (IvyBTError, MemoryError):
         raise
     except Exception as err:
-        from ivybt.user_kernels import is_trusted
-
         if is_trusted(strategy):
             raise
         raise StrategyError(_kernel_failure(strategy, err)) from err

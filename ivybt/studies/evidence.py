@@ -167,7 +167,7 @@ def summary_rows(evidence: Mapping[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def search_evidence(result: Any) -> dict[str, Any] | None:
-    """`overfitting_evidence` of an Optuna search (`ivybt.studies.optimize.SearchResult`):
+    """`overfitting_evidence` of an Optuna search (`ivybt.runs.optimize.SearchResult`):
     trials ranked by the first objective (negated when it is minimised), N = every finished
     trial (pruned and failed ones included), returns re-evaluated per Renko brick setting."""
     from optuna.trial import TrialState
@@ -175,7 +175,7 @@ def search_evidence(result: Any) -> dict[str, Any] | None:
     from ivybt.bars.timeline import BAR_PARAMS
     from ivybt.strategies import get_strategy
     from ivybt.studies.grid import evaluate_returns
-    from ivybt.studies.optimize import MINIMIZED, bricks_for
+    from ivybt.studies.search import MINIMIZED, bricks_for
     from ivybt.studies.search_space import search_space
     from ivybt.studies.space import ParamSpace
 

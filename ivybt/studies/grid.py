@@ -34,14 +34,14 @@ from ivybt._typing import (
     Int64Array2D,
 )
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
+from ivybt.engine.simulation import execution_tuple
+from ivybt.engine.tables import indicator_table
+from ivybt.engine.user_kernels import checked_kernel, raise_first_bad
 from ivybt.errors import ConfigError, StudyInterrupted, is_interrupt
 from ivybt.kernels.grid import SIGNAL_CODES, GridPlan, grid_builtin_nb, make_grid_kernel
 from ivybt.kernels.metrics import N_METRICS
-from ivybt.simulation import execution_tuple
 from ivybt.strategies.base import Indicator, Strategy, signal_kernel_errors
 from ivybt.studies.space import ParamSpace
-from ivybt.tables import indicator_table
-from ivybt.user_kernels import checked_kernel, raise_first_bad
 
 Progress = Callable[[int, int], None]
 """progress(done, total): called after each kernel call with the combinations done so far."""
@@ -79,7 +79,7 @@ def evaluate_space(
     """Metrics of every combination of `space` on `columns`: float64, (n_combos, N_METRICS).
 
     Signals use every bar of `columns` (or `signal_columns`, see `evaluate_windows`); trading
-    and metrics start at `first_bar`. Row j equals `ivybt.simulation.simulate_strategy` for
+    and metrics start at `first_bar`. Row j equals `ivybt.engine.simulation.simulate_strategy` for
     combination j, bit for bit.
     """
     windows = np.array([[first_bar, len(columns["close"])]], dtype=np.int64)
@@ -372,7 +372,7 @@ def _kernel_for(strategy: type[Strategy]) -> Callable[..., Float64Array3D]:
 
 @lru_cache(maxsize=32)
 def _custom_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float64Array3D]:
-    """The grid kernel of a user's signal kernel, bounds-checked (`ivybt.user_kernels`)."""
+    """The grid kernel of a user's signal kernel, bounds-checked (`ivybt.engine.user_kernels`)."""
     return make_grid_kernel(checked_kernel(signal_kernel))
 
 
@@ -388,7 +388,7 @@ def _checked(strategy: type[Strategy], kernel: Callable[..., Any]) -> Callable[.
     """`kernel` (from `_custom_kernel` or `_custom_returns_kernel`) with the arguments of its
     built-in twin: it passes the `out_bad` array the checks write, then raises for the first
     combination, in enumeration order, whose signal kernel broke the target rule or raised
-    (`ivybt.user_kernels.raise_first_bad`)."""
+    (`ivybt.engine.user_kernels.raise_first_bad`)."""
 
     def run(*args: Any) -> Any:
         _, table, slots, params, plan = args[:5]

@@ -211,7 +211,7 @@ class JournalBackend(JournalFileBackend):
 
 def _append_error(err: OSError, path: str, size: int) -> Exception:
     """`DiskFullError` for a full disk (ENOSPC, EDQUOT), else `StorageError`."""
-    from ivybt.run_folder import is_disk_full
+    from ivybt.files import is_disk_full
 
     fix = "nothing was written to it, and rerunning the same command resumes the study"
     if is_disk_full(err):

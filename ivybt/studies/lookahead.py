@@ -1,15 +1,15 @@
 """Look-ahead check: a strategy's signals and positions on truncated histories vs the full run.
 
 A strategy without look-ahead decides bar t with bars <= t only, so cutting the history after
-bar t changes nothing up to t. `check_lookahead` runs the strategy once on the full history,
-then again on the history truncated after each of many cut bars, and compares every bar up to
-the cut:
+bar t changes nothing up to t. `run_lookahead_check` runs the strategy once on the full
+history, then again on the history truncated after each of many cut bars, and compares every
+bar up to the cut (`ivybt.runs.lookahead.check_lookahead` takes API keywords):
 
 - each indicator row the strategy reads (bit-identical, NaN equal to NaN), on the signal bars;
 - the signal: the signal kernel's side on the signal bars, with both sides allowed (so a leak
   in the short side is seen under ``direction="long"`` too);
 - the target on the real bars (after the direction and, for Renko, the bricks' expansion);
-- the units held and the equity at each bar's close (`ivybt.simulation.simulate_strategy`).
+- the units held and the equity at each bar's close (`ivybt.engine.simulation.simulate_strategy`).
 
 Cut bars run from the first bar where every indicator is defined (for Renko, the bar that
 completes the brick where they are; for a non-dynamic ATR box, also not before bar `atr`,
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,15 +32,14 @@ import numpy as np
 import pandas as pd
 
 from ivybt._typing import Float64Array1D
-from ivybt.backtesting import api_sections, config_sections
 from ivybt.bars.timeline import SignalBars, signal_bars
-from ivybt.config import RunConfig, build_config
+from ivybt.config import RunConfig
+from ivybt.engine.inputs import prepare_inputs
+from ivybt.engine.simulation import check_enough_bars, simulate_strategy, strategy_targets
+from ivybt.engine.tables import indicator_table
 from ivybt.errors import ConfigError
-from ivybt.run_inputs import prepare_inputs
-from ivybt.simulation import check_enough_bars, simulate_strategy, strategy_targets
 from ivybt.strategies import get_strategy
 from ivybt.strategies.base import Indicator, ParamValue, Strategy
-from ivybt.tables import indicator_table
 
 _LABELS = {"signal": "the signal", "target": "the target side", "units": "the units held",
            "equity": "the equity", "bricks": "the number of bricks completed"}  # fmt: skip
@@ -71,7 +69,7 @@ class Difference:
 
 @dataclass(frozen=True)
 class LookaheadReport:
-    """What `check_lookahead` found; `ok` when nothing up to any cut changed."""
+    """What the check found; `ok` when nothing up to any cut changed."""
 
     strategy: str
     params: dict[str, ParamValue]
@@ -118,57 +116,6 @@ class LookaheadReport:
     def to_json(self) -> str:
         """The report as a JSON object (NaN values as null)."""
         return json.dumps(self.to_dict(), indent=2)
-
-
-def check_lookahead(
-    strategy: str | type[Strategy],
-    *,
-    symbol: str | None = None,
-    data: pd.DataFrame | None = None,
-    params: Mapping[str, object] | None = None,
-    cuts: int = 50,
-    seed: int | None = 0,
-    interval: str | None = None,
-    start: str | None = None,
-    end: str | None = None,
-    source: str | None = None,
-    adjusted: bool | None = None,
-    bars: str | None = None,
-    renko: Mapping[str, Any] | None = None,
-    commission: float | None = None,
-    slippage: float | None = None,
-    fill: str | None = None,
-    direction: str | None = None,
-    size: float | None = None,
-    initial_cash: float | None = None,
-    periods_per_year: float | None = None,
-    cache_dir: str | Path | None = None,
-) -> LookaheadReport:
-    """Check `strategy` for look-ahead on one symbol (or a DataFrame of OHLCV bars).
-
-    Takes the data, bar and execution keywords of `ivybt.backtest` (same defaults); `cuts`
-    is the number of cut bars (>= 1) and `seed` draws the random half of them (None: a fresh
-    seed, recorded in the report). The module docstring says what is compared.
-
-    Examples
-    --------
-    >>> from ivybt.studies.lookahead import check_lookahead
-    >>> report = check_lookahead("sma_cross", symbol="SPY", source="sample", cuts=5,
-    ...                          start="2018-01-01")
-    >>> report.ok, report.message
-    (True, 'no look-ahead: 5 cuts, positions and signals identical up to each cut')
-    """
-    sections = config_sections(
-        strategy, symbol=symbol, data=data, interval=interval, start=start, end=end,
-        source=source, adjusted=adjusted, bars=bars, renko=renko, commission=commission,
-        slippage=slippage, fill=fill, direction=direction, size=size,
-        initial_cash=initial_cash, periods_per_year=periods_per_year,
-        extra={"strategy": {"params": None if params is None else dict(params)}},
-    )  # fmt: skip
-    config = build_config(**api_sections(sections, None))
-    return run_lookahead_check(
-        config, data=data, cache_dir=cache_dir, cuts=cuts, seed=seed, strategy=strategy
-    )
 
 
 def run_lookahead_check(
@@ -273,7 +220,7 @@ class _Run:
         }
         signal = strategy_targets(
             signals.columns, self.strategy, self.params, "both", signal_of=signals.signal_of
-        )  # a user's kernel checked (ivybt.user_kernels), on every truncated history too
+        )  # a user's kernel checked (ivybt.engine.user_kernels), on every truncated history too
         out["signal"] = ("signal", signal)
         simulation = simulate_strategy(
             columns, self.strategy, self.params, self.config.execution,

@@ -32,13 +32,17 @@ Decisions (the same for `ivybt grid`, `ivybt walkforward` and `ivybt optimize`):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ivybt._typing import Float64Array2D
+from ivybt.bars.timeline import BAR_PARAMS, renko_settings
+from ivybt.config import RunConfig
 from ivybt.errors import ConfigError
 from ivybt.strategies.base import Param, ParamValue, Strategy
 from ivybt.strategies.constraints import Constraint
@@ -328,3 +332,18 @@ def _describe(values: list[ParamValue]) -> str:
     if len(values) == 1:
         return f"{values[0]}"
     return f"{values[0]}..{values[-1]} ({len(values)} values)"
+
+
+def bar_grid(config: RunConfig, bar_specs: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every combination of the bar parameters' values (one empty dict without any),
+    counted first and refused beyond the study's `max_combinations` (`check_size`)."""
+    counts = [spec_count(BAR_PARAMS[name], spec, "renko") for name, spec in bar_specs.items()]
+    limit = config.study.max_combinations if config.study else DEFAULT_MAX_COMBINATIONS
+    shown = " x ".join(f"{n:,} {name}" for name, n in zip(bar_specs, counts, strict=True))
+    check_size(math.prod(counts), limit, f"{shown} brick settings")
+    values = [parse_spec(BAR_PARAMS[name], spec, "renko") for name, spec in bar_specs.items()]
+    grid = [dict(zip(bar_specs, combo, strict=True)) for combo in itertools.product(*values)]
+    if config.data.bars == "renko":
+        for combo in grid:
+            renko_settings(config, combo)  # validates every combination up front
+    return grid

@@ -20,8 +20,8 @@ import optuna
 
 from ivybt import __version__
 from ivybt.config import RunConfig
+from ivybt.engine.inputs import RunInputs
 from ivybt.errors import ConfigError
-from ivybt.run_inputs import RunInputs
 
 
 def study_identity(

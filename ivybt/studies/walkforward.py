@@ -17,7 +17,7 @@ Per fold (windows from `ivybt.studies.windows.make_folds`, half-open bar ranges)
    a one-year OOS window made 0 closed trades and still earned its return); `valid` on the
    OOS side only says the objective is defined (finite). A fold where no combination made
    `min_trades` trades in-sample has no choice and holds cash out of sample
-   (`ivybt.studies.walkforward_run` warns about it).
+   (`ivybt.runs.walkforward` warns about it).
 3. The fold is written to `folds/fold-<k>.parquet` (its surface) and `folds/fold-<k>.json`
    (its record), atomically; a rerun on the same run folder reads finished folds back
    instead of recomputing them, so results are identical.
@@ -38,10 +38,10 @@ import pandas as pd
 
 from ivybt.bars.timeline import BAR_PARAMS, signal_bars
 from ivybt.config import RunConfig
+from ivybt.engine.inputs import RunInputs
 from ivybt.errors import ConfigError, StudyInterrupted, is_interrupt
+from ivybt.files import write_json, write_table
 from ivybt.kernels.metrics import METRIC_NAMES
-from ivybt.run_folder import write_json, write_table
-from ivybt.run_inputs import RunInputs
 from ivybt.studies.grid import evaluate_windows
 from ivybt.studies.selection import select
 from ivybt.studies.space import ParamSpace

@@ -33,9 +33,9 @@ import pandas as pd
 
 from ivybt.bars.timeline import BAR_PARAMS, signal_bars
 from ivybt.config import RunConfig
+from ivybt.engine.inputs import RunInputs
+from ivybt.engine.simulation import buy_and_hold_metrics, simulate_strategy
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, return_metrics_nb, trade_metrics_nb
-from ivybt.run_inputs import RunInputs
-from ivybt.simulation import buy_and_hold_metrics, simulate_strategy
 from ivybt.strategies import Strategy
 from ivybt.studies.walkforward import FoldResult, walk_forward_efficiency
 

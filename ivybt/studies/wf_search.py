@@ -29,10 +29,10 @@ import numpy as np
 import optuna
 
 from ivybt.config import RunConfig
+from ivybt.engine.inputs import RunInputs
 from ivybt.errors import ConfigError, SmallSpaceWarning
-from ivybt.run_inputs import RunInputs
 from ivybt.strategies import Strategy
-from ivybt.studies.optimize import _run_batch, bricks_for
+from ivybt.studies.search import bricks_for, search_batch
 from ivybt.studies.search_space import (
     make_sampler,
     search_space,
@@ -108,7 +108,7 @@ def fold_searcher(
             sampler_for=lambda n: make_sampler(
                 fold_study.model_copy(update={"seed": batch_seed(seed, n)}), searched
             )[0],
-            run_batch=lambda working, size: _run_batch(
+            run_batch=lambda working, size: search_batch(
                 working, strategy, searched, fixed, fold_inputs, search_config, size, signals
             ),
             untried=None if combos is None else untried_of(combos),

@@ -35,7 +35,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ivybt.data.intervals import day_label
+from ivybt.engine.splits import train_test_split
 from ivybt.errors import ConfigError
 
 HALF_OPEN_NOTE = (
@@ -188,18 +188,9 @@ def folds_frame(folds: Sequence[Fold], index: pd.DatetimeIndex) -> pd.DataFrame:
 
 def train_test_fold(n_bars: int, train_split: float) -> Fold:
     """The train/test split as a one-fold walk-forward: IS = `[0, split)`, OOS =
-    `[split, n_bars)` with `split = floor(n_bars x train_split)`; each part needs 2 bars."""
-    if not 0.0 < train_split < 1.0:
-        raise ConfigError(
-            f"train fraction must be in (0, 1), got {train_split}; e.g. --train-split 0.7"
-        )
-    split = math.floor(n_bars * train_split)
-    if split < 2 or n_bars - split < 2:
-        raise ConfigError(
-            f"a train split of {train_split} of {n_bars} bars leaves {split} train and "
-            f"{n_bars - split} test bars; each part needs at least 2: use more data or "
-            "another --train-split"
-        )
+    `[split, n_bars)` with `split = floor(n_bars x train_split)`; each part needs 2 bars
+    (`ivybt.engine.splits.train_test_split`, which checks both)."""
+    split = train_test_split(n_bars, train_split).split
     return Fold(0, 0, split, split, n_bars)
 
 

@@ -17,9 +17,9 @@ from numba import njit
 
 from ivybt.config import ExecutionConfig
 from ivybt.data.sample import load_sample
-from ivybt.simulation import simulate_strategy
+from ivybt.engine.simulation import simulate_strategy
+from ivybt.engine.tables import bar_columns
 from ivybt.strategies import BUILTIN, Indicator, Strategy
-from ivybt.tables import bar_columns
 
 _SPY, _ = load_sample("SPY", "1d")
 N_BARS = 500

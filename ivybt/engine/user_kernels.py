@@ -51,7 +51,6 @@ from numba.core.dispatcher import Dispatcher
 from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int64Array1D
 from ivybt.errors import StrategyError
 from ivybt.kernels.grid import (
-    SIGNAL_CODES,
     TARGET_GUARD,
     UNWRITTEN_TARGET,
     first_invalid_target_nb,
@@ -63,11 +62,6 @@ RULE = (
     "(docs/strategies.md)"
 )
 """The rule every message of this module ends with."""
-
-
-def is_trusted(strategy: type[Strategy]) -> bool:
-    """True for a built-in signal kernel, which runs unchecked."""
-    return strategy.signal_kernel in SIGNAL_CODES
 
 
 @lru_cache(maxsize=64)

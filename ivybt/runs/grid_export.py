@@ -20,8 +20,8 @@ from optuna.trial import TrialState, create_trial
 from ivybt.errors import ConfigError
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.redact import redact
-from ivybt.studies.grid_run import GridResult
-from ivybt.studies.optimize import MINIMIZED
+from ivybt.runs.grid import GridResult
+from ivybt.studies.search import MINIMIZED
 from ivybt.studies.study_storage import (
     open_storage,
     quiet_optuna,

@@ -18,22 +18,16 @@ import pandas as pd
 
 from ivybt.bars.timeline import SignalBars, bars_note, signal_bars
 from ivybt.config import RunConfig, build_config
-from ivybt.errors import ConfigError
-from ivybt.run_folder import (
-    check_out_folder,
-    open_run_folder,
-    utc_now,
-    write_json,
-    write_table,
-    write_text,
-)
-from ivybt.run_inputs import RunInputs, prepare_inputs
-from ivybt.simulation import (
+from ivybt.engine.inputs import RunInputs, prepare_inputs
+from ivybt.engine.simulation import (
     Simulation,
     buy_and_hold_metrics,
     check_enough_bars,
     simulate_strategy,
 )
+from ivybt.errors import ConfigError
+from ivybt.files import write_json, write_table, write_text
+from ivybt.runs.folder import check_out_folder, open_run_folder, utc_now
 from ivybt.strategies import Strategy, get_strategy
 
 if TYPE_CHECKING:

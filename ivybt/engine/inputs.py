@@ -14,10 +14,10 @@ from ivybt.config import RunConfig
 from ivybt.data.loader import load_series
 from ivybt.data.store import data_sha256
 from ivybt.data.validate import validate_ohlcv
+from ivybt.engine.splits import train_test_split
+from ivybt.engine.tables import bar_columns
 from ivybt.errors import ConfigError
 from ivybt.periods import infer_periods_per_year
-from ivybt.studies.splits import train_test_split
-from ivybt.tables import bar_columns
 
 
 @dataclass(frozen=True)

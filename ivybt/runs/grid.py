@@ -24,20 +24,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ivybt.bars.timeline import BAR_PARAMS, bar_grid, bars_note, signal_bars, split_specs
+from ivybt.bars.timeline import BAR_PARAMS, bars_note, signal_bars, split_specs
 from ivybt.config import RunConfig, build_config
 from ivybt.config_file import study_sections
+from ivybt.engine.inputs import prepare_inputs
+from ivybt.engine.simulation import check_enough_bars
 from ivybt.errors import ConfigError, GridSizeWarning, StudyInterrupted, interrupted_phase
+from ivybt.files import write_json, write_table, write_text
 from ivybt.kernels.metrics import METRIC_NAMES
-from ivybt.run_folder import (
-    open_run_folder,
-    utc_now,
-    write_json,
-    write_table,
-    write_text,
-)
-from ivybt.run_inputs import prepare_inputs
-from ivybt.simulation import check_enough_bars
+from ivybt.runs.folder import open_run_folder, utc_now
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.evidence import grouped_returns, grouped_tables, overfitting_evidence
 from ivybt.studies.evidence import summary_rows as evidence_rows
@@ -50,7 +45,7 @@ from ivybt.studies.grid import (
     evaluate_returns,
     evaluate_space,
 )
-from ivybt.studies.space import ParamSpace, build_space, describe_defaults
+from ivybt.studies.space import ParamSpace, bar_grid, build_space, describe_defaults
 
 if TYPE_CHECKING:
     from ivybt.report.figures import ReportFigures
@@ -239,7 +234,7 @@ def grid(
     >>> len(result.table), sorted(result.best_params())
     (16, ['fast', 'slow'])
     """
-    from ivybt.backtesting import api_sections, config_sections
+    from ivybt.runs.backtest import api_sections, config_sections
 
     space = None if params is None else {name: str(spec) for name, spec in params.items()}
     listed = None if constraints is None else tuple(constraints)

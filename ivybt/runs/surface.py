@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from ivybt.errors import ConfigError
+from ivybt.files import write_text
 from ivybt.kernels.metrics import METRIC_NAMES
-from ivybt.run_folder import write_text
 
 
 def write_surface_page(

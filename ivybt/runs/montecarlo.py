@@ -43,8 +43,9 @@ import numpy as np
 import pandas as pd
 
 from ivybt.errors import ConfigError
+from ivybt.files import write_text
 from ivybt.report.html import bars_label
-from ivybt.run_folder import SCHEMA_VERSION, package_versions, write_text
+from ivybt.runs.folder import SCHEMA_VERSION, package_versions
 
 if TYPE_CHECKING:
     from ivybt.report.figures import ReportFigures

@@ -21,28 +21,22 @@ What IvyBT may write into and remove from a folder (`check_reusable`, `clear_run
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
-import math
 import os
 import platform
 import re
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ivybt import __version__, _paths
-from ivybt.errors import ConfigError, DiskFullError
-from ivybt.redact import redact
+from ivybt.errors import ConfigError
+from ivybt.files import jsonable, write_json
 
 SCHEMA_VERSION = 1
-_FILE_MODE = 0o644
 KEY_PACKAGES = ("numba", "numpy", "pandas", "pandas-ta", "pyarrow", "plotly", "optuna", "pydantic")
 RUN_FILES = re.compile(
     r"(manifest|metrics|montecarlo)\.json|(report|montecarlo)\.html|surface-[^/]+\.html"
@@ -52,7 +46,7 @@ RUN_FILES = re.compile(
 )
 """Paths (relative to the run folder) of the files IvyBT writes there, by any command."""
 _TEMPORARY = re.compile(r"(?P<dir>(folds/)?)\.(?P<name>[^/]+)\.[^/.]+\.tmp")
-"""A temporary file of `atomic_path`, `.<name>.<random>.tmp`, left by a killed write."""
+"""A temporary file of `ivybt.files.atomic_path`, `.<name>.<random>.tmp`, a killed write left."""
 
 
 def utc_now() -> datetime:
@@ -88,7 +82,7 @@ def check_reusable(folder: Path, config: Mapping[str, Any], *, overwrite: bool) 
     another configuration's results unless `overwrite`. All `ConfigError`s (exit 2)."""
     check_out_folder(folder)
     manifest = read_run_manifest(folder)
-    if manifest is not None and not overwrite and manifest.get("config") != _jsonable(config):
+    if manifest is not None and not overwrite and manifest.get("config") != jsonable(config):
         raise ConfigError(
             f"{folder} holds a run with another configuration; choose another --out, "
             "or pass --overwrite to replace it"
@@ -202,9 +196,9 @@ def build_manifest(
         "platform": platform.platform(),
         "numba_num_threads": os.environ.get("NUMBA_NUM_THREADS"),
         "seed": seed,
-        "config": _jsonable(config),
-        "data": [_jsonable(record) for record in data],
-        **(_jsonable(extra) if extra else {}),
+        "config": jsonable(config),
+        "data": [jsonable(record) for record in data],
+        **(jsonable(extra) if extra else {}),
     }
 
 
@@ -246,74 +240,6 @@ def open_run_folder(
     write_json(target / "manifest.json", build_manifest(status="finished", extra=extra, **common))
 
 
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it over `path`.
-
-    A full disk (ENOSPC, EDQUOT) while writing raises `DiskFullError`, and a folder that
-    cannot be written (permission denied, read-only file system) `ConfigError`; the
-    temporary file is removed either way, so `path` is whole or untouched (`write_error`).
-    """
-    with _write_errors(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(handle)
-    temp_path = Path(temp)
-    try:
-        with _write_errors(path):
-            temp_path.chmod(_FILE_MODE)  # mkstemp makes 0600; results are for people to open
-            yield temp_path
-            os.replace(temp_path, path)
-    finally:
-        temp_path.unlink(missing_ok=True)
-
-
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
-
-
-def is_disk_full(err: BaseException) -> bool:
-    """Whether `err` is a write that failed on a full disk or quota (ENOSPC, EDQUOT), also
-    when a library kept only the message (pyarrow: "[Errno 28] No space left on device")."""
-    if not isinstance(err, OSError):
-        return False
-    return err.errno in _DISK_FULL or any(os.strerror(code) in str(err) for code in _DISK_FULL)
-
-
-def disk_full_message(where: object) -> str:
-    """The one line of a full disk while writing `where`."""
-    return (
-        f"the disk is full: no space left while writing {where}; nothing is half-written (IvyBT "
-        "writes each file under a temporary name and renames it when whole, so the files "
-        "already written are complete and this one was not written); free space, or write "
-        "elsewhere (--out, --results-dir), and rerun the same command"
-    )
-
-
-def write_error(err: OSError, path: Path) -> Exception | None:
-    """The IvyBT error for a failed write of `path`: `DiskFullError` for a full disk,
-    `ConfigError` for a folder that cannot be written; None for any other OSError."""
-    if is_disk_full(err):
-        return DiskFullError(disk_full_message(path))
-    if err.errno in _NOT_WRITABLE:
-        return ConfigError(
-            f"cannot write {path}: {err.strerror or err}; choose a folder you can write to "
-            "(--out, --results-dir) or make that one writable"
-        )
-    return None
-
-
-@contextlib.contextmanager
-def _write_errors(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except OSError as err:
-        converted = write_error(err, path)
-        if converted is None:
-            raise
-        raise converted from err
-
-
 def check_writable(folder: str | Path) -> None:
     """Refuse, before any work, a run folder that cannot be created or written: the folder,
     or the nearest folder above it that exists, must be a writable folder (`ConfigError`).
@@ -332,46 +258,3 @@ def check_writable(folder: str | Path) -> None:
             "or a read-only file system); choose another --out (or --results-dir), or make it "
             "writable"
         )
-
-
-def write_json(path: Path, payload: Any) -> None:
-    """Write `payload` as indented JSON atomically; NaN and infinities become null."""
-    with atomic_path(path) as temp:
-        temp.write_text(
-            json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-        )
-
-
-def write_table(path: Path, frame: pd.DataFrame) -> None:
-    """Write `frame` atomically as Parquet or CSV, by the suffix of `path`."""
-    writers: dict[str, Callable[[Path], None]] = {
-        ".parquet": lambda temp: frame.to_parquet(temp),
-        ".csv": lambda temp: frame.to_csv(temp),
-    }
-    with atomic_path(path) as temp:
-        writers[path.suffix](temp)
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write `text` atomically, passwords hidden (`ivybt.redact`)."""
-    with atomic_path(path) as temp:
-        temp.write_text(redact(text), encoding="utf-8")
-
-
-def _jsonable(value: Any) -> Any:
-    """`value` with NaN/inf as None, numpy scalars as Python numbers, tuples as lists, and
-    passwords hidden in every string (`ivybt.redact`: nothing written shows one, and a
-    manifest compares equal to the configuration it was written from)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {redact(str(key)): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value

@@ -1,7 +1,8 @@
 """`ivybt.optimize` and `ivybt optimize`: an Optuna search whose trials run in batches.
 
 Each round asks the sampler for a batch of trials, evaluates the whole batch in one call of
-the grid kernel, and tells the results back: Optuna only samples, IvyBT only evaluates.
+the grid kernel, and tells the results back: Optuna only samples, IvyBT only evaluates
+(`ivybt.studies.search.search_batch`).
 
 - Every metric goes into each trial's user attributes; the study's user attributes record the
   strategy, space, data hash, execution settings and the sampler's full settings (Optuna 5
@@ -24,6 +25,11 @@ the grid kernel, and tells the results back: Optuna only samples, IvyBT only eva
   `trials`, a `SmallSpaceWarning` says so and each untried combination is evaluated once, in
   grid order, instead of sampling; the search stops when every one was tried. The best trials
   (and metrics.json) list each parameter set once.
+
+The run folder of a search (`write_search`): trials.parquet, metrics.json (the best trial or
+the Pareto front, each parameter set once), manifest.json (with the sampler's settings and
+its resume rule) and report.html (`ivybt.report.search`: the best trial's metrics, Optuna's
+history, Pareto front, importance, slice and contour plots, the best trials).
 """
 
 from __future__ import annotations
@@ -33,27 +39,32 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
 import pandas as pd
-from optuna.distributions import (
-    BaseDistribution,
-)
-from optuna.trial import TrialState
 
-from ivybt.bars.timeline import BAR_PARAMS, SignalBars, signal_bars, split_specs
-from ivybt.config import RunConfig, StudyConfig
+from ivybt.bars.timeline import split_specs
+from ivybt.config import RunConfig
 from ivybt.config_file import study_sections
+from ivybt.engine.inputs import RunInputs, prepare_inputs
 from ivybt.errors import ConfigError, SmallSpaceWarning, StudyInterrupted, is_interrupt
+from ivybt.files import write_json, write_table, write_text
 from ivybt.kernels.metrics import METRIC_NAMES
-from ivybt.run_inputs import RunInputs, prepare_inputs
+from ivybt.runs.folder import open_run_folder, utc_now
+from ivybt.runs.grid import check_objective
 from ivybt.strategies import Strategy, get_strategy
-from ivybt.studies.grid import Progress, evaluate_space
-from ivybt.studies.grid_run import check_objective
+from ivybt.studies.evidence import summary_rows as evidence_rows
+from ivybt.studies.grid import Progress
+from ivybt.studies.search import (
+    MINIMIZED,
+    bricks_for,
+    objectives_of,
+    search_batch,
+    search_config,
+)
 from ivybt.studies.search_space import (
     FINISHED,
     default_ranges_of,
@@ -65,10 +76,7 @@ from ivybt.studies.search_space import (
     small_space_message,
     untried_of,
 )
-from ivybt.studies.space import (
-    ParamSpace,
-    describe_defaults,
-)
+from ivybt.studies.space import describe_defaults
 from ivybt.studies.study_identity import (
     check_same_study,
     default_study_name,
@@ -88,8 +96,6 @@ from ivybt.studies.study_storage import (
 if TYPE_CHECKING:
     from ivybt.report.figures import ReportFigures
 
-MINIMIZED = frozenset({"volatility"})
-
 
 @dataclass
 class SearchResult:
@@ -103,7 +109,7 @@ class SearchResult:
 
     @property
     def objectives(self) -> tuple[str, ...]:
-        return objectives_of(_study_config(self.config))
+        return objectives_of(search_config(self.config))
 
     def trials(self) -> pd.DataFrame:
         """number, state, param_* columns, every metric (NaN where not evaluated)."""
@@ -176,10 +182,6 @@ def distinct(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.Frozen
     return out
 
 
-def objectives_of(study: StudyConfig) -> tuple[str, ...]:
-    return study.objectives or (study.objective,)
-
-
 def run_search(
     config: RunConfig,
     *,
@@ -204,7 +206,7 @@ def _run_search(
     progress: Progress | None,
     notice: Callable[[str], None] | None = None,
 ) -> SearchResult:
-    study_config = _study_config(config)
+    study_config = search_config(config)
     strategy = get_strategy(config.strategy.name)
     objectives = objectives_of(study_config)
     for name in objectives:
@@ -253,7 +255,7 @@ def _run_search(
                 study_config.model_copy(update={"seed": batch_seed(study_config.seed, n)}),
                 searched,
             )[0],
-            run_batch=lambda working, size: _run_batch(
+            run_batch=lambda working, size: search_batch(
                 working, strategy, searched, fixed, inputs, config, size, signals
             ),
             untried=None if combos is None else untried_of(combos),
@@ -267,92 +269,6 @@ def _run_search(
             f"they are kept in study {study.study_name!r}; rerun the same command to resume",
         ) from err  # fmt: skip
     return SearchResult(config, study, storage_url, inputs, sampler_settings)
-
-
-def _study_config(config: RunConfig) -> StudyConfig:
-    if config.study is None or config.study.kind != "search":
-        raise ConfigError("a search needs a study section with kind 'search'")
-    return config.study
-
-
-def _run_batch(
-    study: optuna.Study,
-    strategy: type[Strategy],
-    searched: Mapping[str, BaseDistribution],
-    fixed: Mapping[str, float | int],
-    inputs: RunInputs,
-    config: RunConfig,
-    size: int,
-    signals_for: Callable[[tuple[tuple[str, Any], ...]], SignalBars] | None = None,
-) -> None:
-    """Ask `size` trials, evaluate them in one kernel call per distinct Renko brick setting
-    (`signals_for(bar values)` gives the bricks; None: the real bars), tell each its metrics."""
-    study_config = _study_config(config)
-    trials = [study.ask(dict(searched)) for _ in range(size)]
-    combos = np.array(
-        [[float({**fixed, **trial.params}[name]) for name in strategy.param_names()]
-         for trial in trials], dtype=np.float64,
-    ).reshape(size, len(strategy.params))  # fmt: skip
-    columns = {name: combos[:, k] for k, name in enumerate(strategy.param_names())}
-    admissible = np.ones(size, dtype=bool)
-    for constraint in strategy.parsed_constraints(tuple(config.strategy.constraints)):
-        admissible &= constraint.mask(columns)
-    metrics = np.full((size, len(METRIC_NAMES)), np.nan)
-    bar_keys = [tuple((n, v) for n, v in {**fixed, **t.params}.items() if n in BAR_PARAMS)
-                for t in trials]  # fmt: skip
-    for key in dict.fromkeys(bar_keys):  # one kernel call per distinct brick setting
-        rows = admissible & np.array([k == key for k in bar_keys])
-        if not rows.any():
-            continue
-        signals = None if signals_for is None else signals_for(key)
-        space = ParamSpace(strategy, strategy.param_names(), combos[rows], size, ())
-        metrics[rows] = evaluate_space(
-            inputs.columns, space, config.execution, periods_per_year=inputs.periods_per_year,
-            first_bar=inputs.window.start or 0,
-            memory_budget=int(study_config.memory_budget_mb * 2**20),
-            signal_columns=None if signals is None or signals.signal_of is None
-            else signals.columns,
-            signal_of=None if signals is None else signals.signal_of,
-        )  # fmt: skip
-    objectives = objectives_of(study_config)
-    for trial, ok, row in zip(trials, admissible, metrics, strict=True):
-        if not ok:
-            trial.set_user_attr("ivybt_reason", "a constraint does not hold")
-            _tell(study, trial, state=TrialState.PRUNED)
-            continue
-        values = dict(zip(METRIC_NAMES, (float(v) for v in row), strict=True))
-        for name, value in values.items():
-            trial.set_user_attr(name, value)
-        scores = [values[name] for name in objectives]
-        if values["n_trades"] < study_config.min_trades or any(np.isnan(scores)):
-            trial.set_user_attr("ivybt_reason", "too few trades or undefined objective")
-            _tell(study, trial, state=TrialState.FAIL)
-        else:
-            _tell(study, trial, values=scores)
-
-
-def bricks_for(
-    config: RunConfig, inputs: RunInputs, *, start: int
-) -> Callable[[tuple[tuple[str, Any], ...]], SignalBars]:
-    """`signals_for` of `_run_batch`: the signal bars of each Renko brick setting a search
-    tries, built once and kept (a few dozen distinct boxes at most in practice)."""
-    frame = inputs.frame.iloc[: len(inputs.columns["close"])]
-
-    @lru_cache(maxsize=256)
-    def signals_for(key: tuple[tuple[str, Any], ...]) -> SignalBars:
-        return signal_bars(config, frame, inputs.columns, start=start, override=dict(key))
-
-    return signals_for
-
-
-def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
-    """`study.tell`, tolerating GridSampler's `study.stop()` after the last grid point: in
-    ask-and-tell it raises RuntimeError, after the trial is already stored."""
-    try:
-        study.tell(trial, **outcome)
-    except RuntimeError as err:
-        if "Study.stop" not in str(err):
-            raise
 
 
 def optimize(
@@ -384,8 +300,8 @@ def optimize(
     and DSR, like `--evidence/--no-evidence`). `config` names a YAML file or a run's
     manifest.json; keywords given override its fields.
     """
-    from ivybt.backtesting import api_sections, config_sections
     from ivybt.config import build_config
+    from ivybt.runs.backtest import api_sections, config_sections
 
     space = None if params is None else {name: str(spec) for name, spec in params.items()}
     study = {
@@ -403,3 +319,63 @@ def optimize(
     return run_search(
         build_config(**sections), data=data, cache_dir=cache_dir, results_dir=results_dir
     )
+
+
+def search_headline(result: SearchResult) -> dict[str, Any]:
+    """metrics.json: where the study lives, its size (trials, distinct parameter sets), and
+    its best trial(s) with every metric, each parameter set once."""
+    study = result.study
+    return {
+        "strategy": result.config.strategy.name,
+        "symbol": result.inputs.record["symbol"],
+        "study_name": study.study_name,
+        "storage": result.storage_url,
+        "objectives": list(result.objectives),
+        "n_trials": len(study.trials),
+        "n_distinct": result.n_distinct(),
+        "best": [
+            {
+                "number": trial.number,
+                "params": trial.params,
+                "values": trial.values,
+                "metrics": {
+                    k: v for k, v in trial.user_attrs.items() if not k.startswith("ivybt")
+                },
+            }
+            for trial in result.best_trials()
+        ],
+        "overfitting": result.evidence(),
+    }
+
+
+def write_search(
+    result: SearchResult,
+    out: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    results_dir: str | Path | None = None,
+    command_line: list[str] | None = None,
+) -> Path:
+    """Write the search's run folder and return it."""
+    from ivybt.report.html import bars_label
+    from ivybt.report.search import search_report_html
+
+    headline = search_headline(result)
+    html = search_report_html(
+        result.study, result.objectives,
+        title=f"{result.config.strategy.name} search on {result.inputs.record['symbol']}"
+        f"{bars_label(result.config.data)}",
+        storage_url=result.storage_url, n_distinct=headline.get("n_distinct"),
+        evidence=headline["overfitting"], summary=evidence_rows(headline["overfitting"]),
+        notes=(headline["overfitting"] or {}).get("readings", []),
+    )  # fmt: skip
+    extra = {"study_name": result.study.study_name, "storage": result.storage_url,
+             "sampler": result.sampler}  # fmt: skip
+    with open_run_folder(
+        "optimize", result.config, data=result.inputs.record, started=utc_now(), folder=out,
+        results_dir=results_dir, overwrite=overwrite, command_line=command_line, extra=extra,
+    ) as target:  # fmt: skip
+        write_table(target / "trials.parquet", result.trials())
+        write_json(target / "metrics.json", headline)
+        write_text(target / "report.html", html)
+    return target

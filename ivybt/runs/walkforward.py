@@ -22,13 +22,14 @@ import pandas as pd
 from ivybt.bars.timeline import split_specs
 from ivybt.config import RunConfig, build_config
 from ivybt.config_file import study_sections
+from ivybt.engine.inputs import RunInputs, prepare_inputs
+from ivybt.engine.simulation import check_enough_bars
 from ivybt.errors import ConfigError, ThinEvidenceWarning
-from ivybt.run_folder import open_run_folder, utc_now, write_json, write_table
-from ivybt.run_inputs import RunInputs, prepare_inputs
-from ivybt.simulation import check_enough_bars
+from ivybt.files import write_json, write_table, write_text
+from ivybt.runs.folder import open_run_folder, utc_now
+from ivybt.runs.grid import _shortest_warmup, check_objective, plan_space
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.grid import check_memory, combination_bytes
-from ivybt.studies.grid_run import _shortest_warmup, check_objective, plan_space
 from ivybt.studies.stability import stability_scores
 from ivybt.studies.walkforward import (
     WFE_MIN_IS_CAGR,
@@ -143,7 +144,7 @@ def walk_forward(
     >>> list(result.folds.columns[:5])
     ['fold', 'is_start', 'is_end', 'is_first', 'is_last']
     """
-    from ivybt.backtesting import api_sections, config_sections
+    from ivybt.runs.backtest import api_sections, config_sections
 
     space = None if params is None else {name: str(spec) for name, spec in params.items()}
     windows = {
@@ -241,7 +242,7 @@ def run_walk_forward(
         "walkforward", config, data=inputs.record, started=started, results_dir=results_dir,
         overwrite=overwrite, command_line=command_line, extra=extra,
     ) as folder:  # fmt: skip
-        # --overwrite removed the old run's folds (ivybt.run_folder.clear_run_files)
+        # --overwrite removed the old run's folds (ivybt.runs.folder.clear_run_files)
         done = run_folds(folds, folder=folder, config=config, inputs=inputs, space=space,
                          search=None if search is None else (lambda f: search(f, folder)),
                          progress=progress)  # fmt: skip
@@ -259,10 +260,26 @@ def run_walk_forward(
         write_table(folder / "surface.parquet", surface)
         write_table(folder / "oos_equity.parquet", equity)
         write_json(folder / "metrics.json", metrics)
-        from ivybt.report.walkforward import write_walkforward_pages
-
         write_walkforward_pages(result)
     return result
+
+
+def write_walkforward_pages(result: WalkForwardResult) -> list[Path]:
+    """Write report.html and the default stability page into the run folder."""
+    from ivybt.report.walkforward import (
+        default_param,
+        surface_page_html,
+        surface_page_name,
+        walkforward_report_html,
+    )
+
+    param = default_param(result)
+    written = [result.folder / "report.html", result.folder / surface_page_name(
+        "oos", result.objective, param)]  # fmt: skip
+    write_text(written[0], walkforward_report_html(result, param=param))
+    write_text(written[1], surface_page_html(result, param=param, metric=result.objective,
+                                             side="oos"))  # fmt: skip
+    return written
 
 
 def thin_folds(results: Sequence[FoldResult], min_trades: int) -> dict[int, int]:

@@ -14,6 +14,8 @@ import numpy as np
 
 from ivybt._typing import Float64Array1D, Int8Array1D, Int64Array1D, RecordArray1D
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
+from ivybt.engine.tables import indicator_table
+from ivybt.engine.user_kernels import run_user_kernel
 from ivybt.errors import ConfigError
 from ivybt.kernels.grid import expand_to_bars_nb
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, metrics_nb, return_metrics_nb
@@ -24,9 +26,7 @@ from ivybt.kernels.simulate import (
     restrict_direction_nb,
     simulate_nb,
 )
-from ivybt.strategies.base import ParamValue, Strategy, signal_kernel_errors
-from ivybt.tables import indicator_table
-from ivybt.user_kernels import is_trusted, run_user_kernel
+from ivybt.strategies.base import ParamValue, Strategy, is_trusted, signal_kernel_errors
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def strategy_targets(
     `columns` are the signal bars: the real bars, or Renko bricks (`expand_targets` then puts
     the bricks' targets on the real bars; `signal_of` names a brick's bar in messages). A
     user's signal kernel runs bounds-checked and its targets are checked
-    (`ivybt.user_kernels`): StrategyError when it breaks the target rule."""
+    (`ivybt.engine.user_kernels`): StrategyError when it breaks the target rule."""
     indicators = strategy.indicators(params)
     table, rows = indicator_table(columns, indicators)
     slots = np.array([rows[indicator] for indicator in indicators], dtype=np.int64)

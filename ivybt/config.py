@@ -8,6 +8,7 @@ walk-forward) and YAML files; nothing about a run lives only in CLI code.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -49,11 +51,16 @@ class RenkoConfig(_Section):
 
 
 class DataConfig(_Section):
-    """Which bars: symbol, interval, range (inclusive dates or timestamps), source, price view,
-    and the bar type the strategy's signals are computed on (trades always use the real
-    bars: a Renko brick's decision fills at the next real bar's open)."""
+    """Which bars: a symbol or a universe of symbols, interval, range (inclusive dates or
+    timestamps), source, price view, and the bar type the strategy's signals are computed on
+    (trades always use the real bars: a Renko brick's decision fills at the next real bar's
+    open).
 
-    symbol: str = Field(min_length=1)
+    One model for one symbol and many: `symbol` runs the single-symbol account, `symbols`
+    (even a list of one) one account across the universe (docs/portfolio.md)."""
+
+    symbol: str | None = Field(None, min_length=1)
+    symbols: tuple[str, ...] | None = Field(None, min_length=1)
     interval: str = "1d"
     start: str | None = None
     end: str | None = None
@@ -65,6 +72,50 @@ class DataConfig(_Section):
     # (`ivybt.data.validate` rule 9; None: its default of 10, inf: no limit); a cached series
     # keeps the factor it was imported or fetched with (`--max-jump`)
     max_jump: float | None = Field(None, gt=1.0)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbols_text(cls, value: object) -> object:
+        if isinstance(value, str):  # "SPY,MSFT" in a YAML file
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _one_symbol_or_universe(self) -> DataConfig:
+        if (self.symbol is None) == (self.symbols is None):
+            raise ValueError(
+                "give a symbol (--symbol SPY) or a universe (--symbols SPY,MSFT or "
+                "--universe FILE), not both" if self.symbol else
+                "no symbol given: add --symbol SPY, --symbols SPY,MSFT or --universe FILE"
+            )  # fmt: skip
+        if self.symbols is not None:
+            names = [name.strip().upper() for name in self.symbols]
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise ValueError(f"symbols lists {', '.join(repeated)} twice; list each once")
+            if self.bars == "renko":
+                raise ValueError(
+                    "Renko bars run on one symbol at a time; drop --bars renko for a universe"
+                )
+        return self
+
+    @property
+    def universe(self) -> tuple[str, ...]:
+        """The symbols of the run: `symbols`, or (symbol,)."""
+        return self.symbols if self.symbols is not None else (str(self.symbol),)
+
+    @property
+    def is_portfolio(self) -> bool:
+        """True for a universe (`symbols`, even of one): one account across its symbols."""
+        return self.symbols is not None
+
+    @property
+    def label(self) -> str:
+        """The symbol, or 'SPY+4' for a universe of SPY and four more (names, folders)."""
+        if self.symbols is None:
+            return str(self.symbol)
+        more = len(self.symbols) - 1
+        return self.symbols[0] + (f"+{more}" if more else "")
 
     @model_validator(mode="after")
     def _renko_settings_need_renko_bars(self) -> DataConfig:
@@ -94,6 +145,62 @@ class ExecutionConfig(_Section):
     size: float = Field(1.0, gt=0.0, le=1.0)
     initial_cash: float = Field(10_000.0, gt=0.0)
     periods_per_year: float | None = Field(None, gt=0.0)
+
+
+Weighting = Literal["equal", "fixed", "inverse_vol"]
+Rebalance = Literal["signal", "daily", "weekly", "monthly"]
+
+
+class PortfolioConfig(_Section):
+    """How a universe shares one account (docs/portfolio.md); unused for one `symbol`.
+
+    weights : "equal" among the symbols with a non-flat side, "fixed" (`fixed_weights`, a
+        fraction of equity per symbol, times its side) or "inverse_vol" (1 / volatility of
+        the last `vol_window` bars' returns, normalised).
+    max_leverage : the most gross exposure (sum of |weights|) may be; above it every weight
+        scales down (never refused). max_weight : the most one symbol's |weight| may be.
+    rebalance : "signal" trades when a symbol's side changes; "daily", "weekly", "monthly"
+        trade at the first bar of each period only. band : a held symbol within `band` of
+        its target weight is left alone.
+    lot_size, commission, slippage : per-symbol settings (commission and slippage override
+        the execution section's rates for those symbols; lot_size gives whole lots).
+    """
+
+    weights: Weighting = "equal"
+    fixed_weights: dict[str, float] = Field(default_factory=dict)
+    vol_window: int = Field(60, ge=2)
+    max_leverage: float = Field(1.0, gt=0.0)
+    max_weight: float | None = Field(None, gt=0.0)
+    rebalance: Rebalance = "signal"
+    band: float = Field(0.0, ge=0.0, lt=1.0)
+    lot_size: dict[str, float] = Field(default_factory=dict)
+    commission: dict[str, float] = Field(default_factory=dict)
+    slippage: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("fixed_weights", "lot_size", "commission", "slippage", mode="after")
+    @classmethod
+    def _per_symbol(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        limits = {"fixed_weights": (0.0, 10.0), "lot_size": (0.0, math.inf),
+                  "commission": (0.0, 0.1), "slippage": (0.0, 0.1)}  # fmt: skip
+        low, high = limits[str(info.field_name)]
+        for symbol, number in value.items():
+            if not (math.isfinite(number) and low <= number < high) or (
+                info.field_name == "lot_size" and number <= 0.0
+            ):
+                raise ValueError(
+                    f"{symbol}: {number!r} is outside [{low:g}, {high:g})"
+                    + (" and must be > 0" if info.field_name == "lot_size" else "")
+                )
+        return {symbol.strip().upper(): number for symbol, number in value.items()}
+
+    @model_validator(mode="after")
+    def _fixed_needs_weights(self) -> PortfolioConfig:
+        if self.weights == "fixed" and not self.fixed_weights:
+            raise ValueError(
+                "weights 'fixed' needs fixed_weights (a mapping symbol: weight in the "
+                "portfolio section of the config file)"
+            )
+        return self
 
 
 class SplitConfig(_Section):
@@ -186,6 +293,7 @@ class RunConfig(_Section):
     strategy: StrategyConfig
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
+    portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
     study: StudyConfig | None = None
     output: OutputConfig = Field(default_factory=OutputConfig)
 

@@ -157,9 +157,17 @@ def apply_config_file(
     runs_study = "study" in given if study is None else study
     file_sections = for_command(load_config_file(path), study=runs_study)
     sections = merge_sections(file_sections, given)
-    for section, field, hint in (("strategy", "name", strategy), ("data", "symbol", symbol)):
-        if sections.get(section, {}).get(field) is None:
-            raise ConfigError(f"give {hint} or {section}.{field} in the config file {path}")
+    data = sections.setdefault("data", {})
+    typed = given.get("data", {})
+    for one, other in (("symbol", "symbols"), ("symbols", "symbol")):
+        if typed.get(one) is not None:  # a symbol typed replaces the file's universe, and back
+            data.pop(other, None)
+    if sections.get("strategy", {}).get("name") is None:
+        raise ConfigError(f"give {strategy} or strategy.name in the config file {path}")
+    if data.get("symbol") is None and data.get("symbols") is None:
+        raise ConfigError(
+            f"give {symbol} or data.symbol (data.symbols for a universe) in the config file {path}"
+        )
     return sections
 
 

@@ -118,7 +118,7 @@ INPUT_ERRORS = [  # (arguments, a fragment of the message): all exit 2
     (["backtest", "sma_cross", *SPY, "--out", "a-file/run"], "a-file is a file, not a folder"),
     (["backtest", "sma_cross", *SPY, "--out", ""], "give a folder path"),
     (["backtest", "no_such_module:Thing", *SPY], "cannot import module 'no_such_module'"),
-    (["backtest", "sma_cross", *SPY, "-s", "AAPL"], "one symbol per run for now"),
+    (["backtest", "sma_cross", *SPY, "-s", "AAPL"], "or trade them in one account"),
 ]  # fmt: skip
 RUNTIME_ERRORS = [  # (arguments, a fragment): data and runtime errors, exit 1
     (["backtest", "sma_cross", "-s", "NOPE", "--source", "sample"], "no bundled sample for NOPE"),
@@ -147,10 +147,10 @@ def test_every_kind_of_input_error_exits_2_and_data_errors_exit_1(tmp_path: Path
     ("args", "message"),
     [
         (["backtest", "sma_cross", *SPY, "-s", "AAPL"],
-         "--symbol is given 2 times (SPY, AAPL); one symbol per run for now (portfolios come "
-         "later): give one --symbol, and run the command once per symbol"),
+         "--symbol is given 2 times (SPY, AAPL); give one --symbol, or trade them in one "
+         "account with --symbols SPY,AAPL"),
         (["grid", "sma_cross", "--symbol=SPY", "-sAAPL", "-p", "fast=5:9"],
-         "--symbol is given 2 times (SPY, AAPL); one symbol per run for now"),
+         "--symbol is given 2 times (SPY, AAPL); one symbol per run for this command"),
         (["optimize", "sma_cross", *SPY, "-p", "fast=5:9", "-s", "MSFT"], "one symbol per run"),
         (["walkforward", "sma_cross", *SPY, "-s", "IBM", "--is", "2y", "--oos", "1y"],
          "one symbol per run"),

@@ -21,6 +21,7 @@ TABLE_METRICS = (
 @options.strategy
 @options.config_file
 @options.symbol
+@options.universe
 @options.params
 @options.interval
 @options.start
@@ -33,19 +34,21 @@ TABLE_METRICS = (
 @options.output
 @click.pass_obj
 def backtest(settings: Settings, strategy: str | None, **values: Any) -> None:
-    """Backtest STRATEGY on one symbol and write its run folder.
+    """Backtest STRATEGY on one symbol or a universe and write its run folder.
 
     STRATEGY is a built-in name (see `ivybt strategies`) or package.module:ClassName.
     --config FILE reads the run from a YAML file or a run's manifest.json; options typed on
     the command line override its fields (-p per parameter). The folder holds metrics.json,
     trades.csv/.parquet, equity.parquet, manifest.json and an offline report.html; a short
-    metrics table is printed.
+    metrics table is printed. --symbols A,B,C (or --universe FILE) trades the strategy on
+    every symbol in one account (docs/portfolio.md) and adds weights.parquet.
 
     \b
     Examples:
       ivybt backtest sma_cross --symbol SPY -p fast=10 -p slow=50
       ivybt backtest rsi_reversion -s SPY --direction both --commission 0.0005 --fill close
       ivybt backtest sma_cross -s SPY --train-split 0.7 --run-mode test --out results/spy-test
+      ivybt backtest sma_cross --symbols SPY,MSFT,AAPL,GOOG,IBM --source sample
       ivybt backtest mypkg.signals:Breakout -s BTCUSD --periods-per-year 365
       ivybt backtest --config results/spy-test/manifest.json --commission 0.002
     """
@@ -63,7 +66,12 @@ def backtest(settings: Settings, strategy: str | None, **values: Any) -> None:
 
         chosen = config.strategy
         warn_ignored_by_backtest(values["config_file"], chosen.name, chosen.params)
-    result = run_backtest(config, cache_dir=settings.cache_dir)
+    if config.data.is_portfolio:
+        from ivybt.runs.portfolio import run_portfolio_backtest
+
+        result = run_portfolio_backtest(config, cache_dir=settings.cache_dir)
+    else:
+        result = run_backtest(config, cache_dir=settings.cache_dir)
     folder = result.write(
         values["out"],
         overwrite=values["overwrite"],
@@ -83,11 +91,13 @@ def run_config(strategy: str | None, values: dict[str, Any]) -> dict[str, dict[s
                 for name in ("symbol", "interval", "start", "end", "source", "adjusted")
             },
             **options.bar_settings(values),
+            **options.universe_settings(values),
         },
         "strategy": {"name": strategy},
         "execution": {name: values[name] for name in EXECUTION_OPTIONS},
         "split": {"train_split": values["train_split"], "run_mode": values["run_mode"]},
         "output": {"out": values["out"]},
+        **({"portfolio": options.portfolio_settings(values)} if "weights" in values else {}),
     }
 
 
@@ -107,8 +117,9 @@ def _print_summary(result: Any) -> None:
 
     params = " ".join(f"{name}={value}" for name, value in result.params.items())
     equity = result.equity
+    on = ", ".join(result.symbols) if result.config.data.is_portfolio else result.data["symbol"]
     click.echo(
-        f"{result.config.strategy.name} {params} on {result.data['symbol']} "
+        f"{result.config.strategy.name} {params} on {on} "
         f"{result.config.data.interval}, {equity.index[0].date()}..{equity.index[-1].date()} "
         f"({len(equity)} bars){bars_label(result.config.data)}"
     )
@@ -122,6 +133,18 @@ def _print_summary(result: Any) -> None:
         held = result.benchmark.get(name)
         shown = format_metric(name, held) if held is not None else ""
         click.echo(f"  {name:<14} {format_metric(name, result.metrics[name])} {shown:>10}")
+    if result.config.data.is_portfolio:
+        exposure = result.exposure
+        click.echo(
+            f"  gross exposure avg {exposure['avg_gross']:.2f} max {exposure['max_gross']:.2f}, "
+            f"net avg {exposure['avg_net']:.2f}, turnover {exposure['turnover']:.2f}/year "
+            "(buy&hold: equal weights)"
+        )
+        for symbol, row in result.contributions.iterrows():
+            click.echo(
+                f"  {symbol:<14} pnl {row['pnl']:>14,.2f}  trades {row['trades']:>4}  "
+                f"held {row['exposure']:.0%}"
+            )
 
 
 def format_metric(name: str, value: float) -> str:

@@ -52,9 +52,15 @@ def _repeated_message(
     values = _values_given(option, args)
     shown = f" ({', '.join(values)})" if len(values) == count else ""
     if option.name == "symbol":
+        if any(param.name == "symbols" for param in command.params):
+            listed = ",".join(values) if len(values) == count else "SPY,MSFT"
+            return (
+                f"--symbol is given {count} times{shown}; give one --symbol, or trade them in "
+                f"one account with --symbols {listed}"
+            )
         return (
-            f"--symbol is given {count} times{shown}; one symbol per run for now (portfolios "
-            "come later): give one --symbol, and run the command once per symbol"
+            f"--symbol is given {count} times{shown}; one symbol per run for this command: "
+            "give one --symbol, and run the command once per symbol"
         )
     repeatable = [
         "/".join(param.opts) for param in command.params
@@ -188,6 +194,100 @@ def symbol[F: Callable[..., Any]](func: F) -> F:
     )(func)
 
 
+def universe[F: Callable[..., Any]](func: F) -> F:
+    """--symbols / --universe and the portfolio options (docs/portfolio.md)."""
+    decorators = [
+        click.option(
+            "--symbols",
+            default=None,
+            metavar="A,B,C",
+            help="A universe traded in one account, comma-separated (instead of --symbol); "
+            "docs/portfolio.md.",
+        ),
+        click.option(
+            "--universe",
+            "universe_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            metavar="FILE",
+            help="The universe from a file: one symbol a line, or a YAML list.",
+        ),
+        click.option(
+            "--weights",
+            type=click.Choice(["equal", "fixed", "inverse_vol"]),
+            default=None,
+            help="Universe weights: equal among the symbols with a side (default), fixed "
+            "(portfolio.fixed_weights in --config) or inverse volatility.",
+        ),
+        click.option(
+            "--vol-window",
+            type=click.IntRange(min=2),
+            default=None,
+            help="Bars of returns behind inverse-volatility weights (default 60).",
+        ),
+        click.option(
+            "--max-leverage",
+            type=click.FloatRange(0.0, min_open=True),
+            default=None,
+            help="Most gross exposure (sum of |weights|); larger weights scale down to it "
+            "(default 1).",
+        ),
+        click.option(
+            "--max-weight",
+            type=click.FloatRange(0.0, min_open=True),
+            default=None,
+            help="Most |weight| of one symbol (default: no cap).",
+        ),
+        click.option(
+            "--rebalance",
+            type=click.Choice(["signal", "daily", "weekly", "monthly"]),
+            default=None,
+            help="When the universe trades: on a side change (signal, default) or at the "
+            "first bar of each day, week or month.",
+        ),
+        click.option(
+            "--rebalance-band",
+            type=click.FloatRange(0.0, 1.0, max_open=True),
+            default=None,
+            help="Leave a held symbol alone while it is within this fraction of equity of its "
+            "target (default 0).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+PORTFOLIO_OPTIONS = {
+    "weights": "weights", "vol_window": "vol_window", "max_leverage": "max_leverage",
+    "max_weight": "max_weight", "rebalance": "rebalance", "band": "rebalance_band",
+}  # fmt: skip
+"""Portfolio section field -> CLI option name."""
+
+
+def universe_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """data.symbols from --symbols or --universe (one of them), else nothing."""
+    from ivybt.data.universe import parse_symbols, read_universe
+
+    text, path = values.get("symbols"), values.get("universe_file")
+    if text is not None and path is not None:
+        raise click.UsageError("give --symbols or --universe, not both")
+    if text is not None:
+        return {"symbols": parse_symbols(text)}
+    if path is not None:
+        return {"symbols": read_universe(path)}
+    return {}
+
+
+def portfolio_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The portfolio section's fields the options gave."""
+    return {
+        field: values[option]
+        for field, option in PORTFOLIO_OPTIONS.items()
+        if values.get(option) is not None
+    }
+
+
 def required_symbol[F: Callable[..., Any]](func: F) -> F:
     """--symbol of a command without --config."""
     return click.option("--symbol", "-s", required=True, help=SYMBOL_HELP)(func)
@@ -222,19 +322,26 @@ def run_sections(
     ctx = click.get_current_context()
     path = values["config_file"]
     if path is None:
+        data = sections["data"]
+        if data.get("symbol") is not None and data.get("symbols") is not None:
+            raise click.UsageError("give --symbol or --symbols/--universe, not both")
+        symbol = data.get("symbol") if data.get("symbols") is None else data["symbols"]
         for name, value, hint in (("strategy", sections["strategy"]["name"], "'STRATEGY'"),
-                                  ("symbol", sections["data"]["symbol"], None)):  # fmt: skip
+                                  ("symbol", symbol, None)):  # fmt: skip
             if value is None:  # Click's own message, as when both were required
                 param = next(param for param in ctx.command.params if param.name == name)
                 raise click.MissingParameter(ctx=ctx, param=param, param_hint=hint)
         return sections
     from ivybt.config_file import apply_config_file
 
-    names = {"name": "strategy", "space": "params", "params": "params", **(aliases or {})}
+    names = {"name": "strategy", "space": "params", "params": "params", "band": "rebalance_band",
+             **(aliases or {})}  # fmt: skip
     typed = {
         section: {field: value for field, value in fields.items()
                   if (any(_typed(ctx, f"renko_{name}") for name in RENKO_OPTIONS)
-                      if field == "renko" else _typed(ctx, names.get(field, field)))}
+                      if field == "renko" else
+                      _typed(ctx, "symbols") or _typed(ctx, "universe_file")
+                      if field == "symbols" else _typed(ctx, names.get(field, field)))}
         for section, fields in sections.items()
     }  # fmt: skip
     return apply_config_file(typed, path)

@@ -7,7 +7,7 @@ terminal get the same numbers and the same run folder.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from ivybt.strategies import Strategy, get_strategy
 
 if TYPE_CHECKING:
     from ivybt.report.figures import ReportFigures
+    from ivybt.runs.portfolio import PortfolioResult
 
 TRADE_COLUMNS = (
     "entry_time", "exit_time", "side", "units", "entry_price", "exit_price", "entry_fee",
@@ -164,7 +165,8 @@ def backtest(
     strategy: str | type[Strategy] | None = None,
     *,
     symbol: str | None = None,
-    data: pd.DataFrame | None = None,
+    symbols: str | Sequence[str] | None = None,
+    data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
     params: Mapping[str, object] | None = None,
     interval: str | None = None,
     start: str | None = None,
@@ -185,8 +187,9 @@ def backtest(
     max_jump: float | None = None,
     out: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    portfolio: Mapping[str, Any] | None = None,
     config: str | Path | None = None,
-) -> BacktestResult:
+) -> BacktestResult | PortfolioResult:
     """Backtest `strategy` on one symbol (or a DataFrame of OHLCV bars) and return the result.
 
     Mirrors `ivybt backtest`; options are described in its `--help` and docs/metrics.md. A
@@ -200,6 +203,12 @@ def backtest(
     its fields, `params` per parameter name. With `out` (or the file's output.out), the run
     folder is also written there. `max_jump` is the price-jump factor bars passed as `data=`
     are validated with (default 10; `math.inf`: no limit; docs/data.md).
+
+    `symbols` (a list or "SPY,MSFT") trades the strategy on every symbol in one account and
+    returns a `PortfolioResult` (docs/portfolio.md); `portfolio` sets its rules
+    (`ivybt.config.PortfolioConfig`: weights, fixed_weights, vol_window, max_leverage,
+    max_weight, rebalance, band, lot_size, commission, slippage). With bars of your own,
+    pass `data={"SPY": frame, ...}`, one DataFrame per symbol.
 
     Examples
     --------
@@ -215,9 +224,10 @@ def backtest(
         slippage=slippage, fill=fill,
         direction=direction, size=size, initial_cash=initial_cash,
         periods_per_year=periods_per_year, train_split=train_split, run_mode=run_mode,
-        max_jump=max_jump,
+        max_jump=max_jump, symbols=symbols,
         extra={"strategy": {"params": None if params is None else dict(params)},
-               "output": {"out": None if out is None else str(out)}},
+               "output": {"out": None if out is None else str(out)},
+               "portfolio": dict(portfolio or {})},
     )  # fmt: skip
     sections = api_sections(sections, config)
     run_config = build_config(**sections)
@@ -228,7 +238,13 @@ def backtest(
         name = run_config.strategy.name
         params = get_strategy(name).resolve_params(run_config.strategy.params)
         warn_ignored_by_backtest(config, name, params)
-    result = run_backtest(run_config, data=data, cache_dir=cache_dir)
+    result: BacktestResult | PortfolioResult
+    if run_config.data.is_portfolio:
+        from ivybt.runs.portfolio import run_portfolio_backtest
+
+        result = run_portfolio_backtest(run_config, data=data, cache_dir=cache_dir)  # type: ignore[arg-type]
+    else:
+        result = run_backtest(run_config, data=data, cache_dir=cache_dir)  # type: ignore[arg-type]
     if run_config.output.out is not None:
         result.write(run_config.output.out, command_line=["python", "ivybt.backtest(...)"])
     return result
@@ -256,6 +272,7 @@ def config_sections(
     train_split: float | None = None,
     run_mode: str | None = None,
     max_jump: float | None = None,
+    symbols: str | Sequence[str] | None = None,
     extra: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The data, strategy, execution and split sections of a `RunConfig` from API keywords,
@@ -267,11 +284,22 @@ def config_sections(
     """
     if symbol is not None and data is not None:
         raise ConfigError("give exactly one of symbol= (load bars) or data= (a DataFrame)")
-    if data is not None:
+    if symbol is not None and symbols is not None:
+        raise ConfigError("give symbol= (one symbol) or symbols= (a universe), not both")
+    if isinstance(data, Mapping):  # one DataFrame per symbol: a universe of your own bars
+        if symbols is None:
+            symbols = tuple(str(name) for name in data)
+        source = "frame"
+    elif data is not None:
         symbol, source = str(data.attrs.get("symbol", "data")), "frame"
+    if isinstance(symbols, str):
+        from ivybt.data.universe import parse_symbols
+
+        symbols = parse_symbols(symbols)
     name = None if strategy is None else _strategy_name(strategy, get_strategy(strategy))
     sections: dict[str, dict[str, Any]] = {
-        "data": {"symbol": symbol, "interval": interval, "start": start, "end": end,
+        "data": {"symbol": symbol, "symbols": None if symbols is None else tuple(symbols),
+                 "interval": interval, "start": start, "end": end,
                  "source": source, "adjusted": adjusted, "bars": bars,
                  "renko": None if renko is None else dict(renko), "max_jump": max_jump},
         "strategy": {"name": name},
@@ -301,8 +329,10 @@ def api_sections(
         raise ConfigError(
             "give a strategy: a built-in name, package.module:ClassName or a Strategy class"
         )
-    if "symbol" not in sections["data"]:
-        raise ConfigError("give exactly one of symbol= (load bars) or data= (a DataFrame)")
+    if "symbol" not in sections["data"] and "symbols" not in sections["data"]:
+        raise ConfigError(
+            "give exactly one of symbol= (load bars), symbols= (a universe) or data= (a DataFrame)"
+        )
     return sections
 
 

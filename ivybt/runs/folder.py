@@ -26,7 +26,7 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -41,7 +41,7 @@ KEY_PACKAGES = ("numba", "numpy", "pandas", "pandas-ta", "pyarrow", "plotly", "o
 RUN_FILES = re.compile(
     r"(manifest|metrics|montecarlo)\.json|(report|montecarlo)\.html|surface-[^/]+\.html"
     r"|montecarlo-[^/]+\.(json|html)"
-    r"|trades\.(csv|parquet)|(equity|grid|trials|folds|surface|oos_equity)\.parquet"
+    r"|trades\.(csv|parquet)|(equity|grid|trials|folds|surface|oos_equity|weights)\.parquet"
     r"|folds/fold-\d{3,}\.(parquet|json)"
 )
 """Paths (relative to the run folder) of the files IvyBT writes there, by any command."""
@@ -207,7 +207,7 @@ def open_run_folder(
     command: str,
     config: Any,
     *,
-    data: Mapping[str, Any],
+    data: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     started: datetime,
     folder: str | Path | None = None,
     results_dir: str | Path | None = None,
@@ -221,15 +221,19 @@ def open_run_folder(
     <strategy>-<symbol>-<UTC>`), refuses one holding another configuration unless
     `overwrite`, writes manifest.json with status "running", yields the folder for the
     command's files, then rewrites the manifest "finished" (or "failed", re-raising).
+    `data` is the record of the series used, or one record per symbol of a universe (the
+    folder is then named after `config.data.label`, e.g. SPY+4).
     """
-    name = default_run_name(command, config.strategy.name, data["symbol"], started)
+    records = [data] if isinstance(data, Mapping) else list(data)
+    label = data["symbol"] if isinstance(data, Mapping) else config.data.label
+    name = default_run_name(command, config.strategy.name, label, started)
     target = resolve_run_folder(folder or config.output.out, name, results_dir)
     dumped = config.model_dump(mode="json")
     check_reusable(target, dumped, overwrite=overwrite)
     if overwrite and read_run_manifest(target) is not None:
         clear_run_files(target)  # the previous run's files only; the user's stay
     seed = None if getattr(config, "study", None) is None else config.study.seed
-    common = {"command": command, "config": dumped, "data": [data], "started": started,
+    common = {"command": command, "config": dumped, "data": records, "started": started,
               "command_line": command_line, "seed": seed}  # fmt: skip
     write_json(target / "manifest.json", build_manifest(status="running", **common))
     try:

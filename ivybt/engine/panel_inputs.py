@@ -1,0 +1,124 @@
+"""What a run on a universe needs before its kernels: the aligned bars, the traded window,
+the history the signals may see and `periods_per_year`, decided from one `RunConfig`
+(the universe twin of `ivybt.engine.inputs`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ivybt.config import RunConfig
+from ivybt.data.panel import Panel, load_panel, panel_from_frames
+from ivybt.engine.splits import train_test_split
+from ivybt.errors import ConfigError
+from ivybt.periods import infer_periods_per_year
+
+
+@dataclass(frozen=True)
+class PanelInputs:
+    """A universe's bars and the decisions about them.
+
+    panel : the bars the signals may see (in train mode, the training bars only, so nothing
+        after the split exists for the run); `full` keeps every bar loaded.
+    window : the traded and measured union bars, as a slice of `panel`.
+    """
+
+    full: Panel
+    panel: Panel
+    window: slice
+    split: dict[str, Any] | None
+    periods_per_year: float
+    periods_per_year_source: str
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The manifest's data records: one per symbol, with its data hash."""
+        return [dict(record) for record in self.full.records]
+
+    @property
+    def history_bars(self) -> int:
+        return self.panel.n_bars
+
+    def describe(self) -> str:
+        """'SPY, MSFT, AAPL (3 symbols) 2004-08-19..2018-01-19', for messages."""
+        return self.full.describe()
+
+    def index(self) -> pd.DatetimeIndex:
+        """The traded window's union timestamps."""
+        return self.full.index[self.window]
+
+
+def prepare_panel_inputs(
+    config: RunConfig,
+    *,
+    data: Panel | Mapping[str, pd.DataFrame] | None = None,
+    cache_dir: str | Path | None = None,
+) -> PanelInputs:
+    """Load (or align) the bars of `config.data.symbols`, split them and decide
+    `periods_per_year` from the union timestamps."""
+    spec = config.data
+    if data is None:
+        if spec.source == "frame":
+            raise ConfigError("data.source 'frame' needs a DataFrame per symbol passed as data=")
+        panel = load_panel(
+            spec.universe, spec.interval, spec.start, spec.end,
+            source=spec.source,  # type: ignore[arg-type]
+            adjusted=spec.adjusted, cache_dir=cache_dir,
+        )  # fmt: skip
+    elif isinstance(data, Panel):
+        panel = data
+    else:
+        frames = {name.strip().upper(): frame for name, frame in data.items()}
+        missing = [name for name in spec.universe if name not in frames]
+        if missing:
+            raise ConfigError(
+                f"data= has no frame for {', '.join(missing)}; pass one DataFrame per symbol "
+                "of the universe"
+            )
+        panel = panel_from_frames({name: frames[name] for name in spec.universe},
+                                  max_jump=spec.max_jump)  # fmt: skip
+        panel = _clip(panel, spec.start, spec.end)
+    if panel.n_bars == 0:
+        raise ConfigError(f"the universe {', '.join(spec.universe)} has no bars in the range")
+    split_info, window, history = _split(config, panel)
+    if config.execution.periods_per_year is not None:
+        ppy, ppy_source = config.execution.periods_per_year, "given"
+    else:
+        ppy, ppy_source = infer_periods_per_year(panel.index, spec.interval)
+    visible = panel.window(0, history) if history < panel.n_bars else panel
+    return PanelInputs(panel, visible, window, split_info, ppy, ppy_source)
+
+
+def _clip(panel: Panel, start: str | None, end: str | None) -> Panel:
+    """`panel` restricted to [start, end) like the single-symbol DataFrame path."""
+    if start is None and end is None:
+        return panel
+    index = panel.index
+    lo = index.searchsorted(pd.Timestamp(start)) if start else 0
+    hi = index.searchsorted(pd.Timestamp(end)) if end else len(index)
+    if hi <= lo:
+        raise ConfigError(f"no bars of the universe fall in [{start}, {end})")
+    return panel.window(int(lo), int(hi))
+
+
+def _split(config: RunConfig, panel: Panel) -> tuple[dict[str, Any] | None, slice, int]:
+    """(split record, window to trade, bars of history the signals may use)."""
+    n_bars = panel.n_bars
+    if config.split.run_mode == "full" or config.split.train_split is None:
+        return None, slice(0, n_bars), n_bars
+    split = train_test_split(n_bars, config.split.train_split)
+    record = {
+        "train_split": config.split.train_split,
+        "run_mode": config.split.run_mode,
+        "split_index": split.split,
+        "split_time": panel.index[split.split].isoformat(),
+        "train_bars": split.split,
+        "test_bars": n_bars - split.split,
+    }
+    if config.split.run_mode == "train":
+        return record, split.train, split.split
+    return record, split.test, n_bars

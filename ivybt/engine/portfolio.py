@@ -1,0 +1,257 @@
+"""One strategy on a universe, as arrays: per-symbol signals -> union targets -> one account.
+
+The portfolio twin of `ivybt.engine.simulation`: each symbol runs the strategy's signal on its
+own bars (the same kernels as one symbol), its sides are put on the union bars
+(`ivybt.kernels.portfolio_grid.expand_symbol_nb`), and `ivybt.kernels.portfolio.portfolio_nb`
+trades them in one account under the rules of docs/portfolio.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int64Array2D
+from ivybt.config import ExecutionConfig, PortfolioConfig
+from ivybt.data.panel import Panel
+from ivybt.engine.simulation import strategy_targets
+from ivybt.engine.tables import indicator_table
+from ivybt.errors import ConfigError
+from ivybt.kernels.metrics import METRIC_NAMES
+from ivybt.kernels.portfolio import (
+    EQUAL,
+    FIXED,
+    INVERSE_VOL,
+    PortfolioRules,
+    Universe,
+    portfolio_nb,
+    records,
+    scratch,
+)
+from ivybt.kernels.portfolio_grid import SymbolTables, expand_symbol_nb
+from ivybt.strategies.base import Indicator, ParamValue, Strategy
+
+WEIGHTING_CODES = {"equal": EQUAL, "fixed": FIXED, "inverse_vol": INVERSE_VOL}
+_PERIODS = {"daily": "D", "weekly": "W", "monthly": "M"}
+
+
+@dataclass(frozen=True)
+class PortfolioSimulation:
+    """Arrays of one simulated portfolio over the union bars `window` of a panel.
+
+    target : int8 (n_window, n_symbols), the side each symbol wanted after each bar's close.
+    equity, traded : float64 (n_window,), equity at each close and notional traded at each bar.
+    units : float64 (n_window, n_symbols), signed units held at each close.
+    trades : PORTFOLIO_TRADE_DTYPE, every trade (bars relative to the window).
+    """
+
+    window: slice
+    target: Int8Array1D
+    equity: Float64Array1D
+    units: Float64Array2D
+    traded: Float64Array1D
+    trades: np.ndarray
+    metrics: dict[str, float]
+
+
+def portfolio_rules(portfolio: PortfolioConfig, execution: ExecutionConfig) -> PortfolioRules:
+    """The kernel's view of the portfolio and execution settings."""
+    return PortfolioRules(
+        weighting=WEIGHTING_CODES[portfolio.weights],
+        size=float(execution.size),
+        max_leverage=float(portfolio.max_leverage),
+        max_weight=float(portfolio.max_weight) if portfolio.max_weight is not None else np.inf,
+        band=float(portfolio.band),
+        scheduled=portfolio.rebalance != "signal",
+        fill_on_close=execution.fill == "close",
+        initial_cash=float(execution.initial_cash),
+    )
+
+
+def universe_arrays(
+    panel: Panel, portfolio: PortfolioConfig, execution: ExecutionConfig
+) -> Universe:
+    """The kernel's view of `panel` with the per-symbol settings of `portfolio`.
+
+    Commission and slippage come from the portfolio's per-symbol mappings, else the execution
+    section's rates; lot sizes default to 0 (fractional units). Inverse-volatility weights use
+    the sample standard deviation (ddof 1) of the last `vol_window` close-to-close returns of
+    the symbol's own bars, known at the close of the latest of them.
+    """
+    symbols = panel.symbols
+    _check_known(portfolio, symbols)
+    prices = np.ascontiguousarray(np.stack([panel.open, panel.close, panel.mark]))
+    per = {
+        "fee": (portfolio.commission, execution.commission),
+        "slip": (portfolio.slippage, execution.slippage),
+        "lot": (portfolio.lot_size, 0.0),
+        "fixed": (portfolio.fixed_weights, 0.0),
+    }
+    arrays = {
+        name: np.array([float(mapping.get(s, default)) for s in symbols], dtype=np.float64)
+        for name, (mapping, default) in per.items()
+    }
+    vol = (
+        rolling_volatility(panel, portfolio.vol_window)
+        if portfolio.weights == "inverse_vol"
+        else np.zeros((0, 0), dtype=np.float64)
+    )
+    return Universe(
+        prices=prices,
+        first=np.ascontiguousarray(panel.first, dtype=np.int64),
+        last=np.ascontiguousarray(panel.last, dtype=np.int64),
+        vol=vol,
+        rebalance_at=rebalance_flags(panel.index, portfolio.rebalance),
+        **arrays,
+    )
+
+
+def _check_known(portfolio: PortfolioConfig, symbols: Sequence[str]) -> None:
+    """ConfigError when a per-symbol mapping names a symbol outside the universe, or fixed
+    weights leave one out."""
+    for field in ("fixed_weights", "lot_size", "commission", "slippage"):
+        unknown = sorted(set(getattr(portfolio, field)) - set(symbols))
+        if unknown:
+            raise ConfigError(
+                f"portfolio.{field} names {', '.join(unknown)}, not in the universe "
+                f"({', '.join(symbols)}); fix the symbol or drop it"
+            )
+    if portfolio.weights == "fixed":
+        missing = [s for s in symbols if s not in portfolio.fixed_weights]
+        if missing:
+            raise ConfigError(
+                f"portfolio.fixed_weights has no weight for {', '.join(missing)}; give every "
+                "symbol of the universe a weight (0 to leave one out)"
+            )
+
+
+def rolling_volatility(panel: Panel, window: int) -> Float64Array2D:
+    """float64 (n_bars, n_symbols): the standard deviation (ddof 1) of each symbol's last
+    `window` close-to-close returns over its own bars, carried over the bars it misses; NaN
+    before `window` returns exist and outside the listing."""
+    out = np.full((panel.n_bars, panel.n_symbols), np.nan)
+    for s in range(panel.n_symbols):
+        rows = panel.bars_of(s)
+        if len(rows) == 0:
+            continue
+        close = pd.Series(panel.close[rows, s])
+        vol = close.pct_change().rolling(window, min_periods=window).std(ddof=1).to_numpy()
+        spread = np.searchsorted(rows, np.arange(rows[0], rows[-1] + 1), side="right") - 1
+        out[rows[0] : rows[-1] + 1, s] = vol[spread]
+    return np.ascontiguousarray(out)
+
+
+def rebalance_flags(index: pd.DatetimeIndex, rebalance: str) -> Int8Array1D:
+    """int8 (n_bars,): 1 at the first bar of each day, week or month (the decision bars of a
+    schedule), 0 elsewhere; all 0 for "signal". Causal: a bar's flag compares its own
+    timestamp with the previous bar's."""
+    flags = np.zeros(len(index), dtype=np.int8)
+    if rebalance == "signal" or len(index) == 0:
+        return flags
+    naive = index.tz_localize(None) if index.tz is not None else index
+    periods = naive.to_period(_PERIODS[rebalance]).asi8
+    flags[0] = 1
+    flags[1:] = periods[1:] != periods[:-1]
+    return flags
+
+
+def panel_targets(
+    panel: Panel, strategy: type[Strategy], params: Mapping[str, ParamValue], direction: str
+) -> Int8Array1D:
+    """int8 (n_bars, n_symbols): each symbol's side after each union bar's close, from the
+    strategy's signal on its own bars (`strategy_targets`), 0 outside its listing."""
+    target = np.zeros((panel.n_bars, panel.n_symbols), dtype=np.int8)
+    for s in range(panel.n_symbols):
+        rows = panel.bars_of(s)
+        if len(rows) == 0:
+            continue
+        own = strategy_targets(panel.columns(s), strategy, params, direction)
+        expand_symbol_nb(own, rows, s, target)
+    return target
+
+
+def symbol_tables(panel: Panel, indicators: Sequence[Indicator]) -> tuple[SymbolTables, list[int]]:
+    """Every symbol's indicator table over its own bars, for the same `indicators`, and each
+    indicator's row in them (the same row in every symbol's table)."""
+    values: list[Float64Array1D] = []
+    table_at = np.zeros(panel.n_symbols, dtype=np.int64)
+    bars_at = np.zeros(panel.n_symbols + 1, dtype=np.int64)
+    bar_of: list[np.ndarray] = []
+    rows: dict[Indicator, int] = {}
+    offset = 0
+    for s in range(panel.n_symbols):
+        own = panel.bars_of(s)
+        table, found = indicator_table(panel.columns(s), list(indicators))
+        if not rows:
+            rows = dict(found)
+        elif found != rows:  # the builder orders rows by kind; the same list gives the same
+            raise AssertionError("indicator rows differ between symbols")
+        table_at[s] = offset
+        values.append(np.ascontiguousarray(table).reshape(-1))
+        offset += table.size
+        bar_of.append(own)
+        bars_at[s + 1] = bars_at[s] + len(own)
+    tables = SymbolTables(
+        values=np.ascontiguousarray(np.concatenate(values)) if values else np.zeros(0),
+        table_at=table_at,
+        n_rows=len(rows),
+        bar_of=np.ascontiguousarray(np.concatenate(bar_of), dtype=np.int64),
+        bars_at=bars_at,
+    )
+    return tables, [rows[indicator] for indicator in indicators]
+
+
+def simulate_portfolio(
+    panel: Panel,
+    strategy: type[Strategy],
+    params: Mapping[str, ParamValue],
+    execution: ExecutionConfig,
+    portfolio: PortfolioConfig,
+    *,
+    window: slice | None = None,
+    periods_per_year: float,
+) -> PortfolioSimulation:
+    """Run `strategy` on every symbol of `panel` and trade them in one account over `window`
+    (union bars; default all). Signals see every bar of the panel up to each decision."""
+    window = window or slice(0, panel.n_bars)
+    a, b = window.indices(panel.n_bars)[:2]
+    target = panel_targets(panel, strategy, params, execution.direction)
+    return simulate_targets(panel, target, execution, portfolio, a, b, periods_per_year)
+
+
+def simulate_targets(
+    panel: Panel, target: Int8Array1D, execution: ExecutionConfig, portfolio: PortfolioConfig,
+    a: int, b: int, periods_per_year: float,
+) -> PortfolioSimulation:  # fmt: skip
+    """Trade `target` (int8 (n_bars, n_symbols)) on bars [a, b) and keep every array."""
+    universe = universe_arrays(panel, portfolio, execution)
+    rules = portfolio_rules(portfolio, execution)
+    books = scratch(panel.n_symbols)
+    capacity = _trade_room(target[a:b])
+    while True:
+        out = records(b - a, panel.n_symbols, capacity)
+        n_trades = portfolio_nb(universe, target, rules, a, b, periods_per_year, books, out)
+        if n_trades <= capacity:
+            break
+        capacity = n_trades  # deterministic: the second run records every trade
+    values = dict(zip(METRIC_NAMES, (float(value) for value in out.metrics), strict=True))
+    return PortfolioSimulation(
+        slice(a, b), target[a:b].copy(), out.equity, out.units, out.traded,
+        out.trades[:n_trades].copy(), values,
+    )  # fmt: skip
+
+
+def _trade_room(target: Int8Array1D) -> int:
+    """A first guess of the trades `target` makes: its entries per symbol, plus one each."""
+    if target.shape[0] == 0:
+        return 1
+    changes = (target[1:] != target[:-1]) & (target[1:] != 0)
+    return int(changes.sum() + (target[0] != 0).sum()) + target.shape[1] + 1
+
+
+def grid_slots(slot_rows: Sequence[int], slot_ids: Int64Array2D) -> Int64Array2D:
+    """Each combination's rows in the symbols' tables from its distinct-indicator ids."""
+    return np.ascontiguousarray(np.asarray(slot_rows, dtype=np.int64)[slot_ids])

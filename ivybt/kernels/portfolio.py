@@ -1,0 +1,547 @@
+"""One account trading a universe: per-symbol sides -> target weights -> fills -> equity.
+
+The portfolio case of `ivybt.kernels.simulate`: bars x symbols, one cash account. Every rule
+is stated in docs/portfolio.md; in short, with t a bar of the window [a, b):
+
+- Inputs are aligned on the union of the symbols' timestamps. `open`/`close` are NaN where a
+  symbol has no bar; `mark` is the close carried forward inside the listing (a held symbol
+  with no bar is valued at its last close); `first[s]`/`last[s]` bound the listing.
+- Decisions: `target[d, s]` is the side wanted after bar d's close (0 outside the listing).
+  With next-open fills (default) the decision of bar t - 1 trades at bar t's open; with close
+  fills, bar t's decision trades at bar t's close. A symbol without a bar at t does not trade.
+- Rebalance trigger (`rules.scheduled` False, default): a tradable symbol whose decision
+  differs from the side the last rebalance gave it. Scheduled: the decision bar is flagged in
+  `rebalance_at` (the first bar of each day, week or month); nothing trades in between.
+- Weights at a rebalance, from the decision bar: equal (side x size / number of listed
+  symbols with a non-flat side), fixed (side x `fixed[s]`) or inverse volatility (side x
+  size x (1 / vol) / sum of 1 / vol over the symbols with a non-flat side and a finite,
+  positive vol; weight 0 without one). Then |w| is capped at `max_weight`, and when sum |w| exceeds
+  `max_leverage` every weight scales by max_leverage / sum |w| (never refused).
+- Order of a rebalance: (1) close every position whose side changes (to flat or the other
+  side); (2) equity E = cash + units x price (the fill bar's raw price, or the mark for a
+  symbol without a bar); the target notional is |w| x E / (1 + commission), so a new
+  position's notional plus its commission is |w| x E as in the single-symbol sizing;
+  (3) reduce the positions above their target (sells first, freed cash funds the buys);
+  (4) increase those below it, in symbol order, each scaled down to the buying power left,
+  max_leverage x E minus the gross notional held (plus the commission), so cash never goes
+  below what the leverage allows. A held symbol whose holding differs from its target by at
+  most `band` x E of notional is left alone; an order of at most `DUST` x E (rounding) is not
+  made, so a target equal to the holding makes no trade.
+- Fills and costs follow the single-symbol conventions per symbol (`fee[s]`, `slip[s]`): a
+  buy pays price x (1 + slippage), a sell gets price x (1 - slippage), commission is a
+  fraction of the traded notional. `lot[s]` > 0 rounds target units down to whole lots.
+  Shorts: the sale's proceeds are credited to cash, the position counts in gross exposure,
+  no margin interest or borrow fee is charged.
+- A symbol whose listing ends inside the window is closed at the first bar after its last
+  one, at its last close, with costs (the end of a listing is known when the next bar comes
+  without it); it gets no weight from then on. Positions open at the window's end are
+  marked at the last close, without exit fees, and recorded as open trades.
+- A trade is one holding of one side in one symbol, from the fill that opened it to the one
+  that closed it: `units` are all the units bought (sold, for a short) into it, prices are
+  unit-weighted averages of the fills in and out, fees are summed; rebalancing adds and trims
+  belong to the trade. Trade metrics count closed trades over every symbol.
+
+With one symbol and the default rules this performs the same operations in the same order as
+`simulate_nb`, so it gives its results bit for bit (tests/test_portfolio_kernel.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ivybt._typing import (
+    Float64Array1D,
+    Float64Array2D,
+    Float64Array3D,
+    Int8Array1D,
+    Int64Array1D,
+    Int64Array2D,
+    RecordArray1D,
+)
+from ivybt.kernels.metrics import (
+    N_METRICS,
+    return_start_nb,
+    return_step_nb,
+    trade_start_nb,
+    trade_step_nb,
+    write_return_metrics_nb,
+    write_trade_metrics_nb,
+)
+from ivybt.kernels.simulate import TRADE_DTYPE, trade_pnl_nb
+
+PORTFOLIO_TRADE_DTYPE = np.dtype([*TRADE_DTYPE.descr, ("symbol", np.int64)])
+"""`TRADE_DTYPE` plus the symbol's column index. Bars are relative to the window's start."""
+
+EQUAL, FIXED, INVERSE_VOL = 0, 1, 2
+"""`PortfolioRules.weighting` codes."""
+
+DUST = 1e-9
+"""Orders whose notional is at most DUST x equity are not made: differences of rounding
+size between a holding and its target, or buying power used up but for rounding."""
+
+FUNDING_SLACK = 1e-12
+"""Relative slack of the buying-power test: an order that needs its notional times
+(1 + commission) is not scaled down for the last bit of rounding in that product."""
+
+# rows of the float scratch (`_FLOAT_ROWS`, n_symbols) and the int scratch (`_INT_ROWS`, ...)
+_UNITS, _UNITS_IN, _ENTRY, _ENTRY_FEES, _UNITS_OUT, _EXIT, _EXIT_FEES, _WEIGHT, _PRICE = range(9)
+_FLOAT_ROWS = 9
+_SIDE, _INTENDED, _ENTRY_BAR, _SLOT, _SKIP = range(5)
+_INT_ROWS = 5
+
+
+class PortfolioRules(NamedTuple):
+    """The account's rules as a Numba-friendly tuple (built from the config's portfolio and
+    execution sections).
+
+    weighting : EQUAL, FIXED or INVERSE_VOL.
+    size : fraction of equity the equal and inverse-volatility weights add up to, in (0, 1].
+    max_leverage : the most sum |w| may be; larger weights scale down to it.
+    max_weight : the most |w| one symbol may have (inf: no cap).
+    band : a held symbol whose |weight| is within `band` of its target is not traded.
+    scheduled : True trades only at decision bars flagged in `rebalance_at`.
+    fill_on_close : True fills at the decision bar's close, False at the next bar's open.
+    initial_cash : starting equity, > 0.
+    """
+
+    weighting: int
+    size: float
+    max_leverage: float
+    max_weight: float
+    band: float
+    scheduled: bool
+    fill_on_close: bool
+    initial_cash: float
+
+
+class Universe(NamedTuple):
+    """The aligned bars and per-symbol settings of a universe (see the module docstring).
+
+    prices : float64, (3, n_bars, n_symbols): open, close, mark; NaN where there is no bar
+        (open, close) or no listing (mark).
+    first, last : int64, (n_symbols,): union bars of each symbol's first and last bar.
+    fee, slip, lot, fixed : float64, (n_symbols,): commission and slippage rates, lot size
+        (0: fractional units) and fixed weight (FIXED weighting) of each symbol.
+    vol : float64, (n_bars, n_symbols) or (0, 0): volatility measured at each decision bar
+        (INVERSE_VOL weighting), NaN where undefined.
+    rebalance_at : int8, (n_bars,): 1 on the decision bars of a rebalancing schedule.
+    """
+
+    prices: Float64Array3D
+    first: Int64Array1D
+    last: Int64Array1D
+    fee: Float64Array1D
+    slip: Float64Array1D
+    lot: Float64Array1D
+    fixed: Float64Array1D
+    vol: Float64Array2D
+    rebalance_at: Int8Array1D
+
+
+class Books(NamedTuple):
+    """Per-symbol scratch of `portfolio_nb`: floats (9, n_symbols) float64 (units, the open
+    trade's fills, the target weight, the rebalance price), ints (5, n_symbols) int64 (held
+    side, side given by the last rebalance, entry bar, trade slot, skip flag)."""
+
+    floats: Float64Array2D
+    ints: Int64Array2D
+
+
+class Records(NamedTuple):
+    """What `portfolio_nb` writes: metrics always, the per-bar arrays and trades when
+    `equity` is not empty (see `records` and `metrics_only`)."""
+
+    metrics: Float64Array1D
+    equity: Float64Array1D
+    units: Float64Array2D
+    traded: Float64Array1D
+    trades: RecordArray1D
+
+
+Account = tuple[float, int, tuple[int, int, int, float, float, float, float]]
+"""(cash, trades opened so far, the closed-trade accumulators of `trade_step_nb`)."""
+
+
+@njit(cache=True)
+def _sign(value: float) -> int:
+    return int(value > 0.0) - int(value < 0.0)
+
+
+@njit(cache=True)
+def _round_lot(units: float, lot: float) -> float:
+    """`units` (>= 0) rounded down to whole lots; unchanged when `lot` is 0 (fractional)."""
+    if lot > 0.0:
+        return math.floor(units / lot) * lot
+    return units
+
+
+@njit(cache=True)
+def target_weights_nb(
+    universe: Universe, rules: PortfolioRules, target: Int8Array1D, d: int, t: int,
+    out_weight: Float64Array1D,
+) -> None:  # fmt: skip
+    """Write each symbol's target weight for the decisions `target` (int8, (n_symbols,)) of
+    decision bar d, filled at bar t: the weighting, then the `max_weight` cap, then the
+    leverage scaling. A symbol counts when it is listed at both (first <= d, t <= last)."""
+    n_symbols = target.shape[0]
+    count = 0
+    inverse_sum = 0.0
+    for s in range(n_symbols):
+        out_weight[s] = 0.0
+        if target[s] != 0 and universe.first[s] <= d and t <= universe.last[s]:
+            if rules.weighting == EQUAL:
+                count += 1
+            elif rules.weighting == INVERSE_VOL:
+                vol = universe.vol[d, s]
+                if vol > 0.0 and math.isfinite(vol):
+                    inverse_sum += 1.0 / vol
+    for s in range(n_symbols):
+        side = target[s]
+        if side == 0 or not (universe.first[s] <= d and t <= universe.last[s]):
+            continue
+        if rules.weighting == EQUAL:
+            out_weight[s] = side * rules.size / count
+        elif rules.weighting == FIXED:
+            out_weight[s] = side * universe.fixed[s]
+        else:
+            vol = universe.vol[d, s]
+            if vol > 0.0 and math.isfinite(vol):
+                out_weight[s] = side * rules.size * (1.0 / vol) / inverse_sum
+    gross = 0.0
+    for s in range(n_symbols):
+        if abs(out_weight[s]) > rules.max_weight:
+            out_weight[s] = _sign(out_weight[s]) * rules.max_weight
+        gross += abs(out_weight[s])
+    if gross > rules.max_leverage:
+        scale = rules.max_leverage / gross
+        for s in range(n_symbols):
+            out_weight[s] *= scale
+
+
+@njit(cache=True)
+def _open_trade(books: Books, s: int, side: int, bar: int, slot: int) -> None:
+    ints = books.ints
+    floats = books.floats
+    ints[_SIDE, s] = side
+    ints[_ENTRY_BAR, s] = bar
+    ints[_SLOT, s] = slot
+    for row in (_UNITS_IN, _ENTRY, _ENTRY_FEES, _UNITS_OUT, _EXIT, _EXIT_FEES):
+        floats[row, s] = 0.0
+
+
+@njit(cache=True)
+def _add_fill(books: Books, s: int, units: float, fill: float, fee: float, entry: bool) -> None:
+    """Fold a fill of `units` at `fill` with commission `fee` into symbol s's open trade:
+    unit-weighted average prices, the first fill exactly."""
+    floats = books.floats
+    count, price, fees = (_UNITS_IN, _ENTRY, _ENTRY_FEES) if entry else (
+        _UNITS_OUT, _EXIT, _EXIT_FEES)  # fmt: skip
+    held = floats[count, s]
+    if held == 0.0:
+        floats[price, s] = fill
+    else:
+        floats[price, s] += (fill - floats[price, s]) * (units / (held + units))
+    floats[count, s] = held + units
+    floats[fees, s] += fee
+
+
+@njit(cache=True)
+def _write_trade(
+    books: Books, s: int, exit_bar: int, is_open: bool, out_trades: RecordArray1D
+) -> tuple[float, float]:
+    """(net PnL, return) of symbol s's trade; written to its record when it fits."""
+    ints = books.ints
+    floats = books.floats
+    side = ints[_SIDE, s]
+    units = floats[_UNITS_IN, s]
+    gross, net, trade_return = trade_pnl_nb(
+        side, units, floats[_ENTRY, s], floats[_EXIT, s], floats[_ENTRY_FEES, s],
+        floats[_EXIT_FEES, s],
+    )  # fmt: skip
+    k = ints[_SLOT, s]
+    if k < out_trades.shape[0]:
+        record = out_trades[k]
+        record["entry_bar"] = ints[_ENTRY_BAR, s]
+        record["exit_bar"] = exit_bar
+        record["side"] = side
+        record["units"] = units
+        record["entry_price"] = floats[_ENTRY, s]
+        record["exit_price"] = floats[_EXIT, s]
+        record["entry_fee"] = floats[_ENTRY_FEES, s]
+        record["exit_fee"] = floats[_EXIT_FEES, s]
+        record["gross_pnl"] = gross
+        record["net_pnl"] = net
+        record["trade_return"] = trade_return
+        record["is_open"] = is_open
+        record["symbol"] = s
+    return net, trade_return
+
+
+@njit(cache=True)
+def _sell(
+    universe: Universe, books: Books, s: int, units: float, price: float, cash: float
+) -> tuple[float, float]:
+    """Take `units` (> 0) off symbol s's position at raw `price`: (cash after, notional).
+
+    The arithmetic of `close_fill_nb`: fill = price x (1 - slippage x side), commission on
+    the notional at the fill."""
+    side = books.ints[_SIDE, s]
+    fill = price * (1.0 - universe.slip[s] * side)
+    notional = units * fill
+    fee = universe.fee[s] * notional
+    cash = cash + side * notional - fee
+    _add_fill(books, s, units, fill, fee, False)
+    return cash, notional
+
+
+@njit(cache=True)
+def _close_position(
+    universe: Universe, books: Books, s: int, price: float, bar: int, account: Account,
+    out_trades: RecordArray1D,
+) -> tuple[Account, float]:  # fmt: skip
+    """Close symbol s's whole position at raw `price`: (account after, notional traded)."""
+    cash, n_trades, trades = account
+    cash, notional = _sell(universe, books, s, abs(books.floats[_UNITS, s]), price, cash)
+    net, trade_return = _write_trade(books, s, bar, False, out_trades)
+    books.floats[_UNITS, s] = 0.0
+    books.ints[_SIDE, s] = 0
+    return (cash, n_trades, trade_step_nb(trades, net, trade_return)), notional
+
+
+@njit(cache=True)
+def portfolio_nb(
+    universe: Universe,
+    target: Int8Array1D,
+    rules: PortfolioRules,
+    a: int,
+    b: int,
+    periods_per_year: float,
+    books: Books,
+    out: Records,
+) -> int:
+    """Simulate the account on bars [a, b), write its metrics and return the trade count.
+
+    Parameters
+    ----------
+    universe : Universe
+        Aligned prices and per-symbol settings (module docstring).
+    target : int8, shape (n_bars, n_symbols)
+        Side wanted after each bar's close, direction applied, 0 outside the listing; decided
+        with data up to that bar only.
+    rules : PortfolioRules
+        Weighting, sizing, leverage, band, schedule, fill timing and initial cash.
+    a, b : int
+        The traded window [a, b) of union bars; the account starts flat with the initial cash.
+    periods_per_year : float
+        Bars per year, for annualising.
+    books : Books
+        Scratch, overwritten (`scratch`; the caller allocates it once per thread).
+    out : Records
+        `metrics` (N_METRICS,) is always written: the metrics in `METRIC_NAMES` order
+        (docs/metrics.md) over [a, b). When `equity` is not empty, `equity` (b - a,),
+        `units` (b - a, n_symbols) and `traded` (b - a,) get the equity and signed units at
+        each close and the notional traded at each bar (at fill prices); `trades`
+        (PORTFOLIO_TRADE_DTYPE, any length) gets the trades in the order they opened, as many
+        as fit, the open ones marked at the last close with `is_open=True`.
+
+    Returns
+    -------
+    n_trades : int
+        Trades made (may exceed len(out.trades): call again with room for them all).
+
+    Notes
+    -----
+    No look-ahead: a fill at bar t uses decisions of bar t - 1 (t with close fills), prices
+    of bar t and the marks up to t; the equity at t depends on nothing after t.
+    """
+    n_symbols = target.shape[1]
+    close = universe.prices[1]
+    mark = universe.prices[2]
+    floats = books.floats
+    ints = books.ints
+    record = out.equity.shape[0] > 0
+    for s in range(n_symbols):
+        floats[_UNITS, s] = 0.0
+        ints[_SIDE, s] = 0
+        ints[_INTENDED, s] = 0
+    account = (rules.initial_cash, 0, trade_start_nb())
+    returns = return_start_nb(rules.initial_cash)
+    held = 0
+    for t in range(a, b):
+        traded = 0.0
+        for s in range(n_symbols):  # delisted at bar t - 1: leaves at that last close
+            if universe.last[s] == t - 1 and ints[_SIDE, s] != 0:
+                account, notional = _close_position(
+                    universe, books, s, close[t - 1, s], t - a, account, out.trades
+                )
+                traded += notional
+        d = t if rules.fill_on_close else t - 1
+        if d >= a and _triggered_nb(universe, target, rules, books, t, d):
+            account, notional = _rebalance_nb(universe, rules, target[d], (t, a, d), account,
+                                              books, out.trades)  # fmt: skip
+            traded += notional
+        value = 0.0
+        holding = False
+        for s in range(n_symbols):
+            units = floats[_UNITS, s]
+            if units != 0.0:
+                value += units * mark[t, s]
+                holding = True
+        equity = account[0] + value
+        returns = return_step_nb(returns, equity)
+        if holding:
+            held += 1
+        if record:
+            out.equity[t - a] = equity
+            out.traded[t - a] = traded
+            for s in range(n_symbols):
+                out.units[t - a, s] = floats[_UNITS, s]
+    for s in range(n_symbols):  # open at the end: marked at the last close, no exit fee
+        if ints[_SIDE, s] != 0:
+            _add_fill(books, s, abs(floats[_UNITS, s]), mark[b - 1, s], 0.0, False)
+            _write_trade(books, s, b - 1 - a, True, out.trades)
+    out.metrics[:] = np.nan
+    write_return_metrics_nb(returns, b - a, held, rules.initial_cash, periods_per_year,
+                            out.metrics)  # fmt: skip
+    write_trade_metrics_nb(account[2], out.metrics)
+    return account[1]
+
+
+@njit(cache=True)
+def _triggered_nb(
+    universe: Universe, target: Int8Array1D, rules: PortfolioRules, books: Books, t: int, d: int
+) -> bool:
+    """Whether the account rebalances at bar t on the decisions of bar d: a scheduled bar,
+    or (by signal) a symbol with a bar at t whose decision differs from the side the last
+    rebalance gave it."""
+    if rules.scheduled:
+        return universe.rebalance_at[d] != 0
+    price = universe.prices[1, t] if rules.fill_on_close else universe.prices[0, t]
+    for s in range(target.shape[1]):
+        if not math.isnan(price[s]) and target[d, s] != books.ints[_INTENDED, s]:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _rebalance_nb(
+    universe: Universe, rules: PortfolioRules, decision: Int8Array1D, bars: tuple[int, int, int],
+    account: Account, books: Books, out_trades: RecordArray1D,
+) -> tuple[Account, float]:  # fmt: skip
+    """Trade every tradable symbol towards its target weight at bar t, `bars` = (t, a, d):
+    exits, then reductions, then increases (module docstring). Returns (account, notional
+    traded)."""
+    t, a, d = bars
+    floats = books.floats
+    ints = books.ints
+    price = universe.prices[1, t] if rules.fill_on_close else universe.prices[0, t]
+    mark = universe.prices[2, t]
+    n_symbols = decision.shape[0]
+    weight = floats[_WEIGHT]
+    target_weights_nb(universe, rules, decision, d, t, weight)
+    traded = 0.0
+    for s in range(n_symbols):  # (1) positions whose side changes close first
+        tradable = not math.isnan(price[s])
+        ints[_SKIP, s] = 0 if tradable else 1
+        floats[_PRICE, s] = price[s] if tradable else mark[s]
+        if not tradable:
+            continue
+        ints[_INTENDED, s] = decision[s]
+        side = ints[_SIDE, s]
+        if side != 0 and _sign(weight[s]) != side:
+            account, notional = _close_position(universe, books, s, price[s], t - a, account,
+                                                out_trades)  # fmt: skip
+            traded += notional
+    cash, n_trades, trades = account
+    gross = 0.0
+    value = 0.0
+    for s in range(n_symbols):
+        units = floats[_UNITS, s]
+        if units != 0.0:
+            value += units * floats[_PRICE, s]
+            gross += abs(units) * floats[_PRICE, s]
+    equity = cash + value
+    for s in range(n_symbols):  # (2) reductions: a smaller holding on the same side
+        side = ints[_SIDE, s]
+        if ints[_SKIP, s] != 0 or side == 0:
+            continue
+        wanted = _wanted_units(universe, weight[s], equity, price[s], s)
+        units = abs(floats[_UNITS, s])
+        if abs(units - wanted) * price[s] <= max(rules.band, DUST) * max(equity, 0.0):
+            ints[_SKIP, s] = 1  # on target, within the band, or a dust order
+        elif wanted < units:
+            cash, notional = _sell(universe, books, s, units - wanted, price[s], cash)
+            floats[_UNITS, s] = side * wanted
+            gross -= (units - wanted) * price[s]
+            traded += notional
+            ints[_SKIP, s] = 1
+            if wanted == 0.0:  # whole lots rounded the holding away
+                net, trade_return = _write_trade(books, s, t - a, False, out_trades)
+                trades = trade_step_nb(trades, net, trade_return)
+                ints[_SIDE, s] = 0
+    power = rules.max_leverage * equity - gross
+    for s in range(n_symbols):  # (3) increases and new positions, in symbol order
+        if ints[_SKIP, s] != 0 or weight[s] == 0.0:
+            continue
+        side = _sign(weight[s])
+        fee_rate = universe.fee[s]
+        fill = price[s] * (1.0 + universe.slip[s] * side)
+        lot = universe.lot[s]
+        notional = abs(weight[s]) * equity / (1.0 + fee_rate) - abs(floats[_UNITS, s]) * fill
+        if notional * (1.0 + fee_rate) > power * (1.0 + FUNDING_SLACK):
+            notional = max(power, 0.0) / (1.0 + fee_rate)
+        if lot > 0.0:  # whole lots: the units first, so they are exact multiples
+            units = _round_lot(notional / fill, lot)
+            notional = units * fill
+        else:
+            units = notional / fill
+        if notional <= DUST * equity:
+            continue
+        fee = fee_rate * notional
+        cash = cash - side * notional - fee
+        power -= notional + fee
+        traded += notional
+        if ints[_SIDE, s] == 0:
+            _open_trade(books, s, side, t - a, n_trades)
+            n_trades += 1
+        _add_fill(books, s, units, fill, fee, True)
+        floats[_UNITS, s] += side * units
+    return (cash, n_trades, trades), traded
+
+
+@njit(cache=True)
+def _wanted_units(universe: Universe, weight: float, equity: float, price: float, s: int) -> float:
+    """Units (>= 0) of symbol s at its target: |weight| x equity / (1 + commission) of
+    notional at the price an increase would pay, in whole lots when it has a lot size."""
+    side = _sign(weight)
+    fill = price * (1.0 + universe.slip[s] * side)
+    notional = abs(weight) * max(equity, 0.0) / (1.0 + universe.fee[s])
+    return _round_lot(notional / fill, universe.lot[s])
+
+
+def scratch(n_symbols: int) -> Books:
+    """The scratch `portfolio_nb` takes, for `n_symbols`."""
+    return Books(
+        np.zeros((_FLOAT_ROWS, n_symbols), dtype=np.float64),
+        np.zeros((_INT_ROWS, n_symbols), dtype=np.int64),
+    )
+
+
+def records(n_bars: int, n_symbols: int, n_trades: int) -> Records:
+    """Output arrays of `portfolio_nb` that keep every bar and up to `n_trades` trades."""
+    return Records(
+        np.empty(N_METRICS), np.empty(n_bars), np.empty((n_bars, n_symbols)),
+        np.empty(n_bars), np.empty(n_trades, dtype=PORTFOLIO_TRADE_DTYPE),
+    )  # fmt: skip
+
+
+def metrics_only(n_symbols: int) -> Records:
+    """Output arrays of `portfolio_nb` that keep only the metrics."""
+    return Records(
+        np.empty(N_METRICS), np.empty(0), np.empty((0, n_symbols)), np.empty(0),
+        np.empty(0, dtype=PORTFOLIO_TRADE_DTYPE),
+    )  # fmt: skip

@@ -1,0 +1,218 @@
+"""Whole parameter grids of a portfolio in one parallel pass: combinations -> metrics.
+
+Each combination runs the strategy's signal kernel on every symbol's own bars (the indicator
+rows of each symbol computed once, shared by all combinations), puts the sides on the union
+bars (`expand_symbol_nb`), and simulates the account (`ivybt.kernels.portfolio.portfolio_nb`)
+on each window, keeping only the metrics. A thread owns one (bars x symbols) target buffer
+and the account's scratch, so memory does not grow with the number of combinations, and
+row j equals the portfolio backtest of combination j bit for bit (same kernels, same order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from ivybt._typing import (
+    Float64Array1D,
+    Float64Array2D,
+    Float64Array3D,
+    Int8Array1D,
+    Int64Array1D,
+    Int64Array2D,
+    RecordArray1D,
+)
+from ivybt.kernels.grid import (
+    TARGET_GUARD,
+    UNWRITTEN_TARGET,
+    GridPlan,
+    block_bounds_nb,
+    builtin_signal_nb,
+    make_guarded_signal,
+    targets_ok_nb,
+)
+from ivybt.kernels.metrics import N_METRICS
+from ivybt.kernels.portfolio import Books, PortfolioRules, Records, Universe, portfolio_nb
+from ivybt.kernels.simulate import restrict_direction_nb
+
+FLOAT_SCRATCH_ROWS = 9  # `ivybt.kernels.portfolio` scratch shapes, per symbol
+INT_SCRATCH_ROWS = 5
+
+
+class SymbolTables(NamedTuple):
+    """Indicator rows of every symbol over its own bars, and where those bars sit.
+
+    values : float64, flat: symbol s's table, (n_rows, n_own[s]) C-order, starts at
+        `table_at[s]`; the same rows (the distinct indicators of the grid) for every symbol.
+    table_at : int64, (n_symbols,): offsets into `values`.
+    n_rows : int: rows of each symbol's table.
+    bar_of : int64, flat: the union bar of each of a symbol's own bars, symbol after symbol.
+    bars_at : int64, (n_symbols + 1,): symbol s's own bars are bar_of[bars_at[s]:bars_at[s+1]].
+    """
+
+    values: Float64Array1D
+    table_at: Int64Array1D
+    n_rows: int
+    bar_of: Int64Array1D
+    bars_at: Int64Array1D
+
+
+@njit(cache=True)
+def symbol_table_nb(tables: SymbolTables, s: int) -> Float64Array2D:
+    """Symbol s's indicator table, (n_rows, n_own), a contiguous view."""
+    n_own = tables.bars_at[s + 1] - tables.bars_at[s]
+    start = tables.table_at[s]
+    return tables.values[start : start + tables.n_rows * n_own].reshape((tables.n_rows, n_own))
+
+
+@njit(cache=True)
+def expand_symbol_nb(
+    own_target: Int8Array1D, bar_of: Int64Array1D, s: int, out_target: Int8Array1D
+) -> None:
+    """Put one symbol's sides (per own bar) on the union bars, column s of `out_target`
+    (int8, (n_bars, n_symbols)): a side holds from its bar until the symbol's next bar, the
+    last one until its last bar; 0 before the first and after the last (not listed)."""
+    n_bars = out_target.shape[0]
+    n_own = bar_of.shape[0]
+    start = bar_of[0] if n_own > 0 else n_bars
+    for t in range(start):
+        out_target[t, s] = 0
+    for k in range(n_own):
+        stop = bar_of[k + 1] if k + 1 < n_own else bar_of[k] + 1
+        side = own_target[k]
+        for t in range(bar_of[k], stop):
+            out_target[t, s] = side
+    for t in range(bar_of[n_own - 1] + 1 if n_own > 0 else n_bars, n_bars):
+        out_target[t, s] = 0
+
+
+@njit(cache=True)
+def builtin_panel_target_nb(
+    code: int, tables: SymbolTables, rows: Int64Array1D, params: Float64Array1D,
+    direction: int, own: Int8Array1D, out_target: Int8Array1D,
+) -> None:  # fmt: skip
+    """A built-in strategy's sides on the union bars (int8, (n_bars, n_symbols)): its signal
+    kernel on each symbol's own bars, `direction` applied, expanded (`expand_symbol_nb`).
+    `own` (int8, >= the longest symbol's bars) is scratch."""
+    for s in range(out_target.shape[1]):
+        n_own = tables.bars_at[s + 1] - tables.bars_at[s]
+        side = own[:n_own]
+        builtin_signal_nb(code, symbol_table_nb(tables, s), rows, params, side)
+        restrict_direction_nb(side, direction, side)
+        expand_symbol_nb(side, tables.bar_of[tables.bars_at[s] : tables.bars_at[s + 1]], s,
+                         out_target)  # fmt: skip
+
+
+@njit(cache=True, parallel=True)
+def portfolio_grid_builtin_nb(
+    universe: Universe,
+    tables: SymbolTables,
+    slots: Int64Array2D,
+    params: Float64Array2D,
+    plan: GridPlan,
+    rules: PortfolioRules,
+    periods_per_year: float,
+    no_trades: RecordArray1D,
+) -> Float64Array3D:
+    """Metrics of every combination of a built-in strategy traded as one portfolio, on each
+    window of union bars: float64, (n_combos, n_windows, N_METRICS).
+
+    `slots[j]` are combination j's rows in every symbol's table, `params[j]` its parameters;
+    `plan` gives the signal code, direction, blocks and windows (`plan.signal_of` unused);
+    `no_trades` is an empty `PORTFOLIO_TRADE_DTYPE` array. out[j, w] equals the portfolio
+    backtest of combination j on window w, bit for bit.
+    """
+    n_combos = params.shape[0]
+    n_bars = universe.prices.shape[1]
+    n_symbols = universe.prices.shape[2]
+    longest = 0
+    for s in range(n_symbols):
+        longest = max(longest, tables.bars_at[s + 1] - tables.bars_at[s])
+    windows = plan.windows
+    out = np.empty((n_combos, windows.shape[0], N_METRICS), dtype=np.float64)
+    for block in prange(plan.n_blocks):
+        own = np.empty(longest, dtype=np.int8)
+        target = np.empty((n_bars, n_symbols), dtype=np.int8)
+        books = Books(np.empty((FLOAT_SCRATCH_ROWS, n_symbols), dtype=np.float64),
+                      np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
+        none1 = np.empty(0, dtype=np.float64)
+        none2 = np.empty((0, n_symbols), dtype=np.float64)
+        start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
+        for j in range(start, stop):
+            builtin_panel_target_nb(plan.code, tables, slots[j], params[j], plan.direction,
+                                    own, target)  # fmt: skip
+            for w in range(windows.shape[0]):
+                out_j = Records(out[j, w], none1, none2, none1, no_trades)
+                portfolio_nb(universe, target, rules, windows[w, 0], windows[w, 1],
+                             periods_per_year, books, out_j)  # fmt: skip
+    return out
+
+
+def make_portfolio_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Any]:
+    """`portfolio_grid_builtin_nb` for a user's signal kernel, compiled once per process.
+
+    Takes the same arguments plus `out_bad` (int64, (n_blocks, 3)), as
+    `ivybt.kernels.grid.make_grid_kernel` does: each symbol's sides go into a buffer filled
+    with `UNWRITTEN_TARGET` and checked after the call (`targets_ok_nb`); a block stops at
+    its first bad combination. Pass a bounds-checked kernel (`ivybt.engine.user_kernels`).
+    """
+    unwritten = UNWRITTEN_TARGET
+    guard = TARGET_GUARD
+    guarded_signal_nb = make_guarded_signal(signal_kernel)
+
+    @njit(parallel=True)
+    def portfolio_grid_custom_nb(
+        universe: Universe,
+        tables: SymbolTables,
+        slots: Int64Array2D,
+        params: Float64Array2D,
+        plan: GridPlan,
+        rules: PortfolioRules,
+        periods_per_year: float,
+        no_trades: RecordArray1D,
+        out_bad: Int64Array2D,
+    ) -> Float64Array3D:
+        n_combos = params.shape[0]
+        n_bars = universe.prices.shape[1]
+        n_symbols = universe.prices.shape[2]
+        longest = 0
+        for s in range(n_symbols):
+            longest = max(longest, tables.bars_at[s + 1] - tables.bars_at[s])
+        windows = plan.windows
+        out = np.empty((n_combos, windows.shape[0], N_METRICS), dtype=np.float64)
+        for block in prange(plan.n_blocks):
+            out_bad[block, 0] = -1
+            buffer = np.empty(longest + guard, dtype=np.int8)
+            target = np.empty((n_bars, n_symbols), dtype=np.int8)
+            books = Books(np.empty((FLOAT_SCRATCH_ROWS, n_symbols), dtype=np.float64),
+                          np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
+            none1 = np.empty(0, dtype=np.float64)
+            none2 = np.empty((0, n_symbols), dtype=np.float64)
+            start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
+            for j in range(start, stop):
+                ok = True
+                for s in range(n_symbols):
+                    n_own = tables.bars_at[s + 1] - tables.bars_at[s]
+                    view = buffer[: n_own + guard]
+                    view[:] = unwritten
+                    side = buffer[:n_own]
+                    ran = guarded_signal_nb(symbol_table_nb(tables, s), slots[j], params[j],
+                                            side)  # fmt: skip
+                    if not targets_ok_nb(ran, view, n_own, unwritten, j, out_bad[block]):
+                        ok = False
+                        break
+                    restrict_direction_nb(side, plan.direction, side)
+                    own_bars = tables.bar_of[tables.bars_at[s] : tables.bars_at[s + 1]]
+                    expand_symbol_nb(side, own_bars, s, target)
+                if not ok:
+                    break
+                for w in range(windows.shape[0]):
+                    out_j = Records(out[j, w], none1, none2, none1, no_trades)
+                    portfolio_nb(universe, target, rules, windows[w, 0], windows[w, 1],
+                                 periods_per_year, books, out_j)  # fmt: skip
+        return out
+
+    return portfolio_grid_custom_nb

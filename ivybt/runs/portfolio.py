@@ -1,0 +1,380 @@
+"""`ivybt.backtest` on a universe: one strategy, one account across the symbols.
+
+`run_portfolio_backtest` is what `ivybt backtest --symbols ...` and `ivybt.backtest(...,
+symbols=[...])` call; the result writes the run folder of a backtest plus `weights.parquet`,
+with a `symbol` column in the trades and per-symbol contributions in metrics.json
+(docs/portfolio.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ivybt.config import RunConfig
+from ivybt.data.panel import Panel
+from ivybt.engine.panel_inputs import PanelInputs, prepare_panel_inputs
+from ivybt.engine.portfolio import PortfolioSimulation, simulate_portfolio
+from ivybt.engine.simulation import BENCHMARK_METRICS, check_enough_bars
+from ivybt.errors import ConfigError
+from ivybt.files import write_json, write_table, write_text
+from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, return_metrics_nb
+from ivybt.runs.folder import open_run_folder, utc_now
+from ivybt.strategies import Strategy, get_strategy
+
+if TYPE_CHECKING:
+    from ivybt.report.figures import ReportFigures
+
+PORTFOLIO_TRADE_COLUMNS = (
+    "symbol", "entry_time", "exit_time", "side", "units", "entry_price", "exit_price",
+    "entry_fee", "exit_fee", "fees", "gross_pnl", "net_pnl", "return", "bars_held", "is_open",
+)  # fmt: skip
+
+
+@dataclass
+class PortfolioResult:
+    """What a backtest on a universe produced; `write()` saves it as a run folder.
+
+    metrics : the account's headline numbers (docs/metrics.md), trade metrics over every
+        symbol's closed trades.
+    exposure : turnover (one-way, per year), average and maximum gross and net exposure.
+    contributions : per symbol: net PnL (closed and open trades), its share of the initial
+        cash, closed trades, win rate, fraction of bars held, first and last bar listed.
+    trades : one row per trade (one holding of one side in one symbol), with its symbol.
+    equity : per union bar: equity, returns, drawdown, gross, net, benchmark_equity (the
+        equal-weight buy-and-hold of the universe), traded notional.
+    weights : per union bar and symbol, the held weight at the close (signed).
+    benchmark : return metrics of the equal-weight buy-and-hold, without costs.
+    """
+
+    config: RunConfig
+    strategy: type[Strategy]
+    metrics: dict[str, float]
+    exposure: dict[str, float]
+    contributions: pd.DataFrame
+    trades: pd.DataFrame
+    equity: pd.DataFrame
+    weights: pd.DataFrame
+    data: list[dict[str, Any]]
+    periods_per_year: float
+    periods_per_year_source: str
+    split: dict[str, Any] | None
+    benchmark: dict[str, float] = field(default_factory=dict)
+    started: datetime = field(default_factory=utc_now)
+    folder: Path | None = None
+
+    @property
+    def params(self) -> dict[str, float | int]:
+        return dict(self.config.strategy.params)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self.weights.columns)
+
+    def __repr__(self) -> str:
+        from ivybt.report.backtest import metrics_text
+
+        params = " ".join(f"{name}={value}" for name, value in self.params.items())
+        span = f"{self.equity.index[0]:%Y-%m-%d}..{self.equity.index[-1]:%Y-%m-%d}"
+        shown = metrics_text(self.metrics, ("total_return", "sharpe", "max_drawdown", "n_trades"))
+        return (
+            f"<PortfolioResult {self.config.strategy.name} {params} on "
+            f"{', '.join(self.symbols)} {self.config.data.interval}, {span} "
+            f"({len(self.equity):,} bars): {shown}>"
+        )
+
+    def plot(self) -> ReportFigures:
+        """The figures of report.html as plotly figures (`ivybt.report.portfolio`)."""
+        from ivybt.report.figures import ReportFigures
+        from ivybt.report.portfolio import portfolio_sections
+
+        return ReportFigures(
+            portfolio_sections(self.equity, self.weights, self.contributions, self.trades)
+        )
+
+    def headline(self) -> dict[str, Any]:
+        """metrics.json: the metrics with what they are metrics of."""
+        contributions = self.contributions.copy()
+        for column in ("first", "last"):
+            contributions[column] = contributions[column].map(
+                lambda stamp: None if pd.isna(stamp) else stamp.isoformat()
+            )
+        return {
+            "strategy": self.config.strategy.name,
+            "params": self.params,
+            "symbols": list(self.symbols),
+            "interval": self.config.data.interval,
+            "first": self.equity.index[0].isoformat(),
+            "last": self.equity.index[-1].isoformat(),
+            "n_bars": len(self.equity),
+            "periods_per_year": self.periods_per_year,
+            "periods_per_year_source": self.periods_per_year_source,
+            "split": self.split,
+            "portfolio": self.config.portfolio.model_dump(mode="json"),
+            "metrics": self.metrics,
+            "exposure": self.exposure,
+            "contributions": {
+                symbol: dict(row) for symbol, row in contributions.to_dict("index").items()
+            },
+            "buy_and_hold": self.benchmark,
+        }
+
+    def write(
+        self,
+        out: str | Path | None = None,
+        *,
+        overwrite: bool = False,
+        results_dir: str | Path | None = None,
+        command_line: list[str] | None = None,
+    ) -> Path:
+        """Write the run folder (manifest, metrics, trades, equity, weights, report)."""
+        from ivybt.report.portfolio import portfolio_report_html
+
+        extra = {"periods_per_year": self.periods_per_year, "split": self.split}
+        with open_run_folder(
+            "backtest", self.config, data=self.data, started=self.started, folder=out,
+            results_dir=results_dir, overwrite=overwrite, extra=extra,
+            command_line=command_line if command_line is not None else list(sys.argv),
+        ) as target:  # fmt: skip
+            write_json(target / "metrics.json", self.headline())
+            write_table(target / "trades.parquet", self.trades)
+            write_table(target / "trades.csv", self.trades.set_index("entry_time"))
+            write_table(target / "equity.parquet", self.equity)
+            write_table(target / "weights.parquet", self.weights)
+            html = portfolio_report_html(
+                title=f"{self.config.strategy.name} on {', '.join(self.symbols)}",
+                equity=self.equity,
+                weights=self.weights,
+                contributions=self.contributions,
+                trades=self.trades,
+                metrics=self.metrics,
+                portfolio_metrics={**self.exposure, "n_symbols": len(self.symbols)},
+                notes=self._notes(),
+            )
+            write_text(target / "report.html", html)
+        self.folder = target
+        return target
+
+    def _notes(self) -> list[str]:
+        execution = self.config.execution
+        portfolio = self.config.portfolio
+        params = ", ".join(f"{key}={value}" for key, value in self.params.items())
+        cap = "" if portfolio.max_weight is None else f", max weight {portfolio.max_weight:g}"
+        notes = [
+            f"Parameters: {params}. One account across {len(self.symbols)} symbols: "
+            f"{portfolio.weights} weights, max leverage {portfolio.max_leverage:g}{cap}, "
+            f"rebalance {portfolio.rebalance}"
+            + (f" (band {portfolio.band:g})" if portfolio.band else "")
+            + f". Fill {execution.fill}, {execution.direction}, size {execution.size:g}, "
+            f"commission {execution.commission:.4%} and slippage {execution.slippage:.4%} per "
+            "side unless set per symbol.",
+            f"Annualised with {self.periods_per_year:g} periods a year "
+            f"({self.periods_per_year_source}). Buy-and-hold: equal weights, each symbol's "
+            "share bought at its first close and sold at its last, no costs.",
+        ]
+        if self.split:
+            notes.append(
+                f"{self.split['run_mode']} part of a {self.split['train_split']:g} train/test "
+                f"split at {self.split['split_time']} (bar {self.split['split_index']})."
+            )
+        return notes
+
+
+def run_portfolio_backtest(
+    config: RunConfig,
+    *,
+    data: Panel | Mapping[str, pd.DataFrame] | None = None,
+    cache_dir: str | Path | None = None,
+) -> PortfolioResult:
+    """Run the backtest `config` describes on its universe (bars from `data` when given)."""
+    started = utc_now()
+    strategy = get_strategy(config.strategy.name)
+    params = strategy.resolve_params(config.strategy.params)
+    config = config.model_copy(
+        update={"strategy": config.strategy.model_copy(update={"params": params})}
+    )
+    inputs = prepare_panel_inputs(config, data=data, cache_dir=cache_dir)
+    longest = int(np.max(inputs.panel.last - inputs.panel.first + 1, initial=0))
+    check_enough_bars(strategy, params, longest, f"the longest listing of {inputs.describe()}")
+    simulation = simulate_portfolio(
+        inputs.panel, strategy, params, config.execution, config.portfolio,
+        window=inputs.window, periods_per_year=inputs.periods_per_year,
+    )  # fmt: skip
+    return portfolio_result(config, strategy, inputs, simulation, started)
+
+
+def portfolio_result(
+    config: RunConfig, strategy: type[Strategy], inputs: PanelInputs,
+    simulation: PortfolioSimulation, started: datetime,
+) -> PortfolioResult:  # fmt: skip
+    """Label the simulation's arrays with timestamps and symbols, and measure them."""
+    panel = inputs.full
+    index = panel.index[inputs.window]
+    symbols = list(panel.symbols)
+    initial_cash = config.execution.initial_cash
+    mark = np.nan_to_num(panel.mark[inputs.window])
+    weights = pd.DataFrame(
+        simulation.units * mark / simulation.equity[:, None], index=index, columns=symbols
+    )
+    benchmark = equal_weight_buy_and_hold(panel, inputs.window, initial_cash)
+    equity = equity_frame(simulation, weights, benchmark, index, initial_cash)
+    trades = trades_frame(simulation, index, symbols)
+    ppy = inputs.periods_per_year
+    return PortfolioResult(
+        config=config,
+        strategy=strategy,
+        metrics=simulation.metrics,
+        exposure=exposure_metrics(equity, ppy),
+        contributions=contributions_frame(
+            simulation, trades, panel, inputs.window, symbols, initial_cash
+        ),
+        trades=trades,
+        equity=equity,
+        weights=weights,
+        data=inputs.records,
+        periods_per_year=ppy,
+        periods_per_year_source=inputs.periods_per_year_source,
+        split=inputs.split,
+        benchmark=_return_metrics(benchmark, initial_cash, ppy),
+        started=started,
+    )
+
+
+def equal_weight_buy_and_hold(panel: Panel, window: slice, initial_cash: float) -> np.ndarray:
+    """Equity of the equal-weight buy-and-hold of the universe over `window`, no costs.
+
+    Each symbol listed in the window gets 1 / n of the initial cash; its share waits in cash
+    until the symbol's first close in the window, is invested there, and returns to cash at
+    its last close (a delisting)."""
+    close = panel.close[window]
+    mark = panel.mark[window]
+    n_bars, n_symbols = close.shape
+    listed = [s for s in range(n_symbols) if np.isfinite(close[:, s]).any()]
+    if not listed:
+        return np.full(n_bars, initial_cash)
+    share = initial_cash / len(listed)
+    total = np.zeros(n_bars)
+    for s in listed:
+        rows = np.flatnonzero(np.isfinite(close[:, s]))
+        first, last = rows[0], rows[-1]
+        sleeve = np.full(n_bars, share)
+        sleeve[first : last + 1] = share * mark[first : last + 1, s] / close[first, s]
+        sleeve[last + 1 :] = share * close[last, s] / close[first, s]
+        total += sleeve
+    return total
+
+
+def equity_frame(
+    simulation: PortfolioSimulation, weights: pd.DataFrame, benchmark: np.ndarray,
+    index: pd.DatetimeIndex, initial_cash: float,
+) -> pd.DataFrame:  # fmt: skip
+    """Per-bar equity, returns, drawdown (<= 0), gross and net exposure, the buy-and-hold
+    equity and the notional traded."""
+    equity = pd.Series(simulation.equity, index=index)
+    previous = equity.shift(1).fillna(initial_cash)
+    peak = np.maximum(equity.cummax().to_numpy(), initial_cash)
+    values = weights.to_numpy()
+    return pd.DataFrame(
+        {
+            "equity": equity,
+            "returns": equity / previous - 1.0,
+            "drawdown": equity.to_numpy() / peak - 1.0,
+            "gross": np.abs(values).sum(axis=1),
+            "net": values.sum(axis=1),
+            "benchmark_equity": benchmark,
+            "traded": simulation.traded,
+        },
+        index=index,
+    )
+
+
+def exposure_metrics(equity: pd.DataFrame, periods_per_year: float) -> dict[str, float]:
+    """Turnover (notional traded / equity at that bar's close, summed, per year: one-way, so
+    buying and later selling a whole book counts 2) and the average and maximum gross and
+    net exposure at the closes."""
+    n_bars = len(equity)
+    turnover = float((equity["traded"] / equity["equity"]).sum() * periods_per_year / n_bars)
+    return {
+        "turnover": turnover,
+        "avg_gross": float(equity["gross"].mean()),
+        "max_gross": float(equity["gross"].max()),
+        "avg_net": float(equity["net"].mean()),
+        "max_net": float(equity["net"].abs().max()),
+    }
+
+
+def trades_frame(
+    simulation: PortfolioSimulation, index: pd.DatetimeIndex, symbols: list[str]
+) -> pd.DataFrame:
+    """The trade records as a labelled DataFrame (`PORTFOLIO_TRADE_COLUMNS`), by entry."""
+    records = simulation.trades
+    entry = records["entry_bar"]
+    exit_ = records["exit_bar"]
+    frame = pd.DataFrame(
+        {
+            "symbol": np.asarray(symbols, dtype=object)[records["symbol"]],
+            "entry_time": index[entry],
+            "exit_time": index[exit_],
+            "side": np.where(records["side"] > 0, "long", "short"),
+            "units": records["units"],
+            "entry_price": records["entry_price"],
+            "exit_price": records["exit_price"],
+            "entry_fee": records["entry_fee"],
+            "exit_fee": records["exit_fee"],
+            "fees": records["entry_fee"] + records["exit_fee"],
+            "gross_pnl": records["gross_pnl"],
+            "net_pnl": records["net_pnl"],
+            "return": records["trade_return"],
+            "bars_held": exit_ - entry,
+            "is_open": records["is_open"],
+        },
+        columns=list(PORTFOLIO_TRADE_COLUMNS),
+    )
+    return frame
+
+
+def contributions_frame(
+    simulation: PortfolioSimulation, trades: pd.DataFrame, panel: Panel, window: slice,
+    symbols: list[str], initial_cash: float,
+) -> pd.DataFrame:  # fmt: skip
+    """Per symbol: net PnL, its share of the initial cash, closed trades, win rate, the
+    fraction of the window's bars it was held, and its first and last listed bar."""
+    closed = trades[~trades["is_open"]]
+    index = panel.index[window]
+    close = panel.close[window]
+    rows = []
+    for s, symbol in enumerate(symbols):
+        mine = trades[trades["symbol"] == symbol]
+        done = closed[closed["symbol"] == symbol]
+        present = np.flatnonzero(np.isfinite(close[:, s]))
+        pnl = float(mine["net_pnl"].sum())
+        rows.append({
+            "pnl": pnl,
+            "return_contribution": pnl / initial_cash,
+            "trades": len(done),
+            "win_rate": float((done["net_pnl"] > 0).mean()) if len(done) else np.nan,
+            "exposure": float(np.mean(simulation.units[:, s] != 0.0)),
+            "first": index[present[0]] if len(present) else pd.NaT,
+            "last": index[present[-1]] if len(present) else pd.NaT,
+        })  # fmt: skip
+    return pd.DataFrame(rows, index=pd.Index(symbols, name="symbol"))
+
+
+def _return_metrics(equity: np.ndarray, initial_cash: float, ppy: float) -> dict[str, float]:
+    out = np.full(N_METRICS, np.nan)
+    return_metrics_nb(np.ascontiguousarray(equity), np.ones_like(equity), initial_cash, ppy, out)
+    return {name: float(out[METRIC_NAMES.index(name)]) for name in BENCHMARK_METRICS}
+
+
+def check_universe_bars(inputs: PanelInputs) -> None:
+    """ConfigError when no symbol of the universe has a bar in the traded window."""
+    close = inputs.full.close[inputs.window]
+    if not np.isfinite(close).any():
+        raise ConfigError(f"no symbol of {inputs.describe()} has a bar in the traded window")

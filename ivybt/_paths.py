@@ -4,7 +4,8 @@
 directory by default. An explicit argument (the CLI's `--cache-dir` / `--results-dir`) wins over
 the environment variables `IVYBT_CACHE_DIR` / `IVYBT_RESULTS_DIR`, which win over the default.
 
-Compiled kernels (Numba's cache) go to a per-user folder, never inside the installed package:
+Compiled kernels (Numba's cache) go to a per-user folder, never inside the installed package,
+in a subfolder per version of the kernels' sources (`kernels-<digest>`):
 `$NUMBA_CACHE_DIR` when set, else `numba/` in the user cache folder (`platformdirs`:
 `~/.cache/ivybt/numba` on Linux, `~/Library/Caches/ivybt/numba` on macOS,
 `%LOCALAPPDATA%\\ivybt\\Cache\\numba` on Windows). Numba's default, a `__pycache__` beside each
@@ -50,16 +51,34 @@ def numba_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("ivybt", appauthor=False)) / "numba"
 
 
+def kernels_digest() -> str:
+    """12 hex digits of SHA-256 over the source of every module in `ivybt/kernels/`.
+
+    Numba's cache checks only the file that defines a kernel, so a kernel calling one of
+    another file would keep its stale compiled code after that file changed (a `git pull`
+    touching `portfolio.py` but not `portfolio_grid.py`): wrong numbers, silently. Each
+    version of the kernels' sources therefore gets its own cache folder."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).parent / "kernels").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def use_numba_cache_dir() -> Path:
     """Point Numba's cache at `numba_cache_dir()` before any kernel is compiled.
 
-    Sets $NUMBA_CACHE_DIR when unset, so Numba (read at its import) and worker processes use
-    the same folder; when Numba was imported first, also sets its parsed config, which each
-    `@njit(cache=True)` reads when its module is imported. A user's own $NUMBA_CACHE_DIR wins.
+    Sets $NUMBA_CACHE_DIR to that folder's `kernels-<kernels_digest()>` subfolder, so Numba
+    (read at its import) and worker processes use it; when Numba was imported first, also
+    sets its parsed config, which each `@njit(cache=True)` reads when its module is imported.
+    A user's own $NUMBA_CACHE_DIR wins (its subfolder is used). Returns the subfolder.
     """
     folder = numba_cache_dir()
-    os.environ.setdefault(NUMBA_CACHE_DIR_ENV, str(folder))
+    suffix = f"kernels-{kernels_digest()}"
+    versioned = folder if folder.name == suffix else folder / suffix  # a worker's: as it is
+    os.environ[NUMBA_CACHE_DIR_ENV] = str(versioned)
     config = sys.modules.get("numba.core.config")
-    if config is not None and not getattr(config, "CACHE_DIR", ""):
-        config.CACHE_DIR = str(folder)  # type: ignore[attr-defined]
-    return folder
+    if config is not None:
+        config.CACHE_DIR = str(versioned)  # type: ignore[attr-defined]
+    return versioned

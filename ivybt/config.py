@@ -93,6 +93,7 @@ class DataConfig(_Section):
             repeated = sorted({name for name in names if names.count(name) > 1})
             if repeated:
                 raise ValueError(f"symbols lists {', '.join(repeated)} twice; list each once")
+            object.__setattr__(self, "symbols", tuple(names))  # as the data layer names them
             if self.bars == "renko":
                 raise ValueError(
                     "Renko bars run on one symbol at a time; drop --bars renko for a universe"

@@ -319,7 +319,9 @@ def _rebalance(
 
     # (4) increases and new positions in symbol order, within the buying power left
     gross = sum(p["units"] * price_of(s) for s, p in account.positions.items())
-    power = max_leverage * equity - gross
+    after = account.cash + sum(p["side"] * p["units"] * price_of(s)
+                               for s, p in sorted(account.positions.items()))  # fmt: skip
+    power = max_leverage * after - gross  # the trims' costs are paid, not lent
     for s in range(n_symbols):
         if not tradable[s] or s in done or weights[s] == 0.0:
             continue

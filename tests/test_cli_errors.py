@@ -150,11 +150,13 @@ def test_every_kind_of_input_error_exits_2_and_data_errors_exit_1(tmp_path: Path
          "--symbol is given 2 times (SPY, AAPL); give one --symbol, or trade them in one "
          "account with --symbols SPY,AAPL"),
         (["grid", "sma_cross", "--symbol=SPY", "-sAAPL", "-p", "fast=5:9"],
-         "--symbol is given 2 times (SPY, AAPL); one symbol per run for this command"),
-        (["optimize", "sma_cross", *SPY, "-p", "fast=5:9", "-s", "MSFT"], "one symbol per run"),
+         "--symbol is given 2 times (SPY, AAPL); give one --symbol, or trade them in one "
+         "account with --symbols SPY,AAPL"),
+        (["optimize", "sma_cross", *SPY, "-p", "fast=5:9", "-s", "MSFT"],
+         "or trade them in one account with --symbols SPY,MSFT"),
         (["walkforward", "sma_cross", *SPY, "-s", "IBM", "--is", "2y", "--oos", "1y"],
-         "one symbol per run"),
-        (["check-lookahead", "sma_cross", *SPY, "-s", "IBM"], "one symbol per run"),
+         "or trade them in one account"),
+        (["check-lookahead", "sma_cross", *SPY, "-s", "IBM"], "or trade them in one account"),
         ([*GRID, "--interval", "1d", "-i", "1h"],
          "--interval is given 2 times (1d, 1h); give it once; only -p/--param, --constraint "
          "may repeat"),

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ivybt._paths import kernels_digest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -46,15 +48,42 @@ def test_numba_cache_goes_to_a_per_user_folder_never_into_the_package(tmp_path: 
     env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg"))
     before = _package_cache_files()
     used = _compile_a_kernel(env)
-    assert Path(used) == tmp_path / "xdg" / "ivybt" / "numba"
+    assert Path(used) == tmp_path / "xdg" / "ivybt" / "numba" / f"kernels-{kernels_digest()}"
     assert any(Path(used).rglob("*.nbi")), "the kernel was not cached in the per-user folder"
     assert _package_cache_files() == before, "Numba wrote its cache inside the package"
 
 
 def test_numba_cache_dir_from_the_environment_wins(tmp_path: Path) -> None:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "mine")}
-    assert Path(_compile_a_kernel(env)) == tmp_path / "mine"
+    assert Path(_compile_a_kernel(env)) == tmp_path / "mine" / f"kernels-{kernels_digest()}"
     assert any((tmp_path / "mine").rglob("*.nbi"))
+
+
+def test_a_changed_kernel_source_gets_a_fresh_cache_folder(tmp_path: Path) -> None:
+    """Numba checks only a kernel's own file: a grid kernel calling a changed kernel of another
+    file kept its stale compiled code (wrong rows). Each version of the kernels' sources has
+    its own folder, and a worker process (which inherits $NUMBA_CACHE_DIR) keeps its parent's."""
+    kernels = tmp_path / "ivybt" / "kernels"
+    kernels.mkdir(parents=True)
+    (tmp_path / "ivybt" / "_paths.py").write_text((REPO / "ivybt" / "_paths.py").read_text())
+    (kernels / "a.py").write_text("x = 1\n")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import os; "
+        "from ivybt._paths import use_numba_cache_dir; print(use_numba_cache_dir()); "
+        "print(use_numba_cache_dir())"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def folders() -> list[str]:
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                              text=True, timeout=60, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    first, again = folders()
+    assert first == again and Path(first).parent == tmp_path / "cache"
+    (kernels / "a.py").write_text("x = 2\n")
+    assert folders()[0] != first
 
 
 def test_numba_imported_first_still_uses_the_per_user_folder(tmp_path: Path) -> None:
@@ -68,7 +97,9 @@ def test_numba_imported_first_still_uses_the_per_user_folder(tmp_path: Path) -> 
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
     )
     assert done.returncode == 0, done.stderr
-    assert Path(done.stdout.strip()) == tmp_path / "xdg" / "ivybt" / "numba"
+    assert Path(done.stdout.strip()) == (
+        tmp_path / "xdg" / "ivybt" / "numba" / f"kernels-{kernels_digest()}"
+    )
     assert any((tmp_path / "xdg").rglob("*.nbi"))
 
 

@@ -100,8 +100,8 @@ def signal_bars(
 ) -> SignalBars:  # fmt: skip
     """The signal bars of a run whose evaluated window starts at bar `start` (an ATR box is
     the ATR known there; docs/renko.md)."""
-    if config.data.bars == "standard":
-        return SignalBars(dict(columns), None)
+    if config.data.bars == "standard":  # a universe's bars (not a dict) pass as they are
+        return SignalBars(dict(columns) if isinstance(columns, dict) else columns, None)  # type: ignore[arg-type]
     from ivybt.bars.renko import brick_bars, renko_bricks, renko_columns
 
     bricks = renko_bricks(frame, renko_settings(config, override), start=start)

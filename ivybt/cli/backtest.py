@@ -84,6 +84,18 @@ def backtest(settings: Settings, strategy: str | None, **values: Any) -> None:
 
 def run_config(strategy: str | None, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The data, strategy, execution, split and output sections from the shared options."""
+    universe = options.universe_settings(values)
+    portfolio = options.portfolio_settings(values)
+    if portfolio and not universe and values.get("symbol") is not None:
+        import warnings
+
+        from ivybt.errors import IgnoredSettingsWarning
+
+        given = ", ".join(f"--{options.PORTFOLIO_OPTIONS[f].replace('_', '-')}" for f in portfolio)
+        warnings.warn(IgnoredSettingsWarning(
+            f"{given} set how a universe shares one account; a single --symbol ignores them "
+            "(give --symbols A,B,... for a universe)"
+        ), stacklevel=2)  # fmt: skip
     return {
         "data": {
             **{
@@ -91,13 +103,13 @@ def run_config(strategy: str | None, values: dict[str, Any]) -> dict[str, dict[s
                 for name in ("symbol", "interval", "start", "end", "source", "adjusted")
             },
             **options.bar_settings(values),
-            **options.universe_settings(values),
+            **universe,
         },
         "strategy": {"name": strategy},
         "execution": {name: values[name] for name in EXECUTION_OPTIONS},
         "split": {"train_split": values["train_split"], "run_mode": values["run_mode"]},
         "output": {"out": values["out"]},
-        **({"portfolio": options.portfolio_settings(values)} if "weights" in values else {}),
+        **({"portfolio": portfolio} if "weights" in values else {}),
     }
 
 

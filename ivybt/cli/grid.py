@@ -17,6 +17,7 @@ TOP_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate")
 @options.strategy
 @options.config_file
 @options.symbol
+@options.universe
 @options.params
 @options.study
 @options.interval

@@ -13,7 +13,8 @@ from ivybt.cli.backtest import run_config
 
 @click.command("check-lookahead")
 @click.argument("strategy")
-@options.required_symbol
+@options.symbol_or_universe
+@options.universe
 @options.params
 @click.option(
     "--cuts",
@@ -55,6 +56,7 @@ def check_lookahead(settings: Settings | None, strategy: str, **values: Any) -> 
       ivybt check-lookahead my_strategies:KeltnerBreakout -s SPY --start 2010-01-01 --cuts 200
       ivybt check-lookahead donchian_breakout -s SPY --bars renko --renko-box 2 --seed 7
       ivybt check-lookahead rsi_reversion -s BTCUSD --direction both --json
+      ivybt check-lookahead sma_cross --symbols SPY,MSFT,AAPL --source sample
     """
     from ivybt.config import build_config
     from ivybt.strategies import get_strategy

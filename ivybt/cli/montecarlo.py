@@ -20,8 +20,9 @@ import click
     type=click.Choice(["trades", "block"]),
     default=None,
     help="trades: draw the closed trades with replacement and compound their returns; "
-    "block: circular blocks of per-bar returns. Default: trades for a backtest, block for "
-    "a walk-forward run (its folder keeps no trades).",
+    "block: circular blocks of per-bar returns. Default: trades for a backtest of one "
+    "symbol, block for a walk-forward run (its folder keeps no trades) or a universe's "
+    "backtest (its trades overlap in time in one account; trades is refused there).",
 )
 @click.option(
     "--block-size",

@@ -14,6 +14,7 @@ from ivybt.cli.backtest import format_metric, run_config
 @options.strategy
 @options.config_file
 @options.symbol
+@options.universe
 @options.params
 @click.option(
     "--constraint",

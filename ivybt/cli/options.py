@@ -217,7 +217,7 @@ def universe[F: Callable[..., Any]](func: F) -> F:
             type=click.Choice(["equal", "fixed", "inverse_vol"]),
             default=None,
             help="Universe weights: equal among the symbols with a side (default), fixed "
-            "(portfolio.fixed_weights in --config) or inverse volatility.",
+            "(portfolio.fixed_weights of a config file) or inverse volatility.",
         ),
         click.option(
             "--vol-window",
@@ -288,6 +288,14 @@ def portfolio_settings(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def symbol_or_universe[F: Callable[..., Any]](func: F) -> F:
+    """--symbol of a command without --config that also takes --symbols/--universe."""
+    return click.option(
+        "--symbol", "-s", default=None,
+        help=f"{SYMBOL_HELP} Required unless --symbols or --universe gives a universe.",
+    )(func)  # fmt: skip
+
+
 def required_symbol[F: Callable[..., Any]](func: F) -> F:
     """--symbol of a command without --config."""
     return click.option("--symbol", "-s", required=True, help=SYMBOL_HELP)(func)
@@ -330,6 +338,8 @@ def run_sections(
                                   ("symbol", symbol, None)):  # fmt: skip
             if value is None:  # Click's own message, as when both were required
                 param = next(param for param in ctx.command.params if param.name == name)
+                if name == "symbol" and any(p.name == "symbols" for p in ctx.command.params):
+                    hint = "'--symbol' (or --symbols A,B,... / --universe FILE for a universe)"
                 raise click.MissingParameter(ctx=ctx, param=param, param_hint=hint)
         return sections
     from ivybt.config_file import apply_config_file

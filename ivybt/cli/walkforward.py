@@ -17,6 +17,7 @@ WINDOW_OPTIONS = ("in_sample", "out_of_sample", "folds", "step", "gap", "anchore
 @options.strategy
 @options.config_file
 @options.symbol
+@options.universe
 @options.params
 @options.study
 @click.option(

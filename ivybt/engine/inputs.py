@@ -3,7 +3,7 @@ the signals may see, and `periods_per_year`, all decided from one `RunConfig`.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,15 @@ class RunInputs:
     def history_bars(self) -> int:
         return len(self.columns["close"])
 
+    def upto(self, end: int) -> RunInputs:
+        """These inputs with the bars the signals may see cut to [0, end)."""
+        return replace(self, columns={name: values[:end] for name, values in self.columns.items()})
+
+    @property
+    def memory_bars(self) -> int:
+        """Bars a study's tables and buffers scale with."""
+        return self.history_bars
+
     def describe(self) -> str:
         """'SPY 2020-01-02..2020-08-28', for messages."""
         if len(self.frame) == 0:
@@ -59,7 +68,15 @@ def prepare_inputs(
     data: pd.DataFrame | None = None,
     cache_dir: str | Path | None = None,
 ) -> RunInputs:
-    """Load (or validate) the bars of `config`, split them and decide `periods_per_year`."""
+    """Load (or validate) the bars of `config`, split them and decide `periods_per_year`.
+
+    A universe (`data.symbols`) gives `ivybt.engine.panel_inputs.PanelInputs` instead: the
+    same fields a study reads, its `columns` a `UniverseBars`, so every study runs on one
+    symbol or a universe through the same code."""
+    if config.data.is_portfolio:
+        from ivybt.engine.panel_inputs import prepare_panel_inputs
+
+        return prepare_panel_inputs(config, data=data, cache_dir=cache_dir)  # type: ignore[return-value,arg-type]
     frame, record = _bars(config, data, cache_dir)
     columns = bar_columns(frame)
     split_info, window, history = _split(config, frame)

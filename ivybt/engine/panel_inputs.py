@@ -5,14 +5,16 @@ the history the signals may see and `periods_per_year`, decided from one `RunCon
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ivybt.config import RunConfig
+from ivybt.config import PortfolioConfig, RunConfig
 from ivybt.data.panel import Panel, load_panel, panel_from_frames
+from ivybt.data.universe import as_symbols, unique_symbols
+from ivybt.engine.portfolio import UniverseBars
 from ivybt.engine.splits import train_test_split
 from ivybt.errors import ConfigError
 from ivybt.periods import infer_periods_per_year
@@ -33,11 +35,48 @@ class PanelInputs:
     split: dict[str, Any] | None
     periods_per_year: float
     periods_per_year_source: str
+    portfolio: PortfolioConfig
 
     @property
     def records(self) -> list[dict[str, Any]]:
         """The manifest's data records: one per symbol, with its data hash."""
         return [dict(record) for record in self.full.records]
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The universe as one data record (what a study records where one symbol's record
+        goes): its label, symbols, interval, the panel's hash, and every symbol's record
+        under "series" (the manifest lists those)."""
+        full = self.full
+        return {
+            "symbol": _label(full.symbols),
+            "symbols": list(full.symbols),
+            "interval": full.interval,
+            "rows": full.n_bars,
+            "first": full.index[0].isoformat() if full.n_bars else None,
+            "last": full.index[-1].isoformat() if full.n_bars else None,
+            "sha256": full.sha256,
+            "series": self.records,
+        }
+
+    @property
+    def columns(self) -> UniverseBars:
+        """The bars the signals may see, with the account's rules (`UniverseBars`)."""
+        return UniverseBars(self.panel, self.portfolio)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """An empty frame on the union timestamps (studies take dates from its index)."""
+        return pd.DataFrame(index=self.full.index)
+
+    def upto(self, end: int) -> PanelInputs:
+        """These inputs with the bars the signals may see cut to [0, end)."""
+        return replace(self, panel=self.panel.window(0, end))
+
+    @property
+    def memory_bars(self) -> int:
+        """Bars a study's tables and buffers scale with: every symbol's own bars."""
+        return self.columns.memory_bars
 
     @property
     def history_bars(self) -> int:
@@ -72,14 +111,16 @@ def prepare_panel_inputs(
     elif isinstance(data, Panel):
         panel = data
     else:
-        frames = {name.strip().upper(): frame for name, frame in data.items()}
-        missing = [name for name in spec.universe if name not in frames]
+        # keys and symbols are tickers: normalised alike ("spy" is SPY), one frame each
+        frames = dict(zip(unique_symbols(data, what="data= keys"), data.values(), strict=True))
+        wanted = as_symbols(spec.universe)
+        missing = [name for name in wanted if name not in frames]
         if missing:
             raise ConfigError(
                 f"data= has no frame for {', '.join(missing)}; pass one DataFrame per symbol "
                 "of the universe"
             )
-        panel = panel_from_frames({name: frames[name] for name in spec.universe},
+        panel = panel_from_frames({name: frames[name] for name in wanted},
                                   max_jump=spec.max_jump)  # fmt: skip
         panel = _clip(panel, spec.start, spec.end)
     if panel.n_bars == 0:
@@ -90,7 +131,12 @@ def prepare_panel_inputs(
     else:
         ppy, ppy_source = infer_periods_per_year(panel.index, spec.interval)
     visible = panel.window(0, history) if history < panel.n_bars else panel
-    return PanelInputs(panel, visible, window, split_info, ppy, ppy_source)
+    return PanelInputs(panel, visible, window, split_info, ppy, ppy_source, config.portfolio)
+
+
+def _label(symbols: tuple[str, ...]) -> str:
+    """'SPY+4' for SPY and four more (as `DataConfig.label`)."""
+    return symbols[0] + (f"+{len(symbols) - 1}" if len(symbols) > 1 else "")
 
 
 def _clip(panel: Panel, start: str | None, end: str | None) -> Panel:

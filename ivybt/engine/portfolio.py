@@ -39,6 +39,41 @@ _PERIODS = {"daily": "D", "weekly": "W", "monthly": "M"}
 
 
 @dataclass(frozen=True)
+class UniverseBars:
+    """A universe's bars with its account's rules: what a study takes where it takes one
+    symbol's columns (`ivybt.studies.grid` evaluates either). `bars["close"]` is the
+    (n_bars, n_symbols) close, so `len(bars["close"])` is the number of union bars."""
+
+    panel: Panel
+    portfolio: PortfolioConfig
+
+    def __getitem__(self, name: str) -> Float64Array2D:
+        return getattr(self.panel, name)  # type: ignore[no-any-return]
+
+    @property
+    def n_bars(self) -> int:
+        return self.panel.n_bars
+
+    @property
+    def memory_bars(self) -> int:
+        """Bars the tables and buffers of a study scale with: every symbol's own bars."""
+        return int(np.isfinite(self.panel.close).sum())
+
+    def upto(self, end: int) -> UniverseBars:
+        """The bars [0, end): what exists at the close of bar end - 1."""
+        return UniverseBars(self.panel.window(0, end), self.portfolio)
+
+
+def bars_upto(
+    columns: Mapping[str, Float64Array1D] | UniverseBars, end: int
+) -> Mapping[str, Float64Array1D] | UniverseBars:
+    """One symbol's columns, or a universe's bars, cut to the bars [0, end)."""
+    if isinstance(columns, UniverseBars):
+        return columns.upto(end)
+    return {name: values[:end] for name, values in columns.items()}
+
+
+@dataclass(frozen=True)
 class PortfolioSimulation:
     """Arrays of one simulated portfolio over the union bars `window` of a panel.
 
@@ -175,30 +210,34 @@ def panel_targets(
 
 def symbol_tables(panel: Panel, indicators: Sequence[Indicator]) -> tuple[SymbolTables, list[int]]:
     """Every symbol's indicator table over its own bars, for the same `indicators`, and each
-    indicator's row in them (the same row in every symbol's table)."""
-    values: list[Float64Array1D] = []
-    table_at = np.zeros(panel.n_symbols, dtype=np.int64)
+    indicator's row in them (the same row in every symbol's table). The tables are written
+    into one array allocated once (memory: it, plus one symbol's table while it is built)."""
+    own_bars = [panel.bars_of(s) for s in range(panel.n_symbols)]
     bars_at = np.zeros(panel.n_symbols + 1, dtype=np.int64)
-    bar_of: list[np.ndarray] = []
+    bars_at[1:] = np.cumsum([len(own) for own in own_bars])
     rows: dict[Indicator, int] = {}
-    offset = 0
-    for s in range(panel.n_symbols):
-        own = panel.bars_of(s)
+    n_rows = 0
+    values = np.empty(0, dtype=np.float64)
+    table_at = np.zeros(panel.n_symbols, dtype=np.int64)
+    for s, own in enumerate(own_bars):
+        if len(own) == 0:
+            continue
         table, found = indicator_table(panel.columns(s), list(indicators))
-        if not rows:
-            rows = dict(found)
-        elif found != rows:  # the builder orders rows by kind; the same list gives the same
+        if not rows:  # the first symbol's table sizes them all
+            rows, n_rows = dict(found), table.shape[0]
+            table_at = n_rows * bars_at[:-1]
+            values = np.empty(n_rows * int(bars_at[-1]), dtype=np.float64)
+        elif found != rows:  # the builder orders rows by kind: the same for every symbol
             raise AssertionError("indicator rows differ between symbols")
-        table_at[s] = offset
-        values.append(np.ascontiguousarray(table).reshape(-1))
-        offset += table.size
-        bar_of.append(own)
-        bars_at[s + 1] = bars_at[s] + len(own)
+        values[table_at[s] : table_at[s] + table.size] = table.reshape(-1)
+        del table
     tables = SymbolTables(
-        values=np.ascontiguousarray(np.concatenate(values)) if values else np.zeros(0),
-        table_at=table_at,
-        n_rows=len(rows),
-        bar_of=np.ascontiguousarray(np.concatenate(bar_of), dtype=np.int64),
+        values=values,
+        table_at=np.ascontiguousarray(table_at, dtype=np.int64),
+        n_rows=n_rows,
+        bar_of=np.ascontiguousarray(
+            np.concatenate(own_bars) if own_bars else np.zeros(0), dtype=np.int64
+        ),
         bars_at=bars_at,
     )
     return tables, [rows[indicator] for indicator in indicators]
@@ -255,3 +294,27 @@ def _trade_room(target: Int8Array1D) -> int:
 def grid_slots(slot_rows: Sequence[int], slot_ids: Int64Array2D) -> Int64Array2D:
     """Each combination's rows in the symbols' tables from its distinct-indicator ids."""
     return np.ascontiguousarray(np.asarray(slot_rows, dtype=np.int64)[slot_ids])
+
+
+def equal_weight_buy_and_hold(panel: Panel, window: slice, initial_cash: float) -> np.ndarray:
+    """Equity of the equal-weight buy-and-hold of the universe over `window`, no costs.
+
+    Each symbol listed in the window gets 1 / n of the initial cash; its share waits in cash
+    until the symbol's first close in the window, is invested there, and returns to cash at
+    its last close (a delisting)."""
+    close = panel.close[window]
+    mark = panel.mark[window]
+    n_bars, n_symbols = close.shape
+    listed = [s for s in range(n_symbols) if np.isfinite(close[:, s]).any()]
+    if not listed:
+        return np.full(n_bars, initial_cash)
+    share = initial_cash / len(listed)
+    total = np.zeros(n_bars)
+    for s in listed:
+        rows = np.flatnonzero(np.isfinite(close[:, s]))
+        first, last = rows[0], rows[-1]
+        sleeve = np.full(n_bars, share)
+        sleeve[first : last + 1] = share * mark[first : last + 1, s] / close[first, s]
+        sleeve[last + 1 :] = share * close[last, s] / close[first, s]
+        total += sleeve
+    return total

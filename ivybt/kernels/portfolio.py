@@ -23,10 +23,11 @@ is stated in docs/portfolio.md; in short, with t a bar of the window [a, b):
   position's notional plus its commission is |w| x E as in the single-symbol sizing;
   (3) reduce the positions above their target (sells first, freed cash funds the buys);
   (4) increase those below it, in symbol order, each scaled down to the buying power left,
-  max_leverage x E minus the gross notional held (plus the commission), so cash never goes
-  below what the leverage allows. A held symbol whose holding differs from its target by at
-  most `band` x E of notional is left alone; an order of at most `DUST` x E (rounding) is not
-  made, so a target equal to the holding makes no trade.
+  max_leverage x the equity after the reductions (their costs paid) minus the gross notional
+  held (plus the commission), so cash never goes below what the leverage allows. A held
+  symbol whose holding differs from its target by at most `band` x E of notional is left
+  alone; an order of at most `DUST` x E (rounding) is not made, so a target equal to the
+  holding makes no trade.
 - Fills and costs follow the single-symbol conventions per symbol (`fee[s]`, `slip[s]`): a
   buy pays price x (1 + slippage), a sell gets price x (1 - slippage), commission is a
   fraction of the traded notional. `lot[s]` > 0 rounds target units down to whole lots.
@@ -457,13 +458,11 @@ def _rebalance_nb(
                                                 out_trades)  # fmt: skip
             traded += notional
     cash, n_trades, trades = account
-    gross = 0.0
     value = 0.0
     for s in range(n_symbols):
         units = floats[_UNITS, s]
         if units != 0.0:
             value += units * floats[_PRICE, s]
-            gross += abs(units) * floats[_PRICE, s]
     equity = cash + value
     for s in range(n_symbols):  # (2) reductions: a smaller holding on the same side
         side = ints[_SIDE, s]
@@ -476,14 +475,20 @@ def _rebalance_nb(
         elif wanted < units:
             cash, notional = _sell(universe, books, s, units - wanted, price[s], cash)
             floats[_UNITS, s] = side * wanted
-            gross -= (units - wanted) * price[s]
             traded += notional
             ints[_SKIP, s] = 1
             if wanted == 0.0:  # whole lots rounded the holding away
                 net, trade_return = _write_trade(books, s, t - a, False, out_trades)
                 trades = trade_step_nb(trades, net, trade_return)
                 ints[_SIDE, s] = 0
-    power = rules.max_leverage * equity - gross
+    gross = 0.0  # after the reductions, whose costs the buying power must not lend
+    value = 0.0
+    for s in range(n_symbols):
+        units = floats[_UNITS, s]
+        if units != 0.0:
+            value += units * floats[_PRICE, s]
+            gross += abs(units) * floats[_PRICE, s]
+    power = rules.max_leverage * (cash + value) - gross
     for s in range(n_symbols):  # (3) increases and new positions, in symbol order
         if ints[_SKIP, s] != 0 or weight[s] == 0.0:
             continue
@@ -499,7 +504,7 @@ def _rebalance_nb(
             notional = units * fill
         else:
             units = notional / fill
-        if notional <= DUST * equity:
+        if notional <= DUST * abs(equity):  # nothing to buy, or an account at or below 0
             continue
         fee = fee_rate * notional
         cash = cash - side * notional - fee

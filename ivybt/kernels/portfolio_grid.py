@@ -216,3 +216,45 @@ def make_portfolio_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[.
         return out
 
     return portfolio_grid_custom_nb
+
+
+@njit(cache=True, parallel=True)
+def portfolio_grid_returns_builtin_nb(
+    universe: Universe,
+    tables: SymbolTables,
+    slots: Int64Array2D,
+    params: Float64Array2D,
+    plan: GridPlan,
+    rules: PortfolioRules,
+    no_trades: RecordArray1D,
+    out_returns: Float64Array2D,
+) -> None:
+    """Per-bar returns of every combination's portfolio on the plan's first window [a, b),
+    for PBO: out_returns (float64, (b - a, n_combos)), column j = equity_t / equity_(t-1) - 1
+    with equity_(-1) the initial cash, exactly 0.0 on a bar whose equity did not move (the
+    convention of `ivybt.kernels.grid_returns.window_returns_nb`)."""
+    n_combos = params.shape[0]
+    n_bars = universe.prices.shape[1]
+    n_symbols = universe.prices.shape[2]
+    a = plan.windows[0, 0]
+    b = plan.windows[0, 1]
+    longest = 0
+    for s in range(n_symbols):
+        longest = max(longest, tables.bars_at[s + 1] - tables.bars_at[s])
+    for block in prange(plan.n_blocks):
+        own = np.empty(longest, dtype=np.int8)
+        target = np.empty((n_bars, n_symbols), dtype=np.int8)
+        books = Books(np.empty((FLOAT_SCRATCH_ROWS, n_symbols), dtype=np.float64),
+                      np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
+        out = Records(np.empty(N_METRICS), np.empty(b - a), np.empty((b - a, n_symbols)),
+                      np.empty(b - a), no_trades)  # fmt: skip
+        start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
+        for j in range(start, stop):
+            builtin_panel_target_nb(plan.code, tables, slots[j], params[j], plan.direction,
+                                    own, target)  # fmt: skip
+            portfolio_nb(universe, target, rules, a, b, 1.0, books, out)
+            previous = rules.initial_cash
+            for t in range(b - a):
+                value = out.equity[t]
+                out_returns[t, j] = value / previous - 1.0 if value != previous else 0.0
+                previous = value

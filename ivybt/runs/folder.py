@@ -57,7 +57,7 @@ def default_run_name(command: str, strategy: str, symbol: str, when: datetime) -
     """`<command>-<strategy>-<symbol>-<YYYYmmddTHHMMSSZ>` with unsafe characters replaced."""
     stamp = when.strftime("%Y%m%dT%H%M%SZ")
     parts = (command, strategy.rpartition(":")[2], symbol, stamp)
-    return "-".join(re.sub(r"[^A-Za-z0-9_.=^]+", "_", part) for part in parts)
+    return "-".join(re.sub(r"[^A-Za-z0-9_.=^+]+", "_", part) for part in parts)
 
 
 def resolve_run_folder(
@@ -224,7 +224,10 @@ def open_run_folder(
     `data` is the record of the series used, or one record per symbol of a universe (the
     folder is then named after `config.data.label`, e.g. SPY+4).
     """
-    records = [data] if isinstance(data, Mapping) else list(data)
+    if isinstance(data, Mapping):  # one series, or a universe's record with its "series"
+        records = list(data["series"]) if "series" in data else [data]
+    else:
+        records = list(data)
     label = data["symbol"] if isinstance(data, Mapping) else config.data.label
     name = default_run_name(command, config.strategy.name, label, started)
     target = resolve_run_folder(folder or config.output.out, name, results_dir)

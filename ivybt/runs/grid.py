@@ -199,7 +199,8 @@ def grid(
     strategy: str | type[Strategy] | None = None,
     *,
     symbol: str | None = None,
-    data: pd.DataFrame | None = None,
+    symbols: str | Sequence[str] | None = None,
+    data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
     params: Mapping[str, object] | None = None,
     constraints: Sequence[str] | None = None,
     objective: str | None = None,
@@ -210,6 +211,7 @@ def grid(
     out: str | Path | None = None,
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
+    portfolio: Mapping[str, Any] | None = None,
     config: str | Path | None = None,
     **run_options: Any,
 ) -> GridResult:
@@ -220,7 +222,9 @@ def grid(
     searched over its declared default range (`ivybt.studies.space`). `run_options` are those
     of `ivybt.backtest` (interval, start,
     end, source, adjusted, commission, slippage, fill, direction, size, initial_cash,
-    periods_per_year, train_split, run_mode). A keyword left at None takes the file's value,
+    periods_per_year, train_split, run_mode). `symbols` (a list or "SPY,MSFT") evaluates every
+    combination as one account across the universe, and `portfolio` sets its rules, as for
+    `ivybt.backtest` (docs/portfolio.md). A keyword left at None takes the file's value,
     else the model's default (objective "sharpe", min_trades 1, memory_budget_mb 1024,
     max_combinations 1,000,000).
     `config` names a YAML file or a run's manifest.json (`ivybt.config_file`); keywords given
@@ -246,9 +250,10 @@ def grid(
         "evidence": evidence,
     }
     sections = config_sections(
-        strategy, symbol=symbol, data=data, **run_options,
+        strategy, symbol=symbol, symbols=symbols, data=data, **run_options,
         extra={"strategy": {"space": space, "constraints": listed}, "study": study,
-               "output": {"out": None if out is None else str(out)}},
+               "output": {"out": None if out is None else str(out)},
+               "portfolio": dict(portfolio or {})},
     )  # fmt: skip
     sections = api_sections(sections, config)
     sections = study_sections(sections, "grid", config)
@@ -277,7 +282,7 @@ def plan_space(config: RunConfig) -> tuple[ParamSpace, list[dict[str, Any]], str
     n_bar = len(bar_combos)
     line = (
         f"{config.strategy.name}: {len(space) * n_bar:,} combinations "
-        f"({space.n_candidates * n_bar:,} before constraints) on {config.data.symbol} "
+        f"({space.n_candidates * n_bar:,} before constraints) on {config.data.label} "
         f"{config.data.interval}" + (f", {n_bar} brick settings" if bar_specs else "")
     )
     if space.defaulted:
@@ -322,7 +327,7 @@ def run_grid(
     reserved = check_memory(
         n_combos, combination_bytes(len(space.names) + len(bar_specs), n_slots,
                                     evidence=study.evidence),
-        budget, inputs.history_bars, evidence=study.evidence,
+        budget, inputs.memory_bars, evidence=study.evidence,
     )  # fmt: skip
     frame = inputs.frame.iloc[: inputs.history_bars]
     tables, groups = [], []

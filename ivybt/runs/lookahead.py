@@ -6,7 +6,7 @@ what is compared.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ def check_lookahead(
     strategy: str | type[Strategy],
     *,
     symbol: str | None = None,
-    data: pd.DataFrame | None = None,
+    symbols: str | Sequence[str] | None = None,
+    data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
     params: Mapping[str, object] | None = None,
     cuts: int = 50,
     seed: int | None = 0,
@@ -40,6 +41,7 @@ def check_lookahead(
     size: float | None = None,
     initial_cash: float | None = None,
     periods_per_year: float | None = None,
+    portfolio: Mapping[str, Any] | None = None,
     cache_dir: str | Path | None = None,
 ) -> LookaheadReport:
     """Check `strategy` for look-ahead on one symbol (or a DataFrame of OHLCV bars).
@@ -47,6 +49,9 @@ def check_lookahead(
     Takes the data, bar and execution keywords of `ivybt.backtest` (same defaults); `cuts`
     is the number of cut bars (>= 1) and `seed` draws the random half of them (None: a fresh
     seed, recorded in the report). `ivybt.studies.lookahead` says what is compared.
+    `symbols` (and `portfolio`, `data={symbol: frame}`) check a universe traded in one
+    account: every symbol's prices after each cut are changed, and no side, weight or
+    equity up to the cut may move.
 
     Examples
     --------
@@ -60,8 +65,9 @@ def check_lookahead(
         strategy, symbol=symbol, data=data, interval=interval, start=start, end=end,
         source=source, adjusted=adjusted, bars=bars, renko=renko, commission=commission,
         slippage=slippage, fill=fill, direction=direction, size=size,
-        initial_cash=initial_cash, periods_per_year=periods_per_year,
-        extra={"strategy": {"params": None if params is None else dict(params)}},
+        initial_cash=initial_cash, periods_per_year=periods_per_year, symbols=symbols,
+        extra={"strategy": {"params": None if params is None else dict(params)},
+               "portfolio": dict(portfolio or {})},
     )  # fmt: skip
     config = build_config(**api_sections(sections, None))
     return run_lookahead_check(

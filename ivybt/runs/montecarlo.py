@@ -201,8 +201,9 @@ def monte_carlo(
     ----------
     run_dir : the run folder (manifest.json with command backtest or walkforward, finished).
     n : paths to draw, >= 1.
-    method : "trades" or "block"; None picks "trades" for a backtest and "block" for a
-        walk-forward run (whose folder keeps no trades).
+    method : "trades" or "block"; None picks "trades" for a backtest of one symbol and
+        "block" for a walk-forward run (whose folder keeps no trades) or a universe's backtest
+        (whose trades overlap in time).
     block_size : bars per block, method "block" only, 1 .. n_bars; None: round(sqrt(n_bars)).
     seed : any integer (taken modulo 2^64); path i depends on (seed, i) only.
 
@@ -216,7 +217,8 @@ def monte_carlo(
     from ivybt.kernels.montecarlo import block_bootstrap_nb, path_stats_nb, trade_bootstrap_nb
 
     folder, manifest = _read_manifest(Path(run_dir))
-    method = _check_method(manifest["command"], method)
+    universe = (manifest.get("config") or {}).get("data", {}).get("symbols") is not None
+    method = _check_method(manifest["command"], method, universe=universe)
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise ConfigError(f"n must be a whole number >= 1, got {n!r}; e.g. n=10000")
     if method == "trades" and block_size is not None:
@@ -292,9 +294,15 @@ def _read_manifest(folder: Path) -> tuple[Path, dict[str, Any]]:
     return folder, manifest
 
 
-def _check_method(command: str, method: str | None) -> str:
+def _check_method(command: str, method: str | None, *, universe: bool = False) -> str:
+    """The method to use; a universe's trades overlap in time in one account, so they are
+    not a sequence to resample: its backtest takes "block" (per-bar returns of the account)."""
     if method is None:
-        return "trades" if command == "backtest" else "block"
+        return "trades" if command == "backtest" and not universe else "block"
+    if method == "trades" and universe:
+        raise ConfigError("a universe's trades overlap in time in one account, so resampling "
+                          "them as a sequence would compound them wrongly; use --method block "
+                          "(it resamples the account's per-bar returns)")  # fmt: skip
     if method not in METHODS:
         close = difflib.get_close_matches(str(method), METHODS, n=1)
         hint = f"did you mean {close[0]!r}?" if close else "use 'trades' or 'block'"

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -275,7 +275,8 @@ def optimize(
     strategy: str | type[Strategy] | None = None,
     *,
     symbol: str | None = None,
-    data: pd.DataFrame | None = None,
+    symbols: str | Sequence[str] | None = None,
+    data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
     params: Mapping[str, object] | None = None,
     constraints: tuple[str, ...] | None = None,
     objectives: tuple[str, ...] | None = None,
@@ -289,12 +290,15 @@ def optimize(
     evidence: bool | None = None,
     cache_dir: str | Path | None = None,
     results_dir: str | Path | None = None,
+    portfolio: Mapping[str, Any] | None = None,
     config: str | Path | None = None,
     **run_options: Any,
 ) -> SearchResult:
     """Search `params` specs of `strategy` with Optuna; mirrors `ivybt optimize`.
 
-    `run_options` are those of `ivybt.backtest` (interval, start, end, source, costs, ...). A
+    `run_options` are those of `ivybt.backtest` (interval, start, end, source, costs, ...);
+    `symbols` and `portfolio` search a universe traded in one account, as for
+    `ivybt.backtest` (docs/portfolio.md). A
     keyword left at None takes the file's value, else the model's default (objectives
     ("sharpe",), trials 100, sampler "tpe", batch_size 32, min_trades 1, evidence True: PBO
     and DSR, like `--evidence/--no-evidence`). `config` names a YAML file or a run's
@@ -311,8 +315,9 @@ def optimize(
         "evidence": evidence,
     }  # fmt: skip
     sections = config_sections(
-        strategy, symbol=symbol, data=data, **run_options,
-        extra={"strategy": {"space": space, "constraints": constraints}, "study": study},
+        strategy, symbol=symbol, symbols=symbols, data=data, **run_options,
+        extra={"strategy": {"space": space, "constraints": constraints}, "study": study,
+               "portfolio": dict(portfolio or {})},
     )  # fmt: skip
     sections = api_sections(sections, config)
     sections = study_sections(sections, "search", config)

@@ -21,7 +21,11 @@ import pandas as pd
 from ivybt.config import RunConfig
 from ivybt.data.panel import Panel
 from ivybt.engine.panel_inputs import PanelInputs, prepare_panel_inputs
-from ivybt.engine.portfolio import PortfolioSimulation, simulate_portfolio
+from ivybt.engine.portfolio import (
+    PortfolioSimulation,
+    equal_weight_buy_and_hold,
+    simulate_portfolio,
+)
 from ivybt.engine.simulation import BENCHMARK_METRICS, check_enough_bars
 from ivybt.errors import ConfigError
 from ivybt.files import write_json, write_table, write_text
@@ -201,8 +205,11 @@ def run_portfolio_backtest(
         update={"strategy": config.strategy.model_copy(update={"params": params})}
     )
     inputs = prepare_panel_inputs(config, data=data, cache_dir=cache_dir)
-    longest = int(np.max(inputs.panel.last - inputs.panel.first + 1, initial=0))
-    check_enough_bars(strategy, params, longest, f"the longest listing of {inputs.describe()}")
+    # each symbol's signal runs on its own bars, not on the union rows its listing spans
+    most = int(np.isfinite(inputs.panel.close).sum(axis=0).max(initial=0))
+    check_enough_bars(
+        strategy, params, most, f"the symbol with the most bars of {inputs.describe()}"
+    )
     simulation = simulate_portfolio(
         inputs.panel, strategy, params, config.execution, config.portfolio,
         window=inputs.window, periods_per_year=inputs.periods_per_year,
@@ -245,30 +252,6 @@ def portfolio_result(
         benchmark=_return_metrics(benchmark, initial_cash, ppy),
         started=started,
     )
-
-
-def equal_weight_buy_and_hold(panel: Panel, window: slice, initial_cash: float) -> np.ndarray:
-    """Equity of the equal-weight buy-and-hold of the universe over `window`, no costs.
-
-    Each symbol listed in the window gets 1 / n of the initial cash; its share waits in cash
-    until the symbol's first close in the window, is invested there, and returns to cash at
-    its last close (a delisting)."""
-    close = panel.close[window]
-    mark = panel.mark[window]
-    n_bars, n_symbols = close.shape
-    listed = [s for s in range(n_symbols) if np.isfinite(close[:, s]).any()]
-    if not listed:
-        return np.full(n_bars, initial_cash)
-    share = initial_cash / len(listed)
-    total = np.zeros(n_bars)
-    for s in listed:
-        rows = np.flatnonzero(np.isfinite(close[:, s]))
-        first, last = rows[0], rows[-1]
-        sleeve = np.full(n_bars, share)
-        sleeve[first : last + 1] = share * mark[first : last + 1, s] / close[first, s]
-        sleeve[last + 1 :] = share * close[last, s] / close[first, s]
-        total += sleeve
-    return total
 
 
 def equity_frame(

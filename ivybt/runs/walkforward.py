@@ -96,7 +96,8 @@ def walk_forward(
     strategy: str | type[Strategy] | None = None,
     *,
     symbol: str | None = None,
-    data: pd.DataFrame | None = None,
+    symbols: str | Sequence[str] | None = None,
+    data: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
     params: Mapping[str, object] | None = None,
     constraints: Sequence[str] | None = None,
     in_sample: str | int | None = None,
@@ -121,6 +122,7 @@ def walk_forward(
     progress: FoldProgress | None = None,
     cache_dir: str | Path | None = None,
     results_dir: str | Path | None = None,
+    portfolio: Mapping[str, Any] | None = None,
     config: str | Path | None = None,
     **run_options: Any,
 ) -> WalkForwardResult:
@@ -130,7 +132,9 @@ def walk_forward(
     `in_sample`, `out_of_sample` and `step` are bars (500) or durations ("2y", "6M"); `folds`
     may replace `out_of_sample`. `search="optuna"` searches each in-sample window with
     `trials` trials (`seed`, `batch_size`, `storage` as for `ivybt.optimize`) instead of the
-    whole grid. `run_options` are those of `ivybt.backtest`. A keyword left
+    whole grid. `run_options` are those of `ivybt.backtest`; `symbols` and `portfolio` walk
+    a universe traded in one account forward, as for `ivybt.backtest` (docs/portfolio.md).
+    A keyword left
     at None takes the `config` file's value, else the model's default (gap 0, rolling,
     last_window "drop", search "grid", select "best", objective "sharpe", min_trades 1). The
     run folder is `out` (rerun on it to resume), else results/walkforward-...-<UTC>/.
@@ -157,10 +161,11 @@ def walk_forward(
              "evidence": evidence, "max_combinations": max_combinations,
              "windows": given or None}  # fmt: skip
     sections = config_sections(
-        strategy, symbol=symbol, data=data, **run_options,
+        strategy, symbol=symbol, symbols=symbols, data=data, **run_options,
         extra={"strategy": {"space": space,
                             "constraints": None if constraints is None else tuple(constraints)},
-               "study": study, "output": {"out": None if out is None else str(out)}},
+               "study": study, "output": {"out": None if out is None else str(out)},
+               "portfolio": dict(portfolio or {})},
     )  # fmt: skip
     sections = api_sections(sections, config)
     sections = study_sections(sections, "walkforward", config)

@@ -34,12 +34,19 @@ from ivybt._typing import (
     Int64Array2D,
 )
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
+from ivybt.engine.portfolio import (
+    UniverseBars,
+    portfolio_rules,
+    symbol_tables,
+    universe_arrays,
+)
 from ivybt.engine.simulation import execution_tuple
 from ivybt.engine.tables import indicator_table
 from ivybt.engine.user_kernels import checked_kernel, raise_first_bad
-from ivybt.errors import ConfigError, StudyInterrupted, is_interrupt
+from ivybt.errors import ConfigError, StrategyError, StudyInterrupted, is_interrupt
 from ivybt.kernels.grid import SIGNAL_CODES, GridPlan, grid_builtin_nb, make_grid_kernel
 from ivybt.kernels.metrics import N_METRICS
+from ivybt.kernels.portfolio_grid import portfolio_grid_builtin_nb
 from ivybt.strategies.base import Indicator, Strategy, signal_kernel_errors
 from ivybt.studies.space import ParamSpace
 
@@ -122,11 +129,13 @@ def evaluate_windows(
     strategy = space.strategy
     n_bars = len(columns["close"])
     windows = np.ascontiguousarray(windows, dtype=np.int64).reshape(-1, 2)
-    if len(windows) and not (
-        (windows[:, 0] >= 0).all() and (windows[:, 0] < windows[:, 1]).all()
-        and (windows[:, 1] <= n_bars).all()
-    ):  # fmt: skip
-        raise ConfigError(f"windows must satisfy 0 <= start < end <= {n_bars}; got {windows}")
+    if isinstance(columns, UniverseBars):
+        _check_windows(windows, n_bars)
+        budget = memory_budget - reserved_bytes
+        return _universe_windows(columns, space, execution, windows,
+                                 periods_per_year=periods_per_year, budget=budget,
+                                 progress=progress)  # fmt: skip
+    _check_windows(windows, n_bars)
     signals = columns if signal_columns is None else signal_columns
     if signal_columns is not None and (signal_of is None or len(signal_of) != n_bars):
         raise ConfigError("signal_columns need signal_of: one signal bar index per bar")
@@ -193,7 +202,8 @@ def evaluate_block_tables(
     squares = np.empty_like(sums)
     levels = np.empty_like(sums)
     budget = memory_budget - reserved_bytes
-    if strategy.signal_kernel not in SIGNAL_CODES:  # a user's kernel: its own returns path
+    universe = isinstance(columns, UniverseBars)
+    if universe or strategy.signal_kernel not in SIGNAL_CODES:  # through the returns path
         size = max(1, budget // 4 // (8 * max(n_out, 1)))
         for first in range(0, len(space), size):
             last = min(first + size, len(space))
@@ -296,6 +306,8 @@ def evaluate_returns(
 
     strategy = space.strategy
     n_bars = len(columns["close"])
+    if isinstance(columns, UniverseBars):
+        return _universe_returns(columns, space, execution, first_bar)
     signals = columns if signal_columns is None else signal_columns
     distinct, slot_ids = space_indicators(space)
     table, rows = indicator_table(signals, distinct)
@@ -344,12 +356,20 @@ def _for_each_call(
     combinations whose distinct indicator rows fit `budget` next to the threads' buffers of
     `n_bars` real bars (`_rows_budget`, `_chunks`), one chunk's table at a time."""
     distinct, slot_ids = space_indicators(space)
-    rows_budget = _rows_budget(budget, max(n_bars, len(signals["close"])))
+    universe = isinstance(signals, UniverseBars)
+    rows_budget = _rows_budget(
+        budget, signals.memory_bars if universe else max(n_bars, len(signals["close"]))
+    )
     for start, stop in _chunks(slot_ids, rows_budget):
         needed = np.unique(slot_ids[start:stop])
-        table, rows = indicator_table(signals, [distinct[i] for i in needed])
+        wanted = [distinct[i] for i in needed]
+        if universe:
+            table, found = symbol_tables(signals.panel, wanted)
+        else:
+            table, rows = indicator_table(signals, wanted)
+            found = [rows[indicator] for indicator in wanted]
         local = np.full(len(distinct), -1, dtype=np.int64)
-        local[needed] = [rows[distinct[i]] for i in needed]
+        local[needed] = found
         for first, last in _slices(start, stop, work_per_combo):
             call(first, last, table, local[slot_ids[first:last]])
         del table  # the next chunk's table must not coexist with this one
@@ -499,3 +519,123 @@ def _chunks(slot_ids: Int64Array2D, rows_budget: int) -> Iterator[tuple[int, int
                 step //= 2
         yield start, stop
         start = stop
+
+
+def _check_windows(windows: Int64Array2D, n_bars: int) -> None:
+    if len(windows) and not (
+        (windows[:, 0] >= 0).all() and (windows[:, 0] < windows[:, 1]).all()
+        and (windows[:, 1] <= n_bars).all()
+    ):  # fmt: skip
+        raise ConfigError(f"windows must satisfy 0 <= start < end <= {n_bars}; got {windows}")
+
+
+def _universe_windows(
+    bars: UniverseBars, space: ParamSpace, execution: ExecutionConfig, windows: Int64Array2D,
+    *, periods_per_year: float, budget: int, progress: Progress | None,
+) -> Float64Array3D:  # fmt: skip
+    """`evaluate_windows` on a universe: each combination traded as one portfolio
+    (`ivybt.kernels.portfolio_grid`), in the same chunks and calls as one symbol."""
+    from ivybt.kernels.portfolio import PORTFOLIO_TRADE_DTYPE
+
+    strategy = space.strategy
+    universe = universe_arrays(bars.panel, bars.portfolio, execution)
+    rules = portfolio_rules(bars.portfolio, execution)
+    plan = _grid_plan(space, execution, windows, None)
+    no_trades = np.empty(0, dtype=PORTFOLIO_TRADE_DTYPE)
+    builtin = strategy.signal_kernel in SIGNAL_CODES
+    kernel = portfolio_grid_builtin_nb if builtin else _custom_portfolio_kernel(
+        strategy.signal_kernel)  # fmt: skip
+    out = np.empty((len(space), len(windows), N_METRICS), dtype=np.float64)
+    done = 0
+
+    def call(first: int, last: int, tables: Any, slots: Int64Array2D) -> None:
+        nonlocal done
+        args = (universe, tables, slots, space.combos[first:last], plan, rules,
+                periods_per_year, no_trades)  # fmt: skip
+        with signal_kernel_errors(strategy):  # a plug-in's exception: one line
+            if builtin:
+                out[first:last] = kernel(*args)
+            else:
+                out_bad = np.empty((plan.n_blocks, 3), dtype=np.int64)
+                out[first:last] = kernel(*args, out_bad)
+                _raise_first_bad_symbol(strategy, out_bad, bars, tables, slots,
+                                        space.combos[first:last])  # fmt: skip
+        done = last
+        if progress is not None:
+            progress(done, len(space))
+
+    n_work = bars.memory_bars * max(len(windows), 1)
+    try:
+        _for_each_call(space, bars, bars.n_bars, budget, n_work, call)
+    except (KeyboardInterrupt, SystemError) as err:
+        if not is_interrupt(err):
+            raise
+        raise StudyInterrupted(
+            done, len(space), "combinations", "a grid is written whole, so nothing was written"
+        ) from err
+    return out
+
+
+def _universe_returns(
+    bars: UniverseBars, space: ParamSpace, execution: ExecutionConfig, first_bar: int
+) -> Float64Array2D:
+    """`evaluate_returns` on a universe: a built-in strategy in one parallel kernel pass
+    (`portfolio_grid_returns_builtin_nb`), a plug-in one combination at a time."""
+    from ivybt.engine.portfolio import panel_targets, simulate_targets
+    from ivybt.kernels.portfolio import PORTFOLIO_TRADE_DTYPE
+    from ivybt.kernels.portfolio_grid import portfolio_grid_returns_builtin_nb
+
+    strategy = space.strategy
+    n_bars = bars.n_bars
+    out = np.empty((n_bars - first_bar, len(space)), dtype=np.float64)
+    if strategy.signal_kernel not in SIGNAL_CODES:
+        initial = float(execution.initial_cash)
+        for j in range(len(space)):
+            target = panel_targets(bars.panel, strategy, space.combination(j), execution.direction)
+            equity = simulate_targets(bars.panel, target, execution, bars.portfolio, first_bar,
+                                      n_bars, 1.0).equity  # fmt: skip
+            previous = np.r_[initial, equity[:-1]]
+            out[:, j] = np.where(equity != previous, equity / previous - 1.0, 0.0)
+        return out
+    distinct, slot_ids = space_indicators(space)
+    tables, found = symbol_tables(bars.panel, distinct)
+    slots = np.ascontiguousarray(np.asarray(found, dtype=np.int64)[slot_ids])
+    plan = _grid_plan(space, execution, np.array([[first_bar, n_bars]]), None)
+    with signal_kernel_errors(strategy):
+        portfolio_grid_returns_builtin_nb(
+            universe_arrays(bars.panel, bars.portfolio, execution), tables, slots, space.combos,
+            plan, portfolio_rules(bars.portfolio, execution),
+            np.empty(0, dtype=PORTFOLIO_TRADE_DTYPE), out,
+        )  # fmt: skip
+    return out
+
+
+@lru_cache(maxsize=32)
+def _custom_portfolio_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Any]:
+    """The portfolio grid kernel of a user's signal kernel, bounds-checked."""
+    from ivybt.kernels.portfolio_grid import make_portfolio_grid_kernel
+
+    return make_portfolio_grid_kernel(checked_kernel(signal_kernel))
+
+
+def _raise_first_bad_symbol(
+    strategy: type[Strategy], out_bad: Int64Array2D, bars: UniverseBars, tables: Any,
+    slots: Int64Array2D, params: Float64Array2D,
+) -> None:  # fmt: skip
+    """Raise for the first flagged combination (`raise_first_bad`), rerunning it alone on
+    each symbol's bars until the symbol where its signal kernel breaks the target rule."""
+    from ivybt.engine.user_kernels import run_user_kernel
+    from ivybt.kernels.portfolio_grid import symbol_table_nb
+
+    failed = out_bad[out_bad[:, 0] >= 0]
+    if not len(failed):
+        return
+    combo = int(failed[np.argmin(failed[:, 0]), 0])
+    for s in range(bars.panel.n_symbols):
+        table = symbol_table_nb(tables, s)
+        run_user_kernel(strategy, np.ascontiguousarray(table), slots[combo], params[combo])
+    raise StrategyError(
+        f"{strategy.name} with parameters {params[combo].tolist()}: its signal kernel broke the "
+        "target rule or raised in a portfolio grid but not when run alone on each symbol; a "
+        "signal kernel must depend on its arguments only (no global state)"
+    )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,9 @@ import pandas as pd
 from ivybt._typing import Float64Array1D
 from ivybt.bars.timeline import SignalBars, signal_bars
 from ivybt.config import RunConfig
+from ivybt.data.panel import Panel
 from ivybt.engine.inputs import prepare_inputs
+from ivybt.engine.portfolio import UniverseBars, simulate_portfolio
 from ivybt.engine.simulation import check_enough_bars, simulate_strategy, strategy_targets
 from ivybt.engine.tables import indicator_table
 from ivybt.errors import ConfigError
@@ -97,7 +99,8 @@ class LookaheadReport:
                 "to each cut"
             )
         diff = self.first_difference
-        what = f"indicator {diff.name}" if diff.kind == "indicator" else _LABELS[diff.name]
+        what = (f"indicator {diff.name}" if diff.kind == "indicator"
+                else _LABELS.get(diff.name, diff.name))  # fmt: skip
         where = f"bar {diff.bar} ({diff.time})"
         if diff.brick is not None:
             where = f"brick {diff.brick}, completed at {where},"
@@ -138,6 +141,8 @@ def run_lookahead_check(
     full_split = config.split.model_copy(update={"train_split": None, "run_mode": "full"})
     config = config.model_copy(update={"split": full_split})
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
+    if isinstance(inputs.columns, UniverseBars):
+        return _universe_check(config, cls, params, inputs, cuts, seed)
     frame, n_bars = inputs.frame, inputs.history_bars
     signals = signal_bars(config, frame, inputs.columns)
     check_enough_bars(cls, params, len(signals.columns["close"]), inputs.describe())
@@ -169,6 +174,74 @@ def run_lookahead_check(
         failed_cuts=tuple(failed), first_difference=first_difference,
         compared=tuple(full.series),
     )  # fmt: skip
+
+
+def _universe_check(
+    config: RunConfig, cls: type[Strategy], params: dict[str, ParamValue], inputs: Any,
+    cuts: int, seed: int | None,
+) -> LookaheadReport:  # fmt: skip
+    """The check on a universe: at each cut bar t, every symbol's bars after t are changed
+    (their prices multiplied by a random walk: a different future, same timestamps and
+    listings), and each symbol's side and held weight and the account's equity up to t must
+    stay the same bits (`_compare`)."""
+    panel = inputs.panel
+    n_bars = panel.n_bars
+    first = cls.warmup_bars(params)
+    if first > n_bars - 2:
+        raise ConfigError(
+            f"the look-ahead check needs a cut bar after the warm-up (bar {first}) and before "
+            f"the last bar, but {inputs.describe()} has {n_bars} bars; load more history"
+        )
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**32)  # type: ignore[operator]
+    chosen = cut_bars(first, n_bars - 2, cuts, seed)
+    rng = np.random.default_rng(seed)
+    full = _universe_series(config, cls, params, panel, inputs.periods_per_year)
+    failed: list[int] = []
+    first_difference = None
+    for cut in chosen:
+        changed = _changed_after(panel, cut, rng)
+        other = _universe_series(config, cls, params, changed, inputs.periods_per_year)
+        found = _compare(full, other, cut, panel.index)
+        if found is not None:
+            failed.append(cut)
+            first_difference = first_difference or found
+    return LookaheadReport(
+        strategy=config.strategy.name, params=dict(params), symbol=config.data.label,
+        interval=config.data.interval, bars=config.data.bars, n_bars=n_bars,
+        first_cut_bar=first, cuts=tuple(int(cut) for cut in chosen), seed=seed,
+        failed_cuts=tuple(failed), first_difference=first_difference,
+        compared=tuple(full.series),
+    )  # fmt: skip
+
+
+def _changed_after(panel: Panel, cut: int, rng: np.random.Generator) -> Panel:
+    """`panel` with every symbol's open, high, low and close after bar `cut` multiplied by
+    its own random walk (one factor per bar and symbol, so each bar stays a valid bar)."""
+    steps = rng.normal(0.0, 0.03, size=(panel.n_bars - cut - 1, panel.n_symbols))
+    factor = np.exp(np.cumsum(steps, axis=0)) * 1.5
+    changed = {}
+    for name in ("open", "high", "low", "close"):
+        values = getattr(panel, name).copy()
+        values[cut + 1 :] *= factor
+        changed[name] = values
+    return replace(panel, **changed)
+
+
+def _universe_series(
+    config: RunConfig, cls: type[Strategy], params: dict[str, ParamValue], panel: Panel,
+    periods_per_year: float,
+) -> _Series:  # fmt: skip
+    """Each symbol's side and held weight and the account's equity, per union bar."""
+    run = simulate_portfolio(panel, cls, params, config.execution, config.portfolio,
+                             periods_per_year=periods_per_year)  # fmt: skip
+    weights = run.units * np.nan_to_num(panel.mark) / run.equity[:, None]
+    out: dict[str, tuple[str, np.ndarray]] = {}
+    for s, symbol in enumerate(panel.symbols):
+        out[f"side of {symbol}"] = ("position", np.ascontiguousarray(run.target[:, s]))
+        out[f"weight of {symbol}"] = ("position", np.ascontiguousarray(weights[:, s]))
+    out["equity"] = ("position", run.equity)
+    return _Series(out, frozenset(), None)
 
 
 def cut_bars(first: int, last: int, cuts: int, seed: int) -> list[int]:

@@ -29,11 +29,16 @@ def study_identity(
 ) -> dict[str, Any]:
     """What a study's trials were evaluated with, so a resumed study adds comparable trials:
     strategy, space, constraints, objectives, `min_trades`, the data (SHA-256 of the bars),
-    the bar type, execution (costs, fill, direction, size), the split and `periods_per_year`.
+    the bar type, execution (costs, fill, direction, size), the split and `periods_per_year`,
+    and for a universe its portfolio rules.
     The sampler, its seed, `--trials` and the batch size are not part of it: resuming a study
     with another sampler or more trials is a normal thing to do."""
     assert config.study is not None
+    universe = (
+        {"portfolio": config.portfolio.model_dump(mode="json")} if config.data.is_portfolio else {}
+    )  # a universe's account rules (the panel's hash names its symbols and their bars)
     return {
+        **universe,
         "strategy": config.strategy.name,
         "space": dict(config.strategy.space),
         "constraints": list(config.strategy.constraints),

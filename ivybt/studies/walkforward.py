@@ -39,6 +39,7 @@ import pandas as pd
 from ivybt.bars.timeline import BAR_PARAMS, signal_bars
 from ivybt.config import RunConfig
 from ivybt.engine.inputs import RunInputs
+from ivybt.engine.portfolio import bars_upto
 from ivybt.errors import ConfigError, StudyInterrupted, is_interrupt
 from ivybt.files import write_json, write_table
 from ivybt.kernels.metrics import METRIC_NAMES
@@ -165,7 +166,7 @@ def _compute_fold(
 ) -> FoldResult:  # fmt: skip
     study = config.study
     assert study is not None
-    columns = {name: values[: fold.oos_end] for name, values in inputs.columns.items()}
+    columns = bars_upto(inputs.columns, fold.oos_end)
     windows = np.array([[fold.is_start, fold.is_end], [fold.oos_start, fold.oos_end]])
     renko = config.data.renko
     per_window = renko is not None and renko.atr is not None and not renko.atr_dynamic
@@ -212,7 +213,7 @@ def _in_sample_evidence(
 
     study = config.study
     assert study is not None
-    columns = {name: values[: fold.is_end] for name, values in inputs.columns.items()}
+    columns = bars_upto(inputs.columns, fold.is_end)
     n = len(space.strategy_space)
 
     def returns_for(k: int, local: np.ndarray) -> np.ndarray:

@@ -34,6 +34,12 @@ import pandas as pd
 from ivybt.bars.timeline import BAR_PARAMS, signal_bars
 from ivybt.config import RunConfig
 from ivybt.engine.inputs import RunInputs
+from ivybt.engine.portfolio import (
+    UniverseBars,
+    bars_upto,
+    equal_weight_buy_and_hold,
+    simulate_portfolio,
+)
 from ivybt.engine.simulation import buy_and_hold_metrics, simulate_strategy
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, return_metrics_nb, trade_metrics_nb
 from ivybt.strategies import Strategy
@@ -80,7 +86,7 @@ def stitched_oos(
     execution = config.execution
     cash = float(execution.initial_cash)
     ppy = inputs.periods_per_year
-    close_all = inputs.columns["close"]
+    close_all = inputs.columns["close"]  # one symbol's (a universe's is not used)
     parts, trade_parts, units_parts, held = [], [], [], cash
     hold_value = cash
     for k, result in enumerate(results):
@@ -91,19 +97,28 @@ def stitched_oos(
             end = min(end, results[k + 1].record["oos_start"])
         if end <= start:
             continue
-        columns = {name: values[:end] for name, values in inputs.columns.items()}
+        columns = bars_upto(inputs.columns, end)
         if record["combo"] >= 0:
             bar = {k: v for k, v in record["params"].items() if k in BAR_PARAMS}
             params = strategy.resolve_params(
                 {k: v for k, v in record["params"].items() if k not in BAR_PARAMS}
             )
-            signals = signal_bars(config, inputs.frame.iloc[:end], columns, start=start,
-                                  override=bar)  # fmt: skip
-            run = simulate_strategy(
-                columns, strategy, params, execution, window=slice(start, end),
-                periods_per_year=ppy, signal_columns=signals.columns, signal_of=signals.signal_of,
-            )  # fmt: skip
-            equity, units = run.equity * (held / cash), run.units
+            if isinstance(columns, UniverseBars):
+                run = simulate_portfolio(
+                    columns.panel, strategy, params, execution, columns.portfolio,
+                    window=slice(start, end), periods_per_year=ppy,
+                )  # fmt: skip
+                units = (run.units != 0.0).any(axis=1).astype(np.float64)
+            else:
+                signals = signal_bars(config, inputs.frame.iloc[:end], columns, start=start,
+                                      override=bar)  # fmt: skip
+                run = simulate_strategy(
+                    columns, strategy, params, execution, window=slice(start, end),
+                    periods_per_year=ppy, signal_columns=signals.columns,
+                    signal_of=signals.signal_of,
+                )  # fmt: skip
+                units = run.units
+            equity = run.equity * (held / cash)
             trades = run.trades.copy()
             for field in ("units", "entry_fee", "exit_fee", "gross_pnl", "net_pnl"):
                 trades[field] *= held / cash
@@ -111,8 +126,13 @@ def stitched_oos(
             trade_parts.append(trades)
         else:
             equity, units = np.full(end - start, held), np.zeros(end - start)
-        closes = close_all[start:end]
-        hold = hold_value * closes / closes[0]
+        if isinstance(columns, UniverseBars):  # the universe's equal-weight buy-and-hold
+            # (the held value passed in, not a factor applied after: one symbol's is then the
+            # same arithmetic as below, bit for bit)
+            hold = equal_weight_buy_and_hold(columns.panel, slice(start, end), hold_value)
+        else:
+            closes = close_all[start:end]
+            hold = hold_value * closes / closes[0]
         parts.append(pd.DataFrame({"time": inputs.frame.index[start:end], "fold": record["fold"],
                                    "equity": equity, "buy_and_hold": hold}))  # fmt: skip
         units_parts.append(units)

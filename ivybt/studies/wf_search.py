@@ -98,8 +98,7 @@ def fold_searcher(
                     "data_sha256": inputs.record["sha256"], "sampler": settings,
                 })  # fmt: skip
         fold_inputs = dataclasses.replace(
-            inputs, columns={k: v[: fold.is_end] for k, v in inputs.columns.items()},
-            window=slice(fold.is_start, fold.is_end),
+            inputs.upto(fold.is_end), window=slice(fold.is_start, fold.is_end),
         )  # fmt: skip
         signals = bricks_for(config, fold_inputs, start=fold.is_start)
         run_batches(

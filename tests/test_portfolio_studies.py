@@ -513,3 +513,63 @@ def test_hundred_symbols_grid_holds_the_default_memory_budget():
                                  PortfolioConfig(), periods_per_year=252.0)  # fmt: skip
         for k, m in enumerate(METRIC_NAMES):
             assert _same(float(metrics[j, k]), run.metrics[m]), (j, m)
+
+
+# -- vol_window: the inverse-volatility window is a parameter like any other ----------------------
+
+
+def test_vol_window_grid_rows_equal_portfolio_backtests_bit_for_bit() -> None:
+    """`-p vol_window=...` varies the window of inverse-volatility weights next to the
+    strategy's parameters: row j is the backtest with that window, bit for bit."""
+    result = ivybt.grid(
+        "sma_cross", symbols=DEMO, **SAMPLE, start="2003-01-01", end="2014-01-01",
+        params={"fast": "10:30:20", "slow": "60:100:40", "vol_window": "20:100:40"},
+        portfolio={"weights": "inverse_vol", "max_weight": 0.5},
+    )  # fmt: skip
+    table = result.table
+    assert sorted(table["param_vol_window"].unique()) == [20, 60, 100]
+    by_window = table.groupby("param_vol_window")["sharpe"].apply(tuple)
+    assert by_window[20] != by_window[100], "the window must change the weights"
+    for j in (0, len(table) // 2, len(table) - 1):
+        row = table.iloc[j]
+        single = ivybt.backtest(
+            "sma_cross", symbols=DEMO, **SAMPLE, start="2003-01-01", end="2014-01-01",
+            params={"fast": int(row["param_fast"]), "slow": int(row["param_slow"])},
+            portfolio={"weights": "inverse_vol", "max_weight": 0.5,
+                       "vol_window": int(row["param_vol_window"])},
+        )  # fmt: skip
+        differ = [m for m in METRIC_NAMES if not _same(float(row[m]), single.metrics[m])]
+        assert not differ, (j, {m: (row[m], single.metrics[m]) for m in differ})
+
+
+def test_vol_window_needs_a_universe_with_inverse_volatility_weights(tmp_path: Path) -> None:
+    for args in (["--symbol", "SPY"], ["--symbols", "SPY,MSFT"]):
+        result = _cli("grid", "sma_cross", *args, "--source", "sample", "-p", "fast=10",
+                      "-p", "slow=50", "-p", "vol_window=20:60:20", results=tmp_path)  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert "-p vol_window varies a universe's inverse-volatility weights" in result.output
+
+
+def test_vol_window_walks_forward_and_is_searched(tmp_path: Path) -> None:
+    folder = tmp_path / "wf"
+    result = _cli(
+        "walkforward", "sma_cross", "--symbols", DEMO_TEXT, "--source", "sample",
+        "--start", "2003-01-01", "--weights", "inverse_vol", "-p", "fast=10:30:20",
+        "-p", "slow=60:100:40", "-p", "vol_window=20:100:80", "--is", "3y", "--oos", "2y",
+        "--out", str(folder), results=tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    surface = pd.read_parquet(folder / "surface.parquet")
+    assert set(surface["param_vol_window"]) == {20, 100}
+    folds = pd.read_parquet(folder / "folds.parquet")
+    assert folds["param_vol_window"].notna().all()
+    search = _cli(
+        "optimize", "sma_cross", "--symbols", DEMO_TEXT, "--source", "sample",
+        "--weights", "inverse_vol", "-p", "fast=10:30", "-p", "slow=60:100",
+        "-p", "vol_window=20:100", "--trials", "16", "--seed", "3",
+        "--storage", str(tmp_path / "s.journal"), "--out", str(tmp_path / "opt"),
+        results=tmp_path,
+    )  # fmt: skip
+    assert search.exit_code == 0, search.output
+    trials = pd.read_parquet(tmp_path / "opt" / "trials.parquet")
+    assert trials["param_vol_window"].between(20, 100).all()

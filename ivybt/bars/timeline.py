@@ -28,12 +28,22 @@ from ivybt.config import RenkoConfig, RunConfig
 from ivybt.errors import ConfigError
 from ivybt.strategies.base import Param
 
-BAR_PARAMS: dict[str, Param] = {
+RENKO_PARAMS: dict[str, Param] = {
     "box": Param("box", float, 1.0, 0.1, 10.0, 1e-12, None, "Renko box size, price units"),
     "atr": Param("atr", int, 14, 5, 50, 1, 10_000, "ATR period of an ATR box, bars"),
     "atr_mult": Param("atr_mult", float, 1.0, 0.5, 3.0, 1e-12, None, "ATR box multiple"),
 }
 """Renko settings a grid or search may vary (`-p box=0.5:3:0.25`)."""
+
+UNIVERSE_PARAMS: dict[str, Param] = {
+    "vol_window": Param("vol_window", int, 60, 20, 250, 2, 100_000,
+                        "bars of returns behind a universe's inverse-volatility weights"),
+}  # fmt: skip
+"""A universe's account settings a grid or search may vary (`-p vol_window=20:120:20`)."""
+
+BAR_PARAMS: dict[str, Param] = {**RENKO_PARAMS, **UNIVERSE_PARAMS}
+"""Parameters of the bars and the account rather than the strategy: a study evaluates the
+strategy's combinations once per distinct setting of them (`split_specs`)."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +76,31 @@ def split_specs(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(bar parameter specs, strategy parameter specs) of a grid's `-p` specs."""
     bar = {name: spec for name, spec in specs.items() if name in BAR_PARAMS}
-    if bar and config.data.bars != "renko":
+    renko = [name for name in bar if name in RENKO_PARAMS]
+    if renko and config.data.bars != "renko":
         raise ConfigError(
-            f"-p {', '.join(bar)} vary Renko bricks, but the run uses standard bars; add "
+            f"-p {', '.join(renko)} vary Renko bricks, but the run uses standard bars; add "
             "--bars renko"
         )
+    if "vol_window" in bar and not (
+        config.data.is_portfolio and config.portfolio.weights == "inverse_vol"
+    ):
+        raise ConfigError(
+            "-p vol_window varies a universe's inverse-volatility weights; give a universe "
+            "(--symbols A,B,...) with --weights inverse_vol"
+        )
     return bar, {name: spec for name, spec in specs.items() if name not in BAR_PARAMS}
+
+
+def signal_columns(signals: SignalBars | None) -> Any:
+    """The `signal_columns` argument of `ivybt.studies.grid`'s functions for `signals`: the
+    signal bars when they are not the traded bars as they are (Renko bricks, or a universe's
+    bars with the settings a study varies), else None."""
+    if signals is None:
+        return None
+    if signals.signal_of is not None or not isinstance(signals.columns, dict):
+        return signals.columns
+    return None
 
 
 def renko_settings(config: RunConfig, override: Mapping[str, Any] | None = None) -> Any:
@@ -100,8 +129,13 @@ def signal_bars(
 ) -> SignalBars:  # fmt: skip
     """The signal bars of a run whose evaluated window starts at bar `start` (an ATR box is
     the ATR known there; docs/renko.md)."""
-    if config.data.bars == "standard":  # a universe's bars (not a dict) pass as they are
-        return SignalBars(dict(columns) if isinstance(columns, dict) else columns, None)  # type: ignore[arg-type]
+    if config.data.bars == "standard":
+        if isinstance(columns, dict):
+            return SignalBars(dict(columns), None)
+        # a universe's bars (`UniverseBars`), with the account settings a study varies
+        vol_window = (override or {}).get("vol_window")
+        bars = columns if vol_window is None else columns.with_vol_window(int(vol_window))  # type: ignore[attr-defined]
+        return SignalBars(bars, None)
     from ivybt.bars.renko import brick_bars, renko_bricks, renko_columns
 
     bricks = renko_bricks(frame, renko_settings(config, override), start=start)

@@ -59,6 +59,10 @@ class UniverseBars:
         """Bars the tables and buffers of a study scale with: every symbol's own bars."""
         return int(np.isfinite(self.panel.close).sum())
 
+    def with_vol_window(self, window: int) -> UniverseBars:
+        """These bars with the inverse-volatility window `window` (a study's `vol_window`)."""
+        return UniverseBars(self.panel, self.portfolio.model_copy(update={"vol_window": window}))
+
     def upto(self, end: int) -> UniverseBars:
         """The bars [0, end): what exists at the close of bar end - 1."""
         return UniverseBars(self.panel.window(0, end), self.portfolio)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ivybt.bars.timeline import BAR_PARAMS, bars_note, signal_bars, split_specs
+from ivybt.bars.timeline import BAR_PARAMS, bars_note, signal_bars, signal_columns, split_specs
 from ivybt.config import RunConfig, build_config
 from ivybt.config_file import study_sections
 from ivybt.engine.inputs import prepare_inputs
@@ -345,7 +345,7 @@ def run_grid(
                 first_bar=inputs.window.start or 0, memory_budget=budget, reserved_bytes=reserved,
                 progress=None if progress is None else (
                     lambda d, t, done=done: progress(done + d, n_combos)),
-                signal_columns=None if signals.signal_of is None else signals.columns,
+                signal_columns=signal_columns(signals),
                 signal_of=signals.signal_of,
             )  # fmt: skip
         except StudyInterrupted as err:
@@ -365,7 +365,7 @@ def run_grid(
 
     def bars_of(k: int) -> dict[str, Any]:
         signals = groups[k]
-        return {"signal_columns": None if signals.signal_of is None else signals.columns,
+        return {"signal_columns": signal_columns(signals),
                 "signal_of": signals.signal_of}  # fmt: skip
 
     def returns_for(k: int, local: np.ndarray) -> np.ndarray:

@@ -172,7 +172,7 @@ def search_evidence(result: Any) -> dict[str, Any] | None:
     trial (pruned and failed ones included), returns re-evaluated per Renko brick setting."""
     from optuna.trial import TrialState
 
-    from ivybt.bars.timeline import BAR_PARAMS
+    from ivybt.bars.timeline import BAR_PARAMS, signal_columns
     from ivybt.strategies import get_strategy
     from ivybt.studies.grid import evaluate_returns
     from ivybt.studies.search import MINIMIZED, bricks_for
@@ -206,7 +206,7 @@ def search_evidence(result: Any) -> dict[str, Any] | None:
             out[:, mine] = evaluate_returns(
                 inputs.columns, ParamSpace(strategy, names, combos, len(combos), ()),
                 config.execution, first_bar=first,
-                signal_columns=None if signals.signal_of is None else signals.columns,
+                signal_columns=signal_columns(signals),
                 signal_of=signals.signal_of,
             )  # fmt: skip
         return out

@@ -126,6 +126,8 @@ def evaluate_windows(
     `reserved_bytes` of `memory_budget` are already taken by the caller's per-combination
     arrays (`combination_bytes`); the indicator chunks plan within the rest.
     """
+    if isinstance(signal_columns, UniverseBars):  # a universe with the settings varied
+        columns, signal_columns = signal_columns, None
     strategy = space.strategy
     n_bars = len(columns["close"])
     windows = np.ascontiguousarray(windows, dtype=np.int64).reshape(-1, 2)
@@ -194,6 +196,8 @@ def evaluate_block_tables(
     from ivybt.kernels.grid_blocks import grid_block_stats_builtin_nb
     from ivybt.stats.pbo import block_tables, check_block_rows
 
+    if isinstance(signal_columns, UniverseBars):  # a universe with the settings varied
+        columns, signal_columns = signal_columns, None
     strategy = space.strategy
     n_bars = len(columns["close"])
     n_out = n_bars - first_bar
@@ -304,6 +308,8 @@ def evaluate_returns(
     """
     from ivybt.kernels.grid_returns import grid_returns_builtin_nb
 
+    if isinstance(signal_columns, UniverseBars):  # a universe with the settings varied
+        columns, signal_columns = signal_columns, None
     strategy = space.strategy
     n_bars = len(columns["close"])
     if isinstance(columns, UniverseBars):

@@ -20,7 +20,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
-from ivybt.bars.timeline import BAR_PARAMS, SignalBars, signal_bars
+from ivybt.bars.timeline import BAR_PARAMS, SignalBars, signal_bars, signal_columns
 from ivybt.config import RunConfig, StudyConfig
 from ivybt.engine.inputs import RunInputs
 from ivybt.errors import ConfigError
@@ -77,8 +77,7 @@ def search_batch(
             inputs.columns, space, config.execution, periods_per_year=inputs.periods_per_year,
             first_bar=inputs.window.start or 0,
             memory_budget=int(study_config.memory_budget_mb * 2**20),
-            signal_columns=None if signals is None or signals.signal_of is None
-            else signals.columns,
+            signal_columns=signal_columns(signals),
             signal_of=None if signals is None else signals.signal_of,
         )  # fmt: skip
     objectives = objectives_of(study_config)

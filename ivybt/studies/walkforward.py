@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ivybt.bars.timeline import BAR_PARAMS, signal_bars
+from ivybt.bars.timeline import BAR_PARAMS, signal_bars, signal_columns
 from ivybt.config import RunConfig
 from ivybt.engine.inputs import RunInputs
 from ivybt.engine.portfolio import bars_upto
@@ -180,7 +180,7 @@ def _compute_fold(
                 columns, space.strategy_space, config.execution, group,
                 periods_per_year=inputs.periods_per_year,
                 memory_budget=int(study.memory_budget_mb * 2**20),
-                signal_columns=None if signals.signal_of is None else signals.columns,
+                signal_columns=signal_columns(signals),
                 signal_of=signals.signal_of,
             ))  # fmt: skip
         blocks.append(np.concatenate(parts, axis=1))
@@ -224,7 +224,7 @@ def _in_sample_evidence(
                               start=fold.is_start, override=space.bars[k])  # fmt: skip
         return evaluate_returns(
             columns, subset, config.execution, first_bar=fold.is_start,
-            signal_columns=None if signals.signal_of is None else signals.columns,
+            signal_columns=signal_columns(signals),
             signal_of=signals.signal_of,
         )  # fmt: skip
 
@@ -241,7 +241,7 @@ def _in_sample_evidence(
         return evaluate_block_tables(
             columns, subset, config.execution, n_blocks=blocks, first_bar=fold.is_start,
             memory_budget=int(study.memory_budget_mb * 2**20), progress=tick,
-            signal_columns=None if signals.signal_of is None else signals.columns,
+            signal_columns=signal_columns(signals),
             signal_of=signals.signal_of,
         )  # fmt: skip
 

@@ -104,6 +104,8 @@ def stitched_oos(
                 {k: v for k, v in record["params"].items() if k not in BAR_PARAMS}
             )
             if isinstance(columns, UniverseBars):
+                columns = signal_bars(config, inputs.frame.iloc[:end], columns,
+                                      override=bar).columns  # fmt: skip
                 run = simulate_portfolio(
                     columns.panel, strategy, params, execution, columns.portfolio,
                     window=slice(start, end), periods_per_year=ppy,

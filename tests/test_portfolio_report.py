@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import ivybt.report.backtest as backtest_report
 import ivybt.report.portfolio as portfolio_report
 from ivybt.errors import ConfigError
 from ivybt.report.backtest import format_metrics
@@ -357,6 +358,7 @@ def test_sections_are_the_six_headings_in_order(run: dict[str, pd.DataFrame]) ->
 
 def test_long_series_use_webgl(run: dict[str, pd.DataFrame], monkeypatch) -> None:
     monkeypatch.setattr(portfolio_report, "GL_THRESHOLD", 100)
+    monkeypatch.setattr(backtest_report, "GL_THRESHOLD", 100)  # the shared drawdown figure
     figures = dict(portfolio_sections(**run))
     for heading in SECTION_HEADINGS[:3]:
         assert {t.type for t in figures[heading].data} == {"scattergl"}, heading

@@ -14,7 +14,7 @@ from ivybt.config import RunConfig
 from ivybt.data.loader import load_series
 from ivybt.data.store import data_sha256
 from ivybt.data.validate import validate_ohlcv
-from ivybt.engine.splits import train_test_split
+from ivybt.engine.splits import run_split
 from ivybt.engine.tables import bar_columns
 from ivybt.errors import ConfigError
 from ivybt.periods import infer_periods_per_year
@@ -79,7 +79,7 @@ def prepare_inputs(
         return prepare_panel_inputs(config, data=data, cache_dir=cache_dir)  # type: ignore[return-value,arg-type]
     frame, record = _bars(config, data, cache_dir)
     columns = bar_columns(frame)
-    split_info, window, history = _split(config, frame)
+    split_info, window, history = run_split(config.split, frame.index)
     if config.execution.periods_per_year is not None:
         ppy, ppy_source = config.execution.periods_per_year, "given"
     else:
@@ -121,22 +121,3 @@ def _bars(
         "sha256": data_sha256(frame),
     }
     return frame, record
-
-
-def _split(config: RunConfig, frame: pd.DataFrame) -> tuple[dict[str, Any] | None, slice, int]:
-    """(split record, window to trade, bars of history the signals may use)."""
-    n_bars = len(frame)
-    if config.split.run_mode == "full" or config.split.train_split is None:
-        return None, slice(0, n_bars), n_bars
-    split = train_test_split(n_bars, config.split.train_split)
-    record = {
-        "train_split": config.split.train_split,
-        "run_mode": config.split.run_mode,
-        "split_index": split.split,
-        "split_time": frame.index[split.split].isoformat(),
-        "train_bars": split.split,
-        "test_bars": n_bars - split.split,
-    }
-    if config.split.run_mode == "train":
-        return record, split.train, split.split
-    return record, split.test, n_bars

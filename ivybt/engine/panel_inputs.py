@@ -15,7 +15,7 @@ from ivybt.config import PortfolioConfig, RunConfig
 from ivybt.data.panel import Panel, load_panel, panel_from_frames
 from ivybt.data.universe import as_symbols, unique_symbols
 from ivybt.engine.portfolio import UniverseBars
-from ivybt.engine.splits import train_test_split
+from ivybt.engine.splits import run_split
 from ivybt.errors import ConfigError
 from ivybt.periods import infer_periods_per_year
 
@@ -125,7 +125,7 @@ def prepare_panel_inputs(
         panel = _clip(panel, spec.start, spec.end)
     if panel.n_bars == 0:
         raise ConfigError(f"the universe {', '.join(spec.universe)} has no bars in the range")
-    split_info, window, history = _split(config, panel)
+    split_info, window, history = run_split(config.split, panel.index)
     if config.execution.periods_per_year is not None:
         ppy, ppy_source = config.execution.periods_per_year, "given"
     else:
@@ -149,22 +149,3 @@ def _clip(panel: Panel, start: str | None, end: str | None) -> Panel:
     if hi <= lo:
         raise ConfigError(f"no bars of the universe fall in [{start}, {end})")
     return panel.window(int(lo), int(hi))
-
-
-def _split(config: RunConfig, panel: Panel) -> tuple[dict[str, Any] | None, slice, int]:
-    """(split record, window to trade, bars of history the signals may use)."""
-    n_bars = panel.n_bars
-    if config.split.run_mode == "full" or config.split.train_split is None:
-        return None, slice(0, n_bars), n_bars
-    split = train_test_split(n_bars, config.split.train_split)
-    record = {
-        "train_split": config.split.train_split,
-        "run_mode": config.split.run_mode,
-        "split_index": split.split,
-        "split_time": panel.index[split.split].isoformat(),
-        "train_bars": split.split,
-        "test_bars": n_bars - split.split,
-    }
-    if config.split.run_mode == "train":
-        return record, split.train, split.split
-    return record, split.test, n_bars

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ivybt.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ivybt.config import SplitConfig
 
 
 @dataclass(frozen=True)
@@ -45,3 +51,26 @@ def train_test_split(n_bars: int, train_fraction: float) -> TrainTestSplit:
             "another --train-split"
         )
     return TrainTestSplit(n_bars, split)
+
+
+def run_split(
+    split: SplitConfig, index: pd.DatetimeIndex
+) -> tuple[dict[str, Any] | None, slice, int]:
+    """A run's train/test decision on the bars `index`: (the split's record for the manifest,
+    None for a full run; the window to trade; the bars of history the signals may use, the
+    training bars only in train mode, so nothing after the split exists for the run)."""
+    n_bars = len(index)
+    if split.run_mode == "full" or split.train_split is None:
+        return None, slice(0, n_bars), n_bars
+    parts = train_test_split(n_bars, split.train_split)
+    record = {
+        "train_split": split.train_split,
+        "run_mode": split.run_mode,
+        "split_index": parts.split,
+        "split_time": index[parts.split].isoformat(),
+        "train_bars": parts.split,
+        "test_bars": n_bars - parts.split,
+    }
+    if split.run_mode == "train":
+        return record, parts.train, parts.split
+    return record, parts.test, n_bars

@@ -118,7 +118,7 @@ def backtest_figures(data: Mapping[str, pd.DataFrame]) -> list[tuple[str, go.Fig
     figures = (
         _price_figure(go, data["price"], data["markers"]),
         _equity_figure(go, data["equity"]),
-        _drawdown_figure(go, data["drawdown"]),
+        drawdown_figure(go, data["drawdown"]),
         _pnl_figure(go, data["trade_pnl"]),
     )
     return list(zip(SECTION_HEADINGS, figures, strict=True))
@@ -233,7 +233,8 @@ def _equity_figure(go: Any, curves: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def _drawdown_figure(go: Any, drawdown: pd.DataFrame) -> go.Figure:
+def drawdown_figure(go: Any, drawdown: pd.DataFrame) -> go.Figure:
+    """Drawdown (a frame with a `drawdown` column, <= 0) in percent, shaded to zero."""
     fig = go.Figure(
         _scatter(go, len(drawdown))(
             x=_x(drawdown.index),

@@ -74,12 +74,12 @@ def backtest_report_data(
     ConfigError : a required column is missing, `equity` is not indexed like `prices`, or a
         trade's side is not "long"/"short".
     """
-    _require(prices, ("close",), "prices")
-    _require(equity, ("equity", "drawdown", "benchmark_equity"), "equity")
+    require_columns(prices, ("close",), "prices")
+    require_columns(equity, ("equity", "drawdown", "benchmark_equity"), "equity")
     if not prices.index.equals(equity.index):
         raise ConfigError(
             f"equity must have the same index as prices: {len(equity)} bars "
-            f"({_span(equity.index)}) vs {len(prices)} bars ({_span(prices.index)}); "
+            f"({span_text(equity.index)}) vs {len(prices)} bars ({span_text(prices.index)}); "
             "pass the frames of one backtest run"
         )
     index = prices.index.rename("date")
@@ -108,8 +108,8 @@ def backtest_report_data(
 
 def _trade_pnl(trades: pd.DataFrame) -> pd.DataFrame:
     if len(trades) == 0:
-        return _empty(_PNL_COLUMNS, {"trade": "int64", "net_pnl": "float64", "is_open": bool})
-    _require(trades, _TRADE_COLUMNS, "trades")
+        return empty_frame(_PNL_COLUMNS, {"trade": "int64", "net_pnl": "float64", "is_open": bool})
+    require_columns(trades, _TRADE_COLUMNS, "trades")
     sides = set(trades["side"].unique())
     if not sides <= {"long", "short"}:
         raise ConfigError(
@@ -134,7 +134,7 @@ def _trade_pnl(trades: pd.DataFrame) -> pd.DataFrame:
 
 def _markers(trades: pd.DataFrame, trade_pnl: pd.DataFrame) -> pd.DataFrame:
     if len(trades) == 0:
-        return _empty(
+        return empty_frame(
             _MARKER_COLUMNS,
             {"price": "float64", "is_open": bool, "trade": "int64", "net_pnl": "float64"},
         )
@@ -166,18 +166,23 @@ def _markers(trades: pd.DataFrame, trade_pnl: pd.DataFrame) -> pd.DataFrame:
     return both.loc[:, list(_MARKER_COLUMNS)]
 
 
-def _empty(columns: Iterable[str], dtypes: Mapping[str, Any]) -> pd.DataFrame:
+def empty_frame(columns: Iterable[str], dtypes: Mapping[str, Any]) -> pd.DataFrame:
+    """A frame with no rows and these columns (dtypes by name, object otherwise)."""
     return pd.DataFrame({c: pd.Series([], dtype=dtypes.get(c, object)) for c in columns})
 
 
-def _require(frame: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+def require_columns(
+    frame: pd.DataFrame, columns: Iterable[str], name: str, what: str = "the backtest"
+) -> None:
+    """ConfigError naming the columns `frame` lacks (`name` is the frame's argument)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ConfigError(
             f"{name} is missing column(s) {missing}; it has {list(frame.columns)}. "
-            "Pass the frames returned by the backtest."
+            f"Pass the frames returned by {what}."
         )
 
 
-def _span(index: pd.Index) -> str:
+def span_text(index: pd.Index) -> str:
+    """'first .. last' of an index, for messages."""
     return f"{index[0]} .. {index[-1]}" if len(index) else "empty"

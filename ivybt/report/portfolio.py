@@ -31,6 +31,7 @@ from ivybt.report.backtest import (
     SHORT_COLOR,
     STRATEGY_COLOR,
     _x,
+    drawdown_figure,
     format_metric,
     format_metrics,
 )
@@ -103,7 +104,7 @@ def _chart_sections(data: Mapping[str, pd.DataFrame]) -> list[tuple[str, go.Figu
 
     figures = (
         _equity_figure(go, data["equity"]),
-        _drawdown_figure(go, data["drawdown"]),
+        drawdown_figure(go, data["drawdown"]),
         _exposure_figure(go, data["exposure"]),
         _weights_figure(go, data["weights"]),
         _contribution_figure(go, data["contribution"]),
@@ -164,24 +165,6 @@ def _equity_figure(go: Any, curves: pd.DataFrame) -> go.Figure:
             }
         ],
     )
-    return fig
-
-
-def _drawdown_figure(go: Any, drawdown: pd.DataFrame) -> go.Figure:
-    fig = go.Figure(
-        _scatter(go, len(drawdown))(
-            x=_x(drawdown.index),
-            y=drawdown["drawdown"] * 100.0,
-            mode="lines",
-            name="drawdown",
-            fill="tozeroy",
-            line={"color": SHORT_COLOR, "width": 1},
-            fillcolor="rgba(214,39,40,0.3)",
-            hovertemplate="%{x}<br>%{y:.2f}%<extra></extra>",
-        )
-    )
-    _layout(fig, yaxis_title="drawdown", height=300)
-    fig.update_yaxes(ticksuffix="%", rangemode="tozero")
     return fig
 
 

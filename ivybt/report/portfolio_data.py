@@ -25,13 +25,14 @@ Input frames (the contract with the portfolio run):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ivybt.errors import ConfigError
+from ivybt.report.backtest_data import empty_frame, require_columns, span_text
 
 MAX_HEATMAP_COLUMNS = 2_000
 """The weights heatmap keeps at most this many bars: the last bar of each chunk of
@@ -119,12 +120,12 @@ def portfolio_report_data(
     ConfigError : a required column is missing, `weights` is not indexed like `equity`, or a
         trade's side is not "long"/"short".
     """
-    _require(equity, _EQUITY_COLUMNS, "equity")
-    _require(contributions, _CONTRIBUTION_COLUMNS, "contributions")
+    require_columns(equity, _EQUITY_COLUMNS, "equity", "the portfolio run")
+    require_columns(contributions, _CONTRIBUTION_COLUMNS, "contributions", "the portfolio run")
     if not weights.index.equals(equity.index):
         raise ConfigError(
             f"weights must have the same index as equity: {len(weights)} bars "
-            f"({_span(weights.index)}) vs {len(equity)} bars ({_span(equity.index)}); "
+            f"({span_text(weights.index)}) vs {len(equity)} bars ({span_text(equity.index)}); "
             "pass the frames of one portfolio run"
         )
     if max_columns < 1 or max_trades < 1:
@@ -243,13 +244,13 @@ def _contribution(contributions: pd.DataFrame) -> pd.DataFrame:
 
 def _trade_table(trades: pd.DataFrame) -> pd.DataFrame:
     if len(trades) == 0:
-        return _empty(
+        return empty_frame(
             TRADE_TABLE_COLUMNS,
             {"trade": "int64", "net_pnl": "float64", "is_open": bool, "bars_held": "int64",
              **dict.fromkeys(("units", "entry_price", "exit_price", "fees", "return"),
                              "float64")},
         )  # fmt: skip
-    _require(trades, _TRADE_COLUMNS, "trades")
+    require_columns(trades, _TRADE_COLUMNS, "trades", "the portfolio run")
     sides = set(trades["side"].astype(str).unique())
     if not sides <= set(SIDES):
         raise ConfigError(
@@ -286,20 +287,3 @@ def _like(stamp: Any, index: pd.DatetimeIndex) -> pd.Timestamp:
     if index.tz is not None:
         return stamp.tz_localize(index.tz) if stamp.tz is None else stamp.tz_convert(index.tz)
     return stamp.tz_convert("UTC").tz_localize(None) if stamp.tz is not None else stamp
-
-
-def _empty(columns: Iterable[str], dtypes: Mapping[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([], dtype=dtypes.get(c, object)) for c in columns})
-
-
-def _require(frame: pd.DataFrame, columns: Iterable[str], name: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ConfigError(
-            f"{name} is missing column(s) {missing}; it has {list(frame.columns)}. "
-            "Pass the frames of the portfolio run."
-        )
-
-
-def _span(index: pd.Index) -> str:
-    return f"{index[0]} .. {index[-1]}" if len(index) else "empty"

@@ -27,7 +27,6 @@ from ivybt.engine.portfolio import (
     simulate_portfolio,
 )
 from ivybt.engine.simulation import BENCHMARK_METRICS, check_enough_bars
-from ivybt.errors import ConfigError
 from ivybt.files import write_json, write_table, write_text
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, return_metrics_nb
 from ivybt.runs.folder import open_run_folder, utc_now
@@ -354,10 +353,3 @@ def _return_metrics(equity: np.ndarray, initial_cash: float, ppy: float) -> dict
     out = np.full(N_METRICS, np.nan)
     return_metrics_nb(np.ascontiguousarray(equity), np.ones_like(equity), initial_cash, ppy, out)
     return {name: float(out[METRIC_NAMES.index(name)]) for name in BENCHMARK_METRICS}
-
-
-def check_universe_bars(inputs: PanelInputs) -> None:
-    """ConfigError when no symbol of the universe has a bar in the traded window."""
-    close = inputs.full.close[inputs.window]
-    if not np.isfinite(close).any():
-        raise ConfigError(f"no symbol of {inputs.describe()} has a bar in the traded window")

@@ -374,7 +374,10 @@ def portfolio_nb(
     held = 0
     for t in range(a, b):
         traded = 0.0
-        for s in range(n_symbols):  # delisted at bar t - 1: leaves at that last close
+        leaving = False
+        for s in range(n_symbols):  # branch-free first: a listing rarely ends
+            leaving |= universe.last[s] == t - 1
+        for s in range(n_symbols if leaving else 0):  # delisted at t - 1: leaves at that close
             if universe.last[s] == t - 1 and ints[_SIDE, s] != 0:
                 account, notional = _close_position(
                     universe, books, s, close[t - 1, s], t - a, account, out.trades
@@ -421,9 +424,16 @@ def _triggered_nb(
     rebalance gave it."""
     if rules.scheduled:
         return universe.rebalance_at[d] != 0
+    decision = target[d]
+    intended = books.ints[_INTENDED]
+    differs = 0
+    for s in range(decision.shape[0]):  # branch-free first: most bars change nothing
+        differs |= decision[s] ^ intended[s]
+    if differs == 0:
+        return False
     price = universe.prices[1, t] if rules.fill_on_close else universe.prices[0, t]
-    for s in range(target.shape[1]):
-        if not math.isnan(price[s]) and target[d, s] != books.ints[_INTENDED, s]:
+    for s in range(decision.shape[0]):
+        if not math.isnan(price[s]) and decision[s] != intended[s]:
             return True
     return False
 

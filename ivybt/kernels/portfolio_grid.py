@@ -29,7 +29,6 @@ from ivybt.kernels.grid import (
     TARGET_GUARD,
     UNWRITTEN_TARGET,
     GridPlan,
-    block_bounds_nb,
     builtin_signal_nb,
     make_guarded_signal,
     targets_ok_nb,
@@ -140,8 +139,7 @@ def portfolio_grid_builtin_nb(
                       np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
         none1 = np.empty(0, dtype=np.float64)
         none2 = np.empty((0, n_symbols), dtype=np.float64)
-        start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
-        for j in range(start, stop):
+        for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work per thread
             builtin_panel_target_nb(plan.code, tables, slots[j], params[j], plan.direction,
                                     own, target)  # fmt: skip
             for w in range(windows.shape[0]):
@@ -191,8 +189,7 @@ def make_portfolio_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[.
                           np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
             none1 = np.empty(0, dtype=np.float64)
             none2 = np.empty((0, n_symbols), dtype=np.float64)
-            start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
-            for j in range(start, stop):
+            for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work
                 ok = True
                 for s in range(n_symbols):
                     n_own = tables.bars_at[s + 1] - tables.bars_at[s]
@@ -248,8 +245,7 @@ def portfolio_grid_returns_builtin_nb(
                       np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
         out = Records(np.empty(N_METRICS), np.empty(b - a), np.empty((b - a, n_symbols)),
                       np.empty(b - a), no_trades)  # fmt: skip
-        start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
-        for j in range(start, stop):
+        for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work per thread
             builtin_panel_target_nb(plan.code, tables, slots[j], params[j], plan.direction,
                                     own, target)  # fmt: skip
             portfolio_nb(universe, target, rules, a, b, 1.0, books, out)

@@ -489,9 +489,8 @@ def portfolio_notes(data: Mapping[str, pd.DataFrame]) -> list[str]:
     trade table's cut."""
     sizes = data["sizes"].iloc[0]
     notes = [
-        "Equal-weight buy-and-hold: the universe's listed symbols in equal shares of the same "
-        "initial cash. Exposure and weights are fractions of equity at each close; gross is "
-        "the sum of |weights|, net their sum (shorts count negative).",
+        "Exposure and weights are fractions of equity at each close; gross is the sum of "
+        "|weights|, net their sum (shorts count negative).",
     ]
     step, bars = int(sizes["heatmap_step"]), int(sizes["bars"])
     if step > 1:

@@ -208,7 +208,7 @@ def panel_targets(
         if len(rows) == 0:
             continue
         own = strategy_targets(panel.columns(s), strategy, params, direction)
-        expand_symbol_nb(own, rows, s, target)
+        expand_symbol_nb(own, rows, s, 0, target)  # the direction is applied already
     return target
 
 

@@ -455,51 +455,47 @@ def _rebalance_nb(
     weight = floats[_WEIGHT]
     target_weights_nb(universe, rules, decision, d, t, weight)
     traded = 0.0
+    value = 0.0
     for s in range(n_symbols):  # (1) positions whose side changes close first
         tradable = not math.isnan(price[s])
         ints[_SKIP, s] = 0 if tradable else 1
         floats[_PRICE, s] = price[s] if tradable else mark[s]
-        if not tradable:
-            continue
-        ints[_INTENDED, s] = decision[s]
         side = ints[_SIDE, s]
-        if side != 0 and _sign(weight[s]) != side:
-            account, notional = _close_position(universe, books, s, price[s], t - a, account,
-                                                out_trades)  # fmt: skip
-            traded += notional
-    cash, n_trades, trades = account
-    value = 0.0
-    for s in range(n_symbols):
+        if tradable:
+            ints[_INTENDED, s] = decision[s]
+            if side != 0 and _sign(weight[s]) != side:
+                account, notional = _close_position(universe, books, s, price[s], t - a,
+                                                    account, out_trades)  # fmt: skip
+                traded += notional
         units = floats[_UNITS, s]
-        if units != 0.0:
+        if units != 0.0:  # (2) what is held after the exits, at this bar's prices
             value += units * floats[_PRICE, s]
+    cash, n_trades, trades = account
     equity = cash + value
-    for s in range(n_symbols):  # (2) reductions: a smaller holding on the same side
-        side = ints[_SIDE, s]
-        if ints[_SKIP, s] != 0 or side == 0:
-            continue
-        wanted = _wanted_units(universe, weight[s], equity, price[s], s)
-        units = abs(floats[_UNITS, s])
-        if abs(units - wanted) * price[s] <= max(rules.band, DUST) * max(equity, 0.0):
-            ints[_SKIP, s] = 1  # on target, within the band, or a dust order
-        elif wanted < units:
-            cash, notional = _sell(universe, books, s, units - wanted, price[s], cash)
-            floats[_UNITS, s] = side * wanted
-            traded += notional
-            ints[_SKIP, s] = 1
-            if wanted == 0.0:  # whole lots rounded the holding away
-                net, trade_return = _write_trade(books, s, t - a, False, out_trades)
-                trades = trade_step_nb(trades, net, trade_return)
-                ints[_SIDE, s] = 0
     gross = 0.0  # after the reductions, whose costs the buying power must not lend
     value = 0.0
-    for s in range(n_symbols):
+    for s in range(n_symbols):  # (3) reductions: a smaller holding on the same side
+        side = ints[_SIDE, s]
+        if ints[_SKIP, s] == 0 and side != 0:
+            wanted = _wanted_units(universe, weight[s], equity, price[s], s)
+            units = abs(floats[_UNITS, s])
+            if abs(units - wanted) * price[s] <= max(rules.band, DUST) * max(equity, 0.0):
+                ints[_SKIP, s] = 1  # on target, within the band, or a dust order
+            elif wanted < units:
+                cash, notional = _sell(universe, books, s, units - wanted, price[s], cash)
+                floats[_UNITS, s] = side * wanted
+                traded += notional
+                ints[_SKIP, s] = 1
+                if wanted == 0.0:  # whole lots rounded the holding away
+                    net, trade_return = _write_trade(books, s, t - a, False, out_trades)
+                    trades = trade_step_nb(trades, net, trade_return)
+                    ints[_SIDE, s] = 0
         units = floats[_UNITS, s]
         if units != 0.0:
             value += units * floats[_PRICE, s]
             gross += abs(units) * floats[_PRICE, s]
     power = rules.max_leverage * (cash + value) - gross
-    for s in range(n_symbols):  # (3) increases and new positions, in symbol order
+    for s in range(n_symbols):  # (4) increases and new positions, in symbol order
         if ints[_SKIP, s] != 0 or weight[s] == 0.0:
             continue
         side = _sign(weight[s])

@@ -35,7 +35,6 @@ from ivybt.kernels.grid import (
 )
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.portfolio import Books, PortfolioRules, Records, Universe, portfolio_nb
-from ivybt.kernels.simulate import restrict_direction_nb
 
 FLOAT_SCRATCH_ROWS = 9  # `ivybt.kernels.portfolio` scratch shapes, per symbol
 INT_SCRATCH_ROWS = 5
@@ -69,19 +68,29 @@ def symbol_table_nb(tables: SymbolTables, s: int) -> Float64Array2D:
 
 @njit(cache=True)
 def expand_symbol_nb(
-    own_target: Int8Array1D, bar_of: Int64Array1D, s: int, out_target: Int8Array1D
-) -> None:
+    own_target: Int8Array1D, bar_of: Int64Array1D, s: int, direction: int,
+    out_target: Int8Array1D,
+) -> None:  # fmt: skip
     """Put one symbol's sides (per own bar) on the union bars, column s of `out_target`
-    (int8, (n_bars, n_symbols)): a side holds from its bar until the symbol's next bar, the
-    last one until its last bar; 0 before the first and after the last (not listed)."""
+    (int8, (n_bars, n_symbols)), with `direction` applied (+1 long-only, -1 short-only, 0
+    both; `restrict_side_nb` in one pass): a side holds from its bar until the symbol's next
+    bar, the last one until its last bar; 0 before the first and after the last (not
+    listed). A symbol with a bar at every union bar is copied in one straight loop."""
     n_bars = out_target.shape[0]
     n_own = bar_of.shape[0]
+    forbidden = -direction if direction != 0 else 2  # `restrict_side_nb` as one comparison
+    if n_own == n_bars:  # every union bar is one of its own: bar_of is 0, 1, ..., n - 1
+        for t in range(n_bars):
+            side = own_target[t]
+            out_target[t, s] = 0 if side == forbidden else side
+        return
     start = bar_of[0] if n_own > 0 else n_bars
     for t in range(start):
         out_target[t, s] = 0
     for k in range(n_own):
         stop = bar_of[k + 1] if k + 1 < n_own else bar_of[k] + 1
         side = own_target[k]
+        side = 0 if side == forbidden else side
         for t in range(bar_of[k], stop):
             out_target[t, s] = side
     for t in range(bar_of[n_own - 1] + 1 if n_own > 0 else n_bars, n_bars):
@@ -94,15 +103,14 @@ def builtin_panel_target_nb(
     direction: int, own: Int8Array1D, out_target: Int8Array1D,
 ) -> None:  # fmt: skip
     """A built-in strategy's sides on the union bars (int8, (n_bars, n_symbols)): its signal
-    kernel on each symbol's own bars, `direction` applied, expanded (`expand_symbol_nb`).
+    kernel on each symbol's own bars, expanded with `direction` applied (`expand_symbol_nb`).
     `own` (int8, >= the longest symbol's bars) is scratch."""
     for s in range(out_target.shape[1]):
         n_own = tables.bars_at[s + 1] - tables.bars_at[s]
         side = own[:n_own]
         builtin_signal_nb(code, symbol_table_nb(tables, s), rows, params, side)
-        restrict_direction_nb(side, direction, side)
-        expand_symbol_nb(side, tables.bar_of[tables.bars_at[s] : tables.bars_at[s + 1]], s,
-                         out_target)  # fmt: skip
+        own_bars = tables.bar_of[tables.bars_at[s] : tables.bars_at[s + 1]]
+        expand_symbol_nb(side, own_bars, s, direction, out_target)
 
 
 @njit(cache=True, parallel=True)
@@ -201,9 +209,8 @@ def make_portfolio_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[.
                     if not targets_ok_nb(ran, view, n_own, unwritten, j, out_bad[block]):
                         ok = False
                         break
-                    restrict_direction_nb(side, plan.direction, side)
                     own_bars = tables.bar_of[tables.bars_at[s] : tables.bars_at[s + 1]]
-                    expand_symbol_nb(side, own_bars, s, target)
+                    expand_symbol_nb(side, own_bars, s, plan.direction, target)
                 if not ok:
                     break
                 for w in range(windows.shape[0]):

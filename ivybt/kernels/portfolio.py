@@ -360,41 +360,58 @@ def portfolio_nb(
     of bar t and the marks up to t; the equity at t depends on nothing after t.
     """
     n_symbols = target.shape[1]
+    fills = universe.prices[1] if rules.fill_on_close else universe.prices[0]
     close = universe.prices[1]
     mark = universe.prices[2]
+    last = universe.last
     floats = books.floats
     ints = books.ints
+    units_held = floats[_UNITS]  # views made once, not at every bar
+    intended = ints[_INTENDED]
     record = out.equity.shape[0] > 0
     for s in range(n_symbols):
-        floats[_UNITS, s] = 0.0
+        units_held[s] = 0.0
         ints[_SIDE, s] = 0
-        ints[_INTENDED, s] = 0
+        intended[s] = 0
     account = (rules.initial_cash, 0, trade_start_nb())
     returns = return_start_nb(rules.initial_cash)
     held = 0
+    holding = False  # any position held: known after each event, none between events
+    leave = _next_leave_nb(last, a)  # the next bar after a listing's last one
     for t in range(a, b):
         traded = 0.0
-        leaving = False
-        for s in range(n_symbols):  # branch-free first: a listing rarely ends
-            leaving |= universe.last[s] == t - 1
-        for s in range(n_symbols if leaving else 0):  # delisted at t - 1: leaves at that close
-            if universe.last[s] == t - 1 and ints[_SIDE, s] != 0:
-                account, notional = _close_position(
-                    universe, books, s, close[t - 1, s], t - a, account, out.trades
-                )
-                traded += notional
+        if t == leave:  # delisted at t - 1: leaves at that last close
+            for s in range(n_symbols):
+                if last[s] == t - 1 and ints[_SIDE, s] != 0:
+                    account, notional = _close_position(
+                        universe, books, s, close[t - 1, s], t - a, account, out.trades
+                    )
+                    traded += notional
+            leave = _next_leave_nb(last, t + 1)
+            holding = _holds_nb(units_held)
         d = t if rules.fill_on_close else t - 1
-        if d >= a and _triggered_nb(universe, target, rules, books, t, d):
-            account, notional = _rebalance_nb(universe, rules, target[d], (t, a, d), account,
-                                              books, out.trades)  # fmt: skip
-            traded += notional
+        if d >= a:
+            if rules.scheduled:
+                trigger = universe.rebalance_at[d] != 0
+            else:
+                differs = 0
+                for s in range(n_symbols):  # branch-free first: most bars change nothing
+                    differs |= target[d, s] ^ intended[s]
+                trigger = False
+                for s in range(n_symbols if differs != 0 else 0):
+                    if not math.isnan(fills[t, s]) and target[d, s] != intended[s]:
+                        trigger = True
+                        break
+            if trigger:
+                account, notional = _rebalance_nb(universe, rules, target[d], (t, a, d),
+                                                  account, books, out.trades)  # fmt: skip
+                traded += notional
+                holding = _holds_nb(units_held)
         value = 0.0
-        holding = False
-        for s in range(n_symbols):
-            units = floats[_UNITS, s]
+        for s in range(n_symbols if holding else 0):
+            units = units_held[s]
             if units != 0.0:
                 value += units * mark[t, s]
-                holding = True
         equity = account[0] + value
         returns = return_step_nb(returns, equity)
         if holding:
@@ -403,7 +420,7 @@ def portfolio_nb(
             out.equity[t - a] = equity
             out.traded[t - a] = traded
             for s in range(n_symbols):
-                out.units[t - a, s] = floats[_UNITS, s]
+                out.units[t - a, s] = units_held[s]
     for s in range(n_symbols):  # open at the end: marked at the last close, no exit fee
         if ints[_SIDE, s] != 0:
             _add_fill(books, s, abs(floats[_UNITS, s]), mark[b - 1, s], 0.0, False)
@@ -416,24 +433,21 @@ def portfolio_nb(
 
 
 @njit(cache=True)
-def _triggered_nb(
-    universe: Universe, target: Int8Array1D, rules: PortfolioRules, books: Books, t: int, d: int
-) -> bool:
-    """Whether the account rebalances at bar t on the decisions of bar d: a scheduled bar,
-    or (by signal) a symbol with a bar at t whose decision differs from the side the last
-    rebalance gave it."""
-    if rules.scheduled:
-        return universe.rebalance_at[d] != 0
-    decision = target[d]
-    intended = books.ints[_INTENDED]
-    differs = 0
-    for s in range(decision.shape[0]):  # branch-free first: most bars change nothing
-        differs |= decision[s] ^ intended[s]
-    if differs == 0:
-        return False
-    price = universe.prices[1, t] if rules.fill_on_close else universe.prices[0, t]
-    for s in range(decision.shape[0]):
-        if not math.isnan(price[s]) and decision[s] != intended[s]:
+def _next_leave_nb(last: Int64Array1D, t: int) -> int:
+    """The first bar >= t that follows some symbol's last bar (-1: none)."""
+    leave = -1
+    for s in range(last.shape[0]):
+        bar = last[s] + 1
+        if bar >= t and (leave < 0 or bar < leave):
+            leave = bar
+    return leave
+
+
+@njit(cache=True)
+def _holds_nb(units: Float64Array1D) -> bool:
+    """Whether any symbol is held."""
+    for s in range(units.shape[0]):
+        if units[s] != 0.0:
             return True
     return False
 

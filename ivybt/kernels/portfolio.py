@@ -200,12 +200,13 @@ def target_weights_nb(
                 vol = universe.vol[d, s]
                 if vol > 0.0 and math.isfinite(vol):
                     inverse_sum += 1.0 / vol
+    share = rules.size / count if count > 0 else 0.0  # side x share = side x size / count
     for s in range(n_symbols):
         side = target[s]
         if side == 0 or not (universe.first[s] <= d and t <= universe.last[s]):
             continue
         if rules.weighting == EQUAL:
-            out_weight[s] = side * rules.size / count
+            out_weight[s] = side * share
         elif rules.weighting == FIXED:
             out_weight[s] = side * universe.fixed[s]
         else:

@@ -90,7 +90,9 @@ FUNDING_SLACK = 1e-12
 
 # rows of the float scratch (`_FLOAT_ROWS`, n_symbols) and the int scratch (`_INT_ROWS`, ...)
 _UNITS, _UNITS_IN, _ENTRY, _ENTRY_FEES, _UNITS_OUT, _EXIT, _EXIT_FEES, _WEIGHT, _PRICE = range(9)
-_FLOAT_ROWS = 9
+_ENTRY_SUM, _EXIT_SUM = 9, 10  # notional of the fills in and out (unit-weighted averages)
+_WANTED = 11  # a holding's target units at the rebalance
+_FLOAT_ROWS = 12
 _SIDE, _INTENDED, _ENTRY_BAR, _SLOT, _SKIP = range(5)
 _INT_ROWS = 5
 
@@ -144,9 +146,11 @@ class Universe(NamedTuple):
 
 
 class Books(NamedTuple):
-    """Per-symbol scratch of `portfolio_nb`: floats (9, n_symbols) float64 (units, the open
-    trade's fills, the target weight, the rebalance price), ints (5, n_symbols) int64 (held
-    side, side given by the last rebalance, entry bar, trade slot, skip flag)."""
+    """Per-symbol scratch of `portfolio_nb`: floats (12, n_symbols) float64 (units, the open
+    trade's fills, the target weight, the rebalance price, the fills' notional sums, the
+    target units), ints
+    (5, n_symbols) int64 (held side, side given by the last rebalance, entry bar, trade slot,
+    skip flag)."""
 
     floats: Float64Array2D
     ints: Int64Array2D
@@ -231,24 +235,37 @@ def _open_trade(books: Books, s: int, side: int, bar: int, slot: int) -> None:
     ints[_SIDE, s] = side
     ints[_ENTRY_BAR, s] = bar
     ints[_SLOT, s] = slot
-    for row in (_UNITS_IN, _ENTRY, _ENTRY_FEES, _UNITS_OUT, _EXIT, _EXIT_FEES):
+    for row in (_UNITS_IN, _ENTRY, _ENTRY_FEES, _UNITS_OUT, _EXIT, _EXIT_FEES, _ENTRY_SUM,
+                _EXIT_SUM):  # fmt: skip
         floats[row, s] = 0.0
 
 
 @njit(cache=True)
 def _add_fill(books: Books, s: int, units: float, fill: float, fee: float, entry: bool) -> None:
-    """Fold a fill of `units` at `fill` with commission `fee` into symbol s's open trade:
-    unit-weighted average prices, the first fill exactly."""
+    """Fold a fill of `units` at `fill` with commission `fee` into symbol s's open trade: the
+    first fill's price exactly, NaN once there are more (then the price is the unit-weighted
+    average, the notional sum / units, made when the trade is written: `_average_nb`)."""
     floats = books.floats
-    count, price, fees = (_UNITS_IN, _ENTRY, _ENTRY_FEES) if entry else (
-        _UNITS_OUT, _EXIT, _EXIT_FEES)  # fmt: skip
+    count, price, fees, total = (_UNITS_IN, _ENTRY, _ENTRY_FEES, _ENTRY_SUM) if entry else (
+        _UNITS_OUT, _EXIT, _EXIT_FEES, _EXIT_SUM)  # fmt: skip
     held = floats[count, s]
     if held == 0.0:
         floats[price, s] = fill
+        floats[total, s] = units * fill
     else:
-        floats[price, s] += (fill - floats[price, s]) * (units / (held + units))
+        floats[price, s] = np.nan
+        floats[total, s] += units * fill
     floats[count, s] = held + units
     floats[fees, s] += fee
+
+
+@njit(cache=True)
+def _average_nb(books: Books, s: int, price: int, total: int, count: int) -> float:
+    """A trade's entry or exit price: its one fill's, or the unit-weighted average."""
+    value = books.floats[price, s]
+    if math.isnan(value):
+        return books.floats[total, s] / books.floats[count, s]
+    return value
 
 
 @njit(cache=True)
@@ -260,10 +277,11 @@ def _write_trade(
     floats = books.floats
     side = ints[_SIDE, s]
     units = floats[_UNITS_IN, s]
+    entry = _average_nb(books, s, _ENTRY, _ENTRY_SUM, _UNITS_IN)
+    exit_price = _average_nb(books, s, _EXIT, _EXIT_SUM, _UNITS_OUT)
     gross, net, trade_return = trade_pnl_nb(
-        side, units, floats[_ENTRY, s], floats[_EXIT, s], floats[_ENTRY_FEES, s],
-        floats[_EXIT_FEES, s],
-    )  # fmt: skip
+        side, units, entry, exit_price, floats[_ENTRY_FEES, s], floats[_EXIT_FEES, s]
+    )
     k = ints[_SLOT, s]
     if k < out_trades.shape[0]:
         record = out_trades[k]
@@ -271,8 +289,8 @@ def _write_trade(
         record["exit_bar"] = exit_bar
         record["side"] = side
         record["units"] = units
-        record["entry_price"] = floats[_ENTRY, s]
-        record["exit_price"] = floats[_EXIT, s]
+        record["entry_price"] = entry
+        record["exit_price"] = exit_price
         record["entry_fee"] = floats[_ENTRY_FEES, s]
         record["exit_fee"] = floats[_EXIT_FEES, s]
         record["gross_pnl"] = gross
@@ -493,6 +511,7 @@ def _rebalance_nb(
         side = ints[_SIDE, s]
         if ints[_SKIP, s] == 0 and side != 0:
             wanted = _wanted_units(universe, weight[s], equity, price[s], s)
+            floats[_WANTED, s] = wanted  # an add (pass 4) buys up to it
             units = abs(floats[_UNITS, s])
             if abs(units - wanted) * price[s] <= max(rules.band, DUST) * max(equity, 0.0):
                 ints[_SKIP, s] = 1  # on target, within the band, or a dust order
@@ -517,14 +536,17 @@ def _rebalance_nb(
         fee_rate = universe.fee[s]
         fill = price[s] * (1.0 + universe.slip[s] * side)
         lot = universe.lot[s]
-        notional = abs(weight[s]) * equity / (1.0 + fee_rate) - abs(floats[_UNITS, s]) * fill
+        if ints[_SIDE, s] != 0:  # an add: the target units of the reductions pass, less held
+            units = floats[_WANTED, s] - abs(floats[_UNITS, s])
+            notional = units * fill
+        else:  # a new position: notional + commission = |w| x E, the single-symbol sizing
+            notional = abs(weight[s]) * equity / (1.0 + fee_rate)
+            units = _round_lot(notional / fill, lot) if lot > 0.0 else notional / fill
+            notional = units * fill if lot > 0.0 else notional
         if notional * (1.0 + fee_rate) > power * (1.0 + FUNDING_SLACK):
             notional = max(power, 0.0) / (1.0 + fee_rate)
-        if lot > 0.0:  # whole lots: the units first, so they are exact multiples
-            units = _round_lot(notional / fill, lot)
-            notional = units * fill
-        else:
-            units = notional / fill
+            units = _round_lot(notional / fill, lot) if lot > 0.0 else notional / fill
+            notional = units * fill if lot > 0.0 else notional
         if notional <= DUST * abs(equity):  # nothing to buy, or an account at or below 0
             continue
         fee = fee_rate * notional
@@ -545,8 +567,8 @@ def _wanted_units(universe: Universe, weight: float, equity: float, price: float
     notional at the price an increase would pay, in whole lots when it has a lot size."""
     side = _sign(weight)
     fill = price * (1.0 + universe.slip[s] * side)
-    notional = abs(weight) * max(equity, 0.0) / (1.0 + universe.fee[s])
-    return _round_lot(notional / fill, universe.lot[s])
+    units = abs(weight) * max(equity, 0.0) / ((1.0 + universe.fee[s]) * fill)
+    return _round_lot(units, universe.lot[s])
 
 
 def scratch(n_symbols: int) -> Books:

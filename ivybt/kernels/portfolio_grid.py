@@ -36,7 +36,7 @@ from ivybt.kernels.grid import (
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.portfolio import Books, PortfolioRules, Records, Universe, portfolio_nb
 
-FLOAT_SCRATCH_ROWS = 9  # `ivybt.kernels.portfolio` scratch shapes, per symbol
+FLOAT_SCRATCH_ROWS = 12  # `ivybt.kernels.portfolio` scratch shapes, per symbol
 INT_SCRATCH_ROWS = 5
 
 

@@ -113,6 +113,22 @@ def builtin_panel_target_nb(
         expand_symbol_nb(side, own_bars, s, direction, out_target)
 
 
+@njit(cache=True)
+def _longest_nb(tables: SymbolTables) -> int:
+    """The most own bars of any symbol (the length of a thread's per-symbol side buffer)."""
+    longest = 0
+    for s in range(tables.bars_at.shape[0] - 1):
+        longest = max(longest, tables.bars_at[s + 1] - tables.bars_at[s])
+    return longest
+
+
+@njit(cache=True)
+def _books_nb(n_symbols: int) -> Books:
+    """A thread's scratch for `portfolio_nb` (`ivybt.kernels.portfolio.scratch`)."""
+    return Books(np.empty((FLOAT_SCRATCH_ROWS, n_symbols), dtype=np.float64),
+                 np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
+
+
 @njit(cache=True, parallel=True)
 def portfolio_grid_builtin_nb(
     universe: Universe,
@@ -135,16 +151,13 @@ def portfolio_grid_builtin_nb(
     n_combos = params.shape[0]
     n_bars = universe.prices.shape[1]
     n_symbols = universe.prices.shape[2]
-    longest = 0
-    for s in range(n_symbols):
-        longest = max(longest, tables.bars_at[s + 1] - tables.bars_at[s])
+    longest = _longest_nb(tables)
     windows = plan.windows
     out = np.empty((n_combos, windows.shape[0], N_METRICS), dtype=np.float64)
     for block in prange(plan.n_blocks):
         own = np.empty(longest, dtype=np.int8)
         target = np.empty((n_bars, n_symbols), dtype=np.int8)
-        books = Books(np.empty((FLOAT_SCRATCH_ROWS, n_symbols), dtype=np.float64),
-                      np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
+        books = _books_nb(n_symbols)
         none1 = np.empty(0, dtype=np.float64)
         none2 = np.empty((0, n_symbols), dtype=np.float64)
         for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work per thread
@@ -184,17 +197,14 @@ def make_portfolio_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[.
         n_combos = params.shape[0]
         n_bars = universe.prices.shape[1]
         n_symbols = universe.prices.shape[2]
-        longest = 0
-        for s in range(n_symbols):
-            longest = max(longest, tables.bars_at[s + 1] - tables.bars_at[s])
+        longest = _longest_nb(tables)
         windows = plan.windows
         out = np.empty((n_combos, windows.shape[0], N_METRICS), dtype=np.float64)
         for block in prange(plan.n_blocks):
             out_bad[block, 0] = -1
             buffer = np.empty(longest + guard, dtype=np.int8)
             target = np.empty((n_bars, n_symbols), dtype=np.int8)
-            books = Books(np.empty((FLOAT_SCRATCH_ROWS, n_symbols), dtype=np.float64),
-                          np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
+            books = _books_nb(n_symbols)
             none1 = np.empty(0, dtype=np.float64)
             none2 = np.empty((0, n_symbols), dtype=np.float64)
             for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work
@@ -242,14 +252,11 @@ def portfolio_grid_returns_builtin_nb(
     n_symbols = universe.prices.shape[2]
     a = plan.windows[0, 0]
     b = plan.windows[0, 1]
-    longest = 0
-    for s in range(n_symbols):
-        longest = max(longest, tables.bars_at[s + 1] - tables.bars_at[s])
+    longest = _longest_nb(tables)
     for block in prange(plan.n_blocks):
         own = np.empty(longest, dtype=np.int8)
         target = np.empty((n_bars, n_symbols), dtype=np.int8)
-        books = Books(np.empty((FLOAT_SCRATCH_ROWS, n_symbols), dtype=np.float64),
-                      np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
+        books = _books_nb(n_symbols)
         out = Records(np.empty(N_METRICS), np.empty(b - a), np.empty((b - a, n_symbols)),
                       np.empty(b - a), no_trades)  # fmt: skip
         for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work per thread

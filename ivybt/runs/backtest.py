@@ -31,6 +31,7 @@ from ivybt.runs.folder import check_out_folder, open_run_folder, utc_now
 from ivybt.strategies import Strategy, get_strategy
 
 if TYPE_CHECKING:
+    from ivybt.engine.portfolio import PortfolioSimulation
     from ivybt.report.figures import ReportFigures
     from ivybt.runs.portfolio import PortfolioResult
 
@@ -386,7 +387,9 @@ def _describe(signals: SignalBars, inputs: RunInputs) -> str:
     return f"the Renko bricks of {inputs.describe()}"
 
 
-def trades_frame(simulation: Simulation, index: pd.DatetimeIndex) -> pd.DataFrame:
+def trades_frame(
+    simulation: Simulation | PortfolioSimulation, index: pd.DatetimeIndex
+) -> pd.DataFrame:
     """The trade records as a labelled DataFrame (columns `TRADE_COLUMNS`)."""
     records = simulation.trades
     entry = records["entry_bar"]

@@ -29,16 +29,15 @@ from ivybt.engine.portfolio import (
 from ivybt.engine.simulation import BENCHMARK_METRICS, check_enough_bars
 from ivybt.files import write_json, write_table, write_text
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, return_metrics_nb
+from ivybt.runs.backtest import TRADE_COLUMNS
+from ivybt.runs.backtest import trades_frame as single_trades_frame
 from ivybt.runs.folder import open_run_folder, utc_now
 from ivybt.strategies import Strategy, get_strategy
 
 if TYPE_CHECKING:
     from ivybt.report.figures import ReportFigures
 
-PORTFOLIO_TRADE_COLUMNS = (
-    "symbol", "entry_time", "exit_time", "side", "units", "entry_price", "exit_price",
-    "entry_fee", "exit_fee", "fees", "gross_pnl", "net_pnl", "return", "bars_held", "is_open",
-)  # fmt: skip
+PORTFOLIO_TRADE_COLUMNS = ("symbol", *TRADE_COLUMNS)
 
 
 @dataclass
@@ -295,30 +294,10 @@ def exposure_metrics(equity: pd.DataFrame, periods_per_year: float) -> dict[str,
 def trades_frame(
     simulation: PortfolioSimulation, index: pd.DatetimeIndex, symbols: list[str]
 ) -> pd.DataFrame:
-    """The trade records as a labelled DataFrame (`PORTFOLIO_TRADE_COLUMNS`), by entry."""
-    records = simulation.trades
-    entry = records["entry_bar"]
-    exit_ = records["exit_bar"]
-    frame = pd.DataFrame(
-        {
-            "symbol": np.asarray(symbols, dtype=object)[records["symbol"]],
-            "entry_time": index[entry],
-            "exit_time": index[exit_],
-            "side": np.where(records["side"] > 0, "long", "short"),
-            "units": records["units"],
-            "entry_price": records["entry_price"],
-            "exit_price": records["exit_price"],
-            "entry_fee": records["entry_fee"],
-            "exit_fee": records["exit_fee"],
-            "fees": records["entry_fee"] + records["exit_fee"],
-            "gross_pnl": records["gross_pnl"],
-            "net_pnl": records["net_pnl"],
-            "return": records["trade_return"],
-            "bars_held": exit_ - entry,
-            "is_open": records["is_open"],
-        },
-        columns=list(PORTFOLIO_TRADE_COLUMNS),
-    )
+    """The trade records as a labelled DataFrame (`PORTFOLIO_TRADE_COLUMNS`): a backtest's
+    trade columns (`ivybt.runs.backtest.trades_frame`) with the symbol first."""
+    frame = single_trades_frame(simulation, index)
+    frame.insert(0, "symbol", np.asarray(symbols, dtype=object)[simulation.trades["symbol"]])
     return frame
 
 

@@ -143,7 +143,8 @@ class Run(NamedTuple):
 def universe_of(c: dict[str, Any]) -> Universe:
     vol = c["vol"] if c["weighting"] == "inverse_vol" else np.zeros((0, 0))
     return Universe(
-        prices=np.ascontiguousarray(np.stack([c["open"], c["close"], c["mark"]])),
+        prices=np.ascontiguousarray(np.stack([c["open"], c["close"],
+                                              np.nan_to_num(c["mark"], nan=0.0)])),
         first=c["first"], last=c["last"], fee=c["fee"], slip=c["slip"], lot=c["lot"],
         fixed=c["fixed"], vol=np.ascontiguousarray(vol), rebalance_at=c["rebalance_at"],
     )  # fmt: skip

@@ -25,9 +25,11 @@ from click.testing import CliRunner, Result
 import ivybt
 import ivybt.report.portfolio as portfolio_report
 from ivybt.cli import cli
+from ivybt.config import ExecutionConfig, PortfolioConfig
 from ivybt.data import load_series
 from ivybt.data.panel import load_panel
 from ivybt.data.sample import load_sample
+from ivybt.engine.portfolio import universe_arrays
 from ivybt.errors import ConfigError
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.runs.backtest import TRADE_COLUMNS
@@ -252,6 +254,20 @@ def test_late_listing_and_delisting_on_real_data(demo_frames: dict) -> None:
     cost = held * close * (SLIPPAGE + (1 - SLIPPAGE) * COMMISSION)
     expected = equity["equity"].iloc[last] + moved - cost
     assert equity["equity"].iloc[last + 1] == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_kernels_mark_is_the_panels_inside_the_listing_and_0_outside(
+    demo_frames: dict,
+) -> None:
+    """`portfolio_nb` values every symbol at every bar without a branch (0 units x mark),
+    so its mark must be finite everywhere: the panel's inside the listing, 0 outside."""
+    panel = demo_frames["panel"]
+    mark = universe_arrays(panel, PortfolioConfig(), ExecutionConfig()).prices[2]
+    assert np.isfinite(mark).all()
+    listed = panel.listed
+    assert (~listed).any() and np.isnan(panel.mark[~listed]).all()  # GOOG early, IBM late
+    assert (mark[~listed] == 0.0).all()
+    np.testing.assert_array_equal(mark[listed], panel.mark[listed])
 
 
 def test_gross_exposure_stays_within_max_leverage_at_every_close(demo_frames: dict) -> None:

@@ -122,7 +122,8 @@ def universe_arrays(
     """
     symbols = panel.symbols
     _check_known(portfolio, symbols)
-    prices = np.ascontiguousarray(np.stack([panel.open, panel.close, panel.mark]))
+    mark = np.nan_to_num(panel.mark, nan=0.0)  # the kernel's mark: 0 outside the listing
+    prices = np.ascontiguousarray(np.stack([panel.open, panel.close, mark]))
     per = {
         "fee": (portfolio.commission, execution.commission),
         "slip": (portfolio.slippage, execution.slippage),

@@ -5,7 +5,8 @@ is stated in docs/portfolio.md; in short, with t a bar of the window [a, b):
 
 - Inputs are aligned on the union of the symbols' timestamps. `open`/`close` are NaN where a
   symbol has no bar; `mark` is the close carried forward inside the listing (a held symbol
-  with no bar is valued at its last close); `first[s]`/`last[s]` bound the listing.
+  with no bar is valued at its last close) and 0 outside it; `first[s]`/`last[s]` bound the
+  listing.
 - Decisions: `target[d, s]` is the side wanted after bar d's close (0 outside the listing).
   With next-open fills (default) the decision of bar t - 1 trades at bar t's open; with close
   fills, bar t's decision trades at bar t's close. A symbol without a bar at t does not trade.
@@ -63,6 +64,7 @@ from ivybt._typing import (
     Int64Array2D,
     RecordArray1D,
 )
+from ivybt.kernels._config import NO_REFCOUNTS
 from ivybt.kernels.metrics import (
     N_METRICS,
     return_start_nb,
@@ -94,7 +96,8 @@ _ENTRY_SUM, _EXIT_SUM = 9, 10  # notional of the fills in and out (unit-weighted
 _WANTED = 11  # a holding's target units at the rebalance
 _FLOAT_ROWS = 12
 _SIDE, _INTENDED, _ENTRY_BAR, _SLOT, _SKIP = range(5)
-_INT_ROWS = 5
+_ORDER = 5  # the symbols a rebalance trades or values (held or with a weight), in order
+_INT_ROWS = 6
 
 
 class PortfolioRules(NamedTuple):
@@ -124,8 +127,9 @@ class PortfolioRules(NamedTuple):
 class Universe(NamedTuple):
     """The aligned bars and per-symbol settings of a universe (see the module docstring).
 
-    prices : float64, (3, n_bars, n_symbols): open, close, mark; NaN where there is no bar
-        (open, close) or no listing (mark).
+    prices : float64, (3, n_bars, n_symbols): open, close, mark; open and close are NaN
+        where there is no bar, the mark is finite everywhere: 0.0 outside the listing (where
+        nothing is held, so the valuation adds 0 x 0 without a branch).
     first, last : int64, (n_symbols,): union bars of each symbol's first and last bar.
     fee, slip, lot, fixed : float64, (n_symbols,): commission and slippage rates, lot size
         (0: fractional units) and fixed weight (FIXED weighting) of each symbol.
@@ -149,8 +153,8 @@ class Books(NamedTuple):
     """Per-symbol scratch of `portfolio_nb`: floats (12, n_symbols) float64 (units, the open
     trade's fills, the target weight, the rebalance price, the fills' notional sums, the
     target units), ints
-    (5, n_symbols) int64 (held side, side given by the last rebalance, entry bar, trade slot,
-    skip flag)."""
+    (6, n_symbols) int64 (held side, side given by the last rebalance, entry bar, trade slot,
+    skip flag, the rebalance's list of symbols held or wanted)."""
 
     floats: Float64Array2D
     ints: Int64Array2D
@@ -171,12 +175,12 @@ Account = tuple[float, int, tuple[int, int, int, float, float, float, float]]
 """(cash, trades opened so far, the closed-trade accumulators of `trade_step_nb`)."""
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _sign(value: float) -> int:
     return int(value > 0.0) - int(value < 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _round_lot(units: float, lot: float) -> float:
     """`units` (>= 0) rounded down to whole lots; unchanged when `lot` is 0 (fractional)."""
     if lot > 0.0:
@@ -184,7 +188,7 @@ def _round_lot(units: float, lot: float) -> float:
     return units
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def target_weights_nb(
     universe: Universe, rules: PortfolioRules, target: Int8Array1D, d: int, t: int,
     out_weight: Float64Array1D,
@@ -193,30 +197,34 @@ def target_weights_nb(
     decision bar d, filled at bar t: the weighting, then the `max_weight` cap, then the
     leverage scaling. A symbol counts when it is listed at both (first <= d, t <= last)."""
     n_symbols = target.shape[0]
-    count = 0
-    inverse_sum = 0.0
-    for s in range(n_symbols):
-        out_weight[s] = 0.0
-        if target[s] != 0 and universe.first[s] <= d and t <= universe.last[s]:
-            if rules.weighting == EQUAL:
-                count += 1
-            elif rules.weighting == INVERSE_VOL:
+    first = universe.first
+    last = universe.last
+    if rules.weighting == EQUAL:
+        count = 0
+        for s in range(n_symbols):  # branch-free: which symbols hold a side is data
+            count += (target[s] != 0) & (first[s] <= d) & (t <= last[s])
+        share = rules.size / count if count > 0 else 0.0  # side x share = side x size / count
+        for s in range(n_symbols):
+            listed = (first[s] <= d) & (t <= last[s])
+            out_weight[s] = target[s] * share if listed else 0.0
+    else:
+        inverse_sum = 0.0
+        for s in range(n_symbols if rules.weighting == INVERSE_VOL else 0):
+            if target[s] != 0 and first[s] <= d and t <= last[s]:
                 vol = universe.vol[d, s]
                 if vol > 0.0 and math.isfinite(vol):
                     inverse_sum += 1.0 / vol
-    share = rules.size / count if count > 0 else 0.0  # side x share = side x size / count
-    for s in range(n_symbols):
-        side = target[s]
-        if side == 0 or not (universe.first[s] <= d and t <= universe.last[s]):
-            continue
-        if rules.weighting == EQUAL:
-            out_weight[s] = side * share
-        elif rules.weighting == FIXED:
-            out_weight[s] = side * universe.fixed[s]
-        else:
-            vol = universe.vol[d, s]
-            if vol > 0.0 and math.isfinite(vol):
-                out_weight[s] = side * rules.size * (1.0 / vol) / inverse_sum
+        for s in range(n_symbols):
+            out_weight[s] = 0.0
+            side = target[s]
+            if side == 0 or not (first[s] <= d and t <= last[s]):
+                continue
+            if rules.weighting == FIXED:
+                out_weight[s] = side * universe.fixed[s]
+            else:
+                vol = universe.vol[d, s]
+                if vol > 0.0 and math.isfinite(vol):
+                    out_weight[s] = side * rules.size * (1.0 / vol) / inverse_sum
     gross = 0.0
     for s in range(n_symbols):
         if abs(out_weight[s]) > rules.max_weight:
@@ -228,7 +236,7 @@ def target_weights_nb(
             out_weight[s] *= scale
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _open_trade(books: Books, s: int, side: int, bar: int, slot: int) -> None:
     ints = books.ints
     floats = books.floats
@@ -240,7 +248,7 @@ def _open_trade(books: Books, s: int, side: int, bar: int, slot: int) -> None:
         floats[row, s] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _add_fill(books: Books, s: int, units: float, fill: float, fee: float, entry: bool) -> None:
     """Fold a fill of `units` at `fill` with commission `fee` into symbol s's open trade: the
     first fill's price exactly, NaN once there are more (then the price is the unit-weighted
@@ -259,7 +267,7 @@ def _add_fill(books: Books, s: int, units: float, fill: float, fee: float, entry
     floats[fees, s] += fee
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _average_nb(books: Books, s: int, price: int, total: int, count: int) -> float:
     """A trade's entry or exit price: its one fill's, or the unit-weighted average."""
     value = books.floats[price, s]
@@ -268,7 +276,7 @@ def _average_nb(books: Books, s: int, price: int, total: int, count: int) -> flo
     return value
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _write_trade(
     books: Books, s: int, exit_bar: int, is_open: bool, out_trades: RecordArray1D
 ) -> tuple[float, float]:
@@ -301,7 +309,7 @@ def _write_trade(
     return net, trade_return
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _sell(
     universe: Universe, books: Books, s: int, units: float, price: float, cash: float
 ) -> tuple[float, float]:
@@ -318,7 +326,7 @@ def _sell(
     return cash, notional
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _close_position(
     universe: Universe, books: Books, s: int, price: float, bar: int, account: Account,
     out_trades: RecordArray1D,
@@ -332,7 +340,7 @@ def _close_position(
     return (cash, n_trades, trade_step_nb(trades, net, trade_return)), notional
 
 
-@njit(cache=True)
+@njit(cache=True, **NO_REFCOUNTS)
 def portfolio_nb(
     universe: Universe,
     target: Int8Array1D,
@@ -426,11 +434,7 @@ def portfolio_nb(
                                                   account, books, out.trades)  # fmt: skip
                 traded += notional
                 holding = _holds_nb(units_held)
-        value = 0.0
-        for s in range(n_symbols if holding else 0):
-            units = units_held[s]
-            if units != 0.0:
-                value += units * mark[t, s]
+        value = _holdings_value_nb(units_held, mark[t]) if holding else 0.0
         equity = account[0] + value
         returns = return_step_nb(returns, equity)
         if holding:
@@ -451,7 +455,7 @@ def portfolio_nb(
     return account[1]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _next_leave_nb(last: Int64Array1D, t: int) -> int:
     """The first bar >= t that follows some symbol's last bar (-1: none)."""
     leave = -1
@@ -462,7 +466,26 @@ def _next_leave_nb(last: Int64Array1D, t: int) -> int:
     return leave
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
+def _holdings_value_nb(units: Float64Array1D, mark: Float64Array1D) -> float:
+    """Sum of units x mark over every symbol (0 x the mark 0 of an unlisted one adds 0), in
+    four partial sums over the symbols s = k mod 4, added as (p0 + p1) + (p2 + p3): no branch
+    per symbol, and no chain of n dependent additions. With one symbol it is units x mark."""
+    n = units.shape[0]
+    p0 = p1 = p2 = p3 = 0.0
+    n4 = n - n % 4
+    for q in range(n4 // 4):
+        s = 4 * q
+        p0 += units[s] * mark[s]
+        p1 += units[s + 1] * mark[s + 1]
+        p2 += units[s + 2] * mark[s + 2]
+        p3 += units[s + 3] * mark[s + 3]
+    for s in range(n4, n):
+        p0 += units[s] * mark[s]
+    return (p0 + p1) + (p2 + p3)
+
+
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _holds_nb(units: Float64Array1D) -> bool:
     """Whether any symbol is held."""
     for s in range(units.shape[0]):
@@ -471,14 +494,18 @@ def _holds_nb(units: Float64Array1D) -> bool:
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _rebalance_nb(
     universe: Universe, rules: PortfolioRules, decision: Int8Array1D, bars: tuple[int, int, int],
     account: Account, books: Books, out_trades: RecordArray1D,
 ) -> tuple[Account, float]:  # fmt: skip
     """Trade every tradable symbol towards its target weight at bar t, `bars` = (t, a, d):
     exits, then reductions, then increases (module docstring). Returns (account, notional
-    traded)."""
+    traded).
+
+    Passes after the exits visit only the symbols held or given a weight, listed in symbol
+    order without a branch (`_ORDER`): whether a symbol is held is data, so a test per symbol
+    would be mispredicted about half the time, while the list's sums run in the same order."""
     t, a, d = bars
     floats = books.floats
     ints = books.ints
@@ -489,6 +516,8 @@ def _rebalance_nb(
     target_weights_nb(universe, rules, decision, d, t, weight)
     traded = 0.0
     value = 0.0
+    order = ints[_ORDER]
+    n_active = 0
     for s in range(n_symbols):  # (1) positions whose side changes close first
         tradable = not math.isnan(price[s])
         ints[_SKIP, s] = 0 if tradable else 1
@@ -496,18 +525,23 @@ def _rebalance_nb(
         side = ints[_SIDE, s]
         if tradable:
             ints[_INTENDED, s] = decision[s]
-            if side != 0 and _sign(weight[s]) != side:
-                account, notional = _close_position(universe, books, s, price[s], t - a,
-                                                    account, out_trades)  # fmt: skip
-                traded += notional
+        if tradable & (side != 0) & (_sign(weight[s]) != side):
+            account, notional = _close_position(universe, books, s, price[s], t - a,
+                                                account, out_trades)  # fmt: skip
+            traded += notional
+        order[n_active] = s  # kept (the count moves on) when held or wanted after the exits
+        n_active += (ints[_SIDE, s] != 0) | (weight[s] != 0.0)
+    for i in range(n_active):  # (2) what is held after the exits, at this bar's prices
+        s = order[i]
         units = floats[_UNITS, s]
-        if units != 0.0:  # (2) what is held after the exits, at this bar's prices
+        if units != 0.0:
             value += units * floats[_PRICE, s]
     cash, n_trades, trades = account
     equity = cash + value
     gross = 0.0  # after the reductions, whose costs the buying power must not lend
     value = 0.0
-    for s in range(n_symbols):  # (3) reductions: a smaller holding on the same side
+    for i in range(n_active):  # (3) reductions: a smaller holding on the same side
+        s = order[i]
         side = ints[_SIDE, s]
         if ints[_SKIP, s] == 0 and side != 0:
             wanted = _wanted_units(universe, weight[s], equity, price[s], s)
@@ -529,7 +563,8 @@ def _rebalance_nb(
             value += units * floats[_PRICE, s]
             gross += abs(units) * floats[_PRICE, s]
     power = rules.max_leverage * (cash + value) - gross
-    for s in range(n_symbols):  # (4) increases and new positions, in symbol order
+    for i in range(n_active):  # (4) increases and new positions, in symbol order
+        s = order[i]
         if ints[_SKIP, s] != 0 or weight[s] == 0.0:
             continue
         side = _sign(weight[s])
@@ -561,7 +596,7 @@ def _rebalance_nb(
     return (cash, n_trades, trades), traded
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _wanted_units(universe: Universe, weight: float, equity: float, price: float, s: int) -> float:
     """Units (>= 0) of symbol s at its target: |weight| x equity / (1 + commission) of
     notional at the price an increase would pay, in whole lots when it has a lot size."""

@@ -37,7 +37,7 @@ from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.portfolio import Books, PortfolioRules, Records, Universe, portfolio_nb
 
 FLOAT_SCRATCH_ROWS = 12  # `ivybt.kernels.portfolio` scratch shapes, per symbol
-INT_SCRATCH_ROWS = 5
+INT_SCRATCH_ROWS = 6
 
 
 class SymbolTables(NamedTuple):

@@ -62,12 +62,29 @@ def _cross_into_nb(fast: Float64Array1D, slow: Float64Array1D, out_target: Int8A
     bars where they are equal keep the last strict sign), then +1 while the last strict sign is
     above and -1 while it is below. Equals vectorbt's `ma_crossed_above`/`ma_crossed_below`
     entries and exits.
+
+    The bar-by-bar rule (`_follow_sign_nb`) in passes the compiler vectorises: the strict
+    signs, then (after a short scan for the first crossover) the side is the sign itself, but
+    on the rare bars of sign 0 (equal averages), which carry the side before them.
     """
+    n = fast.shape[0]
+    difference_signs_nb(fast, slow, out_target)
     last_sign = 0
-    side = 0
-    for t in range(fast.shape[0]):
-        last_sign, side = _follow_sign_nb(strict_sign_nb(fast[t] - slow[t]), last_sign, side)
-        out_target[t] = side
+    start = n  # the first crossover
+    for t in range(n):
+        sign = out_target[t]
+        if sign != 0:
+            if last_sign != 0 and sign != last_sign:
+                start = t
+                break
+            last_sign = sign
+    zeros = 0
+    for t in range(start, n):
+        zeros += out_target[t] == 0
+    out_target[:start] = 0
+    for t in range(start + 1, n if zeros > 0 else 0):
+        if out_target[t] == 0:
+            out_target[t] = out_target[t - 1]
 
 
 @njit(cache=True)

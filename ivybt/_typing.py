@@ -15,6 +15,7 @@ type Float64Array3D = npt.NDArray[np.float64]
 type Int64Array1D = npt.NDArray[np.int64]
 type Int64Array2D = npt.NDArray[np.int64]
 type Int8Array1D = npt.NDArray[np.int8]
+type Int8Array2D = npt.NDArray[np.int8]
 type BoolArray1D = npt.NDArray[np.bool_]
 type RecordArray1D = npt.NDArray[np.void]
 type RecordArray2D = npt.NDArray[np.void]
@@ -25,6 +26,7 @@ __all__ = [
     "Float64Array2D",
     "Float64Array3D",
     "Int8Array1D",
+    "Int8Array2D",
     "Int64Array1D",
     "Int64Array2D",
     "RecordArray1D",

@@ -9,12 +9,13 @@ walk-forward) and YAML files; nothing about a run lives only in CLI code.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -149,7 +150,10 @@ class ExecutionConfig(_Section):
 
 
 Weighting = Literal["equal", "fixed", "inverse_vol"]
-Rebalance = Literal["signal", "daily", "weekly", "monthly"]
+REBALANCE_PATTERN = r"^(signal|daily|weekly|monthly|[1-9][0-9]*bars)$"
+Rebalance = Annotated[str, StringConstraints(pattern=REBALANCE_PATTERN)]
+"""When a universe trades: "signal", "daily", "weekly", "monthly" or "<N>bars" (every N union
+bars, counted from the panel's first bar: bars 0, N, 2N, ...)."""
 
 
 class PortfolioConfig(_Section):
@@ -161,8 +165,9 @@ class PortfolioConfig(_Section):
     max_leverage : the most gross exposure (sum of |weights|) may be; above it every weight
         scales down (never refused). max_weight : the most one symbol's |weight| may be.
     rebalance : "signal" trades when a symbol's side changes; "daily", "weekly", "monthly"
-        trade at the first bar of each period only. band : a held symbol within `band` of
-        its target weight is left alone.
+        trade at the first bar of each period only, "<N>bars" (e.g. "21bars") at every N-th
+        union bar from the panel's first. band : a held symbol within `band` of its target
+        weight is left alone.
     lot_size, commission, slippage : per-symbol settings (commission and slippage override
         the execution section's rates for those symbols; lot_size gives whole lots).
     """

@@ -2,9 +2,10 @@
 
 The command blocks (```bash) of README.md, docs/*.md and configs/README.md are read, and each
 `ivybt ...` line whose data is bundled is run through the CLI, in document order, in one
-working folder that holds a copy of `configs/` and the docs' example plug-in
-(`my_strategies.py`, written from docs/strategies.md). The network is down, as on a new
-user's offline machine: `--source auto` falls back to the bundled sample, with its warning.
+working folder that holds a copy of `configs/` and the docs' example plug-ins
+(`my_strategies.py` and `my_rankers.py`, written from docs/strategies.md). The network is
+down, as on a new user's offline machine: `--source auto` falls back to the bundled sample,
+with its warning.
 
 Placeholders in the docs (`<UTC time>`, `<run>`, a literal run stamp such as
 `20261124T120000Z`) stand for the run folder an earlier command wrote; they are replaced by
@@ -101,6 +102,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     plugin = re.search(r"Save it as `my_strategies.py`:\s*```python\n(.*?)```", strategies, re.S)
     assert plugin is not None, "docs/strategies.md lost its my_strategies.py example"
     (folder / "my_strategies.py").write_text(plugin.group(1), encoding="utf-8")
+    ranker = re.search(r"Save it as `my_rankers.py`:\s*```python\n(.*?)```", strategies, re.S)
+    assert ranker is not None, "docs/strategies.md lost its my_rankers.py example"
+    (folder / "my_rankers.py").write_text(ranker.group(1), encoding="utf-8")
     return folder
 
 

@@ -20,7 +20,7 @@ from ivybt.data.sample import load_sample
 from ivybt.engine import tables
 from ivybt.errors import ConfigError
 from ivybt.runs.lookahead import check_lookahead
-from ivybt.strategies import BUILTIN
+from ivybt.strategies import SIGNAL_BUILTIN
 from ivybt.studies.lookahead import cut_bars
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def _cli(*args: str):
 
 
 @pytest.mark.parametrize("bars", ["standard", "renko"])
-@pytest.mark.parametrize("name", sorted(BUILTIN))
+@pytest.mark.parametrize("name", sorted(SIGNAL_BUILTIN))
 def test_every_builtin_strategy_passes(name, bars):
     report = check_lookahead(
         name, **DATA, cuts=CUTS, direction="both", **(RENKO if bars == "renko" else {})

@@ -35,7 +35,7 @@ from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.runs.backtest import TRADE_COLUMNS
 from ivybt.runs.folder import default_run_name
 from ivybt.runs.portfolio import PORTFOLIO_TRADE_COLUMNS, PortfolioResult
-from ivybt.strategies import BUILTIN
+from ivybt.strategies import BUILTIN, SIGNAL_BUILTIN
 from tests.browser import Chromium, require_chromium
 
 DEMO = ("SPY", "MSFT", "AAPL", "GOOG", "IBM")
@@ -85,7 +85,7 @@ ONE_SYMBOL_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", list(BUILTIN))
+@pytest.mark.parametrize("name", list(SIGNAL_BUILTIN))
 def test_one_symbol_universe_equals_the_single_symbol_run(name: str) -> None:
     for fill, direction, split, mode in ONE_SYMBOL_CASES:
         case = f"{name} {fill} {direction} {mode or 'full'}"

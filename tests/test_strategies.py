@@ -15,7 +15,7 @@ from ivybt.data.sample import load_sample
 from ivybt.engine.simulation import strategy_targets
 from ivybt.engine.tables import bar_columns
 from ivybt.errors import ConfigError
-from ivybt.strategies import BUILTIN, Constraint, Indicator, get_strategy
+from ivybt.strategies import BUILTIN, SIGNAL_BUILTIN, Constraint, Indicator, get_strategy
 from tests import reference_signals
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def test_signal_kernel_equals_reference(bars, name, given):
     assert (got != 0).any(), "the case should trade"
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN))
+@pytest.mark.parametrize("name", sorted(SIGNAL_BUILTIN))
 def test_direction_filters_sides(bars, name):
     strategy = BUILTIN[name]
     params = strategy.resolve_params({})
@@ -76,7 +76,7 @@ def test_direction_filters_sides(bars, name):
 
 def test_inputs_are_not_modified(bars):
     before = {name: values.copy() for name, values in bars.items()}
-    for strategy in BUILTIN.values():
+    for strategy in SIGNAL_BUILTIN.values():
         strategy_targets(bars, strategy, strategy.resolve_params({}), "both")
     for name, values in bars.items():
         np.testing.assert_array_equal(values, before[name])

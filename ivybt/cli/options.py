@@ -181,6 +181,29 @@ def strategy[F: Callable[..., Any]](func: F) -> F:
     return click.argument("strategy", required=False)(func)
 
 
+class _Rebalance(click.ParamType):
+    """signal, daily, weekly, monthly or <N>bars (`ivybt.config.REBALANCE_PATTERN`)."""
+
+    name = "signal|daily|weekly|monthly|Nbars"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        import re
+
+        from ivybt.config import REBALANCE_PATTERN
+
+        text = str(value).strip().lower()
+        if not re.match(REBALANCE_PATTERN, text):
+            self.fail(
+                f"{value!r} is not a schedule: use signal, daily, weekly, monthly or every N "
+                "bars as e.g. 21bars",
+                param,
+                ctx,
+            )
+        return text
+
+
+REBALANCE = _Rebalance()
+
 SYMBOL_HELP = "Ticker, e.g. SPY, ^GSPC, EURUSD=X (bundled samples work offline)."
 
 
@@ -240,10 +263,10 @@ def universe[F: Callable[..., Any]](func: F) -> F:
         ),
         click.option(
             "--rebalance",
-            type=click.Choice(["signal", "daily", "weekly", "monthly"]),
+            type=REBALANCE,
             default=None,
-            help="When the universe trades: on a side change (signal, default) or at the "
-            "first bar of each day, week or month.",
+            help="When the universe trades: on a side change (signal, default), at the "
+            "first bar of each day, week or month, or every N bars (e.g. 21bars).",
         ),
         click.option(
             "--rebalance-band",

@@ -20,7 +20,7 @@ def strategies(names: tuple[str, ...]) -> None:
       ivybt strategies sma_cross bbkc_squeeze
       ivybt strategies mypkg.signals:Breakout
     """
-    from ivybt.strategies import builtin_strategies, get_strategy
+    from ivybt.strategies import builtin_strategies, get_strategy, is_cross_sectional
 
     classes = [get_strategy(name) for name in names] if names else builtin_strategies()
     for index, cls in enumerate(classes):
@@ -40,6 +40,10 @@ def strategies(names: tuple[str, ...]) -> None:
             )
         if cls.constraints:
             click.echo(f"  constraints: {', '.join(cls.constraints)}")
+        if is_cross_sectional(cls):
+            click.echo(f"  cross-sectional: ranks a universe (--symbols or --universe), holds "
+                       f"the {cls.selection} k, selects {cls.schedule} unless --rebalance "
+                       "gives a schedule")  # type: ignore[attr-defined]  # fmt: skip
 
 
 def _step(param: Any) -> str:

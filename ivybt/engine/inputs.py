@@ -73,6 +73,7 @@ def prepare_inputs(
     A universe (`data.symbols`) gives `ivybt.engine.panel_inputs.PanelInputs` instead: the
     same fields a study reads, its `columns` a `UniverseBars`, so every study runs on one
     symbol or a universe through the same code."""
+    _check_kind(config)
     if config.data.is_portfolio:
         from ivybt.engine.panel_inputs import prepare_panel_inputs
 
@@ -87,6 +88,18 @@ def prepare_inputs(
     if history < len(frame):
         columns = {name: values[:history].copy() for name, values in columns.items()}
     return RunInputs(frame, record, columns, window, split_info, ppy, ppy_source)
+
+
+def _check_kind(config: RunConfig) -> None:
+    """A cross-sectional strategy ranks the symbols of a universe: refused on one symbol."""
+    from ivybt.strategies import get_strategy, is_cross_sectional
+
+    name = config.strategy.name
+    if not config.data.is_portfolio and is_cross_sectional(get_strategy(name)):
+        raise ConfigError(
+            f"{name} is a cross-sectional strategy (it ranks symbols against each other): give "
+            "it a universe with --symbols A,B,C or --universe FILE"
+        )
 
 
 def _bars(

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 
 from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int64Array2D
-from ivybt.config import ExecutionConfig, PortfolioConfig
+from ivybt.config import DIRECTION_CODES, ExecutionConfig, PortfolioConfig
 from ivybt.data.panel import Panel
 from ivybt.engine.simulation import strategy_targets
 from ivybt.engine.tables import indicator_table
 from ivybt.errors import ConfigError
+from ivybt.kernels.cross_section import rank_sides_nb
+from ivybt.kernels.cross_section_grid import Selection
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.kernels.portfolio import (
     EQUAL,
@@ -32,7 +34,8 @@ from ivybt.kernels.portfolio import (
     scratch,
 )
 from ivybt.kernels.portfolio_grid import SymbolTables, expand_symbol_nb
-from ivybt.strategies.base import Indicator, ParamValue, Strategy
+from ivybt.strategies.base import Indicator, ParamValue, Strategy, signal_kernel_errors
+from ivybt.strategies.cross_sectional import SELECTIONS, is_cross_sectional
 
 WEIGHTING_CODES = {"equal": EQUAL, "fixed": FIXED, "inverse_vol": INVERSE_VOL}
 _PERIODS = {"daily": "D", "weekly": "W", "monthly": "M"}
@@ -185,11 +188,14 @@ def rolling_volatility(panel: Panel, window: int) -> Float64Array2D:
 
 
 def rebalance_flags(index: pd.DatetimeIndex, rebalance: str) -> Int8Array1D:
-    """int8 (n_bars,): 1 at the first bar of each day, week or month (the decision bars of a
-    schedule), 0 elsewhere; all 0 for "signal". Causal: a bar's flag compares its own
-    timestamp with the previous bar's."""
+    """int8 (n_bars,): 1 at the first bar of each day, week or month, or at every N-th bar
+    from the first for "<N>bars" (the decision bars of a schedule), 0 elsewhere; all 0 for
+    "signal". Causal: a bar's flag compares its own timestamp with the previous bar's."""
     flags = np.zeros(len(index), dtype=np.int8)
     if rebalance == "signal" or len(index) == 0:
+        return flags
+    if rebalance.endswith("bars"):  # every N union bars from the first: 0, N, 2N, ...
+        flags[:: int(rebalance.removesuffix("bars"))] = 1
         return flags
     naive = index.tz_localize(None) if index.tz is not None else index
     periods = naive.to_period(_PERIODS[rebalance]).asi8
@@ -199,10 +205,15 @@ def rebalance_flags(index: pd.DatetimeIndex, rebalance: str) -> Int8Array1D:
 
 
 def panel_targets(
-    panel: Panel, strategy: type[Strategy], params: Mapping[str, ParamValue], direction: str
-) -> Int8Array1D:
+    panel: Panel, strategy: type[Strategy], params: Mapping[str, ParamValue], direction: str,
+    rebalance: str = "signal",
+) -> Int8Array1D:  # fmt: skip
     """int8 (n_bars, n_symbols): each symbol's side after each union bar's close, from the
-    strategy's signal on its own bars (`strategy_targets`), 0 outside its listing."""
+    strategy's signal on its own bars (`strategy_targets`), 0 outside its listing; for a
+    cross-sectional strategy, from its ranks at the selection bars of `rebalance`
+    (`cross_section_targets`)."""
+    if is_cross_sectional(strategy):
+        return cross_section_targets(panel, strategy, params, direction, rebalance)
     target = np.zeros((panel.n_bars, panel.n_symbols), dtype=np.int8)
     for s in range(panel.n_symbols):
         rows = panel.bars_of(s)
@@ -211,6 +222,54 @@ def panel_targets(
         own = strategy_targets(panel.columns(s), strategy, params, direction)
         expand_symbol_nb(own, rows, s, 0, target)  # the direction is applied already
     return target
+
+
+def cross_section_targets(
+    panel: Panel, strategy: type[Strategy], params: Mapping[str, ParamValue], direction: str,
+    rebalance: str,
+) -> Int8Array1D:  # fmt: skip
+    """int8 (n_bars, n_symbols): a cross-sectional strategy's sides: its score kernel on the
+    panel's closes (carried over gaps, NaN outside a listing), ranked at each selection bar
+    (`rank_sides_nb`), `direction` applied. The selection bars are `rebalance`'s schedule,
+    or the strategy's own `schedule` when the portfolio rebalances on a signal."""
+    scores = cross_section_scores(panel, strategy, params)
+    selection = cross_section_selection(panel, strategy, rebalance, -1)
+    target = np.empty(scores.shape, dtype=np.int8)
+    rank_sides_nb(scores, selection.at, np.ascontiguousarray(panel.first, dtype=np.int64),
+                  np.ascontiguousarray(panel.last, dtype=np.int64), int(params["k"]),
+                  selection.mode, target)  # fmt: skip
+    code = DIRECTION_CODES[direction]
+    if code != 0:
+        target[target == -code] = 0
+    return target
+
+
+def cross_section_selection(
+    panel: Panel, strategy: type[Strategy], rebalance: str, code: int
+) -> Selection:
+    """How a cross-sectional strategy's scores become sides on `panel`: its `k` column,
+    selection mode and selection bars (`rebalance`'s schedule, or the strategy's own when
+    the portfolio rebalances on a signal); `code` is its score kernel's `SCORE_CODES` value."""
+    schedule = strategy.schedule if rebalance == "signal" else rebalance  # type: ignore[attr-defined]
+    return Selection(
+        code=code,
+        k_column=strategy.param_names().index("k"),
+        mode=SELECTIONS[strategy.selection],  # type: ignore[attr-defined]
+        at=rebalance_flags(panel.index, schedule),
+    )
+
+
+def cross_section_scores(
+    panel: Panel, strategy: type[Strategy], params: Mapping[str, ParamValue]
+) -> Float64Array2D:
+    """float64 (n_bars, n_symbols): a cross-sectional strategy's score of each symbol after
+    each union bar's close (its score kernel on `Panel.mark`), NaN where it has none."""
+    close = np.ascontiguousarray(panel.mark, dtype=np.float64)
+    scores = np.full_like(close, np.nan)
+    values = np.array([float(params[name]) for name in strategy.param_names()])
+    with signal_kernel_errors(strategy):
+        strategy.score_kernel(close, values, scores)  # type: ignore[attr-defined]
+    return scores
 
 
 def symbol_tables(panel: Panel, indicators: Sequence[Indicator]) -> tuple[SymbolTables, list[int]]:
@@ -262,7 +321,7 @@ def simulate_portfolio(
     (union bars; default all). Signals see every bar of the panel up to each decision."""
     window = window or slice(0, panel.n_bars)
     a, b = window.indices(panel.n_bars)[:2]
-    target = panel_targets(panel, strategy, params, execution.direction)
+    target = panel_targets(panel, strategy, params, execution.direction, portfolio.rebalance)
     return simulate_targets(panel, target, execution, portfolio, a, b, periods_per_year)
 
 

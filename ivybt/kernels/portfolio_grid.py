@@ -123,7 +123,7 @@ def _longest_nb(tables: SymbolTables) -> int:
 
 
 @njit(cache=True)
-def _books_nb(n_symbols: int) -> Books:
+def thread_books_nb(n_symbols: int) -> Books:
     """A thread's scratch for `portfolio_nb` (`ivybt.kernels.portfolio.scratch`)."""
     return Books(np.empty((FLOAT_SCRATCH_ROWS, n_symbols), dtype=np.float64),
                  np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
@@ -157,7 +157,7 @@ def portfolio_grid_builtin_nb(
     for block in prange(plan.n_blocks):
         own = np.empty(longest, dtype=np.int8)
         target = np.empty((n_bars, n_symbols), dtype=np.int8)
-        books = _books_nb(n_symbols)
+        books = thread_books_nb(n_symbols)
         none1 = np.empty(0, dtype=np.float64)
         none2 = np.empty((0, n_symbols), dtype=np.float64)
         for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work per thread
@@ -204,7 +204,7 @@ def make_portfolio_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[.
             out_bad[block, 0] = -1
             buffer = np.empty(longest + guard, dtype=np.int8)
             target = np.empty((n_bars, n_symbols), dtype=np.int8)
-            books = _books_nb(n_symbols)
+            books = thread_books_nb(n_symbols)
             none1 = np.empty(0, dtype=np.float64)
             none2 = np.empty((0, n_symbols), dtype=np.float64)
             for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work
@@ -256,7 +256,7 @@ def portfolio_grid_returns_builtin_nb(
     for block in prange(plan.n_blocks):
         own = np.empty(longest, dtype=np.int8)
         target = np.empty((n_bars, n_symbols), dtype=np.int8)
-        books = _books_nb(n_symbols)
+        books = thread_books_nb(n_symbols)
         out = Records(np.empty(N_METRICS), np.empty(b - a), np.empty((b - a, n_symbols)),
                       np.empty(b - a), no_trades)  # fmt: skip
         for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work per thread

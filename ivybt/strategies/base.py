@@ -170,12 +170,15 @@ class Strategy:
     # returning the indicators that feed the signal kernel's slots, in slot order.
     indicators: ClassVar[Callable[[Mapping[str, Any]], tuple[Indicator, ...]]]
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         """Check a new strategy class declares everything, so mistakes fail at import time
         (`TypeError`; `ivybt.strategies.get_strategy` reports it as one line naming the
         module and line), and check what its `indicators` returns each time it runs
-        (`StrategyError`, see `_checked_indicators`)."""
+        (`StrategyError`, see `_checked_indicators`). `abstract=True` marks a base class of
+        a kind of strategy (`ivybt.strategies.cross_sectional`), checked in its subclasses."""
         super().__init_subclass__(**kwargs)
+        if abstract:
+            return
         missing = [
             attribute
             for attribute in ("name", "summary", "params", "signal_kernel", "indicators")

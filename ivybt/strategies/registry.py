@@ -15,10 +15,11 @@ from pathlib import Path
 from ivybt.errors import ConfigError
 from ivybt.strategies.base import Strategy
 from ivybt.strategies.breakouts import BbkcSqueeze, DonchianBreakout
+from ivybt.strategies.cross_sectional import MomentumRotation
 from ivybt.strategies.crossovers import EmaCross, MacdCross, SmaCross
 from ivybt.strategies.reversion import BollingerReversion, RsiReversion
 
-BUILTIN: dict[str, type[Strategy]] = {
+SIGNAL_BUILTIN: dict[str, type[Strategy]] = {
     cls.name: cls
     for cls in (
         SmaCross,
@@ -30,6 +31,13 @@ BUILTIN: dict[str, type[Strategy]] = {
         BbkcSqueeze,
     )
 }
+"""The built-ins that decide each symbol alone (a signal kernel): they run on one symbol."""
+
+BUILTIN: dict[str, type[Strategy]] = {
+    **SIGNAL_BUILTIN,
+    MomentumRotation.name: MomentumRotation,  # cross-sectional: needs a universe
+}
+"""Every built-in strategy by name."""
 
 
 def builtin_strategies() -> tuple[type[Strategy], ...]:

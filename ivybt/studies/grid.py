@@ -18,6 +18,7 @@ chunks then get what is left (`reserved_bytes`). Imports and the bars themselves
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
@@ -48,6 +49,7 @@ from ivybt.kernels.grid import SIGNAL_CODES, GridPlan, grid_builtin_nb, make_gri
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.portfolio_grid import portfolio_grid_builtin_nb
 from ivybt.strategies.base import Indicator, Strategy, signal_kernel_errors
+from ivybt.strategies.cross_sectional import is_cross_sectional
 from ivybt.studies.space import ParamSpace
 
 Progress = Callable[[int, int], None]
@@ -157,15 +159,9 @@ def evaluate_windows(
         if progress is not None:
             progress(done, len(space))
 
-    try:
+    with _interrupted_grid(len(space), lambda: done):
         _for_each_call(space, signals, n_bars, memory_budget - reserved_bytes,
                        n_bars * max(len(windows), 1), call)  # fmt: skip
-    except (KeyboardInterrupt, SystemError) as err:
-        if not is_interrupt(err):
-            raise
-        raise StudyInterrupted(
-            done, len(space), "combinations", "a grid is written whole, so nothing was written"
-        ) from err
     return out
 
 
@@ -535,6 +531,9 @@ def _check_windows(windows: Int64Array2D, n_bars: int) -> None:
         raise ConfigError(f"windows must satisfy 0 <= start < end <= {n_bars}; got {windows}")
 
 
+_CROSS_SECTION_CALL = 256  # combinations per cross-sectional kernel call (progress lines)
+
+
 def _universe_windows(
     bars: UniverseBars, space: ParamSpace, execution: ExecutionConfig, windows: Int64Array2D,
     *, periods_per_year: float, budget: int, progress: Progress | None,
@@ -544,6 +543,10 @@ def _universe_windows(
     from ivybt.kernels.portfolio import PORTFOLIO_TRADE_DTYPE
 
     strategy = space.strategy
+    if is_cross_sectional(strategy):
+        return _cross_section_windows(
+            bars, space, execution, windows, periods_per_year=periods_per_year, progress=progress
+        )
     universe = universe_arrays(bars.panel, bars.portfolio, execution)
     rules = portfolio_rules(bars.portfolio, execution)
     plan = _grid_plan(space, execution, windows, None)
@@ -571,15 +574,55 @@ def _universe_windows(
             progress(done, len(space))
 
     n_work = bars.memory_bars * max(len(windows), 1)
-    try:
+    with _interrupted_grid(len(space), lambda: done):
         _for_each_call(space, bars, bars.n_bars, budget, n_work, call)
-    except (KeyboardInterrupt, SystemError) as err:
-        if not is_interrupt(err):
-            raise
-        raise StudyInterrupted(
-            done, len(space), "combinations", "a grid is written whole, so nothing was written"
-        ) from err
     return out
+
+
+def _cross_section_windows(
+    bars: UniverseBars, space: ParamSpace, execution: ExecutionConfig, windows: Int64Array2D,
+    *, periods_per_year: float, progress: Progress | None,
+) -> Float64Array3D:  # fmt: skip
+    """`evaluate_windows` for a cross-sectional strategy: every combination's scores, ranks
+    and account in one parallel kernel pass (`ivybt.kernels.cross_section_grid`), in calls
+    of `_CROSS_SECTION_CALL` combinations for progress; memory is a scores and a sides
+    buffer (bars x symbols) per thread."""
+    from ivybt.engine.portfolio import cross_section_selection
+    from ivybt.kernels.cross_section_grid import SCORE_CODES, cross_section_grid_builtin_nb
+    from ivybt.kernels.portfolio import PORTFOLIO_TRADE_DTYPE
+
+    strategy = space.strategy
+    panel = bars.panel
+    universe = universe_arrays(panel, bars.portfolio, execution)
+    rules = portfolio_rules(bars.portfolio, execution)
+    plan = _grid_plan(space, execution, windows, None)
+    close = np.ascontiguousarray(panel.mark, dtype=np.float64)
+    score_kernel = strategy.score_kernel  # type: ignore[attr-defined]
+    code = SCORE_CODES.get(score_kernel, -1)
+    selection = cross_section_selection(panel, strategy, bars.portfolio.rebalance, code)
+    kernel = cross_section_grid_builtin_nb if code >= 0 else _custom_cross_section_kernel(
+        score_kernel)  # fmt: skip
+    no_trades = np.empty(0, dtype=PORTFOLIO_TRADE_DTYPE)
+    out = np.empty((len(space), len(windows), N_METRICS), dtype=np.float64)
+    done = 0
+    with _interrupted_grid(len(space), lambda: done):
+        for first in range(0, len(space), _CROSS_SECTION_CALL):
+            last = min(first + _CROSS_SECTION_CALL, len(space))
+            with signal_kernel_errors(strategy):  # a plug-in's exception: one line
+                out[first:last] = kernel(universe, close, space.combos[first:last], selection,
+                                         plan, rules, periods_per_year, no_trades)  # fmt: skip
+            done = last
+            if progress is not None:
+                progress(done, len(space))
+    return out
+
+
+@lru_cache(maxsize=32)
+def _custom_cross_section_kernel(score_kernel: Callable[..., None]) -> Callable[..., Any]:
+    """The cross-sectional grid kernel of a user's score kernel, bounds-checked."""
+    from ivybt.kernels.cross_section_grid import make_cross_section_grid_kernel
+
+    return make_cross_section_grid_kernel(checked_kernel(score_kernel))
 
 
 def _universe_returns(
@@ -594,10 +637,11 @@ def _universe_returns(
     strategy = space.strategy
     n_bars = bars.n_bars
     out = np.empty((n_bars - first_bar, len(space)), dtype=np.float64)
-    if strategy.signal_kernel not in SIGNAL_CODES:
+    if strategy.signal_kernel not in SIGNAL_CODES:  # a plug-in or a cross-sectional one
         initial = float(execution.initial_cash)
         for j in range(len(space)):
-            target = panel_targets(bars.panel, strategy, space.combination(j), execution.direction)
+            target = panel_targets(bars.panel, strategy, space.combination(j), execution.direction,
+                                   bars.portfolio.rebalance)  # fmt: skip
             equity = simulate_targets(bars.panel, target, execution, bars.portfolio, first_bar,
                                       n_bars, 1.0).equity  # fmt: skip
             previous = np.r_[initial, equity[:-1]]
@@ -645,3 +689,18 @@ def _raise_first_bad_symbol(
         "target rule or raised in a portfolio grid but not when run alone on each symbol; a "
         "signal kernel must depend on its arguments only (no global state)"
     )
+
+
+@contextlib.contextmanager
+def _interrupted_grid(total: int, done: Callable[[], int]) -> Iterator[None]:
+    """Ctrl-C inside a grid's kernel calls (or Numba's SystemError wrapping it): one
+    `StudyInterrupted` saying how many of `total` combinations were `done()`; a grid is
+    written whole, so nothing was written."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemError) as err:
+        if not is_interrupt(err):
+            raise
+        raise StudyInterrupted(
+            done(), total, "combinations", "a grid is written whole, so nothing was written"
+        ) from err

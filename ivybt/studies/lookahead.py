@@ -36,11 +36,11 @@ from ivybt.bars.timeline import SignalBars, signal_bars
 from ivybt.config import RunConfig
 from ivybt.data.panel import Panel
 from ivybt.engine.inputs import prepare_inputs
-from ivybt.engine.portfolio import UniverseBars, simulate_portfolio
+from ivybt.engine.portfolio import UniverseBars, cross_section_scores, simulate_portfolio
 from ivybt.engine.simulation import check_enough_bars, simulate_strategy, strategy_targets
 from ivybt.engine.tables import indicator_table
 from ivybt.errors import ConfigError
-from ivybt.strategies import get_strategy
+from ivybt.strategies import get_strategy, is_cross_sectional
 from ivybt.strategies.base import Indicator, ParamValue, Strategy
 
 _LABELS = {"signal": "the signal", "target": "the target side", "units": "the units held",
@@ -232,11 +232,16 @@ def _universe_series(
     config: RunConfig, cls: type[Strategy], params: dict[str, ParamValue], panel: Panel,
     periods_per_year: float,
 ) -> _Series:  # fmt: skip
-    """Each symbol's side and held weight and the account's equity, per union bar."""
+    """Each symbol's side and held weight and the account's equity, per union bar; first
+    each symbol's score for a cross-sectional strategy."""
     run = simulate_portfolio(panel, cls, params, config.execution, config.portfolio,
                              periods_per_year=periods_per_year)  # fmt: skip
     weights = run.units * np.nan_to_num(panel.mark) / run.equity[:, None]
     out: dict[str, tuple[str, np.ndarray]] = {}
+    if is_cross_sectional(cls):  # the scores the ranks come from, first
+        scores = cross_section_scores(panel, cls, params)
+        for s, symbol in enumerate(panel.symbols):
+            out[f"score of {symbol}"] = ("signal", np.ascontiguousarray(scores[:, s]))
     for s, symbol in enumerate(panel.symbols):
         out[f"side of {symbol}"] = ("position", np.ascontiguousarray(run.target[:, s]))
         out[f"weight of {symbol}"] = ("position", np.ascontiguousarray(weights[:, s]))

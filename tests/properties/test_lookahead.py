@@ -19,7 +19,7 @@ from ivybt.config import ExecutionConfig
 from ivybt.data.sample import load_sample
 from ivybt.engine.simulation import simulate_strategy
 from ivybt.engine.tables import bar_columns
-from ivybt.strategies import BUILTIN, Indicator, Strategy
+from ivybt.strategies import BUILTIN, SIGNAL_BUILTIN, Indicator, Strategy
 
 _SPY, _ = load_sample("SPY", "1d")
 N_BARS = 500
@@ -80,7 +80,7 @@ def assert_causal(
         )
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN))
+@pytest.mark.parametrize("name", sorted(SIGNAL_BUILTIN))
 @given(data=st.data())
 def test_changing_data_after_t_changes_nothing_up_to_t(name, data):
     strategy = BUILTIN[name]

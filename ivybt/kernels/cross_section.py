@@ -1,0 +1,113 @@
+"""Cross-sectional strategies: scores of every symbol at each bar -> a selection -> sides.
+
+A cross-sectional strategy compares the symbols of a universe with each other. Its score
+kernel writes one score per symbol and bar (bars x symbols, the union bars of the panel):
+
+    score_nb(close, params, out_scores) -> None
+
+- `close` : float64, (n_bars, n_symbols): each symbol's close, carried over the bars where it
+  has none inside its listing (`Panel.mark`), NaN outside its listing;
+- `params` : float64, (n_params,): the strategy's parameters in declaration order;
+- `out_scores` : float64, (n_bars, n_symbols), written: the score of each symbol after each
+  bar's close, NaN where it has none (warm-up, not listed).
+
+Causality: out_scores[t] depends on close[:t + 1] only (the look-ahead checker tests it).
+At each selection bar (`at[t] != 0`: the rebalancing schedule) `rank_sides_nb` ranks the
+symbols with a finite score and gives the top k side +1, the bottom k side -1, or both;
+between selection bars every symbol keeps its side while listed. The account trades those
+sides with the portfolio's weighting, leverage cap and bands (`ivybt.kernels.portfolio`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int8Array2D, Int64Array1D
+
+TOP, BOTTOM, LONG_SHORT = 0, 1, 2
+"""`rank_sides_nb` modes: long the top k, short the bottom k, or both (k each side)."""
+
+
+@njit(cache=True)
+def momentum_score_nb(close: Float64Array2D, params: Float64Array1D,
+                      out_scores: Float64Array2D) -> None:  # fmt: skip
+    """Trailing return skipping the latest bars: params (lookback, skip, ...).
+
+    score[t, s] = close[t - skip, s] / close[t - skip - lookback, s] - 1, NaN while
+    t - skip - lookback < 0 or either close is NaN (the classic 12-1 momentum: lookback 252,
+    skip 21 on daily bars). Bars are union bars; a symbol's close is carried over its gaps.
+    """
+    lookback = int(params[0])
+    skip = int(params[1])
+    n_bars, n_symbols = close.shape
+    for t in range(n_bars):
+        end = t - skip
+        start = end - lookback
+        for s in range(n_symbols):
+            if start < 0:
+                out_scores[t, s] = np.nan
+            else:
+                out_scores[t, s] = close[end, s] / close[start, s] - 1.0  # NaN when either is
+
+
+@njit(cache=True)
+def rank_sides_nb(
+    scores: Float64Array2D, at: Int8Array1D, first: Int64Array1D, last: Int64Array1D,
+    k: int, mode: int, out_target: Int8Array2D,
+) -> None:  # fmt: skip
+    """Sides (int8, (n_bars, n_symbols)) from the scores' ranks at the selection bars.
+
+    At a bar t with at[t] != 0 the symbols listed at t (first <= t <= last) with a finite
+    score are ranked by score, highest first, ties by symbol order; TOP gives the first k
+    side +1, BOTTOM the last k side -1, LONG_SHORT both (the short side from the symbols
+    left after the long one, so fewer than 2k candidates short fewer), every other symbol 0.
+    Between selection bars a symbol keeps its side while listed, 0 outside its listing; flat
+    before the first selection bar. `out_target` is written at every bar.
+    """
+    n_bars, n_symbols = scores.shape
+    side = np.zeros(n_symbols, dtype=np.int8)  # scratch, allocated once per call
+    ranked = np.empty(n_symbols, dtype=np.int64)
+    for t in range(n_bars):
+        if at[t] != 0:
+            n = _rank_nb(scores[t], first, last, t, side, ranked)
+            longs = min(k, n) if mode != BOTTOM else 0
+            shorts = min(k, n - longs) if mode != TOP else 0
+            for i in range(longs):
+                side[ranked[i]] = 1
+            for i in range(shorts):
+                side[ranked[n - 1 - i]] = -1
+        for s in range(n_symbols):
+            listed = first[s] <= t <= last[s]
+            out_target[t, s] = side[s] if listed else 0
+
+
+@njit(cache=True)
+def _rank_nb(
+    score: Float64Array1D, first: Int64Array1D, last: Int64Array1D, t: int,
+    out_side: Int8Array1D, out_ranked: Int64Array1D,
+) -> int:  # fmt: skip
+    """Zero `out_side`; write into `out_ranked` the symbols listed at t with a finite score,
+    highest score first, equal scores in symbol order (a stable insertion sort: universes
+    are small, and nothing is allocated); return how many."""
+    n = 0
+    for s in range(score.shape[0]):
+        out_side[s] = 0
+        value = score[s]
+        if first[s] <= t <= last[s] and np.isfinite(value):
+            i = n
+            while i > 0 and score[out_ranked[i - 1]] < value:
+                out_ranked[i] = out_ranked[i - 1]
+                i -= 1
+            out_ranked[i] = s
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def no_signal_nb(
+    table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, out_target: Int8Array1D
+) -> None:
+    """The signal kernel of a cross-sectional strategy, which has none: its sides come from
+    its score kernel and `rank_sides_nb`. Raises if called (a code path that forgot it)."""
+    raise ValueError("a cross-sectional strategy has no per-symbol signal kernel")

@@ -41,7 +41,7 @@ closes = st.integers(1, 6).flatmap(
 @given(closes, st.integers(1, 10), st.integers(0, 5))
 def test_momentum_scores_equal_pandas(close, lookback, skip):
     out = np.full_like(close, 7.0)
-    momentum_score_nb(close, np.array([lookback, skip, 1.0]), out)
+    momentum_score_nb(close, np.array([lookback, skip, 1.0]), np.ones(len(close), np.int8), out)
     np.testing.assert_array_equal(out, twin.momentum_scores(close, lookback, skip))
 
 
@@ -97,7 +97,8 @@ def test_momentum_rotation_sides_equal_the_twin_on_real_data(demo_panel, rebalan
     got = panel_targets(demo_panel, MOMENTUM, params, direction, rebalance)
     close = demo_panel.mark
     scores = twin.momentum_scores(close, 63, 5)
-    np.testing.assert_array_equal(cross_section_scores(demo_panel, MOMENTUM, params), scores)
+    got_scores = cross_section_scores(demo_panel, MOMENTUM, params, rebalance)
+    np.testing.assert_array_equal(got_scores, scores)
     schedule = "monthly" if rebalance == "signal" else rebalance  # the strategy's own
     want = twin.rank_sides(scores, rebalance_flags(demo_panel.index, schedule),
                            demo_panel.first, demo_panel.last, 2, "top")  # fmt: skip
@@ -172,7 +173,7 @@ PEEKING = """
     from ivybt.strategies import CrossSectionalStrategy, Param
 
     @njit(cache=True)
-    def tomorrow_nb(close, params, out_scores):
+    def tomorrow_nb(close, params, at, out_scores):
         n = close.shape[0]
         for t in range(n):
             for s in range(close.shape[1]):
@@ -251,7 +252,7 @@ REVERSAL = """
     from ivybt.strategies import CrossSectionalStrategy, Param
 
     @njit(cache=True)
-    def loser_nb(close, params, out_scores):
+    def loser_nb(close, params, at, out_scores):
         window = int(params[0])
         for t in range(window, close.shape[0]):
             for s in range(close.shape[1]):
@@ -282,3 +283,42 @@ def test_a_plugins_grid_rows_equal_its_backtests(tmp_path, monkeypatch):
         for metric in METRIC_NAMES:
             a, b = float(row[metric]), single.metrics[metric]
             assert a == b or (np.isnan(a) and np.isnan(b)), (j, metric, a, b)
+
+
+# -- 5. relative_strength ---------------------------------------------------------------------
+
+RELATIVE = BUILTIN["relative_strength"]
+
+
+@pytest.mark.parametrize("benchmark", [0, 2])
+def test_relative_strength_scores_are_the_slope_of_the_log_ratio(demo_panel, benchmark):
+    params = {"lookback": 42, "benchmark": benchmark, "k": 2}
+    got = cross_section_scores(demo_panel, RELATIVE, params, "monthly")
+    at = rebalance_flags(demo_panel.index, "monthly")
+    close = demo_panel.mark
+    want = np.full(close.shape, np.nan)
+    for t in np.flatnonzero(at):
+        if t < 41:
+            continue
+        for s in range(close.shape[1]):
+            ratio = close[t - 41 : t + 1, s] / close[t - 41 : t + 1, benchmark]
+            if s != benchmark and np.isfinite(ratio).all():
+                want[t, s] = np.polyfit(np.arange(42.0), np.log(ratio), 1)[0]
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
+    np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-15)
+    sides = panel_targets(demo_panel, RELATIVE, params, "long", "signal")
+    assert (sides[:, benchmark] == 0).all() and sides.sum(axis=1).max() == 2
+
+
+def test_relative_strength_passes_the_lookahead_check():
+    report = check_lookahead(RELATIVE, symbols=DEMO, params={"lookback": 21, "k": 1}, cuts=8,
+                             **SAMPLE)  # fmt: skip
+    assert report.ok, report.message
+
+
+def test_a_benchmark_outside_the_universe_is_one_line_exit_2():
+    args = ["grid", "relative_strength", "--symbols", "SPY,MSFT", "--source", "sample", "-p",
+            "benchmark=0,5", "-p", "lookback=21"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "benchmark=5" in result.output and "SPY is 0" in result.output
+    assert "Traceback" not in result.output

@@ -41,9 +41,14 @@ def strategies(names: tuple[str, ...]) -> None:
         if cls.constraints:
             click.echo(f"  constraints: {', '.join(cls.constraints)}")
         if is_cross_sectional(cls):
+            held = _HELD[cls.selection]  # type: ignore[attr-defined]
             click.echo(f"  cross-sectional: ranks a universe (--symbols or --universe), holds "
-                       f"the {cls.selection} k, selects {cls.schedule} unless --rebalance "
-                       "gives a schedule")  # type: ignore[attr-defined]  # fmt: skip
+                       f"{held}, selects {cls.schedule} unless --rebalance gives a "
+                       "schedule")  # type: ignore[attr-defined]  # fmt: skip
+
+
+_HELD = {"top": "the top k long", "bottom": "the bottom k short",
+         "long_short": "the top k long and the bottom k short"}  # fmt: skip
 
 
 def _step(param: Any) -> str:

@@ -232,8 +232,8 @@ def cross_section_targets(
     panel's closes (carried over gaps, NaN outside a listing), ranked at each selection bar
     (`rank_sides_nb`), `direction` applied. The selection bars are `rebalance`'s schedule,
     or the strategy's own `schedule` when the portfolio rebalances on a signal."""
-    scores = cross_section_scores(panel, strategy, params)
     selection = cross_section_selection(panel, strategy, rebalance, -1)
+    scores = cross_section_scores(panel, strategy, params, rebalance)
     target = np.empty(scores.shape, dtype=np.int8)
     rank_sides_nb(scores, selection.at, np.ascontiguousarray(panel.first, dtype=np.int64),
                   np.ascontiguousarray(panel.last, dtype=np.int64), int(params["k"]),
@@ -260,15 +260,18 @@ def cross_section_selection(
 
 
 def cross_section_scores(
-    panel: Panel, strategy: type[Strategy], params: Mapping[str, ParamValue]
+    panel: Panel, strategy: type[Strategy], params: Mapping[str, ParamValue], rebalance: str
 ) -> Float64Array2D:
     """float64 (n_bars, n_symbols): a cross-sectional strategy's score of each symbol after
-    each union bar's close (its score kernel on `Panel.mark`), NaN where it has none."""
+    each union bar's close (its score kernel on `Panel.mark`, given the selection bars of
+    `rebalance`), NaN where it has none."""
+    strategy.check_universe(params, panel.symbols)  # type: ignore[attr-defined]
     close = np.ascontiguousarray(panel.mark, dtype=np.float64)
     scores = np.full_like(close, np.nan)
     values = np.array([float(params[name]) for name in strategy.param_names()])
     with signal_kernel_errors(strategy):
-        strategy.score_kernel(close, values, scores)  # type: ignore[attr-defined]
+        at = cross_section_selection(panel, strategy, rebalance, -1).at
+        strategy.score_kernel(close, values, at, scores)  # type: ignore[attr-defined]
     return scores
 
 

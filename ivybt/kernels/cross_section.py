@@ -3,11 +3,13 @@
 A cross-sectional strategy compares the symbols of a universe with each other. Its score
 kernel writes one score per symbol and bar (bars x symbols, the union bars of the panel):
 
-    score_nb(close, params, out_scores) -> None
+    score_nb(close, params, at, out_scores) -> None
 
 - `close` : float64, (n_bars, n_symbols): each symbol's close, carried over the bars where it
   has none inside its listing (`Panel.mark`), NaN outside its listing;
 - `params` : float64, (n_params,): the strategy's parameters in declaration order;
+- `at` : int8, (n_bars,): 1 at the selection bars, the only bars whose scores are ranked (a
+  costly score, such as a correlation graph, may be computed there only);
 - `out_scores` : float64, (n_bars, n_symbols), written: the score of each symbol after each
   bar's close, NaN where it has none (warm-up, not listed).
 
@@ -20,23 +22,27 @@ sides with the portfolio's weighting, leverage cap and bands (`ivybt.kernels.por
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int8Array2D, Int64Array1D
+from ivybt.kernels.clusters import correlation_nb, largest_cluster_nb
 
 TOP, BOTTOM, LONG_SHORT = 0, 1, 2
 """`rank_sides_nb` modes: long the top k, short the bottom k, or both (k each side)."""
 
 
 @njit(cache=True)
-def momentum_score_nb(close: Float64Array2D, params: Float64Array1D,
+def momentum_score_nb(close: Float64Array2D, params: Float64Array1D, at: Int8Array1D,
                       out_scores: Float64Array2D) -> None:  # fmt: skip
     """Trailing return skipping the latest bars: params (lookback, skip, ...).
 
     score[t, s] = close[t - skip, s] / close[t - skip - lookback, s] - 1, NaN while
     t - skip - lookback < 0 or either close is NaN (the classic 12-1 momentum: lookback 252,
     skip 21 on daily bars). Bars are union bars; a symbol's close is carried over its gaps.
+    Written at every bar (`at` unused: it is cheap).
     """
     lookback = int(params[0])
     skip = int(params[1])
@@ -49,6 +55,100 @@ def momentum_score_nb(close: Float64Array2D, params: Float64Array1D,
                 out_scores[t, s] = np.nan
             else:
                 out_scores[t, s] = close[end, s] / close[start, s] - 1.0  # NaN when either is
+
+
+@njit(cache=True)
+def cluster_reversion_score_nb(close: Float64Array2D, params: Float64Array1D, at: Int8Array1D,
+                               out_scores: Float64Array2D) -> None:  # fmt: skip
+    """Mean reversion inside the largest correlation cluster: params (lookback, threshold,
+    reversion, ...). At each selection bar t only (NaN elsewhere):
+
+    1. the candidates are the symbols with a close at every bar of [t - lookback, t] and at
+       t - reversion (a close carried over a gap counts);
+    2. their returns close[i] / close[i - 1] - 1 over the last `lookback` bars, Pearson
+       correlations (`correlation_nb`), the graph of the pairs above `threshold`, its largest
+       connected component (`largest_cluster_nb`); fewer than 2 members: no scores;
+    3. each member's return over `reversion` bars, r = close[t] / close[t - reversion] - 1,
+       and its score the cluster's mean r minus its own: the furthest below the mean ranks
+       first (long), the furthest above last (short).
+    """
+    lookback = int(params[0])
+    threshold = params[1]
+    reversion = int(params[2])
+    n_bars, n_symbols = close.shape
+    returns = np.empty((lookback, n_symbols))  # scratch, allocated once per call
+    corr = np.empty((n_symbols, n_symbols))
+    members = np.empty(n_symbols, dtype=np.int64)
+    in_cluster = np.empty(n_symbols, dtype=np.int8)
+    for t in range(n_bars):
+        for s in range(n_symbols):
+            out_scores[t, s] = np.nan
+        if at[t] == 0 or t < lookback or t < reversion:
+            continue
+        m = 0
+        for s in range(n_symbols):
+            whole = np.isfinite(close[t - reversion, s])
+            for i in range(t - lookback, t + 1):
+                whole = whole and np.isfinite(close[i, s])
+            if whole:
+                members[m] = s
+                for i in range(lookback):
+                    bar = t - lookback + 1 + i
+                    returns[i, m] = close[bar, s] / close[bar - 1, s] - 1.0
+                m += 1
+        if m < 2:
+            continue
+        correlation_nb(returns[:, :m], corr[:m, :m])
+        size = largest_cluster_nb(corr[:m, :m], threshold, in_cluster[:m])
+        if size < 2:
+            continue
+        total = 0.0
+        for c in range(m):
+            if in_cluster[c] != 0:
+                s = members[c]
+                total += close[t, s] / close[t - reversion, s] - 1.0
+        mean = total / size
+        for c in range(m):
+            if in_cluster[c] != 0:
+                s = members[c]
+                out_scores[t, s] = mean - (close[t, s] / close[t - reversion, s] - 1.0)
+
+
+@njit(cache=True)
+def relative_strength_score_nb(close: Float64Array2D, params: Float64Array1D, at: Int8Array1D,
+                               out_scores: Float64Array2D) -> None:  # fmt: skip
+    """Relative strength against a benchmark symbol: params (lookback, benchmark, ...).
+
+    score[t, s] = the least-squares slope, per bar, of log(close[i, s] / close[i, b]) over
+    the bars i = t - lookback + 1 .. t, with b = int(benchmark) the benchmark's column (0:
+    the universe's first symbol); NaN for the benchmark itself, before `lookback` bars, and
+    where either close is NaN in the window. Scored at the selection bars only (`at`).
+    """
+    lookback = int(params[0])
+    b = int(params[1])
+    n_bars, n_symbols = close.shape
+    mean_x = (lookback - 1) / 2.0  # x = 0 .. lookback - 1
+    sxx = 0.0
+    for i in range(lookback):
+        sxx += (i - mean_x) * (i - mean_x)
+    for t in range(n_bars):
+        for s in range(n_symbols):
+            out_scores[t, s] = np.nan
+        if at[t] == 0 or t < lookback - 1 or lookback < 2 or b < 0 or b >= n_symbols:
+            continue
+        for s in range(n_symbols):
+            if s == b:
+                continue
+            mean_y = 0.0
+            for i in range(lookback):
+                bar = t - lookback + 1 + i
+                mean_y += math.log(close[bar, s] / close[bar, b])  # NaN propagates
+            mean_y /= lookback
+            sxy = 0.0
+            for i in range(lookback):
+                bar = t - lookback + 1 + i
+                sxy += (i - mean_x) * (math.log(close[bar, s] / close[bar, b]) - mean_y)
+            out_scores[t, s] = sxy / sxx
 
 
 @njit(cache=True)

@@ -17,13 +17,19 @@ import numpy as np
 from numba import njit, prange
 
 from ivybt._typing import Float64Array2D, Float64Array3D, Int8Array1D, Int8Array2D, RecordArray1D
-from ivybt.kernels.cross_section import momentum_score_nb, rank_sides_nb
+from ivybt.kernels.cross_section import (
+    cluster_reversion_score_nb,
+    momentum_score_nb,
+    rank_sides_nb,
+    relative_strength_score_nb,
+)
 from ivybt.kernels.grid import GridPlan
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.portfolio import PortfolioRules, Records, Universe, portfolio_nb
 from ivybt.kernels.portfolio_grid import thread_books_nb
 
-SCORE_CODES = {momentum_score_nb: 0}
+SCORE_CODES = {momentum_score_nb: 0, cluster_reversion_score_nb: 1,
+               relative_strength_score_nb: 2}  # fmt: skip
 """Built-in score kernels by code (`builtin_score_nb`); a user's kernel gets a compiled
 grid kernel of its own (`make_cross_section_grid_kernel`)."""
 
@@ -44,10 +50,16 @@ class Selection(NamedTuple):
 
 
 @njit(cache=True)
-def builtin_score_nb(code: int, close: Float64Array2D, params: Any, out: Float64Array2D) -> None:
+def builtin_score_nb(
+    code: int, close: Float64Array2D, params: Any, at: Int8Array1D, out: Float64Array2D
+) -> None:
     """Run the built-in score kernel with `SCORE_CODES` value `code`."""
     if code == 0:
-        momentum_score_nb(close, params, out)
+        momentum_score_nb(close, params, at, out)
+    elif code == 1:
+        cluster_reversion_score_nb(close, params, at, out)
+    elif code == 2:
+        relative_strength_score_nb(close, params, at, out)
 
 
 @njit(cache=True)
@@ -90,7 +102,7 @@ def cross_section_grid_builtin_nb(
         none2 = np.empty((0, n_symbols), dtype=np.float64)
         for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work per thread
             scores[:] = np.nan
-            builtin_score_nb(selection.code, close, params[j], scores)
+            builtin_score_nb(selection.code, close, params[j], selection.at, scores)
             rank_sides_nb(scores, selection.at, universe.first, universe.last,
                           int(params[j, selection.k_column]), selection.mode, target)  # fmt: skip
             sides_in_direction_nb(target, plan.direction)
@@ -128,7 +140,7 @@ def make_cross_section_grid_kernel(score_kernel: Callable[..., None]) -> Callabl
             none2 = np.empty((0, n_symbols), dtype=np.float64)
             for j in range(block, n_combos, plan.n_blocks):
                 scores[:] = np.nan
-                score_kernel(close, params[j], scores)
+                score_kernel(close, params[j], selection.at, scores)
                 k = int(params[j, selection.k_column])
                 rank_sides_nb(scores, selection.at, universe.first, universe.last, k,
                               selection.mode, target)  # fmt: skip

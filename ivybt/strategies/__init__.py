@@ -2,9 +2,10 @@
 
 Built-ins: sma_cross, ema_cross, macd_cross, rsi_reversion, bollinger_reversion,
 donchian_breakout, bbkc_squeeze; cross-sectional (a universe's symbols ranked against each
-other, `CrossSectionalStrategy`): momentum_rotation. Your own: subclass `Strategy` (or
-`CrossSectionalStrategy`) in your module and refer to it as ``package.module:ClassName``
-(docs/strategies.md).
+other, `CrossSectionalStrategy`): momentum_rotation, cluster_mean_reversion,
+relative_strength. Your own:
+subclass `Strategy` (or `CrossSectionalStrategy`) in your module and refer to it as
+``package.module:ClassName`` (docs/strategies.md).
 """
 
 from __future__ import annotations

@@ -28,15 +28,18 @@ a universe (`--symbols` or `--universe`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from ivybt.errors import ConfigError
 from ivybt.kernels.cross_section import (
     BOTTOM,
     LONG_SHORT,
     TOP,
+    cluster_reversion_score_nb,
     momentum_score_nb,
     no_signal_nb,
+    relative_strength_score_nb,
 )
 from ivybt.strategies.base import Indicator, Param, Strategy
 
@@ -61,6 +64,11 @@ class CrossSectionalStrategy(Strategy, abstract=True):
         """Bars before the first score (0 unless a strategy says; the look-ahead checker
         starts its cuts there)."""
         return 0
+
+    @classmethod
+    def check_universe(cls, p: Mapping[str, Any], symbols: Sequence[str]) -> None:
+        """Raise ConfigError when parameters `p` do not fit the universe `symbols` (a grid
+        passes each parameter's largest value); nothing to check by default."""
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(abstract=abstract, **kwargs)
@@ -118,3 +126,65 @@ class MomentumRotation(CrossSectionalStrategy):
     def warmup_bars(cls, p: Mapping[str, Any]) -> int:
         """Bars before the first score: lookback + skip."""
         return int(p["lookback"]) + int(p["skip"])
+
+
+class ClusterMeanReversion(CrossSectionalStrategy):
+    """The research hub's cluster mean reversion, on the largest correlation cluster."""
+
+    name = "cluster_mean_reversion"
+    summary = (
+        "In the largest cluster of symbols correlated above `threshold`, long the k "
+        "furthest below its mean `reversion`-bar return, short the k furthest above."
+    )
+    params = (
+        Param("lookback", int, 60, 20, 120, minimum=3, step=20,
+              doc="correlation window, bars of returns"),
+        Param("threshold", float, 0.5, 0.3, 0.8, minimum=-1.0, maximum=1.0, step=0.1,
+              doc="an edge joins two symbols correlated above it"),
+        Param("reversion", int, 5, 5, 20, minimum=1, step=5,
+              doc="return window ranked inside the cluster, bars"),
+        Param("k", int, 2, 1, 5, minimum=1, doc="symbols held on each side"),
+    )  # fmt: skip
+    score_kernel = cluster_reversion_score_nb
+    selection = "long_short"
+    schedule = "weekly"
+
+    @classmethod
+    def warmup_bars(cls, p: Mapping[str, Any]) -> int:
+        """Bars before the first possible score: max(lookback, reversion)."""
+        return max(int(p["lookback"]), int(p["reversion"]))
+
+
+class RelativeStrength(CrossSectionalStrategy):
+    """Relative strength: the trend of each symbol's price relative to a benchmark symbol."""
+
+    name = "relative_strength"
+    summary = (
+        "Hold the k symbols whose price ratio to the benchmark symbol (position "
+        "`benchmark` in the universe, 0: the first) rose fastest over `lookback` bars."
+    )
+    params = (
+        Param("lookback", int, 63, 21, 252, minimum=2, step=21,
+              doc="bars of the ratio's trend (least-squares slope of its log)"),
+        Param("benchmark", int, 0, 0, 0, minimum=0,
+              doc="the benchmark's position in the universe, 0: the first symbol"),
+        Param("k", int, 3, 1, 10, minimum=1, doc="symbols held"),
+    )  # fmt: skip
+    score_kernel = relative_strength_score_nb
+    selection = "top"
+    schedule = "monthly"
+
+    @classmethod
+    def warmup_bars(cls, p: Mapping[str, Any]) -> int:
+        """Bars before the first score: lookback - 1."""
+        return int(p["lookback"]) - 1
+
+    @classmethod
+    def check_universe(cls, p: Mapping[str, Any], symbols: Sequence[str]) -> None:
+        """The benchmark must be one of the universe's symbols."""
+        if int(p["benchmark"]) >= len(symbols):
+            raise ConfigError(
+                f"relative_strength: benchmark={int(p['benchmark'])} is a position in the "
+                f"universe, which has {len(symbols)} symbols ({symbols[0]} is 0); list the "
+                "benchmark first, or give its position"
+            )

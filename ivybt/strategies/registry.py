@@ -15,7 +15,11 @@ from pathlib import Path
 from ivybt.errors import ConfigError
 from ivybt.strategies.base import Strategy
 from ivybt.strategies.breakouts import BbkcSqueeze, DonchianBreakout
-from ivybt.strategies.cross_sectional import MomentumRotation
+from ivybt.strategies.cross_sectional import (
+    ClusterMeanReversion,
+    MomentumRotation,
+    RelativeStrength,
+)
 from ivybt.strategies.crossovers import EmaCross, MacdCross, SmaCross
 from ivybt.strategies.reversion import BollingerReversion, RsiReversion
 
@@ -35,7 +39,9 @@ SIGNAL_BUILTIN: dict[str, type[Strategy]] = {
 
 BUILTIN: dict[str, type[Strategy]] = {
     **SIGNAL_BUILTIN,
-    MomentumRotation.name: MomentumRotation,  # cross-sectional: needs a universe
+    MomentumRotation.name: MomentumRotation,  # cross-sectional: need a universe
+    ClusterMeanReversion.name: ClusterMeanReversion,
+    RelativeStrength.name: RelativeStrength,
 }
 """Every built-in strategy by name."""
 

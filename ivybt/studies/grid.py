@@ -593,6 +593,9 @@ def _cross_section_windows(
 
     strategy = space.strategy
     panel = bars.panel
+    if len(space):  # each parameter's largest value fits the universe
+        largest = dict(zip(space.names, space.combos.max(axis=0).tolist(), strict=True))
+        strategy.check_universe(largest, panel.symbols)  # type: ignore[attr-defined]
     universe = universe_arrays(panel, bars.portfolio, execution)
     rules = portfolio_rules(bars.portfolio, execution)
     plan = _grid_plan(space, execution, windows, None)

@@ -239,7 +239,7 @@ def _universe_series(
     weights = run.units * np.nan_to_num(panel.mark) / run.equity[:, None]
     out: dict[str, tuple[str, np.ndarray]] = {}
     if is_cross_sectional(cls):  # the scores the ranks come from, first
-        scores = cross_section_scores(panel, cls, params)
+        scores = cross_section_scores(panel, cls, params, config.portfolio.rebalance)
         for s, symbol in enumerate(panel.symbols):
             out[f"score of {symbol}"] = ("signal", np.ascontiguousarray(scores[:, s]))
     for s, symbol in enumerate(panel.symbols):

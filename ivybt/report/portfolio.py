@@ -35,12 +35,15 @@ from ivybt.report.backtest import (
     format_metric,
     format_metrics,
 )
+from ivybt.report.factor import factor_sections
 from ivybt.report.html import LIGHT_TEMPLATE, render_html
 from ivybt.report.portfolio_data import FILTERS, portfolio_report_data
 from ivybt.report.table import CELL_PADDING, ROW_HEIGHT, column_widths, table_figure, wrap_header
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+
+    from ivybt.studies.factor import FactorView
 
 GL_THRESHOLD = 20_000  # traces with more points than this are drawn with WebGL (Scattergl)
 
@@ -522,16 +525,19 @@ def portfolio_report_html(
     metrics: Mapping[str, object],
     portfolio_metrics: Mapping[str, object],
     notes: Iterable[str] = (),
+    factor: FactorView | None = None,
 ) -> str:
     """The portfolio report as one offline HTML page (plotly.js inlined once); nothing written.
 
     The metrics and portfolio metrics (`portfolio_summary_rows`), the five figures of
     `portfolio_figures`, the filterable trade table (`trade_table_html`), then `notes` and
-    the report's own (`portfolio_notes`).
+    the report's own (`portfolio_notes`); for a cross-sectional strategy, its `factor` view
+    (`ivybt.report.factor`) before the trades.
     """
     data = portfolio_report_data(equity, weights, contributions, trades)  # checks the frames
     sections: Sequence[tuple[str, object]] = [
         *_chart_sections(data),
+        *(factor_sections(factor) if factor is not None else []),
         (TRADES_HEADING, TradeTable(trade_table_html(data))),
     ]
     return render_html(

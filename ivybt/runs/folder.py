@@ -41,7 +41,7 @@ KEY_PACKAGES = ("numba", "numpy", "pandas", "pandas-ta", "pyarrow", "plotly", "o
 RUN_FILES = re.compile(
     r"(manifest|metrics|montecarlo)\.json|(report|montecarlo)\.html|surface-[^/]+\.html"
     r"|montecarlo-[^/]+\.(json|html)"
-    r"|trades\.(csv|parquet)|(equity|grid|trials|folds|surface|oos_equity|weights)\.parquet"
+    r"|trades\.(csv|parquet)|(equity|grid|trials|folds|surface|oos_equity|weights|factor)\.parquet"
     r"|folds/fold-\d{3,}\.(parquet|json)"
 )
 """Paths (relative to the run folder) of the files IvyBT writes there, by any command."""

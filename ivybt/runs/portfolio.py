@@ -23,6 +23,8 @@ from ivybt.data.panel import Panel
 from ivybt.engine.panel_inputs import PanelInputs, prepare_panel_inputs
 from ivybt.engine.portfolio import (
     PortfolioSimulation,
+    cross_section_scores,
+    cross_section_selection,
     equal_weight_buy_and_hold,
     simulate_portfolio,
 )
@@ -32,7 +34,8 @@ from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, return_metrics_nb
 from ivybt.runs.backtest import TRADE_COLUMNS
 from ivybt.runs.backtest import trades_frame as single_trades_frame
 from ivybt.runs.folder import open_run_folder, utc_now
-from ivybt.strategies import Strategy, get_strategy
+from ivybt.strategies import Strategy, get_strategy, is_cross_sectional
+from ivybt.studies.factor import FactorView, factor_view
 
 if TYPE_CHECKING:
     from ivybt.report.figures import ReportFigures
@@ -54,6 +57,8 @@ class PortfolioResult:
         equal-weight buy-and-hold of the universe), traded notional.
     weights : per union bar and symbol, the held weight at the close (signed).
     benchmark : return metrics of the equal-weight buy-and-hold, without costs.
+    factor : for a cross-sectional strategy, its factor view (`ivybt.studies.factor`: the
+        information coefficient per selection, quantile returns), else None.
     """
 
     config: RunConfig
@@ -69,6 +74,7 @@ class PortfolioResult:
     periods_per_year_source: str
     split: dict[str, Any] | None
     benchmark: dict[str, float] = field(default_factory=dict)
+    factor: FactorView | None = None
     started: datetime = field(default_factory=utc_now)
     folder: Path | None = None
 
@@ -94,12 +100,14 @@ class PortfolioResult:
 
     def plot(self) -> ReportFigures:
         """The figures of report.html as plotly figures (`ivybt.report.portfolio`)."""
+        from ivybt.report.factor import factor_sections
         from ivybt.report.figures import ReportFigures
         from ivybt.report.portfolio import portfolio_sections
 
-        return ReportFigures(
-            portfolio_sections(self.equity, self.weights, self.contributions, self.trades)
-        )
+        sections = portfolio_sections(self.equity, self.weights, self.contributions, self.trades)
+        if self.factor is not None:  # before the trades, as in report.html
+            sections[-1:-1] = factor_sections(self.factor)
+        return ReportFigures(sections)
 
     def headline(self) -> dict[str, Any]:
         """metrics.json: the metrics with what they are metrics of."""
@@ -126,6 +134,7 @@ class PortfolioResult:
                 symbol: dict(row) for symbol, row in contributions.to_dict("index").items()
             },
             "buy_and_hold": self.benchmark,
+            **({"factor": self.factor.to_dict()} if self.factor is not None else {}),
         }
 
     def write(
@@ -150,6 +159,8 @@ class PortfolioResult:
             write_table(target / "trades.csv", self.trades.set_index("entry_time"))
             write_table(target / "equity.parquet", self.equity)
             write_table(target / "weights.parquet", self.weights)
+            if self.factor is not None:
+                write_table(target / "factor.parquet", self.factor.ic)
             html = portfolio_report_html(
                 title=f"{self.config.strategy.name} on {', '.join(self.symbols)}",
                 equity=self.equity,
@@ -159,6 +170,7 @@ class PortfolioResult:
                 metrics=self.metrics,
                 portfolio_metrics={**self.exposure, "n_symbols": len(self.symbols)},
                 notes=self._notes(),
+                factor=self.factor,
             )
             write_text(target / "report.html", html)
         self.folder = target
@@ -248,8 +260,21 @@ def portfolio_result(
         periods_per_year_source=inputs.periods_per_year_source,
         split=inputs.split,
         benchmark=_return_metrics(benchmark, initial_cash, ppy),
+        factor=_factor(config, strategy, panel, inputs.window),
         started=started,
     )
+
+
+def _factor(
+    config: RunConfig, strategy: type[Strategy], panel: Panel, window: slice
+) -> FactorView | None:
+    """The factor view of a cross-sectional strategy's scores over the traded bars."""
+    if not is_cross_sectional(strategy):
+        return None
+    rebalance = config.portfolio.rebalance
+    scores = cross_section_scores(panel, strategy, config.strategy.params, rebalance)
+    at = cross_section_selection(panel, strategy, rebalance, -1).at
+    return factor_view(scores[window], panel.mark[window], at[window], panel.index[window])
 
 
 def equity_frame(

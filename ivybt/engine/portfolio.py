@@ -21,7 +21,7 @@ from ivybt.engine.simulation import strategy_targets
 from ivybt.engine.tables import indicator_table
 from ivybt.errors import ConfigError
 from ivybt.kernels.cross_section import rank_sides_nb
-from ivybt.kernels.cross_section_grid import Selection
+from ivybt.kernels.cross_section_grid import Selection, sides_in_direction_nb
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.kernels.portfolio import (
     EQUAL,
@@ -233,14 +233,12 @@ def cross_section_targets(
     (`rank_sides_nb`), `direction` applied. The selection bars are `rebalance`'s schedule,
     or the strategy's own `schedule` when the portfolio rebalances on a signal."""
     selection = cross_section_selection(panel, strategy, rebalance, -1)
-    scores = cross_section_scores(panel, strategy, params, rebalance)
+    scores = _scores(panel, strategy, params, selection.at)
     target = np.empty(scores.shape, dtype=np.int8)
     rank_sides_nb(scores, selection.at, np.ascontiguousarray(panel.first, dtype=np.int64),
                   np.ascontiguousarray(panel.last, dtype=np.int64), int(params["k"]),
                   selection.mode, target)  # fmt: skip
-    code = DIRECTION_CODES[direction]
-    if code != 0:
-        target[target == -code] = 0
+    sides_in_direction_nb(target, DIRECTION_CODES[direction])  # as the grid kernel does
     return target
 
 
@@ -265,12 +263,19 @@ def cross_section_scores(
     """float64 (n_bars, n_symbols): a cross-sectional strategy's score of each symbol after
     each union bar's close (its score kernel on `Panel.mark`, given the selection bars of
     `rebalance`), NaN where it has none."""
+    at = cross_section_selection(panel, strategy, rebalance, -1).at
+    return _scores(panel, strategy, params, at)
+
+
+def _scores(
+    panel: Panel, strategy: type[Strategy], params: Mapping[str, ParamValue], at: Int8Array1D
+) -> Float64Array2D:
+    """`cross_section_scores` given the selection bars `at`."""
     strategy.check_universe(params, panel.symbols)  # type: ignore[attr-defined]
     close = np.ascontiguousarray(panel.mark, dtype=np.float64)
     scores = np.full_like(close, np.nan)
     values = np.array([float(params[name]) for name in strategy.param_names()])
     with signal_kernel_errors(strategy):
-        at = cross_section_selection(panel, strategy, rebalance, -1).at
         strategy.score_kernel(close, values, at, scores)  # type: ignore[attr-defined]
     return scores
 

@@ -28,9 +28,11 @@ a universe (`--symbols` or `--universe`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from ivybt.config import REBALANCE_PATTERN
 from ivybt.errors import ConfigError
 from ivybt.kernels.cross_section import (
     BOTTOM,
@@ -44,7 +46,6 @@ from ivybt.kernels.cross_section import (
 from ivybt.strategies.base import Indicator, Param, Strategy
 
 SELECTIONS = {"top": TOP, "bottom": BOTTOM, "long_short": LONG_SHORT}
-SCHEDULES = ("daily", "weekly", "monthly")  # or "<N>bars"
 
 
 class CrossSectionalStrategy(Strategy, abstract=True):
@@ -90,14 +91,9 @@ class CrossSectionalStrategy(Strategy, abstract=True):
         if cls.selection not in SELECTIONS:
             raise TypeError(f"{where}: selection must be one of {', '.join(SELECTIONS)}, got "
                             f"{cls.selection!r}")  # fmt: skip
-        if not (cls.schedule in SCHEDULES or _every_n_bars(cls.schedule)):
+        if cls.schedule == "signal" or not re.match(REBALANCE_PATTERN, cls.schedule):
             raise TypeError(f"{where}: schedule must be daily, weekly, monthly or <N>bars "
                             f"(e.g. 21bars), got {cls.schedule!r}")  # fmt: skip
-
-
-def _every_n_bars(text: str) -> bool:
-    number = text.removesuffix("bars")
-    return text.endswith("bars") and number.isdigit() and int(number) > 0
 
 
 def is_cross_sectional(strategy: type[Strategy]) -> bool:

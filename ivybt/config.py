@@ -152,6 +152,39 @@ class ExecutionConfig(_Section):
 Weighting = Literal["equal", "fixed", "inverse_vol"]
 REBALANCE_PATTERN = r"^(signal|daily|weekly|monthly|[1-9][0-9]*bars)$"
 Rebalance = Annotated[str, StringConstraints(pattern=REBALANCE_PATTERN)]
+SELECT_UNIVERSE_FORMS = (
+    "top:N (the N best symbols), min:X (every symbol whose metric is at least X) or both, "
+    "as top:N,min:X"
+)
+
+
+def parse_universe_rule(text: str) -> tuple[int | None, float | None]:
+    """(top N or None, minimum or None) of a `--select-universe` rule ("top:3", "min:0.5",
+    "top:3,min:0.5"); ValueError naming the forms otherwise."""
+    top: int | None = None
+    minimum: float | None = None
+    parts = [part.strip() for part in str(text).lower().split(",")]
+    for part in parts:
+        key, _, value = part.partition(":")
+        key, value = key.strip(), value.strip()
+        try:
+            if key == "top" and top is None:
+                top = int(value)
+                if top < 1:
+                    raise ValueError
+            elif key in ("min", "minimum") and minimum is None:
+                minimum = float(value)
+                if not math.isfinite(minimum):
+                    raise ValueError
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not a universe rule: use {SELECT_UNIVERSE_FORMS}"
+            ) from None
+    return top, minimum
+
+
 """When a universe trades: "signal", "daily", "weekly", "monthly" or "<N>bars" (every N union
 bars, counted from the panel's first bar: bars 0, N, 2N, ...)."""
 
@@ -168,6 +201,9 @@ class PortfolioConfig(_Section):
         trade at the first bar of each period only, "<N>bars" (e.g. "21bars") at every N-th
         union bar from the panel's first. band : a held symbol within `band` of its target
         weight is left alone.
+    select_universe : choose the traded symbols by their in-sample results
+        (`ivybt.studies.universe_selection`): "top:N", "min:X" or "top:N,min:X" on the
+        metric `select_by` (default sharpe); None trades every symbol.
     lot_size, commission, slippage : per-symbol settings (commission and slippage override
         the execution section's rates for those symbols; lot_size gives whole lots).
     """
@@ -179,6 +215,8 @@ class PortfolioConfig(_Section):
     max_weight: float | None = Field(None, gt=0.0)
     rebalance: Rebalance = "signal"
     band: float = Field(0.0, ge=0.0, lt=1.0)
+    select_universe: str | None = None
+    select_by: str = "sharpe"
     lot_size: dict[str, float] = Field(default_factory=dict)
     commission: dict[str, float] = Field(default_factory=dict)
     slippage: dict[str, float] = Field(default_factory=dict)
@@ -198,6 +236,33 @@ class PortfolioConfig(_Section):
                     + (" and must be > 0" if info.field_name == "lot_size" else "")
                 )
         return {symbol.strip().upper(): number for symbol, number in value.items()}
+
+    @field_validator("select_universe", mode="after")
+    @classmethod
+    def _universe_rule(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        top, minimum = parse_universe_rule(value)
+        parts = ([] if top is None else [f"top:{top}"]) + (
+            [] if minimum is None else [f"min:{minimum!r}"]
+        )
+        return ",".join(parts)
+
+    @field_validator("select_by", mode="after")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        from ivybt.kernels.metrics import METRIC_NAMES
+
+        name = value.strip().lower()
+        if name not in METRIC_NAMES:
+            import difflib
+
+            near = difflib.get_close_matches(name, METRIC_NAMES, n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise ValueError(
+                f"unknown metric {value!r}; {hint}choose one of {', '.join(METRIC_NAMES)}"
+            )
+        return name
 
     @model_validator(mode="after")
     def _fixed_needs_weights(self) -> PortfolioConfig:
@@ -302,6 +367,15 @@ class RunConfig(_Section):
     portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
     study: StudyConfig | None = None
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _selection_needs_universe(self) -> RunConfig:
+        if self.portfolio.select_universe is not None and self.data.symbols is None:
+            raise ValueError(
+                "select_universe chooses among a universe's symbols; give --symbols A,B,... "
+                "(or --universe FILE) instead of one --symbol"
+            )
+        return self
 
 
 def build_config(**sections: object) -> RunConfig:

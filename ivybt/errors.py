@@ -168,3 +168,8 @@ class SmallSpaceWarning(IvyBTWarning):
 class ThinEvidenceWarning(IvyBTWarning):
     """A study's choice rests on too little evidence: a walk-forward fold where no
     combination made `--min-trades` closed trades in-sample, so the fold holds cash."""
+
+
+class InSampleWarning(IvyBTWarning):
+    """A figure was measured on the bars a choice was fitted on: a universe chosen by
+    `--select-universe` in a backtest or grid over the same bars it reports."""

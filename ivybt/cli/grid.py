@@ -118,3 +118,12 @@ def _print_top(result: Any) -> None:
         params = "  ".join(f"{row[name]:>8g}" for name in names)
         shown = " ".join(f"{format_metric(name, row[name]):>12}" for name in TOP_METRICS)
         click.echo(f"  {params}  {shown}")
+    universe = result.universe
+    if universe is not None:
+        chosen = {
+            name: float("nan") if v is None else v for name, v in universe["metrics"].items()
+        }
+        shown = " ".join(f"{format_metric(name, chosen[name]):>12}" for name in TOP_METRICS)
+        click.echo(f"the best on {', '.join(universe['symbols']) or 'no symbol'} only "
+                   f"({universe['described']}, in-sample):")  # fmt: skip
+        click.echo(f"  {' ' * len(header)}  {shown}")

@@ -275,6 +275,24 @@ def universe[F: Callable[..., Any]](func: F) -> F:
             help="Leave a held symbol alone while it is within this fraction of equity of its "
             "target (default 0).",
         ),
+        click.option(
+            "--select-universe",
+            "select_universe",
+            default=None,
+            metavar="top:N|min:X",
+            help="Trade only the symbols whose in-sample results were best: top:N, min:X "
+            "(metric at least X) or top:N,min:X, ranked by --by. Walk-forward folds choose "
+            "in-sample and trade out of sample; a backtest or grid choosing on its own bars "
+            "warns that its figure is in-sample.",
+        ),
+        click.option(
+            "--by",
+            "select_by",
+            default=None,
+            metavar="METRIC",
+            help="The metric --select-universe ranks symbols by (default sharpe; higher is "
+            "better).",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -284,6 +302,7 @@ def universe[F: Callable[..., Any]](func: F) -> F:
 PORTFOLIO_OPTIONS = {
     "weights": "weights", "vol_window": "vol_window", "max_leverage": "max_leverage",
     "max_weight": "max_weight", "rebalance": "rebalance", "band": "rebalance_band",
+    "select_universe": "select_universe", "select_by": "select_by",
 }  # fmt: skip
 """Portfolio section field -> CLI option name."""
 

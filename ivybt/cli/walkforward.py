@@ -198,12 +198,19 @@ def _print_summary(result: Any) -> None:
         f"{WFE_MIN_IS_CAGR:.2%} a year (docs/walkforward.md)"
     )
     oos, hold = metrics["oos"] or {}, metrics["buy_and_hold"] or {}
+    selection = metrics.get("universe_selection")
+    every = (selection or {}).get("oos_all_symbols") or {}
     for name in ("total_return", "cagr", "sharpe", "max_drawdown"):
         click.echo(
             f"  stitched OOS {name:<13} {_shown(name, oos.get(name)):>10}   "
             f"buy-and-hold {_shown(name, hold.get(name)):>10}"
+            + (f"   every symbol {_shown(name, every.get(name)):>10}" if selection else "")
         )
     click.echo(f"  stitched OOS {'n_trades':<13} {_shown('n_trades', oos.get('n_trades')):>10}")
+    if selection:
+        chosen = ", ".join(f"{s} {n}" for s, n in selection["times_chosen"].items())
+        click.echo(f"  universe: {selection['described']} per fold, in-sample; times chosen: "
+                   f"{chosen} of {metrics['n_folds']} folds")  # fmt: skip
     wfe = metrics["wfe"]
     rank = metrics["stability"]["is_oos_rank_corr"]["mean"]
     click.echo(

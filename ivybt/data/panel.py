@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,23 @@ class Panel:
             first=first,
             last=last,
             records=self.records,
+        )
+
+    def subset(self, columns: Sequence[int]) -> Panel:
+        """The panel with only the symbols in `columns` (column numbers, kept in that order),
+        on the same union rows: a row where none of them has a bar is all-NaN, a halt for
+        the account (the rows stay so results line up with the whole universe's)."""
+        picked = np.asarray(list(columns), dtype=np.int64)
+        if picked.size and (picked.min() < 0 or picked.max() >= self.n_symbols):
+            raise ConfigError(f"columns {list(columns)} are outside the panel's symbols")
+        return Panel(
+            tuple(self.symbols[j] for j in picked),
+            self.interval,
+            self.index,
+            **{name: np.ascontiguousarray(getattr(self, name)[:, picked]) for name in FIELDS},
+            first=np.ascontiguousarray(self.first[picked]),
+            last=np.ascontiguousarray(self.last[picked]),
+            records=tuple(self.records[j] for j in picked),
         )
 
     def describe(self) -> str:

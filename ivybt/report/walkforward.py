@@ -19,6 +19,7 @@ from ivybt.report.backtest import format_metric
 from ivybt.report.html import LIGHT_TEMPLATE, render_html
 from ivybt.report.surface import surface_figures, surface_report_html
 from ivybt.report.table import table_figure
+from ivybt.report.universe import universe_sections, universe_summary, universe_symbols
 from ivybt.studies.walkforward import WFE_MIN_IS_CAGR
 
 
@@ -69,6 +70,9 @@ def walkforward_sections(
         ("Stitched out-of-sample equity vs buy-and-hold", _equity(go, result.oos_equity)),
         ("Walk-forward efficiency (CAGR) per fold", _wfe(go, result.folds)),
     ]
+    selection = result.metrics.get("universe_selection")
+    if selection:
+        sections += universe_sections(result.folds, selection["by"])
     sections += surface_figures(result.surface, result.folds, param=param,
                                 metric=result.objective, side="oos",
                                 params=list(result.space.names))  # fmt: skip
@@ -90,6 +94,7 @@ def walkforward_report_html(result: WalkForwardData, *, param: str) -> str:
         f"--min-trades ({_min_trades(result)}) filters the in-sample choice only: every "
         "out-of-sample cell is shown and scored whatever its trade count (n_trades on hover).",
         "Stability scores are defined in docs/stability.md.",
+        *_universe_notes(result),
         *bars_note(result.config),
         *(result.metrics.get("overfitting") or {}).get("readings", []),
     ]
@@ -97,6 +102,21 @@ def walkforward_report_html(result: WalkForwardData, *, param: str) -> str:
         f"{result.config.strategy.name} walk-forward on {result.data.get('symbol', '')}",
         summary_rows=_summary_rows(result), sections=sections, notes=notes,
     )  # fmt: skip
+
+
+def _universe_notes(result: WalkForwardData) -> list[str]:
+    selection = result.metrics.get("universe_selection")
+    if not selection:
+        return []
+    return [
+        f"Universe: {selection['described']}. Each fold ranks the symbols by their in-sample "
+        "results with the fold's chosen parameters (each symbol alone in the account) and "
+        "trades only the chosen ones out of sample; the dotted line and 'OOS with every "
+        "symbol' trade every symbol with the same parameters, so the difference is what "
+        "choosing the universe was worth. The fold table's OOS metrics and the stability "
+        "surfaces are every symbol's (the parameters' verdict); universe_oos_* in "
+        "folds.parquet are the chosen universe's."
+    ]
 
 
 def _min_trades(result: WalkForwardData) -> int:
@@ -124,6 +144,7 @@ def _summary_rows(result: WalkForwardData) -> list[tuple[str, str]]:
         shown = f"{_metric(name, oos.get(name))} ({_metric(name, hold.get(name))})"
         rows.append((f"OOS {name} (buy-and-hold)", shown))
     rows.append(("OOS n_trades", _metric("n_trades", oos.get("n_trades"))))
+    rows += universe_summary(metrics.get("universe_selection"))
     stability = metrics["stability"]
     for key, label in (("is_oos_rank_corr", "IS->OOS rank correlation (mean)"),
                        ("is_persistence", "IS persistence (mean)")):  # fmt: skip
@@ -150,6 +171,11 @@ def _fold_table(go: Any, result: WalkForwardData) -> Any:
         *[[_metric(m, v) for v in folds[f"oos_{m}"]] for m in _FOLD_METRICS],
         [_text(v, ".2f") for v in folds["wfe"]],
     ]
+    symbols = universe_symbols(folds)
+    if symbols:  # --select-universe: the symbols each fold traded out of sample
+        header.append("universe")
+        columns.append([", ".join(s for s in symbols if row[f"universe_{s}"]) or "none (cash)"
+                        for _, row in folds.iterrows()])  # fmt: skip
     return table_figure(header, columns, max_height=640)  # sized so nothing is clipped
 
 
@@ -157,6 +183,11 @@ def _equity(go: Any, equity: pd.DataFrame) -> Any:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=equity["time"], y=equity["buy_and_hold"], name="buy-and-hold",
                              line={"color": "#9aa5b1", "width": 1.2}))  # fmt: skip
+    if "all_symbols" in equity:  # --select-universe: the same parameters on every symbol
+        fig.add_trace(go.Scatter(x=equity["time"], y=equity["all_symbols"],
+                                 name="every symbol (no universe choice)",
+                                 line={"color": "#ff7f0e", "width": 1.2,
+                                       "dash": "dot"}))  # fmt: skip
     fig.add_trace(go.Scatter(x=equity["time"], y=equity["equity"], name="walk-forward OOS",
                              line={"color": "#1f77b4", "width": 1.5},
                              customdata=equity["fold"],

@@ -70,6 +70,7 @@ class GridResult:
     folder: Path | None = None
     bar_params: tuple[str, ...] = ()  # Renko settings varied by the grid (-p box=...)
     evidence: dict[str, Any] | None = None  # PBO and DSR (ivybt.studies.evidence)
+    universe: dict[str, Any] | None = None  # --select-universe: the best combination's choice
 
     @property
     def n_bar_combinations(self) -> int:
@@ -154,6 +155,7 @@ class GridResult:
                 "metrics": {name: float(best[name]) for name in METRIC_NAMES},
             },
             "overfitting": self.evidence,
+            **({"universe_selection": self.universe} if self.universe is not None else {}),
         }
 
     def write(
@@ -399,7 +401,7 @@ def run_grid(
                 periods_per_year=inputs.periods_per_year, memory_budget=budget - reserved,
                 tables_of=tables_of, progress=phase_progress,
             )  # fmt: skip
-    return GridResult(
+    result = GridResult(
         config=config,
         strategy=strategy,
         space=space,
@@ -412,6 +414,12 @@ def run_grid(
         bar_params=tuple(bar_specs),
         evidence=evidence,
     )
+    if config.portfolio.select_universe is not None:
+        from ivybt.studies.universe_selection import best_combination_universe
+
+        result.universe = best_combination_universe(config, strategy, inputs,
+                                                    result.best_params())  # fmt: skip
+    return result
 
 
 def written_outcome(opened: Sequence[Path]) -> str:
@@ -458,4 +466,18 @@ def _summary_rows(headline: Mapping[str, Any]) -> list[tuple[str, object]]:
             for name, value in best["metrics"].items()
             if name in ("total_return", "sharpe", "max_drawdown", "n_trades")
         ),
+        *_universe_rows(headline.get("universe_selection")),
     ]
+
+
+def _universe_rows(universe: Mapping[str, Any] | None) -> list[tuple[str, object]]:
+    """--select-universe: the best combination's chosen symbols and its result on them."""
+    if universe is None:
+        return []
+    sharpe = universe["metrics"].get("sharpe")
+    return [
+        ("Universe (in-sample choice)",
+         f"{', '.join(universe['symbols']) or 'none'} by {universe['described']}"),
+        ("Best on the chosen universe: sharpe (in-sample)",
+         "n/a" if sharpe is None else f"{sharpe:.2f}"),
+    ]  # fmt: skip

@@ -207,6 +207,12 @@ def _run_search(
     notice: Callable[[str], None] | None = None,
 ) -> SearchResult:
     study_config = search_config(config)
+    if config.portfolio.select_universe is not None:
+        raise ConfigError(
+            "--select-universe works with backtest, grid and walkforward, not a search (its "
+            "trials are not one best combination); run `ivybt walkforward --search optuna "
+            "--select-universe ...` to choose symbols per fold"
+        )
     strategy = get_strategy(config.strategy.name)
     objectives = objectives_of(study_config)
     for name in objectives:

@@ -9,8 +9,9 @@ with a `symbol` column in the trades and per-symbol contributions in metrics.jso
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from ivybt.engine.portfolio import (
     simulate_portfolio,
 )
 from ivybt.engine.simulation import BENCHMARK_METRICS, check_enough_bars
+from ivybt.errors import ConfigError, InSampleWarning
 from ivybt.files import write_json, write_table, write_text
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, return_metrics_nb
 from ivybt.runs.backtest import TRADE_COLUMNS
@@ -36,6 +38,7 @@ from ivybt.runs.backtest import trades_frame as single_trades_frame
 from ivybt.runs.folder import open_run_folder, utc_now
 from ivybt.strategies import Strategy, get_strategy, is_cross_sectional
 from ivybt.studies.factor import FactorView, factor_view
+from ivybt.studies.universe_selection import IN_SAMPLE_NOTE
 
 if TYPE_CHECKING:
     from ivybt.report.figures import ReportFigures
@@ -59,6 +62,9 @@ class PortfolioResult:
     benchmark : return metrics of the equal-weight buy-and-hold, without costs.
     factor : for a cross-sectional strategy, its factor view (`ivybt.studies.factor`: the
         information coefficient per selection, quantile returns), else None.
+    universe : with `--select-universe`, the choice (`UniverseChoice.to_record()`) with the
+        bars it was made on and `in_sample` (true unless a test split chose on the training
+        bars); the run trades only the chosen symbols.
     """
 
     config: RunConfig
@@ -75,6 +81,7 @@ class PortfolioResult:
     split: dict[str, Any] | None
     benchmark: dict[str, float] = field(default_factory=dict)
     factor: FactorView | None = None
+    universe: dict[str, Any] | None = None
     started: datetime = field(default_factory=utc_now)
     folder: Path | None = None
 
@@ -135,6 +142,7 @@ class PortfolioResult:
             },
             "buy_and_hold": self.benchmark,
             **({"factor": self.factor.to_dict()} if self.factor is not None else {}),
+            **({"universe_selection": self.universe} if self.universe is not None else {}),
         }
 
     def write(
@@ -193,6 +201,15 @@ class PortfolioResult:
             f"({self.periods_per_year_source}). Buy-and-hold: equal weights, each symbol's "
             "share bought at its first close and sold at its last, no costs.",
         ]
+        if self.universe is not None:
+            universe = self.universe
+            notes.append(
+                f"Universe chosen by {universe['described']} on bars {universe['first']}.."
+                f"{universe['last']}: {', '.join(universe['symbols'])} of "
+                f"{', '.join(universe['values'])}. "
+                + ("Warning: " + IN_SAMPLE_NOTE + "." if universe["in_sample"] else
+                   "Chosen on the training bars, judged on the test bars: out of sample.")
+            )  # fmt: skip
         if self.split:
             notes.append(
                 f"{self.split['run_mode']} part of a {self.split['train_split']:g} train/test "
@@ -220,11 +237,54 @@ def run_portfolio_backtest(
     check_enough_bars(
         strategy, params, most, f"the symbol with the most bars of {inputs.describe()}"
     )
+    universe = None
+    if config.portfolio.select_universe is not None:
+        universe, inputs = _chosen_universe(config, strategy, params, inputs)
     simulation = simulate_portfolio(
         inputs.panel, strategy, params, config.execution, config.portfolio,
         window=inputs.window, periods_per_year=inputs.periods_per_year,
     )  # fmt: skip
-    return portfolio_result(config, strategy, inputs, simulation, started)
+    result = portfolio_result(config, strategy, inputs, simulation, started)
+    if universe is not None:
+        result.universe = universe
+        result.data = [dict(record) for record in universe.pop("records")]
+    return result
+
+
+def _chosen_universe(
+    config: RunConfig, strategy: type[Strategy], params: Mapping[str, Any], inputs: PanelInputs
+) -> tuple[dict[str, Any], PanelInputs]:
+    """The `--select-universe` choice of a backtest, and the inputs cut to it.
+
+    A test split chooses on the training bars (out of sample for the test part); otherwise
+    the choice is made on the traded bars themselves, and an `InSampleWarning` says so."""
+    from ivybt.studies.universe_selection import describe_rule, select_universe
+
+    test = inputs.split is not None and inputs.split["run_mode"] == "test"
+    window = slice(0, inputs.window.start) if test else inputs.window
+    if window.stop is not None and window.stop <= (window.start or 0):
+        raise ConfigError("--select-universe on a test split needs training bars before it")
+    choice = select_universe(inputs.panel, strategy, params, config.execution, config.portfolio,
+                             window, inputs.periods_per_year)  # fmt: skip
+    rule = describe_rule(choice.rule, choice.by)
+    if not choice.symbols:
+        raise ConfigError(
+            f"no symbol of {inputs.describe()} meets {rule}; lower the minimum or rank by "
+            "another metric (--by)"
+        )
+    index = inputs.full.index[window]
+    record = choice.to_record() | {
+        "described": rule, "in_sample": not test, "first": index[0].isoformat(),
+        "last": index[-1].isoformat(), "records": inputs.records,
+    }  # fmt: skip
+    if not test:
+        warnings.warn(InSampleWarning(
+            f"{', '.join(choice.symbols)} chosen by {rule} on the bars of this backtest: "
+            + IN_SAMPLE_NOTE
+        ), stacklevel=3)  # fmt: skip
+    columns = choice.columns
+    return record, replace(inputs, full=inputs.full.subset(columns),
+                           panel=inputs.panel.subset(columns))  # fmt: skip
 
 
 def portfolio_result(

@@ -31,6 +31,7 @@ from ivybt.runs.grid import _shortest_warmup, check_objective, plan_space
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.grid import check_memory, combination_bytes
 from ivybt.studies.stability import stability_scores
+from ivybt.studies.universe_selection import check_selectable, describe_rule
 from ivybt.studies.walkforward import (
     WFE_MIN_IS_CAGR,
     FoldProgress,
@@ -215,6 +216,8 @@ def run_walk_forward(
         )
     check_objective(study.objective)
     strategy = get_strategy(config.strategy.name)
+    if config.portfolio.select_universe is not None:
+        check_selectable(strategy)
     bar_specs, _ = split_specs(config, config.strategy.space)
     if bar_specs and study.search == "optuna":
         raise ConfigError(
@@ -259,6 +262,13 @@ def run_walk_forward(
                                   params=list(space.names))  # fmt: skip
         metrics = headline(config, folds_df, aggregate, scores, space,
                            [r.record for r in done])  # fmt: skip
+        if config.portfolio.select_universe is not None:
+            every, every_aggregate = stitched_oos(done, inputs, strategy, config,
+                                                  chosen_universe=False)  # fmt: skip
+            equity["all_symbols"] = every["equity"].to_numpy()
+            metrics["universe_selection"] = universe_headline(
+                config, [r.record for r in done], aggregate["oos"], every_aggregate["oos"]
+            )
         result = WalkForwardResult(config, strategy, space, folds_df, surface, equity, metrics,
                                    folder, inputs.record)  # fmt: skip
         write_table(folder / "folds.parquet", folds_df)
@@ -313,6 +323,43 @@ def warn_thin_folds(results: Sequence[FoldResult], min_trades: int) -> None:
         f"in-sample evidence below --min-trades {min_trades} in {listed}: no combination made "
         f"that many, so {which} cash out of sample; lower --min-trades or lengthen --is"
     ), stacklevel=3)  # fmt: skip
+
+
+WORTH_METRICS = ("total_return", "cagr", "sharpe", "max_drawdown")
+
+
+def universe_headline(
+    config: RunConfig, records: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any] | None,
+    every: Mapping[str, Any] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """metrics.json's `universe_selection`: the rule, each fold's symbols, how often each
+    symbol was chosen, the stitched OOS metrics of trading every symbol with the same
+    parameters, and `worth` = chosen - every symbol for the headline metrics."""
+    portfolio = config.portfolio
+    rule = portfolio.select_universe
+    assert rule is not None
+    per_fold = [{"fold": int(r["fold"]), "symbols": (r.get("universe") or {}).get("symbols", [])}
+                for r in records]  # fmt: skip
+    counts = dict.fromkeys(config.data.universe, 0)
+    for fold in per_fold:
+        for symbol in fold["symbols"]:
+            counts[symbol] = counts.get(symbol, 0) + 1
+    chosen, every = chosen or {}, every or {}
+    worth = {
+        name: None if chosen.get(name) is None or every.get(name) is None
+        else chosen[name] - every[name]
+        for name in WORTH_METRICS
+    }  # fmt: skip
+    return {
+        "rule": rule, "by": portfolio.select_by,
+        "described": describe_rule(rule, portfolio.select_by),
+        "per_fold": per_fold, "times_chosen": counts, "oos_all_symbols": every or None,
+        "worth": worth,
+        "note": "each fold ranks the symbols by their in-sample results with the fold's chosen "
+        "parameters (each symbol alone in the account) and trades only the chosen ones out of "
+        "sample; oos_all_symbols trades every symbol with the same parameters; worth = chosen "
+        "- all symbols",
+    }  # fmt: skip
 
 
 def fold_overfitting(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -54,6 +54,9 @@ class CrossSectionalStrategy(Strategy, abstract=True):
     score_kernel: ClassVar[Callable[..., None]]
     selection: ClassVar[str] = "top"
     schedule: ClassVar[str] = "monthly"
+    positional: ClassVar[bool] = False
+    """True when a parameter names a symbol by its position in the universe (a benchmark):
+    `--select-universe`, which renumbers the traded symbols, is then refused."""
     signal_kernel = no_signal_nb  # never run: the sides come from the score kernel
 
     @classmethod
@@ -169,6 +172,7 @@ class RelativeStrength(CrossSectionalStrategy):
     score_kernel = relative_strength_score_nb
     selection = "top"
     schedule = "monthly"
+    positional = True
 
     @classmethod
     def warmup_bars(cls, p: Mapping[str, Any]) -> int:

@@ -137,6 +137,12 @@ def run_lookahead_check(
     if isinstance(cuts, bool) or not isinstance(cuts, int) or cuts < 1:
         raise ConfigError(f"cuts >= 1 must hold, but got cuts={cuts!r}; e.g. cuts=50")
     cls = get_strategy(strategy if strategy is not None else config.strategy.name)
+    if config.portfolio.select_universe is not None:
+        raise ConfigError(
+            "--select-universe chooses symbols with the whole history's results, so its "
+            "positions see the future by construction (walkforward chooses per fold instead); "
+            "drop it: check-lookahead checks the strategy's own decisions"
+        )
     params = cls.resolve_params(config.strategy.params)
     full_split = config.split.model_copy(update={"train_split": None, "run_mode": "full"})
     config = config.model_copy(update={"split": full_split})

@@ -18,6 +18,9 @@ Per fold (windows from `ivybt.studies.windows.make_folds`, half-open bar ranges)
    OOS side only says the objective is defined (finite). A fold where no combination made
    `min_trades` trades in-sample has no choice and holds cash out of sample
    (`ivybt.runs.walkforward` warns about it).
+   With `--select-universe` on a universe, the symbols whose results with the chosen
+   parameters were best on the IS window are chosen next (`fold_universe`,
+   `ivybt.studies.universe_selection`), and the fold's OOS window trades only them.
 3. The fold is written to `folds/fold-<k>.parquet` (its surface) and `folds/fold-<k>.json`
    (its record), atomically; a rerun on the same run folder reads finished folds back
    instead of recomputing them, so results are identical.
@@ -39,10 +42,11 @@ import pandas as pd
 from ivybt.bars.timeline import BAR_PARAMS, signal_bars, signal_columns
 from ivybt.config import RunConfig
 from ivybt.engine.inputs import RunInputs
-from ivybt.engine.portfolio import bars_upto
+from ivybt.engine.portfolio import UniverseBars, bars_upto
 from ivybt.errors import ConfigError, StudyInterrupted, is_interrupt
 from ivybt.files import write_json, write_table
 from ivybt.kernels.metrics import METRIC_NAMES
+from ivybt.strategies import Strategy
 from ivybt.studies.grid import evaluate_windows
 from ivybt.studies.selection import select
 from ivybt.studies.space import ParamSpace
@@ -191,6 +195,9 @@ def _compute_fold(
     chosen = select(space.combos, metrics[:, 0, objective], valid[:, 0], study.select)
     surface = surface_rows(fold, space, metrics, valid, combo_ids)
     record = fold_record(fold, space, metrics, chosen, combo_ids)
+    if chosen >= 0 and config.portfolio.select_universe and isinstance(columns, UniverseBars):
+        record["universe"] = fold_universe(fold, config, inputs, space.strategy_space.strategy,
+                                           space.combination(chosen))  # fmt: skip
     record["overfitting"] = (
         _in_sample_evidence(fold, config, inputs, space, metrics, valid)
         if study.evidence
@@ -200,6 +207,31 @@ def _compute_fold(
     write_table(surface_path, surface)
     write_json(record_path, record)
     return FoldResult(surface, record)
+
+
+def fold_universe(
+    fold: Fold, config: RunConfig, inputs: RunInputs, strategy: type[Strategy],
+    chosen: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """The fold's universe choice (`ivybt.studies.universe_selection`): the symbols whose
+    results with the chosen parameters were best on the IS window, and the OOS metrics of
+    trading only them (what the stitched equity trades in this fold)."""
+    from ivybt.studies.universe_selection import chosen_metrics, select_universe
+
+    bar = {name: value for name, value in chosen.items() if name in BAR_PARAMS}
+    params = strategy.resolve_params(
+        {name: value for name, value in chosen.items() if name not in BAR_PARAMS}
+    )
+    upto = bars_upto(inputs.columns, fold.oos_end)
+    bars = signal_bars(config, inputs.frame.iloc[: fold.oos_end], upto, override=bar).columns
+    ppy = inputs.periods_per_year
+    choice = select_universe(
+        bars.panel.window(0, fold.is_end), strategy, params, config.execution, bars.portfolio,
+        slice(fold.is_start, fold.is_end), ppy,
+    )  # fmt: skip
+    oos = chosen_metrics(bars.panel, choice.columns, strategy, params, config.execution,
+                         bars.portfolio, slice(fold.oos_start, fold.oos_end), ppy)  # fmt: skip
+    return choice.to_record() | {"oos": {name: _json_number(oos[name]) for name in METRIC_NAMES}}
 
 
 def _in_sample_evidence(

@@ -63,7 +63,28 @@ def folds_table(results: Sequence[FoldResult], index: pd.DatetimeIndex,
             row |= {f"{side}_{m}": _float(record[side][m]) for m in METRIC_NAMES}
         row["wfe"] = _float(record["wfe"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return _with_universe(table, results)
+
+
+def _with_universe(table: pd.DataFrame, results: Sequence[FoldResult]) -> pd.DataFrame:
+    """folds.parquet's fold x symbol table of a `--select-universe` study: `n_chosen`,
+    `universe_oos_<metric>` (the OOS metrics of trading only the chosen symbols),
+    `universe_<SYMBOL>` (chosen, bool) and `universe_score_<SYMBOL>` (its in-sample ranking
+    metric) for every symbol. A fold without a choice chose nothing (cash)."""
+    chosen = [result.record.get("universe") for result in results]
+    if not any(chosen):
+        return table
+    symbols = list(next(c for c in chosen if c)["values"])
+    columns: dict[str, Any] = {
+        "n_chosen": [len(c["symbols"]) if c else 0 for c in chosen],
+        **{f"universe_oos_{m}": [_float(c["oos"][m]) if c else np.nan for c in chosen]
+           for m in METRIC_NAMES},
+        **{f"universe_{s}": [bool(c) and s in c["symbols"] for c in chosen] for s in symbols},
+        **{f"universe_score_{s}": [_float(c["values"][s]) if c else np.nan for c in chosen]
+           for s in symbols},
+    }  # fmt: skip
+    return pd.concat([table, pd.DataFrame(columns, index=table.index)], axis=1)
 
 
 def _float(value: Any) -> float:
@@ -79,10 +100,14 @@ def surface_table(results: Sequence[FoldResult]) -> pd.DataFrame:
 
 def stitched_oos(
     results: Sequence[FoldResult], inputs: RunInputs, strategy: type[Strategy],
-    config: RunConfig,
+    config: RunConfig, *, chosen_universe: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
     """The stitched OOS equity (time, fold, equity, buy_and_hold) and its aggregate metrics
-    (strategy metrics, buy-and-hold metrics over the same bars, overall WFE)."""
+    (strategy metrics, buy-and-hold metrics over the same bars, overall WFE).
+
+    A fold whose record holds a chosen universe (`--select-universe`) trades only those
+    symbols (none chosen: cash); `chosen_universe=False` trades every symbol instead, the
+    yardstick of what choosing was worth."""
     execution = config.execution
     cash = float(execution.initial_cash)
     ppy = inputs.periods_per_year
@@ -98,7 +123,8 @@ def stitched_oos(
         if end <= start:
             continue
         columns = bars_upto(inputs.columns, end)
-        if record["combo"] >= 0:
+        traded = _chosen_columns(record, columns) if chosen_universe else None
+        if record["combo"] >= 0 and traded != ():
             bar = {k: v for k, v in record["params"].items() if k in BAR_PARAMS}
             params = strategy.resolve_params(
                 {k: v for k, v in record["params"].items() if k not in BAR_PARAMS}
@@ -106,8 +132,9 @@ def stitched_oos(
             if isinstance(columns, UniverseBars):
                 columns = signal_bars(config, inputs.frame.iloc[:end], columns,
                                       override=bar).columns  # fmt: skip
+                panel = columns.panel if traded is None else columns.panel.subset(traded)
                 run = simulate_portfolio(
-                    columns.panel, strategy, params, execution, columns.portfolio,
+                    panel, strategy, params, execution, columns.portfolio,
                     window=slice(start, end), periods_per_year=ppy,
                 )  # fmt: skip
                 units = (run.units != 0.0).any(axis=1).astype(np.float64)
@@ -143,6 +170,15 @@ def stitched_oos(
         {"time": pd.DatetimeIndex([], tz="UTC"), "fold": [], "equity": [], "buy_and_hold": []}
     )  # fmt: skip
     return table, _aggregate(table, trade_parts, units_parts, results, cash, ppy)
+
+
+def _chosen_columns(record: dict[str, Any], columns: Any) -> tuple[int, ...] | None:
+    """The columns of the fold's chosen universe, None when the fold chose none (every
+    symbol trades)."""
+    universe = record.get("universe")
+    if universe is None or not isinstance(columns, UniverseBars):
+        return None
+    return tuple(columns.panel.column(symbol) for symbol in universe["symbols"])
 
 
 def _aggregate(

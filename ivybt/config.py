@@ -149,7 +149,7 @@ class ExecutionConfig(_Section):
     periods_per_year: float | None = Field(None, gt=0.0)
 
 
-Weighting = Literal["equal", "fixed", "inverse_vol"]
+Weighting = Literal["equal", "fixed", "inverse_vol", "score"]
 REBALANCE_PATTERN = r"^(signal|daily|weekly|monthly|[1-9][0-9]*bars)$"
 Rebalance = Annotated[str, StringConstraints(pattern=REBALANCE_PATTERN)]
 SELECT_UNIVERSE_FORMS = (
@@ -193,8 +193,10 @@ class PortfolioConfig(_Section):
     """How a universe shares one account (docs/portfolio.md); unused for one `symbol`.
 
     weights : "equal" among the symbols with a non-flat side, "fixed" (`fixed_weights`, a
-        fraction of equity per symbol, times its side) or "inverse_vol" (1 / volatility of
-        the last `vol_window` bars' returns, normalised).
+        fraction of equity per symbol, times its side), "inverse_vol" (1 / volatility of
+        the last `vol_window` bars' returns, normalised) or "score" (a cross-sectional
+        strategy's held symbols in proportion to how far their score lies beyond the
+        cross-sectional mean, re-weighted at every selection bar; docs/strategies.md).
     max_leverage : the most gross exposure (sum of |weights|) may be; above it every weight
         scales down (never refused). max_weight : the most one symbol's |weight| may be.
     rebalance : "signal" trades when a symbol's side changes; "daily", "weekly", "monthly"

@@ -180,3 +180,81 @@ def test_tiny_returns_do_not_underflow_into_a_division_by_zero():
     out = np.empty((2, 2))
     correlation_nb(np.array([[2.9e-91, 1e-91], [0.0, 0.0], [0.0, 3e-91]]), out)
     assert out[0, 0] == pytest.approx(1.0) and np.isfinite(out).all()
+
+
+def _gapped(seed: int, n_bars: int = 300) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    frames = planted(seed, n_bars=n_bars)
+    for name in rng.choice(list(frames), size=3, replace=False):  # late, early, or a hole
+        kind = rng.integers(3)
+        frame = frames[name]
+        frames[name] = (frame.iloc[rng.integers(30, 120):] if kind == 0 else
+                        frame.iloc[: rng.integers(150, 280)] if kind == 1 else
+                        frame.drop(frame.index[100:110]))  # fmt: skip
+    return frames
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("lookback", "reversion"), [(20, 5), (40, 60), (3, 1)])
+def test_shared_correlations_give_the_same_scores_bit_for_bit(seed, lookback, reversion):
+    """A grid computes one lookback's matrices once (`lookback_correlations_nb`) and every
+    threshold and reversion reads them: the scores equal the score kernel's exactly, with
+    listing gaps, reversion beyond the lookback, and every threshold."""
+    from ivybt.kernels.cross_section import (
+        cluster_reversion_score_nb,
+        cluster_reversion_shared_nb,
+        lookback_correlations_nb,
+    )
+
+    panel = panel_from_frames(_gapped(seed), "1d")
+    close = np.ascontiguousarray(panel.mark)
+    at = rebalance_flags(panel.index, "7bars")
+    corr = np.empty((int(at.sum()), panel.n_symbols, panel.n_symbols))
+    lookback_correlations_nb(close, lookback, at, corr)
+    for threshold in (-0.2, 0.3, 0.6, 0.9):
+        params = np.array([lookback, threshold, reversion, 2.0])
+        want = np.empty_like(close)
+        got = np.empty_like(close)
+        cluster_reversion_score_nb(close, params, at, want)
+        cluster_reversion_shared_nb(close, params, at, corr, got)
+        np.testing.assert_array_equal(got, want)
+    assert np.isfinite(want).any()
+
+
+def test_a_grid_sharing_matrices_equals_backtests_and_a_grid_that_does_not(monkeypatch):
+    """Every row of a grid over lookback x threshold x reversion x k equals its backtest bit
+    for bit, and the grid without sharing (a budget too small for the matrices) too."""
+    import ivybt.kernels.cross_section as kernels
+    import ivybt.studies.grid as grid_module
+
+    computed = []
+    compute = kernels.lookback_correlations_nb
+    monkeypatch.setattr(kernels, "lookback_correlations_nb",
+                        lambda close, lookback, *rest: computed.append(lookback) or
+                        compute(close, lookback, *rest))  # fmt: skip
+    frames = _gapped(5, 320)
+    space = {"lookback": "20,40", "threshold": "0.3,0.6", "reversion": "5,30", "k": "1,2"}
+    shared = ivybt.grid(CLUSTER, data=frames, params=space, evidence=False, direction="both")
+    assert computed == [20, 40]  # once per lookback, for its 8 combinations
+    table = shared.table
+    assert len(table) == 16 and table["n_trades"].min() > 0
+    calls = []
+    original = grid_module._cross_section_windows
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["budget"])
+        kwargs["budget"] = 0  # no room for the matrices: each combination computes its own
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(grid_module, "_cross_section_windows", spy)
+    alone = ivybt.grid(CLUSTER, data=frames, params=space, evidence=False, direction="both")
+    assert calls and calls[0] > 0 and computed == [20, 40]  # no matrices without room
+    pd.testing.assert_frame_equal(alone.table, table)
+    for j in range(len(table)):
+        row = table.iloc[j]
+        params = {name: row[f"param_{name}"] for name in ("lookback", "threshold",
+                                                          "reversion", "k")}  # fmt: skip
+        single = ivybt.backtest(CLUSTER, data=frames, params=params, direction="both")
+        for metric in METRIC_NAMES:
+            a, b = float(row[metric]), single.metrics[metric]
+            assert a == b or (np.isnan(a) and np.isnan(b)), (j, metric, a, b)

@@ -310,6 +310,36 @@ def test_relative_strength_scores_are_the_slope_of_the_log_ratio(demo_panel, ben
     assert (sides[:, benchmark] == 0).all() and sides.sum(axis=1).max() == 2
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_relative_strength_equals_the_twin_on_random_universes_with_gaps(seed):
+    rng = np.random.default_rng(seed)
+    frames = _random_walks(5, 260, seed=seed)
+    for name in rng.choice(list(frames)[1:], size=2, replace=False):  # late, early, a hole
+        frame = frames[name]
+        kind = rng.integers(3)
+        frames[name] = (frame.iloc[rng.integers(20, 90):] if kind == 0 else
+                        frame.iloc[: rng.integers(120, 240)] if kind == 1 else
+                        frame.drop(frame.index[60:70]))  # fmt: skip
+    panel = panel_from_frames(frames)
+    lookback, benchmark = int(rng.integers(5, 40)), int(rng.integers(0, 5))
+    params = {"lookback": lookback, "benchmark": benchmark, "k": 2}
+    got = cross_section_scores(panel, RELATIVE, params, "7bars")
+    at = rebalance_flags(panel.index, "7bars")
+    close = panel.mark
+    want = np.full(close.shape, np.nan)
+    for t in np.flatnonzero(at):
+        if t < lookback - 1:
+            continue
+        window = slice(t - lookback + 1, t + 1)
+        for s in range(close.shape[1]):
+            ratio = close[window, s] / close[window, benchmark]
+            if s != benchmark and np.isfinite(ratio).all():
+                want[t, s] = np.polyfit(np.arange(float(lookback)), np.log(ratio), 1)[0]
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
+    np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-15)
+    assert np.isfinite(got).sum() > 10
+
+
 def test_relative_strength_passes_the_lookahead_check():
     report = check_lookahead(RELATIVE, symbols=DEMO, params={"lookback": 21, "k": 1}, cuts=8,
                              **SAMPLE)  # fmt: skip

@@ -237,10 +237,11 @@ def universe[F: Callable[..., Any]](func: F) -> F:
         ),
         click.option(
             "--weights",
-            type=click.Choice(["equal", "fixed", "inverse_vol"]),
+            type=click.Choice(["equal", "fixed", "inverse_vol", "score"]),
             default=None,
             help="Universe weights: equal among the symbols with a side (default), fixed "
-            "(portfolio.fixed_weights of a config file) or inverse volatility.",
+            "(portfolio.fixed_weights of a config file), inverse volatility, or score "
+            "(a cross-sectional strategy's scores beyond their mean).",
         ),
         click.option(
             "--vol-window",

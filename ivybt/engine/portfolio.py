@@ -20,13 +20,14 @@ from ivybt.data.panel import Panel
 from ivybt.engine.simulation import strategy_targets
 from ivybt.engine.tables import indicator_table
 from ivybt.errors import ConfigError
-from ivybt.kernels.cross_section import rank_sides_nb
+from ivybt.kernels.cross_section import rank_sides_nb, score_strength_nb
 from ivybt.kernels.cross_section_grid import Selection, sides_in_direction_nb
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.kernels.portfolio import (
     EQUAL,
     FIXED,
     INVERSE_VOL,
+    SCORE,
     PortfolioRules,
     Universe,
     portfolio_nb,
@@ -37,7 +38,7 @@ from ivybt.kernels.portfolio_grid import SymbolTables, expand_symbol_nb
 from ivybt.strategies.base import Indicator, ParamValue, Strategy, signal_kernel_errors
 from ivybt.strategies.cross_sectional import SELECTIONS, is_cross_sectional
 
-WEIGHTING_CODES = {"equal": EQUAL, "fixed": FIXED, "inverse_vol": INVERSE_VOL}
+WEIGHTING_CODES = {"equal": EQUAL, "fixed": FIXED, "inverse_vol": INVERSE_VOL, "score": SCORE}
 _PERIODS = {"daily": "D", "weekly": "W", "monthly": "M"}
 
 
@@ -114,9 +115,12 @@ def portfolio_rules(portfolio: PortfolioConfig, execution: ExecutionConfig) -> P
 
 
 def universe_arrays(
-    panel: Panel, portfolio: PortfolioConfig, execution: ExecutionConfig
-) -> Universe:
-    """The kernel's view of `panel` with the per-symbol settings of `portfolio`.
+    panel: Panel, portfolio: PortfolioConfig, execution: ExecutionConfig,
+    basis: Float64Array2D | None = None,
+) -> Universe:  # fmt: skip
+    """The kernel's view of `panel` with the per-symbol settings of `portfolio`; `basis` is
+    the score strength of "score" weights (`account_plan`; an empty array in a grid, whose
+    kernel writes each combination's own).
 
     Commission and slippage come from the portfolio's per-symbol mappings, else the execution
     section's rates; lot sizes default to 0 (fractional units). Inverse-volatility weights use
@@ -137,11 +141,14 @@ def universe_arrays(
         name: np.array([float(mapping.get(s, default)) for s in symbols], dtype=np.float64)
         for name, (mapping, default) in per.items()
     }
-    vol = (
-        rolling_volatility(panel, portfolio.vol_window)
-        if portfolio.weights == "inverse_vol"
-        else np.zeros((0, 0), dtype=np.float64)
-    )
+    if portfolio.weights == "score":
+        if basis is None:
+            raise ValueError("score weights need the strategy's score strength (account_plan)")
+        vol = np.ascontiguousarray(basis, dtype=np.float64)
+    elif portfolio.weights == "inverse_vol":
+        vol = rolling_volatility(panel, portfolio.vol_window)
+    else:
+        vol = np.zeros((0, 0), dtype=np.float64)
     return Universe(
         prices=prices,
         first=np.ascontiguousarray(panel.first, dtype=np.int64),
@@ -232,6 +239,14 @@ def cross_section_targets(
     panel's closes (carried over gaps, NaN outside a listing), ranked at each selection bar
     (`rank_sides_nb`), `direction` applied. The selection bars are `rebalance`'s schedule,
     or the strategy's own `schedule` when the portfolio rebalances on a signal."""
+    return _cross_section_sides(panel, strategy, params, direction, rebalance)[2]
+
+
+def _cross_section_sides(
+    panel: Panel, strategy: type[Strategy], params: Mapping[str, ParamValue], direction: str,
+    rebalance: str,
+) -> tuple[Float64Array2D, Selection, Int8Array1D]:  # fmt: skip
+    """(scores, selection, sides) of `cross_section_targets`."""
     selection = cross_section_selection(panel, strategy, rebalance, -1)
     scores = _scores(panel, strategy, params, selection.at)
     target = np.empty(scores.shape, dtype=np.int8)
@@ -239,7 +254,47 @@ def cross_section_targets(
                   np.ascontiguousarray(panel.last, dtype=np.int64), int(params["k"]),
                   selection.mode, target)  # fmt: skip
     sides_in_direction_nb(target, DIRECTION_CODES[direction])  # as the grid kernel does
-    return target
+    return scores, selection, target
+
+
+def check_weighting(strategy: type[Strategy], portfolio: PortfolioConfig) -> PortfolioConfig:
+    """The portfolio settings `strategy` trades with: "score" weights need a cross-sectional
+    strategy (ConfigError otherwise) and re-weight at every selection bar, so a "signal"
+    rebalance becomes the strategy's own schedule."""
+    if portfolio.weights != "score":
+        return portfolio
+    if not is_cross_sectional(strategy):
+        raise ConfigError(
+            f"--weights score weighs symbols by a cross-sectional strategy's scores; "
+            f"{strategy.name} decides per symbol and has none: use equal, fixed or inverse_vol"
+        )
+    if portfolio.rebalance == "signal":
+        schedule = strategy.schedule  # type: ignore[attr-defined]
+        return portfolio.model_copy(update={"rebalance": schedule})
+    return portfolio
+
+
+def account_plan(
+    panel: Panel, strategy: type[Strategy], params: Mapping[str, ParamValue],
+    direction: str, portfolio: PortfolioConfig,
+) -> tuple[Int8Array1D, PortfolioConfig, Float64Array2D | None]:  # fmt: skip
+    """What the account trades: the sides (`panel_targets`), the portfolio settings to trade
+    them with (`check_weighting`) and, for "score" weights, the score strength
+    (`score_strength_nb`: the weights' basis), else None."""
+    portfolio = check_weighting(strategy, portfolio)
+    if portfolio.weights != "score":
+        return (
+            panel_targets(panel, strategy, params, direction, portfolio.rebalance),
+            portfolio,
+            None,
+        )
+    scores, selection, target = _cross_section_sides(panel, strategy, params, direction,
+                                                     portfolio.rebalance)  # fmt: skip
+    strength = np.empty(scores.shape, dtype=np.float64)
+    score_strength_nb(scores, selection.at, target,
+                      np.ascontiguousarray(panel.first, dtype=np.int64),
+                      np.ascontiguousarray(panel.last, dtype=np.int64), strength)  # fmt: skip
+    return target, portfolio, strength
 
 
 def cross_section_selection(
@@ -254,6 +309,7 @@ def cross_section_selection(
         k_column=strategy.param_names().index("k"),
         mode=SELECTIONS[strategy.selection],  # type: ignore[attr-defined]
         at=rebalance_flags(panel.index, schedule),
+        corr=np.zeros((0, 0, 0)),
     )
 
 
@@ -329,16 +385,18 @@ def simulate_portfolio(
     (union bars; default all). Signals see every bar of the panel up to each decision."""
     window = window or slice(0, panel.n_bars)
     a, b = window.indices(panel.n_bars)[:2]
-    target = panel_targets(panel, strategy, params, execution.direction, portfolio.rebalance)
-    return simulate_targets(panel, target, execution, portfolio, a, b, periods_per_year)
+    target, portfolio, basis = account_plan(panel, strategy, params, execution.direction,
+                                            portfolio)  # fmt: skip
+    return simulate_targets(panel, target, execution, portfolio, a, b, periods_per_year, basis)
 
 
 def simulate_targets(
     panel: Panel, target: Int8Array1D, execution: ExecutionConfig, portfolio: PortfolioConfig,
-    a: int, b: int, periods_per_year: float,
+    a: int, b: int, periods_per_year: float, basis: Float64Array2D | None = None,
 ) -> PortfolioSimulation:  # fmt: skip
-    """Trade `target` (int8 (n_bars, n_symbols)) on bars [a, b) and keep every array."""
-    universe = universe_arrays(panel, portfolio, execution)
+    """Trade `target` (int8 (n_bars, n_symbols)) on bars [a, b) and keep every array
+    (`basis`: the score strength of "score" weights, `account_plan`)."""
+    universe = universe_arrays(panel, portfolio, execution, basis)
     rules = portfolio_rules(portfolio, execution)
     books = scratch(panel.n_symbols)
     capacity = _trade_room(target[a:b])

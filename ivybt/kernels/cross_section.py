@@ -27,7 +27,14 @@ import math
 import numpy as np
 from numba import njit
 
-from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int8Array2D, Int64Array1D
+from ivybt._typing import (
+    Float64Array1D,
+    Float64Array2D,
+    Float64Array3D,
+    Int8Array1D,
+    Int8Array2D,
+    Int64Array1D,
+)
 from ivybt.kernels.clusters import correlation_nb, largest_cluster_nb
 
 TOP, BOTTOM, LONG_SHORT = 0, 1, 2
@@ -85,33 +92,130 @@ def cluster_reversion_score_nb(close: Float64Array2D, params: Float64Array1D, at
             out_scores[t, s] = np.nan
         if at[t] == 0 or t < lookback or t < reversion:
             continue
-        m = 0
-        for s in range(n_symbols):
-            whole = np.isfinite(close[t - reversion, s])
-            for i in range(t - lookback, t + 1):
-                whole = whole and np.isfinite(close[i, s])
-            if whole:
-                members[m] = s
-                for i in range(lookback):
-                    bar = t - lookback + 1 + i
-                    returns[i, m] = close[bar, s] / close[bar - 1, s] - 1.0
-                m += 1
+        m = _cluster_candidates_nb(close, t, lookback, reversion, members)
         if m < 2:
             continue
+        _member_returns_nb(close, t, members[:m], returns[:, :m])
         correlation_nb(returns[:, :m], corr[:m, :m])
-        size = largest_cluster_nb(corr[:m, :m], threshold, in_cluster[:m])
-        if size < 2:
+        _reversion_scores_nb(close, t, reversion, members[:m], corr[:m, :m], threshold,
+                             in_cluster[:m], out_scores)  # fmt: skip
+
+
+@njit(cache=True)
+def lookback_correlations_nb(
+    close: Float64Array2D, lookback: int, at: Int8Array1D, out_corr: Float64Array3D
+) -> None:  # fmt: skip
+    """The correlations `cluster_reversion_score_nb` computes for a `lookback`, once for
+    every threshold and reversion of a grid: out_corr[q] (float64, (n_symbols, n_symbols))
+    at the q-th selection bar t (at[t] != 0, t >= lookback) holds the Pearson correlation
+    (`correlation_nb`) of the returns over [t - lookback, t] of each pair of symbols with a
+    close at every bar of it, NaN for the others. A pair's value depends on its two columns
+    only, so the candidates' submatrix equals what the score kernel computes, bit for bit."""
+    n_bars, n_symbols = close.shape
+    returns = np.empty((lookback, n_symbols))
+    corr = np.empty((n_symbols, n_symbols))
+    members = np.empty(n_symbols, dtype=np.int64)
+    q = 0
+    for t in range(n_bars):
+        if at[t] == 0:
             continue
-        total = 0.0
-        for c in range(m):
-            if in_cluster[c] != 0:
-                s = members[c]
-                total += close[t, s] / close[t - reversion, s] - 1.0
-        mean = total / size
-        for c in range(m):
-            if in_cluster[c] != 0:
-                s = members[c]
-                out_scores[t, s] = mean - (close[t, s] / close[t - reversion, s] - 1.0)
+        out_corr[q] = np.nan
+        if t >= lookback:
+            m = _cluster_candidates_nb(close, t, lookback, 0, members)
+            _member_returns_nb(close, t, members[:m], returns[:, :m])
+            correlation_nb(returns[:, :m], corr[:m, :m])
+            for a in range(m):
+                for b in range(m):
+                    out_corr[q, members[a], members[b]] = corr[a, b]
+        q += 1
+
+
+@njit(cache=True)
+def cluster_reversion_shared_nb(
+    close: Float64Array2D, params: Float64Array1D, at: Int8Array1D, corr_at: Float64Array3D,
+    out_scores: Float64Array2D,
+) -> None:  # fmt: skip
+    """`cluster_reversion_score_nb` with its correlations given: `corr_at` from
+    `lookback_correlations_nb` for this combination's lookback. The same scores, bit for bit,
+    without computing a correlation matrix per combination."""
+    lookback = int(params[0])
+    threshold = params[1]
+    reversion = int(params[2])
+    n_bars, n_symbols = close.shape
+    corr = np.empty((n_symbols, n_symbols))
+    members = np.empty(n_symbols, dtype=np.int64)
+    in_cluster = np.empty(n_symbols, dtype=np.int8)
+    q = -1
+    for t in range(n_bars):
+        for s in range(n_symbols):
+            out_scores[t, s] = np.nan
+        if at[t] == 0:
+            continue
+        q += 1
+        if t < lookback or t < reversion:
+            continue
+        m = _cluster_candidates_nb(close, t, lookback, reversion, members)
+        if m < 2:
+            continue
+        for a in range(m):
+            for b in range(m):
+                corr[a, b] = corr_at[q, members[a], members[b]]
+        _reversion_scores_nb(close, t, reversion, members[:m], corr[:m, :m], threshold,
+                             in_cluster[:m], out_scores)  # fmt: skip
+
+
+@njit(cache=True)
+def _cluster_candidates_nb(
+    close: Float64Array2D, t: int, lookback: int, reversion: int, out_members: Int64Array1D
+) -> int:  # fmt: skip
+    """Write the symbols with a close at every bar of [t - lookback, t] and at t - reversion
+    into `out_members`, in symbol order; return how many."""
+    m = 0
+    for s in range(close.shape[1]):
+        whole = np.isfinite(close[t - reversion, s])
+        for i in range(t - lookback, t + 1):
+            whole = whole and np.isfinite(close[i, s])
+        if whole:
+            out_members[m] = s
+            m += 1
+    return m
+
+
+@njit(cache=True)
+def _member_returns_nb(
+    close: Float64Array2D, t: int, members: Int64Array1D, out_returns: Float64Array2D
+) -> None:  # fmt: skip
+    """Column c of `out_returns` ((lookback, m)): symbol members[c]'s returns
+    close[i] / close[i - 1] - 1 over the `lookback` bars ending at t."""
+    lookback = out_returns.shape[0]
+    for c in range(members.shape[0]):
+        s = members[c]
+        for i in range(lookback):
+            bar = t - lookback + 1 + i
+            out_returns[i, c] = close[bar, s] / close[bar - 1, s] - 1.0
+
+
+@njit(cache=True)
+def _reversion_scores_nb(
+    close: Float64Array2D, t: int, reversion: int, members: Int64Array1D,
+    corr: Float64Array2D, threshold: float, in_cluster: Int8Array1D, out_scores: Float64Array2D,
+) -> None:  # fmt: skip
+    """Steps 2-3 of `cluster_reversion_score_nb` at bar t given the candidates' correlations:
+    the largest cluster above `threshold`, each member's score its mean reversion return
+    minus its own."""
+    size = largest_cluster_nb(corr, threshold, in_cluster)
+    if size < 2:
+        return
+    total = 0.0
+    for c in range(members.shape[0]):
+        if in_cluster[c] != 0:
+            s = members[c]
+            total += close[t, s] / close[t - reversion, s] - 1.0
+    mean = total / size
+    for c in range(members.shape[0]):
+        if in_cluster[c] != 0:
+            s = members[c]
+            out_scores[t, s] = mean - (close[t, s] / close[t - reversion, s] - 1.0)
 
 
 @njit(cache=True)
@@ -202,6 +306,46 @@ def _rank_nb(
             out_ranked[i] = s
             n += 1
     return n
+
+
+@njit(cache=True)
+def score_strength_nb(
+    scores: Float64Array2D, at: Int8Array1D, target: Int8Array2D, first: Int64Array1D,
+    last: Int64Array1D, out_strength: Float64Array2D,
+) -> None:  # fmt: skip
+    """Score-proportional weights' basis (float64, (n_bars, n_symbols)): how far each held
+    symbol's score lies beyond the cross-sectional mean, in the direction of its side.
+
+    At a selection bar t (at[t] != 0): m = the mean score of the symbols listed at t with a
+    finite score (those `rank_sides_nb` ranks); a symbol with side `target[t, s]` != 0 gets
+    max(side x (score - m), 0), every other 0. Between selection bars the values of the last
+    one carry forward; 0 before the first. When every held symbol gets 0 (one symbol listed,
+    or equal scores: nothing to tilt by) each held symbol gets 1 instead, i.e. equal weights.
+    The portfolio weighs held symbols in proportion to it (`SCORE` weighting): alphalens's
+    demeaned factor weights, kept to the held sides.
+    """
+    n_bars, n_symbols = scores.shape
+    for t in range(n_bars):
+        if at[t] == 0:
+            for s in range(n_symbols):
+                out_strength[t, s] = out_strength[t - 1, s] if t > 0 else 0.0
+            continue
+        total = 0.0
+        count = 0
+        for s in range(n_symbols):
+            if first[s] <= t <= last[s] and np.isfinite(scores[t, s]):
+                total += scores[t, s]
+                count += 1
+        mean = total / count if count > 0 else 0.0
+        held = 0.0
+        for s in range(n_symbols):
+            side = target[t, s]
+            value = side * (scores[t, s] - mean) if side != 0 else 0.0
+            out_strength[t, s] = value if value > 0.0 else 0.0
+            held += out_strength[t, s]
+        if held == 0.0:  # no dispersion to tilt by (one symbol listed, equal scores): equal
+            for s in range(n_symbols):
+                out_strength[t, s] = 1.0 if target[t, s] != 0 else 0.0
 
 
 @njit(cache=True)

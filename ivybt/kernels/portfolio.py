@@ -16,7 +16,9 @@ is stated in docs/portfolio.md; in short, with t a bar of the window [a, b):
 - Weights at a rebalance, from the decision bar: equal (side x size / number of listed
   symbols with a non-flat side), fixed (side x `fixed[s]`) or inverse volatility (side x
   size x (1 / vol) / sum of 1 / vol over the symbols with a non-flat side and a finite,
-  positive vol; weight 0 without one). Then |w| is capped at `max_weight`, and when sum |w| exceeds
+  positive vol; weight 0 without one) or score-proportional (the same with the score
+  strength in place of 1 / vol: a cross-sectional strategy's `score_strength_nb`). Then |w|
+  is capped at `max_weight`, and when sum |w| exceeds
   `max_leverage` every weight scales by max_leverage / sum |w| (never refused).
 - Order of a rebalance: (1) close every position whose side changes (to flat or the other
   side); (2) equity E = cash + units x price (the fill bar's raw price, or the mark for a
@@ -79,7 +81,7 @@ from ivybt.kernels.simulate import TRADE_DTYPE, trade_pnl_nb
 PORTFOLIO_TRADE_DTYPE = np.dtype([*TRADE_DTYPE.descr, ("symbol", np.int64)])
 """`TRADE_DTYPE` plus the symbol's column index. Bars are relative to the window's start."""
 
-EQUAL, FIXED, INVERSE_VOL = 0, 1, 2
+EQUAL, FIXED, INVERSE_VOL, SCORE = 0, 1, 2, 3
 """`PortfolioRules.weighting` codes."""
 
 DUST = 1e-9
@@ -104,7 +106,7 @@ class PortfolioRules(NamedTuple):
     """The account's rules as a Numba-friendly tuple (built from the config's portfolio and
     execution sections).
 
-    weighting : EQUAL, FIXED or INVERSE_VOL.
+    weighting : EQUAL, FIXED, INVERSE_VOL or SCORE.
     size : fraction of equity the equal and inverse-volatility weights add up to, in (0, 1].
     max_leverage : the most sum |w| may be; larger weights scale down to it.
     max_weight : the most |w| one symbol may have (inf: no cap).
@@ -133,8 +135,10 @@ class Universe(NamedTuple):
     first, last : int64, (n_symbols,): union bars of each symbol's first and last bar.
     fee, slip, lot, fixed : float64, (n_symbols,): commission and slippage rates, lot size
         (0: fractional units) and fixed weight (FIXED weighting) of each symbol.
-    vol : float64, (n_bars, n_symbols) or (0, 0): volatility measured at each decision bar
-        (INVERSE_VOL weighting), NaN where undefined.
+    vol : float64, (n_bars, n_symbols) or (0, 0): the weighting's basis at each decision
+        bar: the volatility (INVERSE_VOL, weight in proportion to 1 / vol) or the score
+        strength (SCORE, weight in proportion to it;
+        `ivybt.kernels.cross_section.score_strength_nb`); NaN or <= 0 where undefined.
     rebalance_at : int8, (n_bars,): 1 on the decision bars of a rebalancing schedule.
     """
 
@@ -208,12 +212,10 @@ def target_weights_nb(
             listed = (first[s] <= d) & (t <= last[s])
             out_weight[s] = target[s] * share if listed else 0.0
     else:
-        inverse_sum = 0.0
-        for s in range(n_symbols if rules.weighting == INVERSE_VOL else 0):
+        basis_sum = 0.0
+        for s in range(n_symbols if rules.weighting != FIXED else 0):
             if target[s] != 0 and first[s] <= d and t <= last[s]:
-                vol = universe.vol[d, s]
-                if vol > 0.0 and math.isfinite(vol):
-                    inverse_sum += 1.0 / vol
+                basis_sum += _basis_nb(universe.vol[d, s], rules.weighting)
         for s in range(n_symbols):
             out_weight[s] = 0.0
             side = target[s]
@@ -222,9 +224,9 @@ def target_weights_nb(
             if rules.weighting == FIXED:
                 out_weight[s] = side * universe.fixed[s]
             else:
-                vol = universe.vol[d, s]
-                if vol > 0.0 and math.isfinite(vol):
-                    out_weight[s] = side * rules.size * (1.0 / vol) / inverse_sum
+                basis = _basis_nb(universe.vol[d, s], rules.weighting)
+                if basis > 0.0:
+                    out_weight[s] = side * rules.size * basis / basis_sum
     gross = 0.0
     for s in range(n_symbols):
         if abs(out_weight[s]) > rules.max_weight:
@@ -234,6 +236,15 @@ def target_weights_nb(
         scale = rules.max_leverage / gross
         for s in range(n_symbols):
             out_weight[s] *= scale
+
+
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
+def _basis_nb(value: float, weighting: int) -> float:
+    """A held symbol's share of the weights before normalising: 1 / vol (INVERSE_VOL) or the
+    score strength (SCORE); 0 where the value is not finite and positive."""
+    if not (value > 0.0 and math.isfinite(value)):
+        return 0.0
+    return 1.0 / value if weighting == INVERSE_VOL else value
 
 
 @njit(cache=True, inline="always", **NO_REFCOUNTS)

@@ -37,6 +37,7 @@ from ivybt._typing import (
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
 from ivybt.engine.portfolio import (
     UniverseBars,
+    check_weighting,
     portfolio_rules,
     symbol_tables,
     universe_arrays,
@@ -545,8 +546,10 @@ def _universe_windows(
     strategy = space.strategy
     if is_cross_sectional(strategy):
         return _cross_section_windows(
-            bars, space, execution, windows, periods_per_year=periods_per_year, progress=progress
-        )
+            bars, space, execution, windows, periods_per_year=periods_per_year, budget=budget,
+            progress=progress,
+        )  # fmt: skip
+    check_weighting(strategy, bars.portfolio)  # "score" weights need scores: one line
     universe = universe_arrays(bars.panel, bars.portfolio, execution)
     rules = portfolio_rules(bars.portfolio, execution)
     plan = _grid_plan(space, execution, windows, None)
@@ -581,13 +584,20 @@ def _universe_windows(
 
 def _cross_section_windows(
     bars: UniverseBars, space: ParamSpace, execution: ExecutionConfig, windows: Int64Array2D,
-    *, periods_per_year: float, progress: Progress | None,
+    *, periods_per_year: float, budget: int, progress: Progress | None,
 ) -> Float64Array3D:  # fmt: skip
     """`evaluate_windows` for a cross-sectional strategy: every combination's scores, ranks
     and account in one parallel kernel pass (`ivybt.kernels.cross_section_grid`), in calls
     of `_CROSS_SECTION_CALL` combinations for progress; memory is a scores and a sides
-    buffer (bars x symbols) per thread."""
+    buffer (bars x symbols) per thread.
+
+    `cluster_mean_reversion` shares its correlation matrices: the combinations are taken one
+    lookback at a time, that lookback's matrices at every selection bar are computed once
+    (`lookback_correlations_nb`) and each threshold, reversion and k of it reads them, when
+    they fit a quarter of `budget` (else each combination computes its own, as a backtest
+    does; the scores are the same bit for bit either way)."""
     from ivybt.engine.portfolio import cross_section_selection
+    from ivybt.kernels.cross_section import cluster_reversion_score_nb, lookback_correlations_nb
     from ivybt.kernels.cross_section_grid import SCORE_CODES, cross_section_grid_builtin_nb
     from ivybt.kernels.portfolio import PORTFOLIO_TRADE_DTYPE
 
@@ -596,27 +606,44 @@ def _cross_section_windows(
     if len(space):  # each parameter's largest value fits the universe
         largest = dict(zip(space.names, space.combos.max(axis=0).tolist(), strict=True))
         strategy.check_universe(largest, panel.symbols)  # type: ignore[attr-defined]
-    universe = universe_arrays(panel, bars.portfolio, execution)
-    rules = portfolio_rules(bars.portfolio, execution)
+    portfolio = check_weighting(strategy, bars.portfolio)
+    # score weights: the kernel writes each combination's strength into a buffer of its own
+    universe = universe_arrays(panel, portfolio, execution, np.zeros((0, 0)))
+    rules = portfolio_rules(portfolio, execution)
     plan = _grid_plan(space, execution, windows, None)
     close = np.ascontiguousarray(panel.mark, dtype=np.float64)
     score_kernel = strategy.score_kernel  # type: ignore[attr-defined]
     code = SCORE_CODES.get(score_kernel, -1)
-    selection = cross_section_selection(panel, strategy, bars.portfolio.rebalance, code)
+    selection = cross_section_selection(panel, strategy, portfolio.rebalance, code)
     kernel = cross_section_grid_builtin_nb if code >= 0 else _custom_cross_section_kernel(
         score_kernel)  # fmt: skip
+    n_selections = int(np.count_nonzero(selection.at))
+    matrices = n_selections * panel.n_symbols**2 * 8
+    shared = score_kernel is cluster_reversion_score_nb and matrices <= budget // 4
+    lookback = space.combos[:, space.names.index("lookback")] if shared else np.zeros(0)
+    groups = ([np.flatnonzero(lookback == value) for value in np.unique(lookback)] if shared
+              else [np.arange(len(space))])  # fmt: skip
     no_trades = np.empty(0, dtype=PORTFOLIO_TRADE_DTYPE)
     out = np.empty((len(space), len(windows), N_METRICS), dtype=np.float64)
     done = 0
     with _interrupted_grid(len(space), lambda: done):
-        for first in range(0, len(space), _CROSS_SECTION_CALL):
-            last = min(first + _CROSS_SECTION_CALL, len(space))
-            with signal_kernel_errors(strategy):  # a plug-in's exception: one line
-                out[first:last] = kernel(universe, close, space.combos[first:last], selection,
-                                         plan, rules, periods_per_year, no_trades)  # fmt: skip
-            done = last
-            if progress is not None:
-                progress(done, len(space))
+        for rows in groups:
+            if shared and len(rows):
+                corr = np.empty((n_selections, panel.n_symbols, panel.n_symbols))
+                lookback_correlations_nb(close, int(lookback[rows[0]]), selection.at, corr)
+                call_selection = selection._replace(corr=corr)
+            else:
+                call_selection = selection
+            for first in range(0, len(rows), _CROSS_SECTION_CALL):
+                chunk = rows[first : first + _CROSS_SECTION_CALL]
+                params = np.ascontiguousarray(space.combos[chunk])
+                with signal_kernel_errors(strategy):  # a plug-in's exception: one line
+                    out[chunk] = kernel(universe, close, params, call_selection, plan, rules,
+                                        periods_per_year, no_trades)  # fmt: skip
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, len(space))
+            corr = call_selection = None  # this lookback's matrices go before the next one's
     return out
 
 
@@ -633,20 +660,22 @@ def _universe_returns(
 ) -> Float64Array2D:
     """`evaluate_returns` on a universe: a built-in strategy in one parallel kernel pass
     (`portfolio_grid_returns_builtin_nb`), a plug-in one combination at a time."""
-    from ivybt.engine.portfolio import panel_targets, simulate_targets
+    from ivybt.engine.portfolio import account_plan, simulate_targets
     from ivybt.kernels.portfolio import PORTFOLIO_TRADE_DTYPE
     from ivybt.kernels.portfolio_grid import portfolio_grid_returns_builtin_nb
 
     strategy = space.strategy
+    check_weighting(strategy, bars.portfolio)
     n_bars = bars.n_bars
     out = np.empty((n_bars - first_bar, len(space)), dtype=np.float64)
     if strategy.signal_kernel not in SIGNAL_CODES:  # a plug-in or a cross-sectional one
         initial = float(execution.initial_cash)
         for j in range(len(space)):
-            target = panel_targets(bars.panel, strategy, space.combination(j), execution.direction,
-                                   bars.portfolio.rebalance)  # fmt: skip
-            equity = simulate_targets(bars.panel, target, execution, bars.portfolio, first_bar,
-                                      n_bars, 1.0).equity  # fmt: skip
+            target, portfolio, basis = account_plan(
+                bars.panel, strategy, space.combination(j), execution.direction, bars.portfolio
+            )
+            equity = simulate_targets(bars.panel, target, execution, portfolio, first_bar,
+                                      n_bars, 1.0, basis).equity  # fmt: skip
             previous = np.r_[initial, equity[:-1]]
             out[:, j] = np.where(equity != previous, equity / previous - 1.0, 0.0)
         return out

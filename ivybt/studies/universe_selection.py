@@ -30,7 +30,7 @@ import numpy as np
 from ivybt._typing import Float64Array1D, Float64Array2D
 from ivybt.config import ExecutionConfig, PortfolioConfig, parse_universe_rule
 from ivybt.data.panel import Panel
-from ivybt.engine.portfolio import panel_targets, simulate_portfolio, simulate_targets
+from ivybt.engine.portfolio import account_plan, simulate_portfolio, simulate_targets
 from ivybt.errors import ConfigError
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.strategies.base import ParamValue, Strategy
@@ -101,13 +101,15 @@ def symbol_results(
     """float64 (n_symbols, n_metrics): each symbol's result alone in the account over `window`
     (union bars of `panel`; signals see every bar of `panel`), as the module docstring says."""
     a, b = window.indices(panel.n_bars)[:2]
-    target = panel_targets(panel, strategy, params, execution.direction, portfolio.rebalance)
+    target, portfolio, basis = account_plan(panel, strategy, params, execution.direction,
+                                            portfolio)  # fmt: skip
     listed = np.isfinite(panel.close[a:b]).any(axis=0)
     out = np.full((panel.n_symbols, len(METRIC_NAMES)), np.nan)
     alone = np.zeros_like(target)
     for s in np.flatnonzero(listed):
         alone[:, s] = target[:, s]
-        run = simulate_targets(panel, alone, execution, portfolio, a, b, periods_per_year)
+        run = simulate_targets(panel, alone, execution, portfolio, a, b, periods_per_year,
+                               basis)  # fmt: skip
         out[s] = [run.metrics[name] for name in METRIC_NAMES]
         alone[:, s] = 0
     return out
@@ -155,7 +157,8 @@ def chosen_metrics(
     if not columns:  # nothing traded: the cash account's metrics (on any one column)
         a, b = window.indices(panel.n_bars)[:2]
         flat = np.zeros((panel.n_bars, 1), dtype=np.int8)
-        run = simulate_targets(panel.subset((0,)), flat, execution, portfolio, a, b,
+        cash = portfolio.model_copy(update={"weights": "equal"})  # nothing held: any weights
+        run = simulate_targets(panel.subset((0,)), flat, execution, cash, a, b,
                                periods_per_year)  # fmt: skip
         return dict(run.metrics)
     run = simulate_portfolio(panel.subset(columns), strategy, params, execution, portfolio,

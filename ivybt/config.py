@@ -138,7 +138,12 @@ class StrategyConfig(_Section):
 
 
 class ExecutionConfig(_Section):
-    """How targets become fills. Costs are fractions of traded notional per side."""
+    """How targets become fills. Costs are fractions of traded notional per side.
+
+    Exits next to the strategy's signal (docs/stops.md; None: off): `sl` stop-loss, `tp`
+    take-profit and `trail` trailing stop as fractions of the entry fill, `sl_atr` a
+    stop-loss `sl_atr` x ATR(`atr_length`, Wilder) at entry away, `max_bars` a time stop.
+    """
 
     commission: float = Field(0.001, ge=0.0, lt=0.1)
     slippage: float = Field(0.0005, ge=0.0, lt=0.1)
@@ -147,6 +152,18 @@ class ExecutionConfig(_Section):
     size: float = Field(1.0, gt=0.0, le=1.0)
     initial_cash: float = Field(10_000.0, gt=0.0)
     periods_per_year: float | None = Field(None, gt=0.0)
+    sl: float | None = Field(None, gt=0.0, lt=1.0)
+    tp: float | None = Field(None, gt=0.0)
+    trail: float | None = Field(None, gt=0.0, lt=1.0)
+    sl_atr: float | None = Field(None, gt=0.0)
+    max_bars: int | None = Field(None, ge=1)
+    atr_length: int = Field(14, ge=1)
+
+    @property
+    def has_stops(self) -> bool:
+        """Whether any exit besides the signal is on."""
+        return any(v is not None for v in (self.sl, self.tp, self.trail, self.sl_atr,
+                                           self.max_bars))  # fmt: skip
 
 
 Weighting = Literal["equal", "fixed", "inverse_vol", "score"]
@@ -369,6 +386,15 @@ class RunConfig(_Section):
     portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
     study: StudyConfig | None = None
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _stops_on_one_symbol(self) -> RunConfig:
+        if self.execution.has_stops and self.data.symbols is not None:
+            raise ValueError(
+                "stops (--sl, --tp, --trail, --sl-atr, --max-bars) on a universe are not "
+                "built yet (issue #16): run them on one --symbol for now"
+            )
+        return self
 
     @model_validator(mode="after")
     def _selection_needs_universe(self) -> RunConfig:

@@ -45,7 +45,8 @@ def test_backtest_writes_the_run_folder(tmp_path):
     assert manifest["status"] == "finished"
     assert manifest["config"]["execution"] == {
         "commission": 0.001, "slippage": 0.0005, "fill": "next_open", "direction": "long",
-        "size": 1.0, "initial_cash": 10000.0, "periods_per_year": None,
+        "size": 1.0, "initial_cash": 10000.0, "periods_per_year": None, "sl": None,
+        "tp": None, "trail": None, "sl_atr": None, "max_bars": None, "atr_length": 14,
     }  # fmt: skip
     assert manifest["config"]["strategy"] == {
         "name": "sma_cross", "params": {"fast": 10, "slow": 50}, "space": {}, "constraints": [],

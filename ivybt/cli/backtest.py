@@ -10,6 +10,7 @@ from ivybt.cli import Settings, command_line_of, options
 
 EXECUTION_OPTIONS = (
     "commission", "slippage", "fill", "direction", "size", "initial_cash", "periods_per_year",
+    "sl", "tp", "trail", "sl_atr", "max_bars", "atr_length",
 )  # fmt: skip
 TABLE_METRICS = (
     "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar",
@@ -106,7 +107,9 @@ def run_config(strategy: str | None, values: dict[str, Any]) -> dict[str, dict[s
             **universe,
         },
         "strategy": {"name": strategy},
-        "execution": {name: values[name] for name in EXECUTION_OPTIONS},
+        "execution": {
+            name: values[name] for name in EXECUTION_OPTIONS if values.get(name) is not None
+        },
         "split": {"train_split": values["train_split"], "run_mode": values["run_mode"]},
         "output": {"out": values["out"]},
         **({"portfolio": portfolio} if "weights" in values else {}),

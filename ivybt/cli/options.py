@@ -503,6 +503,49 @@ def execution[F: Callable[..., Any]](func: F) -> F:
             help="Bars per year for annualising. Default: from the interval and calendar "
             "(252 for daily weekday bars, 365 when weekends trade, measured for intraday).",
         ),
+        click.option(
+            "--sl",
+            type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+            default=None,
+            metavar="F",
+            help="Stop-loss, fraction of the entry fill (0.05 = 5 % away); docs/stops.md.",
+        ),
+        click.option(
+            "--tp",
+            type=click.FloatRange(0.0, min_open=True),
+            default=None,
+            metavar="F",
+            help="Take-profit, fraction of the entry fill.",
+        ),
+        click.option(
+            "--trail",
+            type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+            default=None,
+            metavar="F",
+            help="Trailing stop, fraction below the highest "
+            "high since entry (above the lowest low for a short).",
+        ),
+        click.option(
+            "--sl-atr",
+            type=click.FloatRange(0.0, min_open=True),
+            default=None,
+            metavar="X",
+            help="Stop-loss X x ATR(--atr-length) at entry away.",
+        ),
+        click.option(
+            "--max-bars",
+            type=click.IntRange(1),
+            default=None,
+            metavar="N",
+            help="Time stop: close a position held N bars.",
+        ),
+        click.option(
+            "--atr-length",
+            type=click.IntRange(1),
+            default=None,
+            metavar="N",
+            help="ATR length of --sl-atr (Wilder; default 14).",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ivybt._typing import Float64Array1D, Int8Array1D, Int64Array1D, RecordArray1D
+from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int64Array1D, RecordArray1D
 from ivybt.config import DIRECTION_CODES, ExecutionConfig
 from ivybt.engine.tables import indicator_table
 from ivybt.engine.user_kernels import run_user_kernel
@@ -26,6 +26,7 @@ from ivybt.kernels.simulate import (
     restrict_direction_nb,
     simulate_nb,
 )
+from ivybt.kernels.stops import Stops, simulate_stops_nb
 from ivybt.strategies.base import ParamValue, Strategy, is_trusted, signal_kernel_errors
 
 
@@ -90,6 +91,34 @@ def execution_tuple(execution: ExecutionConfig) -> Execution:
     )
 
 
+def stops_tuple(execution: ExecutionConfig) -> Stops:
+    """The kernel's view of the exits (0 where off)."""
+    return Stops(
+        stop_loss=float(execution.sl or 0.0),
+        take_profit=float(execution.tp or 0.0),
+        trailing=float(execution.trail or 0.0),
+        stop_atr=float(execution.sl_atr or 0.0),
+        max_bars=int(execution.max_bars or 0),
+    )
+
+
+def stop_bars(
+    columns: Mapping[str, Float64Array1D], execution: ExecutionConfig, window: slice
+) -> Float64Array2D:
+    """float64 (5, n_window): open, high, low, close and the ATR(`atr_length`, Wilder) known at
+    each close (warmed up on the bars before the window; NaN when `sl_atr` is off)."""
+    rows = [np.asarray(columns[name], dtype=np.float64) for name in ("open", "high", "low",
+                                                                     "close")]  # fmt: skip
+    if execution.sl_atr is not None:
+        from ivybt.indicators.volatility import atr
+
+        rows.append(np.asarray(atr(rows[1], rows[2], rows[3], window=execution.atr_length),
+                               dtype=np.float64))  # fmt: skip
+    else:
+        rows.append(np.full(len(rows[3]), np.nan))
+    return np.ascontiguousarray(np.stack([row[window] for row in rows]))
+
+
 def check_enough_bars(
     strategy: type[Strategy], params: Mapping[str, ParamValue], n_bars: int, what: str
 ) -> None:
@@ -137,7 +166,12 @@ def simulate_strategy(
     units = np.empty(n_window, dtype=np.float64)
     trades = np.empty(count_entries_nb(target), dtype=TRADE_DTYPE)
     kernel_execution = execution_tuple(execution)
-    n_trades = simulate_nb(open_, close, target, kernel_execution, equity, units, trades)
+    if execution.has_stops:
+        bars = stop_bars(columns, execution, window)
+        n_trades = simulate_stops_nb(bars, target, kernel_execution, stops_tuple(execution),
+                                     equity, units, trades)  # fmt: skip
+    else:
+        n_trades = simulate_nb(open_, close, target, kernel_execution, equity, units, trades)
     values = metrics_nb(
         equity, units, trades, n_trades, kernel_execution.initial_cash, periods_per_year
     )

@@ -316,6 +316,7 @@ def _write_trade(
         record["net_pnl"] = net
         record["trade_return"] = trade_return
         record["is_open"] = is_open
+        record["exit_reason"] = 0
         record["symbol"] = s
     return net, trade_return
 

@@ -39,11 +39,13 @@ TRADE_DTYPE = np.dtype(
         ("net_pnl", np.float64),
         ("trade_return", np.float64),
         ("is_open", np.bool_),
+        ("exit_reason", np.int8),
     ]
 )
 """One round trip. Bars are indices into the simulated arrays; prices are fill prices with
 slippage; fees and PnL are in the account currency; `trade_return` = net_pnl / entry notional
-(units x entry_price)."""
+(units x entry_price); `exit_reason` a code of `ivybt.kernels.stops.EXIT_REASONS` (0: the
+signal, also for an open trade)."""
 
 
 class Execution(NamedTuple):
@@ -145,6 +147,7 @@ def _record_entry(
     record["entry_price"] = fill
     record["entry_fee"] = fee
     record["is_open"] = True
+    record["exit_reason"] = 0
 
 
 @njit(cache=True)

@@ -288,12 +288,17 @@ def _bins(values: np.ndarray) -> dict[str, float]:
 
 
 def backtest_sections(
-    prices: pd.DataFrame, equity: pd.DataFrame, trades: pd.DataFrame
+    prices: pd.DataFrame, equity: pd.DataFrame, trades: pd.DataFrame, *, exits: bool = False
 ) -> list[tuple[str, go.Figure]]:
     """Every (heading, figure) of the backtest report: `backtest_figures` of
-    `backtest_report_data(prices, equity, trades)`. report.html and `BacktestResult.plot()`
-    both draw these."""
-    return backtest_figures(backtest_report_data(prices, equity, trades))
+    `backtest_report_data(prices, equity, trades)`, and with `exits` (a run with stops) the
+    exits by reason. report.html and `BacktestResult.plot()` both draw these."""
+    sections = backtest_figures(backtest_report_data(prices, equity, trades))
+    if exits:
+        from ivybt.report.exits import exits_section
+
+        sections.append(exits_section(trades))
+    return sections
 
 
 def backtest_report_html(
@@ -304,13 +309,14 @@ def backtest_report_html(
     trades: pd.DataFrame,
     metrics: Mapping[str, object],
     notes: Iterable[str] = (),
+    exits: bool = False,
 ) -> str:
     """The backtest report as one offline HTML page (plotly.js inlined once); nothing written.
 
     A metrics table (`format_metrics`), the four `backtest_figures`, then `notes`; a note on
     the open trade is added when there is one.
     """
-    sections = backtest_sections(prices, equity, trades)  # checks the frames first
+    sections = backtest_sections(prices, equity, trades, exits=exits)  # checks frames first
     notes = list(notes)
     n_open = int(trades["is_open"].sum()) if len(trades) else 0
     if n_open:

@@ -35,9 +35,12 @@ if TYPE_CHECKING:
     from ivybt.report.figures import ReportFigures
     from ivybt.runs.portfolio import PortfolioResult
 
+from ivybt.kernels.stops import EXIT_REASONS
+from ivybt.report.exits import exits_record
+
 TRADE_COLUMNS = (
     "entry_time", "exit_time", "side", "units", "entry_price", "exit_price", "entry_fee",
-    "exit_fee", "fees", "gross_pnl", "net_pnl", "return", "bars_held", "is_open",
+    "exit_fee", "fees", "gross_pnl", "net_pnl", "return", "bars_held", "is_open", "exit_reason",
 )  # fmt: skip
 
 
@@ -90,7 +93,8 @@ class BacktestResult:
         from ivybt.report.backtest import backtest_sections
         from ivybt.report.figures import ReportFigures
 
-        return ReportFigures(backtest_sections(self.prices, self.equity, self.trades))
+        return ReportFigures(backtest_sections(self.prices, self.equity, self.trades,
+                                               exits=self.config.execution.has_stops))  # fmt: skip
 
     def headline(self) -> dict[str, Any]:
         """metrics.json: the metrics with what they are metrics of."""
@@ -107,6 +111,7 @@ class BacktestResult:
             "split": self.split,
             "metrics": self.metrics,
             "buy_and_hold": self.benchmark,
+            **({"exits": exits_record(self.trades)} if self.config.execution.has_stops else {}),
         }
 
     def write(
@@ -139,6 +144,7 @@ class BacktestResult:
                 trades=self.trades,
                 metrics=self.metrics,
                 notes=self._notes(),
+                exits=self.config.execution.has_stops,
             )
             write_text(target / "report.html", html)
         self.folder = target
@@ -183,6 +189,12 @@ def backtest(
     size: float | None = None,
     initial_cash: float | None = None,
     periods_per_year: float | None = None,
+    sl: float | None = None,
+    tp: float | None = None,
+    trail: float | None = None,
+    sl_atr: float | None = None,
+    max_bars: int | None = None,
+    atr_length: int | None = None,
     train_split: float | None = None,
     run_mode: str | None = None,
     max_jump: float | None = None,
@@ -211,6 +223,10 @@ def backtest(
     max_weight, rebalance, band, lot_size, commission, slippage). With bars of your own,
     pass `data={"SPY": frame, ...}`, one DataFrame per symbol.
 
+    `sl`, `tp`, `trail` (fractions of the entry fill), `sl_atr` (x ATR(`atr_length`) at
+    entry) and `max_bars` add exits next to the strategy's signal, as `--sl` ... do
+    (docs/stops.md); the trades then say why each closed (`exit_reason`).
+
     Examples
     --------
     >>> import ivybt
@@ -225,7 +241,8 @@ def backtest(
         slippage=slippage, fill=fill,
         direction=direction, size=size, initial_cash=initial_cash,
         periods_per_year=periods_per_year, train_split=train_split, run_mode=run_mode,
-        max_jump=max_jump, symbols=symbols,
+        max_jump=max_jump, symbols=symbols, sl=sl, tp=tp, trail=trail, sl_atr=sl_atr,
+        max_bars=max_bars, atr_length=atr_length,
         extra={"strategy": {"params": None if params is None else dict(params)},
                "output": {"out": None if out is None else str(out)},
                "portfolio": dict(portfolio or {})},
@@ -274,6 +291,12 @@ def config_sections(
     run_mode: str | None = None,
     max_jump: float | None = None,
     symbols: str | Sequence[str] | None = None,
+    sl: float | None = None,
+    tp: float | None = None,
+    trail: float | None = None,
+    sl_atr: float | None = None,
+    max_bars: int | None = None,
+    atr_length: int | None = None,
     extra: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The data, strategy, execution and split sections of a `RunConfig` from API keywords,
@@ -306,7 +329,9 @@ def config_sections(
         "strategy": {"name": name},
         "execution": {"commission": commission, "slippage": slippage, "fill": fill,
                       "direction": direction, "size": size, "initial_cash": initial_cash,
-                      "periods_per_year": periods_per_year},
+                      "periods_per_year": periods_per_year, "sl": sl, "tp": tp,
+                      "trail": trail, "sl_atr": sl_atr, "max_bars": max_bars,
+                      "atr_length": atr_length},
         "split": {"train_split": train_split, "run_mode": run_mode},
     }  # fmt: skip
     for section, fields in (extra or {}).items():
@@ -410,6 +435,7 @@ def trades_frame(
             "return": records["trade_return"],
             "bars_held": exit_ - entry,
             "is_open": records["is_open"],
+            "exit_reason": np.asarray(EXIT_REASONS, dtype=object)[records["exit_reason"]],
         },
         columns=list(TRADE_COLUMNS),
     )

@@ -339,6 +339,11 @@ def _grid_plan(
     """The kernels' plan: the strategy's signal code (-1 for a user's kernel), the direction,
     blocks of combinations (`_BLOCKS_PER_THREAD` per thread), the windows and the signal-bar
     map (empty: signals on the real bars)."""
+    if execution.has_stops:  # every study path plans here: none ignores the exits silently
+        raise ConfigError(
+            "stops (--sl, --tp, --trail, --sl-atr, --max-bars) in grids, searches and "
+            "walk-forward studies are not built yet (issue #16); use them in a backtest for now"
+        )
     return GridPlan(
         code=SIGNAL_CODES.get(space.strategy.signal_kernel, -1),
         direction=DIRECTION_CODES[execution.direction],

@@ -1,0 +1,231 @@
+"""Stops and exits (issue #16): the kernels against the slow twin on random bars, the
+intrabar rules one by one, and the fused metrics path bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ivybt.kernels.metrics import metrics_nb
+from ivybt.kernels.simulate import TRADE_DTYPE, Execution, count_entries_nb, simulate_nb
+from ivybt.kernels.stops import (
+    EXIT_REASONS,
+    NO_STOPS,
+    Stops,
+    simulate_stops_nb,
+    stops_metrics_nb,
+)
+from tests.reference_stops import simulate_stops
+
+FIELDS = ("entry_bar", "exit_bar", "side", "exit_reason", "is_open")
+PRICES = ("units", "entry_price", "exit_price", "entry_fee", "exit_fee", "gross_pnl", "net_pnl")
+
+
+def run(bars, target, execution, stops):
+    n = bars.shape[1]
+    equity, units = np.empty(n), np.empty(n)
+    trades = np.empty(count_entries_nb(target), dtype=TRADE_DTYPE)
+    k = simulate_stops_nb(bars, target, execution, stops, equity, units, trades)
+    return equity, units, trades[:k]
+
+
+def twin(bars, target, execution, stops):
+    return simulate_stops(
+        *[list(map(float, row)) for row in bars], [int(x) for x in target],
+        commission=execution.fee_rate, slippage=execution.slippage_rate, size=execution.size,
+        fill_on_close=execution.fill_on_close, initial_cash=execution.initial_cash,
+        stop_loss=stops.stop_loss, take_profit=stops.take_profit, trailing=stops.trailing,
+        stop_atr=stops.stop_atr, max_bars=stops.max_bars,
+    )  # fmt: skip
+
+
+@st.composite
+def cases(draw):
+    n = draw(st.integers(2, 60))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.03, n)))
+    open_ = np.r_[100.0, close[:-1]] * np.exp(rng.normal(0, 0.02, n))  # gaps
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.02, n)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.02, n)))
+    atr = np.where(np.arange(n) < draw(st.integers(0, 5)), np.nan,
+                   close * rng.uniform(0.005, 0.05, n))  # fmt: skip
+    bars = np.ascontiguousarray(np.stack([open_, high, low, close, atr]))
+    target = np.array(draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=n, max_size=n)),
+                      dtype=np.int8)  # fmt: skip
+    costs = draw(st.sampled_from([0.0, 0.001])), draw(st.sampled_from([0.0, 5e-4]))
+    execution = Execution(*costs, draw(st.sampled_from([1.0, 0.5])), draw(st.booleans()),
+                          10_000.0)  # fmt: skip
+    off_or = lambda *values: st.sampled_from([0.0, *values])  # noqa: E731
+    stops = Stops(draw(off_or(0.01, 0.03, 0.08)), draw(off_or(0.02, 0.05, 0.15)),
+                  draw(off_or(0.01, 0.04)), draw(off_or(0.5, 2.0)),
+                  draw(st.sampled_from([0, 1, 2, 5])))  # fmt: skip
+    return bars, target, execution, stops
+
+
+@settings(max_examples=400, deadline=None)
+@given(cases())
+def test_the_kernel_equals_the_twin_on_random_bars(case):
+    bars, target, execution, stops = case
+    equity, units, trades = run(bars, target, execution, stops)
+    want_equity, want_units, want_trades = twin(bars, target, execution, stops)
+    np.testing.assert_allclose(equity, want_equity, rtol=1e-12)
+    np.testing.assert_allclose(units, want_units, rtol=1e-12)
+    assert len(trades) == len(want_trades)
+    for got, want in zip(trades, want_trades, strict=True):
+        assert [got[f] for f in FIELDS] == [want[f] for f in FIELDS], (got, want)
+        np.testing.assert_allclose([got[f] for f in PRICES], [want[f] for f in PRICES],
+                                   rtol=1e-12)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases())
+def test_the_fused_metrics_equal_the_recorded_run_bit_for_bit(case):
+    bars, target, execution, stops = case
+    equity, units, trades = run(bars, target, execution, stops)
+    want = metrics_nb(equity, units, trades, len(trades), execution.initial_cash, 252.0)
+    got = np.empty_like(want)
+    stops_metrics_nb(bars, target, execution, stops, 252.0, got)
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(cases())
+def test_without_stops_it_is_the_plain_simulation_bit_for_bit(case):
+    bars, target, execution, _ = case
+    equity, units, trades = run(bars, target, execution, NO_STOPS)
+    n = bars.shape[1]
+    plain_equity, plain_units = np.empty(n), np.empty(n)
+    plain = np.empty(count_entries_nb(target), dtype=TRADE_DTYPE)
+    k = simulate_nb(bars[0], bars[3], target, execution, plain_equity, plain_units, plain)
+    np.testing.assert_array_equal(equity, plain_equity)
+    np.testing.assert_array_equal(units, plain_units)
+    np.testing.assert_array_equal(trades, plain[:k])
+
+
+# -- the rules one by one ---------------------------------------------------------------------
+
+FREE = Execution(0.0, 0.0, 1.0, False, 10_000.0)
+
+
+def bars_of(rows):
+    """bars from (open, high, low, close) rows; ATR 1.0 everywhere."""
+    array = np.array(rows, dtype=np.float64).T
+    return np.ascontiguousarray(np.vstack([array, np.ones(array.shape[1])]))
+
+
+def test_a_stop_fills_at_its_level_and_at_the_open_across_a_gap():
+    bars = bars_of([(100, 100, 100, 100), (100, 101, 99, 100), (100, 100, 94, 96),
+                    (90, 91, 88, 89)])  # fmt: skip
+    target = np.array([1, 1, 1, 1], dtype=np.int8)
+    _, _, trades = run(bars, target, FREE, Stops(0.05, 0, 0, 0, 0))
+    assert trades[0]["exit_bar"] == 2 and trades[0]["exit_price"] == pytest.approx(95.0)
+    assert EXIT_REASONS[trades[0]["exit_reason"]] == "stop_loss"
+    gapped = bars_of([(100, 100, 100, 100), (100, 101, 99, 100), (93, 94, 90, 92),
+                      (90, 91, 88, 89)])  # fmt: skip
+    _, _, trades = run(gapped, target, FREE, Stops(0.05, 0, 0, 0, 0))
+    assert trades[0]["exit_bar"] == 2 and trades[0]["exit_price"] == 93.0  # the open, gapped
+
+
+def test_slippage_moves_a_stop_fill_against_the_trader():
+    bars = bars_of([(100, 100, 100, 100), (100, 101, 99, 100), (100, 100, 94, 96)])
+    slipping = Execution(0.0, 0.01, 1.0, False, 10_000.0)
+    _, _, trades = run(bars, np.array([1, 1, 1], dtype=np.int8), slipping,
+                       Stops(0.05, 0, 0, 0, 0))  # fmt: skip
+    entry = 100.0 * 1.01
+    assert trades[0]["exit_price"] == pytest.approx(entry * 0.95 * 0.99)
+
+
+def test_both_in_one_bar_the_stop_loss_fills_first():
+    bars = bars_of([(100, 100, 100, 100), (100, 100, 100, 100), (100, 112, 94, 100)])
+    _, _, trades = run(bars, np.array([1, 1, 1], dtype=np.int8), FREE,
+                       Stops(0.05, 0.10, 0, 0, 0))  # fmt: skip
+    assert EXIT_REASONS[trades[0]["exit_reason"]] == "stop_loss"
+    assert trades[0]["exit_price"] == pytest.approx(95.0)
+
+
+def test_a_trailing_stop_follows_the_highs_but_not_the_bar_that_triggers_it():
+    # entry at bar 1's open (100); reference = bar 1's close 102, then bar 2's high 110
+    bars = bars_of([(100, 100, 100, 100), (100, 103, 99, 102), (104, 110, 103, 108),
+                    (108, 120, 98.5, 99)])  # fmt: skip
+    _, _, trades = run(bars, np.array([1, 1, 1, 1], dtype=np.int8), FREE,
+                       Stops(0, 0, 0.10, 0, 0))  # fmt: skip
+    # bar 3's high 120 does not move the level it triggers on: 110 x 0.9 = 99
+    assert trades[0]["exit_bar"] == 3 and trades[0]["exit_price"] == pytest.approx(99.0)
+    assert EXIT_REASONS[trades[0]["exit_reason"]] == "trailing"
+
+
+def test_after_a_stop_only_a_fresh_signal_enters_again():
+    calm = (95, 96, 94, 95)
+    bars = bars_of([(100, 100, 100, 100), (100, 100, 100, 100), (100, 100, 90, 95), *[calm] * 4])
+    target = np.array([1, 1, 1, 1, 0, 1, 1], dtype=np.int8)
+    _, _, trades = run(bars, target, FREE, Stops(0.05, 0, 0, 0, 0))
+    assert [(int(t["entry_bar"]), int(t["exit_bar"])) for t in trades] == [(1, 2), (6, 6)]
+
+
+def test_the_time_stop_closes_after_max_bars_at_the_next_fill():
+    bars = bars_of([(100 + t, 101 + t, 99 + t, 100 + t) for t in range(8)])
+    target = np.ones(8, dtype=np.int8)
+    _, _, trades = run(bars, target, FREE, Stops(0, 0, 0, 0, 3))
+    # entered at bar 1's open; held 3 bars at bar 4's close: out at bar 5's open
+    assert (int(trades[0]["entry_bar"]), int(trades[0]["exit_bar"])) == (1, 5)
+    assert EXIT_REASONS[trades[0]["exit_reason"]] == "time"
+    assert trades[0]["exit_price"] == 105.0 and len(trades) == 1  # blocked: no fresh signal
+
+
+def test_an_atr_stop_uses_the_atr_of_the_decision_bar():
+    bars = bars_of([(100, 100, 100, 100), (100, 101, 99, 100), (100, 100, 96.5, 97)])
+    bars[4] = [2.0, 5.0, 5.0]  # the entry at bar 1 was decided at bar 0: ATR 2
+    _, _, trades = run(bars, np.array([1, 1, 1], dtype=np.int8), FREE, Stops(0, 0, 0, 1.5, 0))
+    assert trades[0]["exit_bar"] == 2 and trades[0]["exit_price"] == pytest.approx(97.0)
+
+
+# -- a backtest with stops ------------------------------------------------------------------
+
+
+def test_a_backtest_with_stops_equals_the_twin_on_real_bars(tmp_path):
+    import ivybt
+    from ivybt.engine.simulation import strategy_targets
+    from ivybt.indicators.volatility import atr
+
+    common = {"symbol": "SPY", "source": "sample", "start": "2005-01-01",
+              "params": {"fast": 10, "slow": 40}, "direction": "both"}  # fmt: skip
+    result = ivybt.backtest("sma_cross", **common, sl=0.04, tp=0.05, trail=0.06, sl_atr=2.5,
+                            max_bars=40)  # fmt: skip
+    plain = ivybt.backtest("sma_cross", **common)
+    prices = result.prices
+    columns = {c: prices[c].to_numpy() for c in prices.columns}
+    target = strategy_targets(columns, result.strategy, result.params, "both")
+    rows = [list(map(float, prices[c])) for c in ("open", "high", "low", "close")]
+    atr_row = list(map(float, atr(*[np.asarray(r) for r in rows[1:]], window=14)))
+    equity, _, trades = simulate_stops(
+        *rows, atr_row, [int(x) for x in target], commission=0.001, slippage=0.0005, size=1.0,
+        fill_on_close=False, initial_cash=10_000.0, stop_loss=0.04, take_profit=0.05,
+        trailing=0.06, stop_atr=2.5, max_bars=40,
+    )  # fmt: skip
+    np.testing.assert_allclose(result.equity["equity"].to_numpy(), equity, rtol=1e-10)
+    reasons = [EXIT_REASONS[t["exit_reason"]] for t in trades]
+    assert list(result.trades["exit_reason"]) == reasons
+    assert {"stop_loss", "take_profit", "trailing", "time", "signal"} <= set(reasons)
+    folder = result.write(tmp_path / "run")
+    import json
+
+    exits = json.loads((folder / "metrics.json").read_text())["exits"]
+    assert sum(row["trades"] for row in exits.values()) == int((~result.trades["is_open"]).sum())
+    assert "Exits by reason" in (folder / "report.html").read_text()
+    assert result.metrics != plain.metrics
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["grid", "sma_cross", "--symbol", "SPY"], ["backtest", "sma_cross", "--symbols", "SPY,MSFT"]],
+)
+def test_what_is_not_built_yet_is_refused_in_one_line(command):
+    from click.testing import CliRunner
+
+    from ivybt.cli import cli
+
+    result = CliRunner().invoke(cli, [*command, "--source", "sample", "--sl", "0.05"])
+    assert result.exit_code != 0 and "not built yet (issue #16)" in result.output
+    assert "Traceback" not in result.output

@@ -32,8 +32,9 @@ def run(bars, target, execution, stops):
 
 
 def twin(bars, target, execution, stops):
+    open_, close, high, low, atr = (list(map(float, row)) for row in bars)
     return simulate_stops(
-        *[list(map(float, row)) for row in bars], [int(x) for x in target],
+        open_, high, low, close, atr, [int(x) for x in target],
         commission=execution.fee_rate, slippage=execution.slippage_rate, size=execution.size,
         fill_on_close=execution.fill_on_close, initial_cash=execution.initial_cash,
         stop_loss=stops.stop_loss, take_profit=stops.take_profit, trailing=stops.trailing,
@@ -51,7 +52,7 @@ def cases(draw):
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.02, n)))
     atr = np.where(np.arange(n) < draw(st.integers(0, 5)), np.nan,
                    close * rng.uniform(0.005, 0.05, n))  # fmt: skip
-    bars = np.ascontiguousarray(np.stack([open_, high, low, close, atr]))
+    bars = np.ascontiguousarray(np.stack([open_, close, high, low, atr]))
     target = np.array(draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=n, max_size=n)),
                       dtype=np.int8)  # fmt: skip
     costs = draw(st.sampled_from([0.0, 0.001])), draw(st.sampled_from([0.0, 5e-4]))
@@ -98,7 +99,7 @@ def test_without_stops_it_is_the_plain_simulation_bit_for_bit(case):
     n = bars.shape[1]
     plain_equity, plain_units = np.empty(n), np.empty(n)
     plain = np.empty(count_entries_nb(target), dtype=TRADE_DTYPE)
-    k = simulate_nb(bars[0], bars[3], target, execution, plain_equity, plain_units, plain)
+    k = simulate_nb(bars[0], bars[1], target, execution, plain_equity, plain_units, plain)
     np.testing.assert_array_equal(equity, plain_equity)
     np.testing.assert_array_equal(units, plain_units)
     np.testing.assert_array_equal(trades, plain[:k])
@@ -111,8 +112,8 @@ FREE = Execution(0.0, 0.0, 1.0, False, 10_000.0)
 
 def bars_of(rows):
     """bars from (open, high, low, close) rows; ATR 1.0 everywhere."""
-    array = np.array(rows, dtype=np.float64).T
-    return np.ascontiguousarray(np.vstack([array, np.ones(array.shape[1])]))
+    o, h, lo, c = np.array(rows, dtype=np.float64).T
+    return np.ascontiguousarray(np.vstack([o, c, h, lo, np.ones(len(o))]))
 
 
 def test_a_stop_fills_at_its_level_and_at_the_open_across_a_gap():
@@ -217,10 +218,7 @@ def test_a_backtest_with_stops_equals_the_twin_on_real_bars(tmp_path):
     assert result.metrics != plain.metrics
 
 
-@pytest.mark.parametrize(
-    "command",
-    [["grid", "sma_cross", "--symbol", "SPY"], ["backtest", "sma_cross", "--symbols", "SPY,MSFT"]],
-)
+@pytest.mark.parametrize("command", [["backtest", "sma_cross", "--symbols", "SPY,MSFT"]])
 def test_what_is_not_built_yet_is_refused_in_one_line(command):
     from click.testing import CliRunner
 
@@ -229,3 +227,87 @@ def test_what_is_not_built_yet_is_refused_in_one_line(command):
     result = CliRunner().invoke(cli, [*command, "--source", "sample", "--sl", "0.05"])
     assert result.exit_code != 0 and "not built yet (issue #16)" in result.output
     assert "Traceback" not in result.output
+
+
+# -- grids and studies with stops -------------------------------------------------------------
+
+STOPPED = {"sl": 0.04, "tp": 0.12, "trail": 0.06, "sl_atr": 2.0, "max_bars": 30}
+
+
+@pytest.mark.parametrize("strategy", ["sma_cross", "rsi_reversion", "macd_cross"])
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_grid_rows_with_stops_equal_backtests_bit_for_bit(strategy, fill):
+    import ivybt
+    from ivybt.kernels.metrics import METRIC_NAMES
+
+    spaces = {"sma_cross": {"fast": "5,10", "slow": "30,50"},
+              "rsi_reversion": {"window": "7,14", "lower": "25,30"},
+              "macd_cross": {"fast": "8,12", "slow": "26"}}  # fmt: skip
+    common = {"symbol": "SPY", "source": "sample", "start": "2008-01-01", "fill": fill,
+              "direction": "both", **STOPPED}  # fmt: skip
+    result = ivybt.grid(strategy, params=spaces[strategy], evidence=False, **common)
+    for j in range(len(result.table)):
+        row = result.table.iloc[j]
+        params = {n.removeprefix("param_"): row[n] for n in result.table if n.startswith("param_")}
+        single = ivybt.backtest(strategy, params=params, **common)
+        for metric in METRIC_NAMES:
+            a, b = float(row[metric]), single.metrics[metric]
+            assert a == b or (np.isnan(a) and np.isnan(b)), (j, metric, a, b)
+
+
+def test_the_overfitting_returns_with_stops_are_the_backtests_returns():
+    from ivybt.config import ExecutionConfig
+    from ivybt.data.loader import load
+    from ivybt.engine.simulation import simulate_strategy
+    from ivybt.stats.pbo import block_tables
+    from ivybt.strategies import get_strategy
+    from ivybt.studies.grid import evaluate_block_tables, evaluate_returns
+    from ivybt.studies.space import build_space
+
+    frame = load("SPY", source="sample", start="2010-01-01")
+    columns = {c: frame[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
+    execution = ExecutionConfig(**STOPPED)
+    space = build_space(get_strategy("sma_cross"), {"fast": "5,10,20", "slow": "40,60"})
+    returns = evaluate_returns(columns, space, execution, first_bar=0)
+    for j in range(len(space)):
+        run = simulate_strategy(columns, space.strategy, space.combination(j), execution,
+                                periods_per_year=252.0)  # fmt: skip
+        equity = run.equity
+        previous = np.r_[execution.initial_cash, equity[:-1]]
+        want = np.where(equity != previous, equity / previous - 1.0, 0.0)
+        np.testing.assert_array_equal(returns[:, j], want)
+    tables = evaluate_block_tables(columns, space, execution, n_blocks=16, first_bar=0)
+    for got, want in zip(tables, block_tables(returns, 16), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_walk_forward_with_stops_trades_them_in_and_out_of_sample(tmp_path):
+    import ivybt
+    from ivybt.config import ExecutionConfig
+    from ivybt.data.loader import load
+    from ivybt.engine.simulation import simulate_strategy
+    from ivybt.strategies import get_strategy
+
+    result = ivybt.walk_forward("sma_cross", symbol="SPY", source="sample", start="2008-01-01",
+                                params={"fast": "5,10", "slow": "30,50"}, in_sample="3y",
+                                out_of_sample="1y", out=tmp_path / "wf", **STOPPED)  # fmt: skip
+    frame = load("SPY", source="sample", start="2008-01-01")
+    columns = {c: frame[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
+    fold = result.folds.iloc[0]
+    params = {"fast": int(fold["param_fast"]), "slow": int(fold["param_slow"])}
+    run = simulate_strategy(
+        {c: v[: int(fold["oos_end"])] for c, v in columns.items()}, get_strategy("sma_cross"),
+        params, ExecutionConfig(**STOPPED),
+        window=slice(int(fold["oos_start"]), int(fold["oos_end"])), periods_per_year=252.0,
+    )  # fmt: skip
+    assert fold["oos_sharpe"] == run.metrics["sharpe"]
+    assert fold["oos_n_trades"] == run.metrics["n_trades"]
+
+
+def test_the_lookahead_check_passes_with_every_stop():
+    from ivybt.runs.lookahead import check_lookahead
+
+    report = check_lookahead("sma_cross", symbol="SPY", source="sample", start="2010-01-01",
+                             params={"fast": 10, "slow": 30}, cuts=12, direction="both",
+                             **STOPPED)  # fmt: skip
+    assert report.ok, report.message

@@ -88,6 +88,11 @@ def execution_tuple(execution: ExecutionConfig) -> Execution:
         size=float(execution.size),
         fill_on_close=execution.fill == "close",
         initial_cash=float(execution.initial_cash),
+        stop_loss=float(execution.sl or 0.0),
+        take_profit=float(execution.tp or 0.0),
+        trailing=float(execution.trail or 0.0),
+        stop_atr=float(execution.sl_atr or 0.0),
+        max_bars=int(execution.max_bars or 0),
     )
 
 
@@ -105,14 +110,14 @@ def stops_tuple(execution: ExecutionConfig) -> Stops:
 def stop_bars(
     columns: Mapping[str, Float64Array1D], execution: ExecutionConfig, window: slice
 ) -> Float64Array2D:
-    """float64 (5, n_window): open, high, low, close and the ATR(`atr_length`, Wilder) known at
+    """float64 (5, n_window): open, close, high, low and the ATR(`atr_length`, Wilder) known at
     each close (warmed up on the bars before the window; NaN when `sl_atr` is off)."""
-    rows = [np.asarray(columns[name], dtype=np.float64) for name in ("open", "high", "low",
-                                                                     "close")]  # fmt: skip
+    rows = [np.asarray(columns[name], dtype=np.float64) for name in ("open", "close", "high",
+                                                                     "low")]  # fmt: skip
     if execution.sl_atr is not None:
         from ivybt.indicators.volatility import atr
 
-        rows.append(np.asarray(atr(rows[1], rows[2], rows[3], window=execution.atr_length),
+        rows.append(np.asarray(atr(rows[2], rows[3], rows[1], window=execution.atr_length),
                                dtype=np.float64))  # fmt: skip
     else:
         rows.append(np.full(len(rows[3]), np.nan))

@@ -48,7 +48,8 @@ from ivybt.kernels.signals import (
     rsi_reversion_signal_nb,
     zero_cross_signal_nb,
 )
-from ivybt.kernels.simulate import Execution, restrict_direction_nb
+from ivybt.kernels.simulate import Execution, restrict_direction_nb, stops_of_nb
+from ivybt.kernels.stops import stops_active_nb, stops_metrics_nb
 
 SIGNAL_CODES: dict[Callable[..., None], int] = {
     cross_signal_nb: 0,
@@ -136,6 +137,20 @@ def block_bounds_nb(n_combos: int, n_blocks: int, block: int) -> tuple[int, int]
 
 
 @njit(cache=True)
+def combination_execution_nb(
+    execution: Execution, params: Float64Array1D, exit_column: int
+) -> Execution:
+    """The execution combination `params` trades: `execution` itself, or with the exits of
+    its columns `exit_column`.. (`GridPlan.exit_column`)."""
+    if exit_column < 0:
+        return execution
+    c = exit_column
+    return Execution(execution.fee_rate, execution.slippage_rate, execution.size,
+                     execution.fill_on_close, execution.initial_cash, params[c], params[c + 1],
+                     params[c + 2], params[c + 3], int(params[c + 4]))  # fmt: skip
+
+
+@njit(cache=True)
 def window_metrics_nb(
     prices: Float64Array2D, target: Int8Array1D, windows: Int64Array2D, direction: int,
     execution: Execution, periods_per_year: float, traded: Int8Array1D,
@@ -150,10 +165,16 @@ def window_metrics_nb(
     """
     open_ = prices[0]
     close = prices[1]
+    stops = stops_of_nb(execution)
+    exits = stops_active_nb(stops)
     for w in range(windows.shape[0]):
         a = windows[w, 0]
         b = windows[w, 1]
         restrict_direction_nb(target[a:b], direction, traded[: b - a])
+        if exits:  # stops: the five price rows (`ivybt.kernels.stops`)
+            stops_metrics_nb(prices[:, a:b], traded[: b - a], execution, stops, periods_per_year,
+                             out_metrics[w])  # fmt: skip
+            continue
         simulate_metrics_nb(
             open_[a:b], close[a:b], traded[: b - a], execution, periods_per_year, out_metrics[w]
         )
@@ -171,6 +192,10 @@ class GridPlan(NamedTuple):
     signal_of : int64, shape (n_bars,) or (0,): for each traded bar, the signal bar (a Renko
         brick) whose decision holds after its close, -1 before the first (see
         `expand_to_bars_nb`); empty when signals and trades share the bars.
+    exit_column : the column of a combination's exits in `params` (stop_loss, take_profit,
+        trailing, stop_atr, max_bars: `ivybt.kernels.simulate.Stops`, after the strategy's
+        own parameters), -1 when every combination trades the execution's `stops`. With
+        exits, `prices` holds 5 rows: open, close, high, low and the ATR (`ivybt.kernels.stops`).
     """
 
     code: int
@@ -178,6 +203,7 @@ class GridPlan(NamedTuple):
     n_blocks: int
     windows: Int64Array2D
     signal_of: Int64Array1D
+    exit_column: int = -1
 
 
 @njit(cache=True)
@@ -260,7 +286,9 @@ def grid_builtin_nb(
         traded = np.empty(n_bars, dtype=np.int8)
         start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
         for j in range(start, stop):
-            if plan.code < 2 and not mapped:  # crossovers: the sign of a difference
+            traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
+            exits = stops_active_nb(stops_of_nb(traded_with))
+            if plan.code < 2 and not mapped and not exits:  # crossovers: a difference's sign
                 base = table[slots[j, 1]] if plan.code == 0 else zeros
                 difference_signs_nb(table[slots[j, 0]], base, target)
                 for w in range(windows.shape[0]):
@@ -271,7 +299,7 @@ def grid_builtin_nb(
                     )  # fmt: skip
                 continue
             builtin_target_nb(table, slots[j], params[j], plan, signal_target, target)
-            window_metrics_nb(prices, target, windows, plan.direction, execution,
+            window_metrics_nb(prices, target, windows, plan.direction, traded_with,
                               periods_per_year, traded, out[j])  # fmt: skip
     return out
 
@@ -410,7 +438,8 @@ def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float6
                     expand_to_bars_nb(signal_target, plan.signal_of, target)
                 else:
                     target[:] = signal_target
-                window_metrics_nb(prices, target, plan.windows, plan.direction, execution,
+                traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
+                window_metrics_nb(prices, target, plan.windows, plan.direction, traded_with,
                                   periods_per_year, traded, out[j])  # fmt: skip
         return out
 

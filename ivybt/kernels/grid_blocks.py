@@ -25,10 +25,16 @@ from ivybt._typing import (
     Int64Array2D,
 )
 from ivybt.kernels.evaluate import account_start_nb, account_step_nb
-from ivybt.kernels.grid import GridPlan, block_bounds_nb, builtin_target_nb
+from ivybt.kernels.grid import (
+    GridPlan,
+    block_bounds_nb,
+    builtin_target_nb,
+    combination_execution_nb,
+)
 from ivybt.kernels.grid_returns import window_returns_nb
 from ivybt.kernels.signals import _follow_sign_nb, difference_signs_nb
-from ivybt.kernels.simulate import Execution
+from ivybt.kernels.simulate import Execution, stops_of_nb
+from ivybt.kernels.stops import stops_active_nb
 
 
 @njit(cache=True)
@@ -168,13 +174,16 @@ def grid_block_stats_builtin_nb(
         column = np.empty(n_out, dtype=np.float64)
         first, last = block_bounds_nb(n_combos, plan.n_blocks, block)
         for j in range(first, last):
-            if plan.code < 2 and not mapped:  # crossovers: the sign of a difference
+            traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
+            exits = stops_active_nb(stops_of_nb(traded_with))
+            if plan.code < 2 and not mapped and not exits:  # crossovers: a difference's sign
                 base = table[slots[j, 1]] if plan.code == 0 else zeros
                 difference_signs_nb(table[slots[j, 0]], base, target)
                 follow_sign_block_stats_nb(open_, close, target, start, plan.direction,
                                            execution, j, tables)  # fmt: skip
                 continue
             builtin_target_nb(table, slots[j], params[j], plan, signal_target, target)
-            window_returns_nb(prices, target, start, plan.direction, execution, traded, column)
+            window_returns_nb(prices, target, start, plan.direction, traded_with, traded,
+                              column)  # fmt: skip
             column_block_stats_nb(column, j, tables)
     return tables

@@ -20,11 +20,13 @@ from ivybt.kernels.grid import (
     GridPlan,
     block_bounds_nb,
     builtin_target_nb,
+    combination_execution_nb,
     expand_to_bars_nb,
     make_guarded_signal,
     targets_ok_nb,
 )
-from ivybt.kernels.simulate import Execution, restrict_direction_nb
+from ivybt.kernels.simulate import Execution, restrict_direction_nb, stops_of_nb
+from ivybt.kernels.stops import stops_active_nb, stops_returns_nb
 
 
 @njit(cache=True)
@@ -40,6 +42,11 @@ def window_returns_nb(
     """
     n = out_returns.shape[0]
     restrict_direction_nb(target[start : start + n], direction, traded[:n])
+    if stops_active_nb(
+        stops_of_nb(execution)
+    ):  # stops: the five price rows (`ivybt.kernels.stops`)
+        stops_returns_nb(prices[:, start : start + n], traded[:n], execution, out_returns)
+        return
     all_open = prices[0]  # 1-D views of a C-contiguous array stay contiguous when sliced
     all_close = prices[1]
     open_ = all_open[start : start + n]
@@ -88,7 +95,8 @@ def grid_returns_builtin_nb(
         first, last = block_bounds_nb(n_combos, plan.n_blocks, block)
         for j in range(first, last):
             builtin_target_nb(table, slots[j], params[j], plan, signal_target, target)
-            window_returns_nb(prices, target, start, plan.direction, execution, traded, column)
+            traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
+            window_returns_nb(prices, target, start, plan.direction, traded_with, traded, column)
             for t in range(n_out):
                 out_returns[t, j] = column[t]
 
@@ -135,8 +143,9 @@ def make_returns_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Non
                     expand_to_bars_nb(signal_target, plan.signal_of, target)
                 else:
                     target[:] = signal_target
+                traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
                 window_returns_nb(prices, target, plan.windows[0, 0], plan.direction,
-                                  execution, traded, column)  # fmt: skip
+                                  traded_with, traded, column)  # fmt: skip
                 for t in range(n_out):
                     out_returns[t, j] = column[t]
 

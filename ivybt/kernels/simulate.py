@@ -48,6 +48,24 @@ slippage; fees and PnL are in the account currency; `trade_return` = net_pnl / e
 signal, also for an open trade)."""
 
 
+class Stops(NamedTuple):
+    """Exits next to the signal (`ivybt.kernels.stops`); 0 switches one off.
+
+    stop_loss, take_profit, trailing : fractions of the entry fill (0.05 = 5 %).
+    stop_atr : the stop-loss distance in multiples of the ATR at entry.
+    max_bars : bars a position may be held (time stop), counted from its entry bar.
+    """
+
+    stop_loss: float
+    take_profit: float
+    trailing: float
+    stop_atr: float
+    max_bars: int
+
+
+NO_STOPS = Stops(0.0, 0.0, 0.0, 0.0, 0)
+
+
 class Execution(NamedTuple):
     """Execution settings as a Numba-friendly tuple (the wrapper builds it from the config).
 
@@ -55,6 +73,10 @@ class Execution(NamedTuple):
     size : fraction of equity committed to a position, > 0.
     fill_on_close : True fills at the signal bar's close, False at the next bar's open.
     initial_cash : starting equity in the account currency, > 0.
+    stop_loss, take_profit, trailing, stop_atr, max_bars : the exits, the fields of `Stops`
+        (`stops_of_nb`; 0: off). `simulate_nb` ignores them (`ivybt.kernels.stops` trades
+        them); the grid kernels read them here. Scalars, not a nested `Stops`: a parallel
+        loop cannot take a tuple inside a tuple as an argument.
     """
 
     fee_rate: float
@@ -62,6 +84,18 @@ class Execution(NamedTuple):
     size: float
     fill_on_close: bool
     initial_cash: float
+    stop_loss: float = 0.0
+    take_profit: float = 0.0
+    trailing: float = 0.0
+    stop_atr: float = 0.0
+    max_bars: int = 0
+
+
+@njit(cache=True)
+def stops_of_nb(execution: Execution) -> Stops:
+    """The exits `execution` carries, as `Stops`."""
+    return Stops(execution.stop_loss, execution.take_profit, execution.trailing,
+                 execution.stop_atr, execution.max_bars)  # fmt: skip
 
 
 @njit(cache=True)

@@ -31,7 +31,6 @@ kernels add exits inside the bar. Conventions (docs/stops.md):
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -40,12 +39,15 @@ from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, RecordArr
 from ivybt.kernels.evaluate import AccountState, account_start_nb, write_account_metrics_nb
 from ivybt.kernels.metrics import return_step_nb, trade_step_nb
 from ivybt.kernels.simulate import (
+    NO_STOPS,
     TRADE_DTYPE,
     Execution,
+    Stops,
     _record_entry,
     _record_exit,
     close_fill_nb,
     open_fill_nb,
+    stops_of_nb,
     trade_pnl_nb,
 )
 
@@ -53,26 +55,12 @@ EXIT_SIGNAL, EXIT_STOP_LOSS, EXIT_TAKE_PROFIT, EXIT_TRAILING, EXIT_TIME = 0, 1, 
 EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing", "time")
 """Trade exit reasons by code (`TRADE_DTYPE["exit_reason"]`)."""
 
-OPEN, HIGH, LOW, CLOSE, ATR = 0, 1, 2, 3, 4
-"""Rows of the `bars` array the stop kernels take: float64, (5, n_bars)."""
+OPEN, CLOSE, HIGH, LOW, ATR = 0, 1, 2, 3, 4
+"""Rows of the `bars` array the stop kernels take: float64, (5, n_bars); open and close
+first, as in the grid kernels' `prices`."""
 
+__all__ = ["NO_STOPS", "Stops"]  # re-exported: defined with `Execution`, which holds them
 
-class Stops(NamedTuple):
-    """Exit settings; 0 switches one off.
-
-    stop_loss, take_profit, trailing : fractions of the entry fill (0.05 = 5 %).
-    stop_atr : the stop-loss distance in multiples of the ATR at entry.
-    max_bars : bars a position may be held (time stop), counted from its entry bar.
-    """
-
-    stop_loss: float
-    take_profit: float
-    trailing: float
-    stop_atr: float
-    max_bars: int
-
-
-NO_STOPS = Stops(0.0, 0.0, 0.0, 0.0, 0)
 
 Trail = tuple[float, float, float, int, int]
 """(stop-loss level, take-profit level, trailing reference, entry bar, blocked side)."""
@@ -151,7 +139,7 @@ def simulate_stops_nb(
     """`ivybt.kernels.simulate.simulate_nb` with the exits of `stops` (module docstring):
     returns the number of trades recorded, each with its `exit_reason`.
 
-    `bars` : float64, (5, n_bars): open, high, low, close and the ATR known at each bar's
+    `bars` : float64, (5, n_bars): open, close, high, low and the ATR known at each bar's
     close (NaN where undefined; unused without `stop_atr`). `out_trades` needs room for
     `count_entries_nb(target)` trades: every entry, also one after a stop, follows a change
     of the target. No look-ahead: bar t uses target[t - 1] (target[t] with close fills), bar
@@ -175,13 +163,34 @@ def stops_metrics_nb(
 
 
 @njit(cache=True)
+def stops_returns_nb(
+    bars: Float64Array2D, target: Int8Array1D, execution: Execution, out_returns: Float64Array1D
+) -> None:  # fmt: skip
+    """Per-bar returns of the account of `simulate_stops_nb` with the exits of `execution`
+    (`stops_of_nb`), by the
+    rule of `ivybt.kernels.grid_returns.window_returns_nb`: equity_t / equity_(t-1) - 1 with
+    equity_(-1) the initial cash, exactly 0.0 on a bar where the equity did not change."""
+    no_units = np.empty(0, dtype=np.float64)
+    no_trades = np.empty(0, dtype=TRADE_DTYPE)
+    _stops_account_nb(bars, target, execution, stops_of_nb(execution), out_returns, no_units,
+                      no_trades)  # fmt: skip
+    previous = execution.initial_cash
+    for t in range(out_returns.shape[0]):
+        value = out_returns[t]
+        out_returns[t] = value / previous - 1.0 if value != previous else 0.0
+        previous = value
+
+
+@njit(cache=True)
 def _stops_account_nb(
     bars: Float64Array2D, target: Int8Array1D, execution: Execution, stops: Stops,
     out_equity: Float64Array1D, out_units: Float64Array1D, out_trades: RecordArray1D,
 ) -> tuple[int, AccountState]:  # fmt: skip
-    """The account of `simulate_stops_nb`; records bars and trades when `out_equity` is not
-    empty, and always keeps the metrics' accumulators."""
-    record = out_equity.shape[0] > 0
+    """The account of `simulate_stops_nb`; records each of the equity, the units and the
+    trades whose output is not empty, and always keeps the metrics' accumulators."""
+    record = out_trades.shape[0] > 0
+    record_equity = out_equity.shape[0] > 0
+    record_units = out_units.shape[0] > 0
     n_bars = bars.shape[1]
     position, returns, trades = account_start_nb(execution.initial_cash)
     cash = execution.initial_cash
@@ -256,8 +265,9 @@ def _stops_account_nb(
         returns = return_step_nb(returns, value)
         if units != 0.0:
             held += 1
-        if record:
+        if record_equity:
             out_equity[t] = value
+        if record_units:
             out_units[t] = units
     if side != 0 and record:
         _record_exit(out_trades, n_trades - 1, n_bars - 1, bars[CLOSE, n_bars - 1], 0.0, True)

@@ -43,10 +43,12 @@ def check_lookahead(
     periods_per_year: float | None = None,
     portfolio: Mapping[str, Any] | None = None,
     cache_dir: str | Path | None = None,
+    **stops: Any,
 ) -> LookaheadReport:
     """Check `strategy` for look-ahead on one symbol (or a DataFrame of OHLCV bars).
 
-    Takes the data, bar and execution keywords of `ivybt.backtest` (same defaults); `cuts`
+    Takes the data, bar and execution keywords of `ivybt.backtest` (same defaults; `stops`:
+    its `sl`, `tp`, `trail`, `sl_atr`, `max_bars`, `atr_length`); `cuts`
     is the number of cut bars (>= 1) and `seed` draws the random half of them (None: a fresh
     seed, recorded in the report). `ivybt.studies.lookahead` says what is compared.
     `symbols` (and `portfolio`, `data={symbol: frame}`) check a universe traded in one
@@ -66,6 +68,7 @@ def check_lookahead(
         source=source, adjusted=adjusted, bars=bars, renko=renko, commission=commission,
         slippage=slippage, fill=fill, direction=direction, size=size,
         initial_cash=initial_cash, periods_per_year=periods_per_year, symbols=symbols,
+        **stops,
         extra={"strategy": {"params": None if params is None else dict(params)},
                "portfolio": dict(portfolio or {})},
     )  # fmt: skip

@@ -42,7 +42,7 @@ from ivybt.engine.portfolio import (
     symbol_tables,
     universe_arrays,
 )
-from ivybt.engine.simulation import execution_tuple
+from ivybt.engine.simulation import execution_tuple, stop_bars
 from ivybt.engine.tables import indicator_table
 from ivybt.engine.user_kernels import checked_kernel, raise_first_bad
 from ivybt.errors import ConfigError, StrategyError, StudyInterrupted, is_interrupt
@@ -145,7 +145,7 @@ def evaluate_windows(
     if signal_columns is not None and (signal_of is None or len(signal_of) != n_bars):
         raise ConfigError("signal_columns need signal_of: one signal bar index per bar")
     kernel = _kernel_for(strategy)
-    prices = _prices(columns)
+    prices = _prices(columns, execution)
     plan = _grid_plan(space, execution, windows, signal_of)
     kernel_execution = execution_tuple(execution)
     out = np.empty((len(space), len(windows), N_METRICS), dtype=np.float64)
@@ -217,7 +217,7 @@ def evaluate_block_tables(
             if progress is not None:
                 progress(last, len(space))
         return _finite_tables(sums, squares, levels)
-    prices = _prices(columns)
+    prices = _prices(columns, execution)
     plan = _grid_plan(space, execution, np.array([[first_bar, n_bars]]), signal_of)
     kernel_execution = execution_tuple(execution)
 
@@ -322,13 +322,16 @@ def evaluate_returns(
     )  # fmt: skip
     out = np.empty((n_bars - first_bar, len(space)), dtype=np.float64)
     with signal_kernel_errors(strategy):  # a plug-in's exception: one line
-        kernel(_prices(columns), table, local[slot_ids], space.combos, plan,
+        kernel(_prices(columns, execution), table, local[slot_ids], space.combos, plan,
                execution_tuple(execution), out)  # fmt: skip
     return out
 
 
-def _prices(columns: Mapping[str, Float64Array1D]) -> Float64Array2D:
-    """The kernels' price rows: open and close, (2, n_bars), contiguous."""
+def _prices(columns: Mapping[str, Float64Array1D], execution: ExecutionConfig) -> Float64Array2D:
+    """The kernels' price rows: open and close, (2, n_bars), contiguous; with stops also the
+    high, the low and the ATR of `--sl-atr` (`ivybt.engine.simulation.stop_bars`)."""
+    if execution.has_stops:
+        return stop_bars(columns, execution, slice(None))
     return np.ascontiguousarray(np.vstack([columns["open"], columns["close"]]))
 
 
@@ -339,11 +342,6 @@ def _grid_plan(
     """The kernels' plan: the strategy's signal code (-1 for a user's kernel), the direction,
     blocks of combinations (`_BLOCKS_PER_THREAD` per thread), the windows and the signal-bar
     map (empty: signals on the real bars)."""
-    if execution.has_stops:  # every study path plans here: none ignores the exits silently
-        raise ConfigError(
-            "stops (--sl, --tp, --trail, --sl-atr, --max-bars) in grids, searches and "
-            "walk-forward studies are not built yet (issue #16); use them in a backtest for now"
-        )
     return GridPlan(
         code=SIGNAL_CODES.get(space.strategy.signal_kernel, -1),
         direction=DIRECTION_CODES[execution.direction],

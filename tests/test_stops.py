@@ -311,3 +311,75 @@ def test_the_lookahead_check_passes_with_every_stop():
                              params={"fast": 10, "slow": 30}, cuts=12, direction="both",
                              **STOPPED)  # fmt: skip
     assert report.ok, report.message
+
+
+MY_CROSS = """
+from numba import njit
+from ivybt.strategies import Indicator, Param, Strategy
+
+@njit
+def my_cross_nb(table, rows, params, out_target):
+    fast = table[rows[0]]
+    slow = table[rows[1]]
+    for t in range(out_target.shape[0]):
+        out_target[t] = 1 if fast[t] > slow[t] else -1 if fast[t] < slow[t] else 0
+
+class MyCross(Strategy):
+    name = "my_cross"
+    summary = "Long above, short below: a plug-in twin of sma_cross."
+    params = (Param("fast", int, 10, 2, 50), Param("slow", int, 30, 5, 200))
+    signal_kernel = my_cross_nb
+
+    @classmethod
+    def indicators(cls, p):
+        return (Indicator("sma", (p["fast"],)), Indicator("sma", (p["slow"],)))
+"""
+
+
+@pytest.mark.parametrize("builtin", [True, False])
+def test_each_combination_may_carry_its_own_exits(builtin, tmp_path, monkeypatch):
+    """`GridPlan.exit_column`: exits read from each combination's parameter row (what a
+    space over stop values will give) equal the same exits set for the whole run."""
+    from ivybt.config import ExecutionConfig
+    from ivybt.data.loader import load
+    from ivybt.engine.simulation import execution_tuple
+    from ivybt.engine.tables import indicator_table
+    from ivybt.strategies import get_strategy
+    from ivybt.studies.grid import _grid_plan, _kernel_for, _prices, space_indicators
+    from ivybt.studies.space import build_space
+
+    if builtin:
+        strategy = get_strategy("sma_cross")
+    else:  # a user's kernel: the checked custom grid kernel
+        (tmp_path / "my_cross.py").write_text(MY_CROSS)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        strategy = get_strategy("my_cross:MyCross")
+    frame = load("SPY", source="sample", start="2012-01-01")
+    columns = {c: frame[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
+    space = build_space(strategy, {"fast": "5,10", "slow": "30,50"})
+    exits = [(0.03, 0.0, 0.0, 0.0, 0), (0.0, 0.06, 0.05, 0.0, 0), (0.05, 0.1, 0.0, 2.0, 20),
+             (0.0, 0.0, 0.0, 0.0, 0)]  # fmt: skip
+    n = len(space)
+    exit_rows = np.tile(np.array(exits, float), (n, 1))
+    params = np.ascontiguousarray(np.hstack([np.repeat(space.combos, len(exits), axis=0),
+                                             exit_rows]))  # fmt: skip
+    distinct, slot_ids = space_indicators(space)
+    table, rows = indicator_table(columns, distinct)
+    slots = np.repeat(np.array([rows[i] for i in distinct])[slot_ids], len(exits), axis=0)
+    any_stop = ExecutionConfig(sl=0.01, sl_atr=1.0)  # five price rows with the ATR(14)
+    prices = _prices(columns, any_stop)
+    windows = np.array([[100, len(frame)]])
+    plan = _grid_plan(space, ExecutionConfig(), windows, None)._replace(
+        exit_column=space.combos.shape[1]
+    )
+    kernel = _kernel_for(strategy)
+    got = kernel(prices, table, slots, params, plan, execution_tuple(ExecutionConfig()), 252.0)
+    for j in range(n):
+        for e, (sl, tp, trail, sl_atr, max_bars) in enumerate(exits):
+            fixed = ExecutionConfig(sl=sl or None, tp=tp or None, trail=trail or None,
+                                    sl_atr=sl_atr or None, max_bars=max_bars or None)  # fmt: skip
+            one = np.ascontiguousarray(space.combos[j : j + 1])
+            want = kernel(prices, table, slots[j * len(exits) + e][None], one,
+                          _grid_plan(space, fixed, windows, None), execution_tuple(fixed),
+                          252.0)  # fmt: skip
+            np.testing.assert_array_equal(got[j * len(exits) + e], want[0])

@@ -27,7 +27,7 @@ from ivybt.engine.simulation import simulate_strategy
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.strategies import BUILTIN
 from ivybt.studies.grid import evaluate_space
-from ivybt.studies.space import build_space
+from ivybt.studies.space import build_space, with_exits
 
 STOPS = {"sl": 0.05, "trail": 0.08}
 
@@ -61,6 +61,35 @@ def main() -> None:
             f"{label}: {len(space):,} pairs, warm {', '.join(f'{t:.3f}' for t in times)} s, "
             f"median {median * 1e3:.1f} ms; mean exposure {held:.1%}; 20 rows == backtests"
         )
+    exit_grid(args.repeats)
+
+
+def exit_grid(repeats: int) -> None:
+    """The same pairs x `-p sl=0.01:0.10:0.01` (10 values): one kernel pass."""
+    columns = w1_grid.load_columns("spy")
+    ppy = float(w1_data.DATASETS["spy"]["periods_per_year"])
+    space = with_exits(build_space(BUILTIN["sma_cross"], {"fast": "2:203", "slow": "5:204"}),
+                       {"sl": "0.01:0.10:0.01"}, max_combinations=10_000_000)  # fmt: skip
+    execution = w1_grid.EXECUTION
+    metrics = evaluate_space(columns, space, execution, periods_per_year=ppy)
+    rng = np.random.default_rng(0)
+    for j in rng.choice(len(space), size=20, replace=False):
+        single = simulate_strategy(columns, space.strategy, space.combination(int(j)),
+                                   execution.model_copy(update=space.exits(int(j))),
+                                   periods_per_year=ppy)  # fmt: skip
+        want = np.array([single.metrics[name] for name in METRIC_NAMES])
+        if not np.array_equal(metrics[j], want, equal_nan=True):
+            raise SystemExit(f"exit grid: row {j} != simulate_strategy")
+
+    def run():
+        return evaluate_space(columns, space, execution, periods_per_year=ppy)
+
+    median, times = w1_data.median_time(run, repeats)
+    print(
+        f"-p sl=0.01:0.10:0.01 x the pairs: {len(space):,} combinations in one pass, warm "
+        f"{', '.join(f'{t:.3f}' for t in times)} s, median {median:.3f} s "
+        f"({median / len(space) * 1e6:.1f} us a combination); 20 rows == backtests"
+    )
 
 
 if __name__ == "__main__":

@@ -367,7 +367,7 @@ def test_each_combination_may_carry_its_own_exits(builtin, tmp_path, monkeypatch
     table, rows = indicator_table(columns, distinct)
     slots = np.repeat(np.array([rows[i] for i in distinct])[slot_ids], len(exits), axis=0)
     any_stop = ExecutionConfig(sl=0.01, sl_atr=1.0)  # five price rows with the ATR(14)
-    prices = _prices(columns, any_stop)
+    prices = _prices(columns, any_stop, space)
     windows = np.array([[100, len(frame)]])
     plan = _grid_plan(space, ExecutionConfig(), windows, None)._replace(
         exit_column=space.combos.shape[1]
@@ -383,3 +383,56 @@ def test_each_combination_may_carry_its_own_exits(builtin, tmp_path, monkeypatch
                           _grid_plan(space, fixed, windows, None), execution_tuple(fixed),
                           252.0)  # fmt: skip
             np.testing.assert_array_equal(got[j * len(exits) + e], want[0])
+
+
+# -- exits as parameters of a grid ------------------------------------------------------------
+
+
+def test_a_grid_over_exits_and_the_strategy_equals_backtests_bit_for_bit(tmp_path):
+    """`-p sl=... -p max_bars=...` next to the strategy's parameters: one kernel pass, each
+    row the backtest with those exits (0: off), the PBO over every row."""
+    import json
+
+    import ivybt
+    from ivybt.kernels.metrics import METRIC_NAMES
+
+    common = {"symbol": "SPY", "source": "sample", "start": "2008-01-01", "tp": 0.2}
+    space = {"fast": "5,10", "slow": "30,50", "sl": "0,0.03,0.06", "trail": "0,0.08",
+             "max_bars": "0,20", "sl_atr": "0,2"}  # fmt: skip
+    result = ivybt.grid("sma_cross", params=space, **common)
+    table = result.table
+    assert len(table) == 4 * 3 * 2 * 2 * 2 and result.evidence["pbo"] is not None
+    assert [c for c in table if c.startswith("param_")] == [
+        "param_fast",
+        "param_slow",
+        "param_sl",
+        "param_trail",
+        "param_sl_atr",
+        "param_max_bars",
+    ]
+    for j in range(0, len(table), 7):
+        row = table.iloc[j]
+        exits = {k: row[f"param_{k}"] or None for k in ("sl", "trail", "sl_atr")}
+        single = ivybt.backtest(
+            "sma_cross", params={"fast": row["param_fast"], "slow": row["param_slow"]},
+            max_bars=int(row["param_max_bars"]) or None, **exits, **common,
+        )  # fmt: skip
+        for metric in METRIC_NAMES:
+            a, b = float(row[metric]), single.metrics[metric]
+            assert a == b or (np.isnan(a) and np.isnan(b)), (j, metric, a, b)
+    best = json.loads((result.write(tmp_path / "g") / "metrics.json").read_text())["best"]
+    assert set(best["exits"]) == {"sl", "trail", "sl_atr", "max_bars"}
+    assert best["exits"] == result.best_exits()
+
+
+@pytest.mark.parametrize("command", ["walkforward", "optimize"])
+def test_exits_as_parameters_elsewhere_are_refused_in_one_line(command):
+    from click.testing import CliRunner
+
+    from ivybt.cli import cli
+
+    extra = ["--is", "2y", "--oos", "1y"] if command == "walkforward" else ["--trials", "4"]
+    result = CliRunner().invoke(cli, [command, "sma_cross", "--symbol", "SPY", "--source",
+                                      "sample", "-p", "sl=0.02,0.05", *extra])  # fmt: skip
+    assert result.exit_code != 0 and "-p sl varies exits" in result.output
+    assert "Traceback" not in result.output

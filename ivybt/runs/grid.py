@@ -45,7 +45,14 @@ from ivybt.studies.grid import (
     evaluate_returns,
     evaluate_space,
 )
-from ivybt.studies.space import ParamSpace, bar_grid, build_space, describe_defaults
+from ivybt.studies.space import (
+    EXIT_PARAMS,
+    ParamSpace,
+    bar_grid,
+    build_space,
+    describe_defaults,
+    with_exits,
+)
 
 if TYPE_CHECKING:
     from ivybt.report.figures import ReportFigures
@@ -97,6 +104,13 @@ class GridResult:
                 "lower --min-trades or widen the ranges"
             )
         return valid.loc[valid[name].idxmax()]
+
+    def best_exits(self, objective: str | None = None) -> dict[str, float | int]:
+        """The best row's exits varied by the grid (`-p sl=...`; 0: off), else {}: pass them
+        to `ivybt.backtest` as keywords (`sl=...`) next to `best_params()`."""
+        row = self.best(objective)
+        return {name: EXIT_PARAMS[name].kind(row[f"param_{name}"])  # type: ignore[misc]
+                for name in self.space.exit_names}  # fmt: skip
 
     def best_params(self, objective: str | None = None) -> dict[str, float | int]:
         """The best row's parameters; Renko bar parameters (box, atr, atr_mult) first."""
@@ -152,6 +166,7 @@ class GridResult:
             "split": self.split,
             "best": {
                 "params": self.best_params(),
+                **({"exits": self.best_exits()} if self.space.exit_names else {}),
                 "metrics": {name: float(best[name]) for name in METRIC_NAMES},
             },
             "overfitting": self.evidence,
@@ -274,13 +289,22 @@ def plan_space(config: RunConfig) -> tuple[ParamSpace, list[dict[str, Any]], str
     study = config.study
     assert study is not None
     strategy = get_strategy(config.strategy.name)
-    bar_specs, specs = split_specs(config, config.strategy.space)
+    exit_specs = {k: v for k, v in config.strategy.space.items() if k in EXIT_PARAMS}
+    if exit_specs and (config.data.is_portfolio or study.kind != "grid"):
+        raise ConfigError(
+            f"-p {', '.join(exit_specs)} varies exits; a grid on one symbol takes them for "
+            "now (issue #16): searches, walk-forward studies and universes take fixed stops "
+            "(--sl 0.05 ...)"
+        )
+    given = {k: v for k, v in config.strategy.space.items() if k not in EXIT_PARAMS}
+    bar_specs, specs = split_specs(config, given)
     bar_combos = bar_grid(config, bar_specs)
     space = build_space(
         strategy, specs, config.strategy.constraints, max_combinations=study.max_combinations,
         multiplier=len(bar_combos),
         other_specs={name: (BAR_PARAMS[name], spec) for name, spec in bar_specs.items()},
     )  # fmt: skip
+    space = with_exits(space, exit_specs, max_combinations=study.max_combinations)
     n_bar = len(bar_combos)
     line = (
         f"{config.strategy.name}: {len(space) * n_bar:,} combinations "
@@ -363,7 +387,7 @@ def run_grid(
     first = inputs.window.start or 0
 
     def subset_of(local: np.ndarray) -> ParamSpace:
-        return ParamSpace(strategy, space.names, space.combos[local], len(local), ())
+        return space.subset(local)
 
     def bars_of(k: int) -> dict[str, Any]:
         signals = groups[k]

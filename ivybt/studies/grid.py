@@ -51,7 +51,7 @@ from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.portfolio_grid import portfolio_grid_builtin_nb
 from ivybt.strategies.base import Indicator, Strategy, signal_kernel_errors
 from ivybt.strategies.cross_sectional import is_cross_sectional
-from ivybt.studies.space import ParamSpace
+from ivybt.studies.space import EXIT_PARAMS, ParamSpace
 
 Progress = Callable[[int, int], None]
 """progress(done, total): called after each kernel call with the combinations done so far."""
@@ -145,7 +145,8 @@ def evaluate_windows(
     if signal_columns is not None and (signal_of is None or len(signal_of) != n_bars):
         raise ConfigError("signal_columns need signal_of: one signal bar index per bar")
     kernel = _kernel_for(strategy)
-    prices = _prices(columns, execution)
+    prices = _prices(columns, execution, space)
+    params = kernel_params(space, execution)
     plan = _grid_plan(space, execution, windows, signal_of)
     kernel_execution = execution_tuple(execution)
     out = np.empty((len(space), len(windows), N_METRICS), dtype=np.float64)
@@ -154,7 +155,7 @@ def evaluate_windows(
     def call(first: int, last: int, table: Float64Array2D, slots: Int64Array2D) -> None:
         nonlocal done
         with signal_kernel_errors(strategy):  # a plug-in's exception: one line
-            out[first:last] = kernel(prices, table, slots, space.combos[first:last], plan,
+            out[first:last] = kernel(prices, table, slots, params[first:last], plan,
                                      kernel_execution, periods_per_year)  # fmt: skip
         done = last
         if progress is not None:
@@ -208,7 +209,7 @@ def evaluate_block_tables(
         size = max(1, budget // 4 // (8 * max(n_out, 1)))
         for first in range(0, len(space), size):
             last = min(first + size, len(space))
-            subset = ParamSpace(strategy, space.names, space.combos[first:last], last - first, ())
+            subset = space.subset(slice(first, last))
             part = block_tables(evaluate_returns(
                 columns, subset, execution, first_bar=first_bar, signal_columns=signal_columns,
                 signal_of=signal_of,
@@ -217,12 +218,13 @@ def evaluate_block_tables(
             if progress is not None:
                 progress(last, len(space))
         return _finite_tables(sums, squares, levels)
-    prices = _prices(columns, execution)
+    prices = _prices(columns, execution, space)
+    params = kernel_params(space, execution)
     plan = _grid_plan(space, execution, np.array([[first_bar, n_bars]]), signal_of)
     kernel_execution = execution_tuple(execution)
 
     def call(first: int, last: int, table: Float64Array2D, slots: Int64Array2D) -> None:
-        part = grid_block_stats_builtin_nb(prices, table, slots, space.combos[first:last], plan,
+        part = grid_block_stats_builtin_nb(prices, table, slots, params[first:last], plan,
                                            kernel_execution, n_blocks)  # fmt: skip
         sums[:, first:last], squares[:, first:last], levels[:, first:last] = part
         if progress is not None:
@@ -322,17 +324,41 @@ def evaluate_returns(
     )  # fmt: skip
     out = np.empty((n_bars - first_bar, len(space)), dtype=np.float64)
     with signal_kernel_errors(strategy):  # a plug-in's exception: one line
-        kernel(_prices(columns, execution), table, local[slot_ids], space.combos, plan,
-               execution_tuple(execution), out)  # fmt: skip
+        kernel(_prices(columns, execution, space), table, local[slot_ids],
+               kernel_params(space, execution), plan, execution_tuple(execution), out)  # fmt: skip
     return out
 
 
-def _prices(columns: Mapping[str, Float64Array1D], execution: ExecutionConfig) -> Float64Array2D:
-    """The kernels' price rows: open and close, (2, n_bars), contiguous; with stops also the
-    high, the low and the ATR of `--sl-atr` (`ivybt.engine.simulation.stop_bars`)."""
-    if execution.has_stops:
+def _prices(
+    columns: Mapping[str, Float64Array1D], execution: ExecutionConfig, space: ParamSpace
+) -> Float64Array2D:
+    """The kernels' price rows: open and close, (2, n_bars), contiguous; with stops (fixed,
+    or varied by the space) also the high, the low and the ATR of `sl_atr`
+    (`ivybt.engine.simulation.stop_bars`)."""
+    if execution.has_stops or space.exit_names:
+        if "sl_atr" in space.exit_names and execution.sl_atr is None:
+            execution = execution.model_copy(update={"sl_atr": 1.0})  # for its ATR row
         return stop_bars(columns, execution, slice(None))
     return np.ascontiguousarray(np.vstack([columns["open"], columns["close"]]))
+
+
+def kernel_params(space: ParamSpace, execution: ExecutionConfig) -> Float64Array2D:
+    """The parameter rows the grid kernels take: the space's own, and when it varies exits,
+    the strategy's columns then all five exits (`ivybt.kernels.simulate.Stops` order), those
+    the space does not vary set from `execution` (`GridPlan.exit_column`)."""
+    if not space.exit_names:
+        return space.combos
+    n_strategy = len(space.names) - len(space.exit_names)
+    fixed = {"sl": execution.sl, "tp": execution.tp, "trail": execution.trail,
+             "sl_atr": execution.sl_atr, "max_bars": execution.max_bars}  # fmt: skip
+    columns = [space.combos[:, :n_strategy]]
+    for name in EXIT_PARAMS:
+        if name in space.exit_names:
+            k = n_strategy + space.exit_names.index(name)
+            columns.append(space.combos[:, k : k + 1])
+        else:
+            columns.append(np.full((len(space), 1), float(fixed[name] or 0.0)))
+    return np.ascontiguousarray(np.hstack(columns))
 
 
 def _grid_plan(
@@ -347,6 +373,7 @@ def _grid_plan(
         direction=DIRECTION_CODES[execution.direction],
         n_blocks=min(max(len(space), 1), _BLOCKS_PER_THREAD * get_num_threads()),
         windows=np.ascontiguousarray(windows, dtype=np.int64),
+        exit_column=len(space.names) - len(space.exit_names) if space.exit_names else -1,
         signal_of=np.zeros(0, dtype=np.int64) if signal_of is None
         else np.ascontiguousarray(signal_of, dtype=np.int64),
     )  # fmt: skip

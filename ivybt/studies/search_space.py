@@ -51,7 +51,16 @@ def search_space(
     `a:b[:step]` becomes an int or float range with that step, `v1,v2,...` a categorical
     choice; a single value, or a parameter without a spec, stays fixed.
     """
+    from ivybt.studies.space import EXIT_PARAMS
+
     names = strategy.param_names()
+    varied_exits = [name for name in specs if name in EXIT_PARAMS and name not in names]
+    if varied_exits:
+        raise ConfigError(
+            f"-p {', '.join(varied_exits)} varies exits; a grid on one symbol takes them for "
+            "now (issue #16): searches, walk-forward studies and universes take fixed stops "
+            "(--sl 0.05 ...)"
+        )
     for name in specs:
         if name not in names and name not in BAR_PARAMS:
             strategy.resolve_params({name: 0})  # the "unknown parameter" message

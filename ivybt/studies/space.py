@@ -72,6 +72,7 @@ class ParamSpace:
     n_candidates: int
     constraints: tuple[str, ...]
     defaulted: Mapping[str, str] = field(default_factory=dict)
+    exit_names: tuple[str, ...] = ()  # the last columns: exits varied by -p (EXIT_PARAMS)
 
     def __len__(self) -> int:
         return self.combos.shape[0]
@@ -82,6 +83,49 @@ class ParamSpace:
             param.name: param.kind(self.combos[j, k])  # type: ignore[misc]
             for k, param in enumerate(self.strategy.params)
         }
+
+    def subset(self, rows: Any) -> ParamSpace:
+        """The combinations `rows` (an index array or a slice) of this space."""
+        combos = np.ascontiguousarray(self.combos[rows])
+        return ParamSpace(self.strategy, self.names, combos, len(combos), (),
+                          exit_names=self.exit_names)  # fmt: skip
+
+    def exits(self, j: int) -> dict[str, ParamValue]:
+        """Combination j's exits varied by the space (`EXIT_PARAMS`; 0: off), by name."""
+        first = len(self.names) - len(self.exit_names)
+        return {name: EXIT_PARAMS[name].kind(self.combos[j, first + k])  # type: ignore[misc]
+                for k, name in enumerate(self.exit_names)}  # fmt: skip
+
+
+EXIT_PARAMS: dict[str, Param] = {
+    "sl": Param("sl", float, 0.05, 0.01, 0.2, minimum=0.0, maximum=0.99, step=0.01),
+    "tp": Param("tp", float, 0.1, 0.02, 0.5, minimum=0.0, step=0.02),
+    "trail": Param("trail", float, 0.05, 0.01, 0.2, minimum=0.0, maximum=0.99, step=0.01),
+    "sl_atr": Param("sl_atr", float, 2.0, 0.5, 5.0, minimum=0.0, step=0.5),
+    "max_bars": Param("max_bars", int, 20, 5, 100, minimum=0, step=5),
+}
+"""Exits a grid varies next to the strategy's parameters (`-p sl=0.01:0.10:0.01`): the
+execution settings of docs/stops.md, 0 meaning off. In a combination they are the space's
+last columns (`ParamSpace.exit_names`), which the grid kernels read per combination."""
+
+
+def with_exits(
+    space: ParamSpace, specs: Mapping[str, object], *, max_combinations: int
+) -> ParamSpace:
+    """`space` crossed with every combination of the exit `specs` (names of `EXIT_PARAMS`):
+    each strategy combination with each exit setting, exit settings innermost."""
+    if not specs:
+        return space
+    names = tuple(name for name in EXIT_PARAMS if name in specs)
+    values = [parse_spec(EXIT_PARAMS[name], specs[name], "the exits") for name in names]
+    grid = np.array(list(itertools.product(*values)), dtype=np.float64).reshape(-1, len(names))
+    check_size(len(space) * len(grid), max_combinations,
+               f"{len(space):,} strategy combinations x {len(grid):,} exit settings")  # fmt: skip
+    combos = np.hstack([np.repeat(space.combos, len(grid), axis=0),
+                        np.tile(grid, (len(space), 1))])  # fmt: skip
+    return ParamSpace(space.strategy, (*space.names, *names), np.ascontiguousarray(combos),
+                      space.n_candidates * len(grid), space.constraints, space.defaulted,
+                      names)  # fmt: skip
 
 
 def parse_spec(

@@ -59,11 +59,12 @@ OPEN, CLOSE, HIGH, LOW, ATR = 0, 1, 2, 3, 4
 """Rows of the `bars` array the stop kernels take: float64, (5, n_bars); open and close
 first, as in the grid kernels' `prices`."""
 
-__all__ = ["NO_STOPS", "Stops"]  # re-exported: defined with `Execution`, which holds them
-
-
-Trail = tuple[float, float, float, int, int]
-"""(stop-loss level, take-profit level, trailing reference, entry bar, blocked side)."""
+# `Stops` and `NO_STOPS` are defined in `ivybt.kernels.simulate`, next to `Execution`, whose
+# exit fields they mirror; they are imported here for the users of this module.
+__all__ = [
+    "EXIT_REASONS", "NO_STOPS", "Stops", "simulate_stops_nb", "stops_active_nb",
+    "stops_metrics_nb", "stops_returns_nb",
+]  # fmt: skip
 
 
 @njit(cache=True)

@@ -26,7 +26,7 @@ import pandas as pd
 from ivybt._typing import Float64Array1D, Int64Array1D
 from ivybt.config import RenkoConfig, RunConfig
 from ivybt.errors import ConfigError
-from ivybt.strategies.base import Param
+from ivybt.strategies.base import Param, Strategy
 
 RENKO_PARAMS: dict[str, Param] = {
     "box": Param("box", float, 1.0, 0.1, 10.0, 1e-12, None, "Renko box size, price units"),
@@ -90,6 +90,18 @@ def split_specs(
             "(--symbols A,B,...) with --weights inverse_vol"
         )
     return bar, {name: spec for name, spec in specs.items() if name not in BAR_PARAMS}
+
+
+def split_combination(
+    strategy: type[Strategy], combination: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(bar settings, the strategy's resolved parameters) of a study's combination, whose
+    `BAR_PARAMS` (Renko box, vol_window) are not the strategy's."""
+    bar = {name: value for name, value in combination.items() if name in BAR_PARAMS}
+    params = strategy.resolve_params(
+        {name: value for name, value in combination.items() if name not in BAR_PARAMS}
+    )
+    return bar, params
 
 
 def signal_columns(signals: SignalBars | None) -> Any:

@@ -25,8 +25,9 @@ from ivybt.kernels.simulate import (
     count_entries_nb,
     restrict_direction_nb,
     simulate_nb,
+    stops_of_nb,
 )
-from ivybt.kernels.stops import Stops, simulate_stops_nb
+from ivybt.kernels.stops import simulate_stops_nb
 from ivybt.strategies.base import ParamValue, Strategy, is_trusted, signal_kernel_errors
 
 
@@ -88,17 +89,6 @@ def execution_tuple(execution: ExecutionConfig) -> Execution:
         size=float(execution.size),
         fill_on_close=execution.fill == "close",
         initial_cash=float(execution.initial_cash),
-        stop_loss=float(execution.sl or 0.0),
-        take_profit=float(execution.tp or 0.0),
-        trailing=float(execution.trail or 0.0),
-        stop_atr=float(execution.sl_atr or 0.0),
-        max_bars=int(execution.max_bars or 0),
-    )
-
-
-def stops_tuple(execution: ExecutionConfig) -> Stops:
-    """The kernel's view of the exits (0 where off)."""
-    return Stops(
         stop_loss=float(execution.sl or 0.0),
         take_profit=float(execution.tp or 0.0),
         trailing=float(execution.trail or 0.0),
@@ -173,8 +163,9 @@ def simulate_strategy(
     kernel_execution = execution_tuple(execution)
     if execution.has_stops:
         bars = stop_bars(columns, execution, window)
-        n_trades = simulate_stops_nb(bars, target, kernel_execution, stops_tuple(execution),
-                                     equity, units, trades)  # fmt: skip
+        stops = stops_of_nb(kernel_execution)
+        n_trades = simulate_stops_nb(bars, target, kernel_execution, stops, equity, units,
+                                     trades)  # fmt: skip
     else:
         n_trades = simulate_nb(open_, close, target, kernel_execution, equity, units, trades)
     values = metrics_nb(

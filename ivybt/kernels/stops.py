@@ -168,9 +168,9 @@ def stops_returns_nb(
     bars: Float64Array2D, target: Int8Array1D, execution: Execution, out_returns: Float64Array1D
 ) -> None:  # fmt: skip
     """Per-bar returns of the account of `simulate_stops_nb` with the exits of `execution`
-    (`stops_of_nb`), by the
-    rule of `ivybt.kernels.grid_returns.window_returns_nb`: equity_t / equity_(t-1) - 1 with
-    equity_(-1) the initial cash, exactly 0.0 on a bar where the equity did not change."""
+    (`stops_of_nb`), by the rule of `ivybt.kernels.grid_returns.window_returns_nb`:
+    equity_t / equity_(t-1) - 1 with equity_(-1) the initial cash, exactly 0.0 on a bar where
+    the equity did not change."""
     no_units = np.empty(0, dtype=np.float64)
     no_trades = np.empty(0, dtype=TRADE_DTYPE)
     _stops_account_nb(bars, target, execution, stops_of_nb(execution), out_returns, no_units,
@@ -193,7 +193,7 @@ def _stops_account_nb(
     record_equity = out_equity.shape[0] > 0
     record_units = out_units.shape[0] > 0
     n_bars = bars.shape[1]
-    position, returns, trades = account_start_nb(execution.initial_cash)
+    _, returns, trades = account_start_nb(execution.initial_cash)
     cash = execution.initial_cash
     units = 0.0
     size = 0.0
@@ -209,6 +209,7 @@ def _stops_account_nb(
     blocked = 0
     for t in range(n_bars):
         entered = False
+        decision = t
         for phase in range(3):  # 0: the open, 1: inside the bar, 2: the close
             if phase == 1:
                 if side == 0 or not (entered or entry_bar < t):
@@ -257,8 +258,7 @@ def _stops_account_nb(
                 units = wanted * size
                 side = wanted
                 n_trades += 1
-                decided = t - 1 if phase == 0 else t
-                loss, profit = entry_levels_nb(side, entry_price, bars[ATR, decided], stops)
+                loss, profit = entry_levels_nb(side, entry_price, bars[ATR, decision], stops)
                 reference = np.nan if phase == 0 else bars[CLOSE, t]
                 entry_bar = t
                 entered = phase == 0

@@ -171,6 +171,28 @@ def _plain(value: float) -> float | None:
     return number if np.isfinite(number) else None
 
 
+def choose_and_measure(
+    config: Any, strategy: type[Strategy], frame: Any, columns: Any,
+    chosen: Mapping[str, Any], *, choose_end: int, choose: slice, trade: slice,
+    periods_per_year: float,
+) -> tuple[UniverseChoice, dict[str, float]]:  # fmt: skip
+    """The choice a study's combination `chosen` (bar parameters such as vol_window
+    included) makes over the union bars `choose`, seeing bars [0, `choose_end`) only, and the
+    metrics of trading it over `trade`. `columns` are the study's `UniverseBars`, `frame` its
+    (empty) frame on their timestamps."""
+    from ivybt.bars.timeline import signal_bars, split_combination
+
+    bar, params = split_combination(strategy, chosen)
+    bars = signal_bars(config, frame, columns, override=bar).columns
+    panel = bars.panel
+    seen = panel.window(0, choose_end) if choose_end < panel.n_bars else panel
+    choice = select_universe(seen, strategy, params, config.execution, bars.portfolio, choose,
+                             periods_per_year)  # fmt: skip
+    metrics = chosen_metrics(panel, choice.columns, strategy, params, config.execution,
+                             bars.portfolio, trade, periods_per_year)  # fmt: skip
+    return choice, metrics
+
+
 def best_combination_universe(
     config: Any, strategy: type[Strategy], inputs: Any, chosen: Mapping[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
@@ -179,21 +201,14 @@ def best_combination_universe(
     it: in-sample twice over (an `InSampleWarning` says so). `inputs` are `PanelInputs`."""
     import warnings
 
-    from ivybt.bars.timeline import BAR_PARAMS, signal_bars
     from ivybt.errors import InSampleWarning
 
     check_selectable(strategy)
-    bar = {name: value for name, value in chosen.items() if name in BAR_PARAMS}
-    params = strategy.resolve_params(
-        {name: value for name, value in chosen.items() if name not in BAR_PARAMS}
-    )
-    bars = signal_bars(config, inputs.frame.iloc[: inputs.history_bars], inputs.columns,
-                       override=bar).columns  # fmt: skip
-    ppy = inputs.periods_per_year
-    choice = select_universe(bars.panel, strategy, params, config.execution, bars.portfolio,
-                             inputs.window, ppy)  # fmt: skip
-    metrics = chosen_metrics(bars.panel, choice.columns, strategy, params, config.execution,
-                             bars.portfolio, inputs.window, ppy)  # fmt: skip
+    choice, metrics = choose_and_measure(
+        config, strategy, inputs.frame.iloc[: inputs.history_bars], inputs.columns, chosen,
+        choose_end=inputs.history_bars, choose=inputs.window, trade=inputs.window,
+        periods_per_year=inputs.periods_per_year,
+    )  # fmt: skip
     rule = describe_rule(choice.rule, choice.by)
     warnings.warn(InSampleWarning(
         f"{', '.join(choice.symbols) or 'no symbol'} chosen by {rule} for the best combination "

@@ -216,21 +216,14 @@ def fold_universe(
     """The fold's universe choice (`ivybt.studies.universe_selection`): the symbols whose
     results with the chosen parameters were best on the IS window, and the OOS metrics of
     trading only them (what the stitched equity trades in this fold)."""
-    from ivybt.studies.universe_selection import chosen_metrics, select_universe
+    from ivybt.studies.universe_selection import choose_and_measure
 
-    bar = {name: value for name, value in chosen.items() if name in BAR_PARAMS}
-    params = strategy.resolve_params(
-        {name: value for name, value in chosen.items() if name not in BAR_PARAMS}
-    )
-    upto = bars_upto(inputs.columns, fold.oos_end)
-    bars = signal_bars(config, inputs.frame.iloc[: fold.oos_end], upto, override=bar).columns
-    ppy = inputs.periods_per_year
-    choice = select_universe(
-        bars.panel.window(0, fold.is_end), strategy, params, config.execution, bars.portfolio,
-        slice(fold.is_start, fold.is_end), ppy,
+    choice, oos = choose_and_measure(
+        config, strategy, inputs.frame.iloc[: fold.oos_end],
+        bars_upto(inputs.columns, fold.oos_end), chosen, choose_end=fold.is_end,
+        choose=slice(fold.is_start, fold.is_end), trade=slice(fold.oos_start, fold.oos_end),
+        periods_per_year=inputs.periods_per_year,
     )  # fmt: skip
-    oos = chosen_metrics(bars.panel, choice.columns, strategy, params, config.execution,
-                         bars.portfolio, slice(fold.oos_start, fold.oos_end), ppy)  # fmt: skip
     return choice.to_record() | {"oos": {name: _json_number(oos[name]) for name in METRIC_NAMES}}
 
 

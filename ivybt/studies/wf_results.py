@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ivybt.bars.timeline import BAR_PARAMS, signal_bars
+from ivybt.bars.timeline import signal_bars, split_combination
 from ivybt.config import RunConfig
 from ivybt.engine.inputs import RunInputs
 from ivybt.engine.portfolio import (
@@ -125,10 +125,7 @@ def stitched_oos(
         columns = bars_upto(inputs.columns, end)
         traded = _chosen_columns(record, columns) if chosen_universe else None
         if record["combo"] >= 0 and traded != ():
-            bar = {k: v for k, v in record["params"].items() if k in BAR_PARAMS}
-            params = strategy.resolve_params(
-                {k: v for k, v in record["params"].items() if k not in BAR_PARAMS}
-            )
+            bar, params = split_combination(strategy, record["params"])
             if isinstance(columns, UniverseBars):
                 columns = signal_bars(config, inputs.frame.iloc[:end], columns,
                                       override=bar).columns  # fmt: skip

@@ -218,12 +218,8 @@ def profile(bars: UniverseBars, grid) -> None:
     from ivybt.engine.portfolio import portfolio_rules, symbol_tables, universe_arrays
     from ivybt.kernels.grid import block_bounds_nb
     from ivybt.kernels.metrics import N_METRICS
-    from ivybt.kernels.portfolio import PORTFOLIO_TRADE_DTYPE, Books, Records, portfolio_nb
-    from ivybt.kernels.portfolio_grid import (
-        FLOAT_SCRATCH_ROWS,
-        INT_SCRATCH_ROWS,
-        builtin_panel_target_nb,
-    )
+    from ivybt.kernels.portfolio import PORTFOLIO_TRADE_DTYPE, Records, portfolio_nb
+    from ivybt.kernels.portfolio_grid import builtin_panel_target_nb, thread_books_nb
     from ivybt.studies.grid import _grid_plan, space_indicators
     from ivybt.studies.space import ParamSpace
 
@@ -243,8 +239,7 @@ def profile(bars: UniverseBars, grid) -> None:
         n_combos, n_bars, n_symbols = targets.shape
         out = np.empty((n_combos, N_METRICS))
         for block in prange(plan.n_blocks):
-            books = Books(np.empty((FLOAT_SCRATCH_ROWS, n_symbols)),
-                          np.empty((INT_SCRATCH_ROWS, n_symbols), np.int64))  # fmt: skip
+            books = thread_books_nb(n_symbols)
             none1, none2 = np.empty(0), np.empty((0, n_symbols))
             start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
             for j in range(start, stop):

@@ -388,15 +388,6 @@ class RunConfig(_Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
-    def _stops_on_one_symbol(self) -> RunConfig:
-        if self.execution.has_stops and self.data.symbols is not None:
-            raise ValueError(
-                "stops (--sl, --tp, --trail, --sl-atr, --max-bars) on a universe are not "
-                "built yet (issue #16): run them on one --symbol for now"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _selection_needs_universe(self) -> RunConfig:
         if self.portfolio.select_universe is not None and self.data.symbols is None:
             raise ValueError(

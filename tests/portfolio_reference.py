@@ -17,6 +17,16 @@ shares no code with `ivybt`. The rules it encodes, with t a bar of the window [a
 - A symbol whose last bar is t - 1 is closed at bar t at that last close, with costs.
 - Equity at t's close: cash plus each holding at its mark (the close carried forward).
 
+Stops (docs/stops.md, "Stops on a universe"; `_Stops`), per symbol, on its own bars: a
+position's levels come from the fill that opened it and the ATR of the decision bar; inside a
+bar where the symbol has one (after the open's fills with next-open fills, before the close's
+with close fills) its stop-loss or trailing stop, else its take-profit, may close it alone, at
+the level or a gapped open, with the symbol's costs; its cash then waits for the next
+rebalance. A stopped side stays flat until the symbol's target leaves it, and the last
+rebalance's decision for it is forgotten (set to flat), so the exit triggers no rebalance. A
+time stop closes a position held `max_bars` bars at the fill of decision bar d, unless a
+rebalance at that bar closes it for its own signal.
+
 Floating point. The specification is stated in exact arithmetic: "a target equal to the holding
 makes no trade", "an order that cannot be funded is scaled down". In floats a holding that
 equals its target in exact arithmetic can differ from it in the last bit, and buying power
@@ -38,6 +48,9 @@ import math
 from typing import Any, NamedTuple
 
 import numpy as np
+
+REASONS = {"signal": 0, "stop_loss": 1, "take_profit": 2, "trailing": 3, "time": 4}
+"""Exit reasons by name, as docs/stops.md lists them (the kernels' codes)."""
 
 DUST = 1e-9
 """Relative size below which an order or a difference from the target is rounding (above)."""
@@ -109,6 +122,41 @@ def _target_weights(
     return weights
 
 
+class _Stops(NamedTuple):
+    """The exits of docs/stops.md as the twin reads them (0: off), and the bars they need."""
+
+    stop_loss: float
+    take_profit: float
+    trailing: float
+    stop_atr: float
+    max_bars: int
+    high: Any  # (n_bars, n_symbols), NaN where there is no bar
+    low: Any
+    atr: Any  # (n_bars, n_symbols): the ATR known at each close, NaN where undefined
+
+    @property
+    def on(self) -> bool:
+        return bool(self.stop_loss or self.take_profit or self.trailing or self.stop_atr
+                    or self.max_bars)  # fmt: skip
+
+
+def _levels(stops: _Stops, side: int, fill: float, atr: float) -> tuple[float, float]:
+    """(stop-loss, take-profit) of a position opened at `fill`, NaN where there is none."""
+    loss = math.nan
+    if stops.stop_loss > 0:
+        loss = fill * (1 - stops.stop_loss) if side > 0 else fill * (1 + stops.stop_loss)
+    if stops.stop_atr > 0 and not _is_nan(atr):
+        by_atr = fill - side * stops.stop_atr * atr
+        if _is_nan(loss):
+            loss = by_atr
+        else:  # the nearer of the two: the higher for a long, the lower for a short
+            loss = max(loss, by_atr) if side > 0 else min(loss, by_atr)
+    profit = math.nan
+    if stops.take_profit > 0:
+        profit = fill * (1 + stops.take_profit) if side > 0 else fill * (1 - stops.take_profit)
+    return loss, profit
+
+
 class _Account:
     """Cash, one position dict per held symbol, the trade log, the notional of this bar."""
 
@@ -154,13 +202,15 @@ class _Account:
         if position["units"] <= 0:  # the whole holding went: the trade is over
             self._finish(s, bar, is_open=False)
 
-    def close(self, s: int, price: float, bar: int) -> None:
+    def close(self, s: int, price: float, bar: int, reason: str = "signal") -> None:
+        self.positions[s]["trade"]["exit_reason"] = reason
         self.sell_out_of(s, self.positions[s]["units"], price, bar)
 
     def _finish(self, s: int, bar: int, is_open: bool) -> None:
         trade = self.positions.pop(s)["trade"]
         trade["exit_bar"] = bar
         trade["is_open"] = is_open
+        trade.setdefault("exit_reason", "signal")
 
 
 def _trade_record(trade: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +235,7 @@ def _trade_record(trade: dict[str, Any]) -> dict[str, Any]:
         "net_pnl": net_pnl,
         "return": net_pnl / (units_in * entry_price),
         "is_open": trade["is_open"],
+        "exit_reason": REASONS[trade["exit_reason"]],
     }
 
 
@@ -192,7 +243,9 @@ def reference_portfolio(
     open: Any, close: Any, mark: Any, first: Any, last: Any, target: Any, fee: Any, slip: Any,
     lot: Any, fixed: Any, vol: Any, rebalance_at: Any, weighting: str, size: float,
     max_leverage: float, max_weight: float, band: float, scheduled: bool, fill_on_close: bool,
-    initial_cash: float, a: int, b: int,
+    initial_cash: float, a: int, b: int, high: Any = None, low: Any = None, atr: Any = None,
+    stop_loss: float = 0.0, take_profit: float = 0.0, trailing: float = 0.0,
+    stop_atr: float = 0.0, max_bars: int = 0,
 ) -> ReferenceRun:  # fmt: skip
     """Simulate the account on bars [a, b) (see the module docstring).
 
@@ -201,7 +254,10 @@ def reference_portfolio(
     target : (n_bars, n_symbols) side wanted after each bar's close (0 outside the listing).
     fee, slip, lot, fixed : per symbol. vol : (n_bars, n_symbols), read for inverse_vol.
     weighting : "equal", "fixed" or "inverse_vol".
+    high, low, atr, stop_loss, take_profit, trailing, stop_atr, max_bars : the stops (0: off;
+        high, low and atr (n_bars, n_symbols) are read only with a stop on).
     """
+    stops = _Stops(stop_loss, take_profit, trailing, stop_atr, max_bars, high, low, atr)
     n_symbols = len(first)
     first = [int(x) for x in first]
     last = [int(x) for x in last]
@@ -211,6 +267,7 @@ def reference_portfolio(
     fixed = [float(x) for x in fixed]
     account = _Account(float(initial_cash), fee, slip)
     recorded = [0] * n_symbols  # the decision each symbol's last rebalance traded on
+    blocked = [0] * n_symbols  # the side a stop closed, until the symbol's target leaves it
     equity_out, units_out, traded_out, ambiguous = [], [], [], []
 
     for t in range(a, b):
@@ -222,11 +279,34 @@ def reference_portfolio(
             if last[s] == t - 1 and s in account.positions:
                 account.close(s, float(close[t - 1][s]), bar)
 
+        if stops.on and fill_on_close:  # the inside of the bar comes before its close
+            _stop_exits(account, stops, open, close, t, bar, blocked, recorded)
+
         d = t if fill_on_close else t - 1
         fill_row = close[t] if fill_on_close else open[t]
         if d >= a:
             tradable = [not _is_nan(float(fill_row[s])) for s in range(n_symbols)]
             decision = [int(target[d][s]) for s in range(n_symbols)]
+            if stops.on:
+                for s in range(n_symbols):  # a stopped side waits for a fresh signal
+                    if blocked[s] and decision[s] != blocked[s]:
+                        blocked[s] = 0
+                    if blocked[s]:
+                        decision[s] = 0
+                rebalancing = not scheduled or bool(rebalance_at[d])
+                for s in range(n_symbols):  # time stops
+                    position = account.positions.get(s)
+                    if not (stops.max_bars and position and tradable[s]):
+                        continue
+                    held_bars = (d - a) - position["trade"]["entry_bar"]
+                    side = position["side"]
+                    leaves_by_signal = decision[s] != side and rebalancing
+                    if held_bars >= stops.max_bars and not leaves_by_signal:
+                        account.close(s, float(fill_row[s]), bar, "time")
+                        blocked[s] = side
+                        recorded[s] = 0
+                        if decision[s] == side:
+                            decision[s] = 0
             if scheduled:
                 trigger = bool(rebalance_at[d])
             else:
@@ -238,8 +318,23 @@ def reference_portfolio(
                 for s in range(n_symbols):
                     if tradable[s]:
                         recorded[s] = decision[s]
+                before = {s: p["trade"] for s, p in account.positions.items()}
                 _rebalance(account, weights, tradable, fill_row, mark[t], lot, band,
                            max_leverage, bar)  # fmt: skip
+                if stops.on:  # the positions this rebalance opened get their levels
+                    for s, position in account.positions.items():
+                        if before.get(s) is position["trade"]:
+                            continue
+                        trade = position["trade"]
+                        first_fill = trade["fills_in"][0][1]
+                        loss, profit = _levels(stops, position["side"], first_fill,
+                                               float(stops.atr[d][s]))  # fmt: skip
+                        position["loss"], position["profit"] = loss, profit
+                        # the trailing reference: the entry bar's close, once it is known
+                        position["reference"] = float(close[t][s]) if fill_on_close else None
+
+        if stops.on and not fill_on_close:  # the inside of the bar, after the open's fills
+            _stop_exits(account, stops, open, close, t, bar, blocked, recorded)
 
         value = sum(p["side"] * p["units"] * float(mark[t][s])
                     for s, p in sorted(account.positions.items()))  # fmt: skip
@@ -266,6 +361,48 @@ def reference_portfolio(
         [_trade_record(trade) for trade in account.trades],
         ambiguous,
     )
+
+
+def _stop_exits(
+    account: _Account, stops: _Stops, open: Any, close: Any, t: int, bar: int,
+    blocked: list[int], recorded: list[int],
+) -> None:  # fmt: skip
+    """Inside bar t: each held symbol with a bar there against its stop levels, in symbol
+    order (docs/stops.md); a position opened at this bar's open has no gap and its trailing
+    stop starts after this bar."""
+    for s in sorted(account.positions):
+        o = float(open[t][s])
+        if _is_nan(o):
+            continue  # no bar: nothing can trigger, the reference does not move
+        position = account.positions[s]
+        side = position["side"]
+        hi, lo = float(stops.high[t][s]), float(stops.low[t][s])
+        opened_here = position["trade"]["entry_bar"] == bar
+        loss, profit, reference = position["loss"], position["profit"], position["reference"]
+        trail = math.nan
+        if stops.trailing > 0 and reference is not None:
+            trail = reference * (1 - side * stops.trailing)
+        # the protective level a move against the position meets first: the higher for a
+        # long, the lower for a short; equal levels: the stop-loss
+        protect, name = loss, "stop_loss"
+        if not _is_nan(trail) and (_is_nan(loss) or (trail > loss if side > 0 else trail < loss)):
+            protect, name = trail, "trailing"
+        exit_price = None
+        if not _is_nan(protect) and (lo <= protect if side > 0 else hi >= protect):
+            gapped = (o <= protect if side > 0 else o >= protect) and not opened_here
+            exit_price = o if gapped else protect
+        elif not _is_nan(profit) and (hi >= profit if side > 0 else lo <= profit):
+            gapped = (o >= profit if side > 0 else o <= profit) and not opened_here
+            exit_price, name = (o if gapped else profit), "take_profit"
+        if exit_price is None:
+            if opened_here:
+                position["reference"] = float(close[t][s])
+            elif reference is not None:
+                position["reference"] = max(reference, hi) if side > 0 else min(reference, lo)
+            continue
+        account.close(s, exit_price, bar, name)
+        blocked[s] = side
+        recorded[s] = 0
 
 
 def _rebalance(

@@ -150,10 +150,15 @@ def universe_of(c: dict[str, Any]) -> Universe:
     )  # fmt: skip
 
 
+STOP_KEYS = ("stop_loss", "take_profit", "trailing", "stop_atr", "max_bars")
+"""A case's exits (tests/test_portfolio_stops.py; absent: off)."""
+
+
 def rules_of(c: dict[str, Any]) -> PortfolioRules:
     return PortfolioRules(
         WEIGHTING_CODES[c["weighting"]], c["size"], c["max_leverage"], c["max_weight"],
         c["band"], c["scheduled"], c["fill_on_close"], c["initial_cash"],
+        *(c.get(key, 0) for key in STOP_KEYS),
     )  # fmt: skip
 
 

@@ -218,17 +218,6 @@ def test_a_backtest_with_stops_equals_the_twin_on_real_bars(tmp_path):
     assert result.metrics != plain.metrics
 
 
-@pytest.mark.parametrize("command", [["backtest", "sma_cross", "--symbols", "SPY,MSFT"]])
-def test_what_is_not_built_yet_is_refused_in_one_line(command):
-    from click.testing import CliRunner
-
-    from ivybt.cli import cli
-
-    result = CliRunner().invoke(cli, [*command, "--source", "sample", "--sl", "0.05"])
-    assert result.exit_code != 0 and "not built yet (issue #16)" in result.output
-    assert "Traceback" not in result.output
-
-
 # -- grids and studies with stops -------------------------------------------------------------
 
 STOPPED = {"sl": 0.04, "tp": 0.12, "trail": 0.06, "sl_atr": 2.0, "max_bars": 30}
@@ -423,16 +412,3 @@ def test_a_grid_over_exits_and_the_strategy_equals_backtests_bit_for_bit(tmp_pat
     best = json.loads((result.write(tmp_path / "g") / "metrics.json").read_text())["best"]
     assert set(best["exits"]) == {"sl", "trail", "sl_atr", "max_bars"}
     assert best["exits"] == result.best_exits()
-
-
-@pytest.mark.parametrize("command", ["walkforward", "optimize"])
-def test_exits_as_parameters_elsewhere_are_refused_in_one_line(command):
-    from click.testing import CliRunner
-
-    from ivybt.cli import cli
-
-    extra = ["--is", "2y", "--oos", "1y"] if command == "walkforward" else ["--trials", "4"]
-    result = CliRunner().invoke(cli, [command, "sma_cross", "--symbol", "SPY", "--source",
-                                      "sample", "-p", "sl=0.02,0.05", *extra])  # fmt: skip
-    assert result.exit_code != 0 and "-p sl varies exits" in result.output
-    assert "Traceback" not in result.output

@@ -111,6 +111,11 @@ def portfolio_rules(portfolio: PortfolioConfig, execution: ExecutionConfig) -> P
         scheduled=portfolio.rebalance != "signal",
         fill_on_close=execution.fill == "close",
         initial_cash=float(execution.initial_cash),
+        stop_loss=float(execution.sl or 0.0),
+        take_profit=float(execution.tp or 0.0),
+        trailing=float(execution.trail or 0.0),
+        stop_atr=float(execution.sl_atr or 0.0),
+        max_bars=int(execution.max_bars or 0),
     )
 
 
@@ -125,12 +130,16 @@ def universe_arrays(
     Commission and slippage come from the portfolio's per-symbol mappings, else the execution
     section's rates; lot sizes default to 0 (fractional units). Inverse-volatility weights use
     the sample standard deviation (ddof 1) of the last `vol_window` close-to-close returns of
-    the symbol's own bars, known at the close of the latest of them.
+    the symbol's own bars, known at the close of the latest of them. With stops the prices
+    add the high, the low and the ATR (`stop_rows`).
     """
     symbols = panel.symbols
     _check_known(portfolio, symbols)
     mark = np.nan_to_num(panel.mark, nan=0.0)  # the kernel's mark: 0 outside the listing
-    prices = np.ascontiguousarray(np.stack([panel.open, panel.close, mark]))
+    rows = [panel.open, panel.close, mark]
+    if execution.has_stops:
+        rows.extend(stop_rows(panel, execution))
+    prices = np.ascontiguousarray(np.stack(rows))
     per = {
         "fee": (portfolio.commission, execution.commission),
         "slip": (portfolio.slippage, execution.slippage),
@@ -157,6 +166,29 @@ def universe_arrays(
         rebalance_at=rebalance_flags(panel.index, portfolio.rebalance),
         **arrays,
     )
+
+
+def stop_rows(panel: Panel, execution: ExecutionConfig) -> list[Float64Array2D]:
+    """The stop kernel's extra rows of a universe (`ivybt.kernels.portfolio.Universe`),
+    float64 (n_bars, n_symbols) each: the high, the low (NaN where a symbol has no bar) and
+    the ATR(`atr_length`, Wilder) of each symbol over its own bars, as
+    `ivybt.engine.simulation.stop_bars` computes it for one symbol, known at each of its
+    closes and carried over its missing bars inside the listing (NaN outside it, and
+    everywhere when `sl_atr` is off)."""
+    atr_row = np.full((panel.n_bars, panel.n_symbols), np.nan)
+    if execution.sl_atr is not None:
+        from ivybt.indicators.volatility import atr
+
+        for s in range(panel.n_symbols):
+            rows = panel.bars_of(s)
+            if len(rows) == 0:
+                continue
+            own = panel.columns(s)
+            values = np.asarray(atr(own["high"], own["low"], own["close"],
+                                    window=execution.atr_length), dtype=np.float64)  # fmt: skip
+            spread = np.searchsorted(rows, np.arange(rows[0], rows[-1] + 1), side="right") - 1
+            atr_row[rows[0] : rows[-1] + 1, s] = values[spread]
+    return [panel.high, panel.low, atr_row]
 
 
 def _check_known(portfolio: PortfolioConfig, symbols: Sequence[str]) -> None:

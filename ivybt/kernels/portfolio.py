@@ -44,9 +44,23 @@ is stated in docs/portfolio.md; in short, with t a bar of the window [a, b):
   that closed it: `units` are all the units bought (sold, for a short) into it, prices are
   unit-weighted averages of the fills in and out, fees are summed; rebalancing adds and trims
   belong to the trade. Trade metrics count closed trades over every symbol.
+- Stops (`PortfolioRules.stop_loss` ... `max_bars`; docs/stops.md, "Stops on a universe"):
+  each symbol's position follows the single-symbol rules of `ivybt.kernels.stops` on its own
+  bars. Its levels come from the fill that opened the trade (adds and trims by later
+  rebalances move none of them) and the ATR of the decision bar; inside a bar where it has
+  one (after the open's fills with next-open fills, before the close's with close fills) a
+  stop closes the whole position alone, at its level or the gapped open, with the symbol's
+  costs; the cash stays in the account until the next rebalance. A time stop closes a
+  position held `max_bars` union bars at the fill of decision bar d, unless a rebalance at
+  that bar closes it for its own signal. After either, the symbol's side stays flat until its
+  target leaves it, and the side the last rebalance gave it becomes flat, so the exit itself
+  triggers no rebalance. Order within bar t: delistings, [close fills: stops inside the
+  bar], blocked sides and time stops, the rebalance, [next-open fills: stops inside the
+  bar], the valuation.
 
 With one symbol and the default rules this performs the same operations in the same order as
-`simulate_nb`, so it gives its results bit for bit (tests/test_portfolio_kernel.py).
+`simulate_nb` (with stops, `ivybt.kernels.stops.simulate_stops_nb`), so it gives its results
+bit for bit (tests/test_portfolio_kernel.py, tests/test_portfolio_stops.py).
 """
 
 from __future__ import annotations
@@ -76,7 +90,15 @@ from ivybt.kernels.metrics import (
     write_return_metrics_nb,
     write_trade_metrics_nb,
 )
-from ivybt.kernels.simulate import TRADE_DTYPE, trade_pnl_nb
+from ivybt.kernels.simulate import TRADE_DTYPE, Stops, trade_pnl_nb
+from ivybt.kernels.stops import (
+    EXIT_SIGNAL,
+    EXIT_TIME,
+    bar_exit_nb,
+    entry_levels_nb,
+    stops_active_nb,
+    trail_reference_nb,
+)
 
 PORTFOLIO_TRADE_DTYPE = np.dtype([*TRADE_DTYPE.descr, ("symbol", np.int64)])
 """`TRADE_DTYPE` plus the symbol's column index. Bars are relative to the window's start."""
@@ -96,10 +118,14 @@ FUNDING_SLACK = 1e-12
 _UNITS, _UNITS_IN, _ENTRY, _ENTRY_FEES, _UNITS_OUT, _EXIT, _EXIT_FEES, _WEIGHT, _PRICE = range(9)
 _ENTRY_SUM, _EXIT_SUM = 9, 10  # notional of the fills in and out (unit-weighted averages)
 _WANTED = 11  # a holding's target units at the rebalance
-_FLOAT_ROWS = 12
+_LOSS, _PROFIT, _REFERENCE = 12, 13, 14  # an open trade's stop levels (stops on)
+_FLOAT_ROWS = 15
 _SIDE, _INTENDED, _ENTRY_BAR, _SLOT, _SKIP = range(5)
 _ORDER = 5  # the symbols a rebalance trades or values (held or with a weight), in order
-_INT_ROWS = 6
+_BLOCKED = 6  # the side a stop closed, blocked until the symbol's target leaves it
+_INT_ROWS = 7
+
+_HIGH, _LOW, _ATR = 3, 4, 5  # rows of `Universe.prices` after open, close, mark (stops on)
 
 
 class PortfolioRules(NamedTuple):
@@ -114,6 +140,10 @@ class PortfolioRules(NamedTuple):
     scheduled : True trades only at decision bars flagged in `rebalance_at`.
     fill_on_close : True fills at the decision bar's close, False at the next bar's open.
     initial_cash : starting equity, > 0.
+    stop_loss, take_profit, trailing, stop_atr, max_bars : the exits of each symbol's
+        position (`ivybt.kernels.simulate.Stops`; 0: off, the default): with any on,
+        `Universe.prices` needs the high, low and ATR rows. Flat fields, not a nested
+        `Stops`: a parallel loop cannot take a tuple inside a tuple as an argument.
     """
 
     weighting: int
@@ -124,6 +154,11 @@ class PortfolioRules(NamedTuple):
     scheduled: bool
     fill_on_close: bool
     initial_cash: float
+    stop_loss: float = 0.0
+    take_profit: float = 0.0
+    trailing: float = 0.0
+    stop_atr: float = 0.0
+    max_bars: int = 0
 
 
 class Universe(NamedTuple):
@@ -131,7 +166,10 @@ class Universe(NamedTuple):
 
     prices : float64, (3, n_bars, n_symbols): open, close, mark; open and close are NaN
         where there is no bar, the mark is finite everywhere: 0.0 outside the listing (where
-        nothing is held, so the valuation adds 0 x 0 without a branch).
+        nothing is held, so the valuation adds 0 x 0 without a branch). With stops
+        (`PortfolioRules.stop_loss` ...) (6, n_bars, n_symbols): then high, low (NaN where
+        there is no bar) and the ATR known at each close (Wilder, over the symbol's own
+        bars, carried over its missing bars; NaN where undefined; read only with `stop_atr`).
     first, last : int64, (n_symbols,): union bars of each symbol's first and last bar.
     fee, slip, lot, fixed : float64, (n_symbols,): commission and slippage rates, lot size
         (0: fractional units) and fixed weight (FIXED weighting) of each symbol.
@@ -154,14 +192,16 @@ class Universe(NamedTuple):
 
 
 class Books(NamedTuple):
-    """Per-symbol scratch of `portfolio_nb`: floats (12, n_symbols) float64 (units, the open
+    """Per-symbol scratch of `portfolio_nb`: floats (15, n_symbols) float64 (units, the open
     trade's fills, the target weight, the rebalance price, the fills' notional sums, the
-    target units), ints
-    (6, n_symbols) int64 (held side, side given by the last rebalance, entry bar, trade slot,
-    skip flag, the rebalance's list of symbols held or wanted)."""
+    target units, the stop-loss, take-profit and trailing reference), ints (7, n_symbols)
+    int64 (held side, side given by the last rebalance, entry bar, trade slot, skip flag,
+    the rebalance's list of symbols held or wanted, the side a stop blocked), `decided`
+    (n_symbols,) int8 (the sides a rebalance trades towards when stops are on)."""
 
     floats: Float64Array2D
     ints: Int64Array2D
+    decided: Int8Array1D
 
 
 class Records(NamedTuple):
@@ -289,9 +329,10 @@ def _average_nb(books: Books, s: int, price: int, total: int, count: int) -> flo
 
 @njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _write_trade(
-    books: Books, s: int, exit_bar: int, is_open: bool, out_trades: RecordArray1D
+    books: Books, s: int, exit_bar: int, is_open: bool, reason: int, out_trades: RecordArray1D
 ) -> tuple[float, float]:
-    """(net PnL, return) of symbol s's trade; written to its record when it fits."""
+    """(net PnL, return) of symbol s's trade; written to its record when it fits, with the
+    exit `reason` (`ivybt.kernels.stops.EXIT_REASONS` code; EXIT_SIGNAL for an open one)."""
     ints = books.ints
     floats = books.floats
     side = ints[_SIDE, s]
@@ -316,7 +357,7 @@ def _write_trade(
         record["net_pnl"] = net
         record["trade_return"] = trade_return
         record["is_open"] = is_open
-        record["exit_reason"] = 0
+        record["exit_reason"] = reason
         record["symbol"] = s
     return net, trade_return
 
@@ -341,12 +382,13 @@ def _sell(
 @njit(cache=True, inline="always", **NO_REFCOUNTS)
 def _close_position(
     universe: Universe, books: Books, s: int, price: float, bar: int, account: Account,
-    out_trades: RecordArray1D,
+    reason: int, out_trades: RecordArray1D,
 ) -> tuple[Account, float]:  # fmt: skip
-    """Close symbol s's whole position at raw `price`: (account after, notional traded)."""
+    """Close symbol s's whole position at raw `price` for `reason` (an `EXIT_REASONS`
+    code): (account after, notional traded)."""
     cash, n_trades, trades = account
     cash, notional = _sell(universe, books, s, abs(books.floats[_UNITS, s]), price, cash)
-    net, trade_return = _write_trade(books, s, bar, False, out_trades)
+    net, trade_return = _write_trade(books, s, bar, False, reason, out_trades)
     books.floats[_UNITS, s] = 0.0
     books.ints[_SIDE, s] = 0
     return (cash, n_trades, trade_step_nb(trades, net, trade_return)), notional
@@ -396,7 +438,9 @@ def portfolio_nb(
     Notes
     -----
     No look-ahead: a fill at bar t uses decisions of bar t - 1 (t with close fills), prices
-    of bar t and the marks up to t; the equity at t depends on nothing after t.
+    of bar t and the marks up to t (with stops, bar t's high and low and the ATR of the
+    decision bar); the equity at t depends on nothing after t. Trades record their
+    `exit_reason` (EXIT_SIGNAL without stops). Reference twin: tests/portfolio_reference.py.
     """
     n_symbols = target.shape[1]
     fills = universe.prices[1] if rules.fill_on_close else universe.prices[0]
@@ -408,10 +452,12 @@ def portfolio_nb(
     units_held = floats[_UNITS]  # views made once, not at every bar
     intended = ints[_INTENDED]
     record = out.equity.shape[0] > 0
+    stopping = stops_active_nb(_stops_of(rules))
     for s in range(n_symbols):
         units_held[s] = 0.0
         ints[_SIDE, s] = 0
         intended[s] = 0
+        ints[_BLOCKED, s] = 0
     account = (rules.initial_cash, 0, trade_start_nb())
     returns = return_start_nb(rules.initial_cash)
     held = 0
@@ -423,29 +469,47 @@ def portfolio_nb(
             for s in range(n_symbols):
                 if last[s] == t - 1 and ints[_SIDE, s] != 0:
                     account, notional = _close_position(
-                        universe, books, s, close[t - 1, s], t - a, account, out.trades
-                    )
+                        universe, books, s, close[t - 1, s], t - a, account, EXIT_SIGNAL,
+                        out.trades,
+                    )  # fmt: skip
                     traded += notional
             leave = _next_leave_nb(last, t + 1)
             holding = _holds_nb(units_held)
+        if stopping and rules.fill_on_close and holding:  # inside bar t, before its close
+            account, notional = _stop_exits_nb(universe, rules, (t, a), account, books,
+                                               out.trades)  # fmt: skip
+            traded += notional
+            holding = _holds_nb(units_held)
         d = t if rules.fill_on_close else t - 1
         if d >= a:
+            decision = target[d]
+            if stopping:  # blocked sides and time stops: the sides the account trades to
+                account, notional = _decide_nb(universe, rules, decision, (t, a, d), account,
+                                               books, out.trades)  # fmt: skip
+                decision = books.decided
+                traded += notional
+                holding = _holds_nb(units_held)
             if rules.scheduled:
                 trigger = universe.rebalance_at[d] != 0
             else:
                 differs = 0
                 for s in range(n_symbols):  # branch-free first: most bars change nothing
-                    differs |= target[d, s] ^ intended[s]
+                    differs |= decision[s] ^ intended[s]
                 trigger = False
                 for s in range(n_symbols if differs != 0 else 0):
-                    if not math.isnan(fills[t, s]) and target[d, s] != intended[s]:
+                    if not math.isnan(fills[t, s]) and decision[s] != intended[s]:
                         trigger = True
                         break
             if trigger:
-                account, notional = _rebalance_nb(universe, rules, target[d], (t, a, d),
+                account, notional = _rebalance_nb(universe, rules, decision, (t, a, d),
                                                   account, books, out.trades)  # fmt: skip
                 traded += notional
                 holding = _holds_nb(units_held)
+        if stopping and not rules.fill_on_close and holding:  # inside bar t, after its open
+            account, notional = _stop_exits_nb(universe, rules, (t, a), account, books,
+                                               out.trades)  # fmt: skip
+            traded += notional
+            holding = _holds_nb(units_held)
         value = _holdings_value_nb(units_held, mark[t]) if holding else 0.0
         equity = account[0] + value
         returns = return_step_nb(returns, equity)
@@ -459,7 +523,7 @@ def portfolio_nb(
     for s in range(n_symbols):  # open at the end: marked at the last close, no exit fee
         if ints[_SIDE, s] != 0:
             _add_fill(books, s, abs(floats[_UNITS, s]), mark[b - 1, s], 0.0, False)
-            _write_trade(books, s, b - 1 - a, True, out.trades)
+            _write_trade(books, s, b - 1 - a, True, EXIT_SIGNAL, out.trades)
     out.metrics[:] = np.nan
     write_return_metrics_nb(returns, b - a, held, rules.initial_cash, periods_per_year,
                             out.metrics)  # fmt: skip
@@ -539,7 +603,7 @@ def _rebalance_nb(
             ints[_INTENDED, s] = decision[s]
         if tradable & (side != 0) & (_sign(weight[s]) != side):
             account, notional = _close_position(universe, books, s, price[s], t - a,
-                                                account, out_trades)  # fmt: skip
+                                                account, EXIT_SIGNAL, out_trades)  # fmt: skip
             traded += notional
         order[n_active] = s  # kept (the count moves on) when held or wanted after the exits
         n_active += (ints[_SIDE, s] != 0) | (weight[s] != 0.0)
@@ -567,7 +631,8 @@ def _rebalance_nb(
                 traded += notional
                 ints[_SKIP, s] = 1
                 if wanted == 0.0:  # whole lots rounded the holding away
-                    net, trade_return = _write_trade(books, s, t - a, False, out_trades)
+                    net, trade_return = _write_trade(books, s, t - a, False, EXIT_SIGNAL,
+                                                     out_trades)  # fmt: skip
                     trades = trade_step_nb(trades, net, trade_return)
                     ints[_SIDE, s] = 0
         units = floats[_UNITS, s]
@@ -575,6 +640,8 @@ def _rebalance_nb(
             value += units * floats[_PRICE, s]
             gross += abs(units) * floats[_PRICE, s]
     power = rules.max_leverage * (cash + value) - gross
+    stops = _stops_of(rules)
+    stopping = stops_active_nb(stops)
     for i in range(n_active):  # (4) increases and new positions, in symbol order
         s = order[i]
         if ints[_SKIP, s] != 0 or weight[s] == 0.0:
@@ -603,9 +670,105 @@ def _rebalance_nb(
         if ints[_SIDE, s] == 0:
             _open_trade(books, s, side, t - a, n_trades)
             n_trades += 1
+            if stopping:  # the levels of docs/stops.md, from this opening fill
+                loss, profit = entry_levels_nb(side, fill, universe.prices[_ATR, d, s], stops)
+                floats[_LOSS, s] = loss
+                floats[_PROFIT, s] = profit
+                # with next-open fills the trailing reference starts at this bar's close
+                floats[_REFERENCE, s] = universe.prices[1, t, s] if rules.fill_on_close else (
+                    np.nan)  # fmt: skip
         _add_fill(books, s, units, fill, fee, True)
         floats[_UNITS, s] += side * units
     return (cash, n_trades, trades), traded
+
+
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
+def _stops_of(rules: PortfolioRules) -> Stops:
+    """The exits `rules` carries, as `Stops`."""
+    return Stops(rules.stop_loss, rules.take_profit, rules.trailing, rules.stop_atr,
+                 rules.max_bars)  # fmt: skip
+
+
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
+def _stop_exits_nb(
+    universe: Universe, rules: PortfolioRules, bars: tuple[int, int], account: Account,
+    books: Books, out_trades: RecordArray1D,
+) -> tuple[Account, float]:  # fmt: skip
+    """The stops inside bar t, `bars` = (t, a), of every held symbol with a bar at t
+    (`ivybt.kernels.stops.bar_exit_nb` on its open, high and low): a triggered one closes
+    the whole position at its level or the gapped open (with the symbol's slippage and
+    commission), blocks that side (`_BLOCKED`) and forgets the side the last rebalance gave
+    it, so the account does not rebalance for it; the cash stays in the account until the
+    next rebalance. Otherwise the trailing reference moves with the bar (it starts at the
+    entry bar's close). Returns (account, notional traded)."""
+    t, a = bars
+    prices = universe.prices
+    floats = books.floats
+    ints = books.ints
+    stops = _stops_of(rules)
+    traded = 0.0
+    for s in range(ints.shape[1]):
+        side = ints[_SIDE, s]
+        open_ = prices[0, t, s]
+        if side == 0 or math.isnan(open_):
+            continue
+        entered = ints[_ENTRY_BAR, s] == t - a  # at this bar's open: no gap, no move yet
+        reason, price = bar_exit_nb(
+            side, (open_, prices[_HIGH, t, s], prices[_LOW, t, s]), not entered,
+            (floats[_LOSS, s], floats[_PROFIT, s], floats[_REFERENCE, s]), stops,
+        )  # fmt: skip
+        if reason == EXIT_SIGNAL:
+            floats[_REFERENCE, s] = prices[1, t, s] if entered else trail_reference_nb(
+                side, floats[_REFERENCE, s], prices[_HIGH, t, s], prices[_LOW, t, s])  # fmt: skip
+            continue
+        account, notional = _close_position(universe, books, s, price, t - a, account, reason,
+                                            out_trades)  # fmt: skip
+        traded += notional
+        ints[_BLOCKED, s] = side
+        ints[_INTENDED, s] = 0
+    return account, traded
+
+
+@njit(cache=True, inline="always", **NO_REFCOUNTS)
+def _decide_nb(
+    universe: Universe, rules: PortfolioRules, decision: Int8Array1D,
+    bars: tuple[int, int, int], account: Account, books: Books, out_trades: RecordArray1D,
+) -> tuple[Account, float]:  # fmt: skip
+    """With stops: write into `books.decided` the sides of decision bar d the account
+    trades towards at bar t, `bars` = (t, a, d), and make the time stops due there.
+
+    A side a stop closed stays blocked (flat) until the symbol's target leaves it (a flat
+    bar, or the other side, which is wanted at once). A position held `max_bars` bars
+    (d - entry bar >= max_bars) by a symbol with a bar at t is closed at t's fill price
+    (reason EXIT_TIME, its side then blocked) unless a rebalance at t closes it for its
+    own signal (its side changed, and the account rebalances on signals or d is a
+    scheduled bar). Returns (account, notional traded)."""
+    t, a, d = bars
+    ints = books.ints
+    decided = books.decided
+    fills = universe.prices[1, t] if rules.fill_on_close else universe.prices[0, t]
+    rebalancing = not rules.scheduled or universe.rebalance_at[d] != 0
+    due = d - a - rules.max_bars  # entry bars (of the window) at or before it are due
+    traded = 0.0
+    for s in range(decision.shape[0]):
+        wanted = decision[s]
+        blocked = ints[_BLOCKED, s]
+        if blocked != 0 and wanted != blocked:
+            ints[_BLOCKED, s] = 0  # a fresh signal
+        elif blocked != 0:
+            wanted = 0
+        decided[s] = wanted
+        side = ints[_SIDE, s]
+        if (rules.max_bars > 0 and side != 0 and ints[_ENTRY_BAR, s] <= due
+                and not math.isnan(fills[s]) and (wanted == side or not rebalancing)):  # fmt: skip
+            account, notional = _close_position(universe, books, s, fills[s], t - a, account,
+                                                EXIT_TIME, out_trades)  # fmt: skip
+            traded += notional
+            ints[_BLOCKED, s] = side
+            ints[_INTENDED, s] = 0
+            if wanted == side:
+                decided[s] = 0
+    return account, traded
 
 
 @njit(cache=True, inline="always", **NO_REFCOUNTS)
@@ -623,6 +786,7 @@ def scratch(n_symbols: int) -> Books:
     return Books(
         np.zeros((_FLOAT_ROWS, n_symbols), dtype=np.float64),
         np.zeros((_INT_ROWS, n_symbols), dtype=np.int64),
+        np.zeros(n_symbols, dtype=np.int8),
     )
 
 

@@ -36,8 +36,8 @@ from ivybt.kernels.grid import (
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.portfolio import Books, PortfolioRules, Records, Universe, portfolio_nb
 
-FLOAT_SCRATCH_ROWS = 12  # `ivybt.kernels.portfolio` scratch shapes, per symbol
-INT_SCRATCH_ROWS = 6
+FLOAT_SCRATCH_ROWS = 15  # `ivybt.kernels.portfolio` scratch shapes, per symbol
+INT_SCRATCH_ROWS = 7
 
 
 class SymbolTables(NamedTuple):
@@ -126,7 +126,8 @@ def _longest_nb(tables: SymbolTables) -> int:
 def thread_books_nb(n_symbols: int) -> Books:
     """A thread's scratch for `portfolio_nb` (`ivybt.kernels.portfolio.scratch`)."""
     return Books(np.empty((FLOAT_SCRATCH_ROWS, n_symbols), dtype=np.float64),
-                 np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64))  # fmt: skip
+                 np.empty((INT_SCRATCH_ROWS, n_symbols), dtype=np.int64),
+                 np.empty(n_symbols, dtype=np.int8))  # fmt: skip
 
 
 @njit(cache=True, parallel=True)

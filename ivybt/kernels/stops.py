@@ -62,8 +62,8 @@ first, as in the grid kernels' `prices`."""
 # `Stops` and `NO_STOPS` are defined in `ivybt.kernels.simulate`, next to `Execution`, whose
 # exit fields they mirror; they are imported here for the users of this module.
 __all__ = [
-    "EXIT_REASONS", "NO_STOPS", "Stops", "simulate_stops_nb", "stops_active_nb",
-    "stops_metrics_nb", "stops_returns_nb",
+    "EXIT_REASONS", "NO_STOPS", "Stops", "bar_exit_nb", "entry_levels_nb", "simulate_stops_nb",
+    "stops_active_nb", "stops_metrics_nb", "stops_returns_nb", "trail_reference_nb",
 ]  # fmt: skip
 
 
@@ -96,7 +96,24 @@ def intrabar_exit_nb(
     """(reason, raw exit price) of a stop inside bar t for a position on `side`, or
     (EXIT_SIGNAL, 0.0) when none triggers. `gap`: the position was held before the bar's
     open, which may jump beyond a level; `reference`: the trailing reference (NaN: no
-    trailing stop yet)."""
+    trailing stop yet). `bar_exit_nb` on the bar's open, high and low."""
+    return bar_exit_nb(side, (bars[OPEN, t], bars[HIGH, t], bars[LOW, t]), gap,
+                       (loss, profit, reference), stops)  # fmt: skip
+
+
+@njit(cache=True)
+def bar_exit_nb(
+    side: int, bar: tuple[float, float, float], gap: bool, levels: tuple[float, float, float],
+    stops: Stops,
+) -> tuple[int, float]:  # fmt: skip
+    """(reason, raw exit price) of a stop inside one bar for a position on `side`, or
+    (EXIT_SIGNAL, 0.0) when none triggers: the rules of the module docstring on one bar's
+    (open, high, low), finite, and the position's (stop-loss, take-profit, trailing
+    reference) `levels` (NaN: none). `gap`: the position was held before the bar's open,
+    which may jump beyond a level. The one-account kernels and the portfolio account
+    (`ivybt.kernels.portfolio`) both decide with it, so their exits agree bit for bit."""
+    open_, high, low = bar
+    loss, profit, reference = levels
     trail = np.nan
     if stops.trailing > 0.0 and math.isfinite(reference):
         trail = reference * (1.0 - side * stops.trailing)
@@ -105,9 +122,8 @@ def intrabar_exit_nb(
     if math.isfinite(trail) and (not math.isfinite(protect) or side * (trail - protect) > 0.0):
         protect = trail
         reason = EXIT_TRAILING
-    open_ = bars[OPEN, t]
-    adverse = bars[LOW, t] if side > 0 else bars[HIGH, t]
-    favourable = bars[HIGH, t] if side > 0 else bars[LOW, t]
+    adverse = low if side > 0 else high
+    favourable = high if side > 0 else low
     if math.isfinite(protect) and side * (adverse - protect) <= 0.0:
         if gap and side * (open_ - protect) <= 0.0:
             return reason, open_
@@ -123,8 +139,14 @@ def intrabar_exit_nb(
 def moved_reference_nb(side: int, reference: float, bars: Float64Array2D, t: int) -> float:
     """The trailing reference after bar t: the best of it and the bar's high (long) or low
     (short)."""
-    extreme = bars[HIGH, t] if side > 0 else bars[LOW, t]
-    return max(reference, extreme) if side > 0 else min(reference, extreme)
+    return trail_reference_nb(side, reference, bars[HIGH, t], bars[LOW, t])
+
+
+@njit(cache=True)
+def trail_reference_nb(side: int, reference: float, high: float, low: float) -> float:
+    """The trailing reference after a bar with this `high` and `low`: the best of it and
+    the high (long) or the low (short)."""
+    return max(reference, high) if side > 0 else min(reference, low)
 
 
 @njit(cache=True)

@@ -35,6 +35,7 @@ from ivybt.report.backtest import (
     format_metric,
     format_metrics,
 )
+from ivybt.report.exits import exits_section
 from ivybt.report.factor import factor_sections
 from ivybt.report.html import LIGHT_TEMPLATE, render_html
 from ivybt.report.portfolio_data import FILTERS, portfolio_report_data
@@ -526,18 +527,21 @@ def portfolio_report_html(
     portfolio_metrics: Mapping[str, object],
     notes: Iterable[str] = (),
     factor: FactorView | None = None,
+    exits: bool = False,
 ) -> str:
     """The portfolio report as one offline HTML page (plotly.js inlined once); nothing written.
 
     The metrics and portfolio metrics (`portfolio_summary_rows`), the five figures of
     `portfolio_figures`, the filterable trade table (`trade_table_html`), then `notes` and
     the report's own (`portfolio_notes`); for a cross-sectional strategy, its `factor` view
-    (`ivybt.report.factor`) before the trades.
+    (`ivybt.report.factor`) before the trades; with `exits` (a run with stops) the exits by
+    reason (`ivybt.report.exits`) before the trades too.
     """
     data = portfolio_report_data(equity, weights, contributions, trades)  # checks the frames
     sections: Sequence[tuple[str, object]] = [
         *_chart_sections(data),
         *(factor_sections(factor) if factor is not None else []),
+        *([exits_section(trades)] if exits else []),
         (TRADES_HEADING, TradeTable(trade_table_html(data))),
     ]
     return render_html(

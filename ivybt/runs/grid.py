@@ -50,6 +50,7 @@ from ivybt.studies.space import (
     ParamSpace,
     bar_grid,
     build_space,
+    check_exits_on,
     describe_defaults,
     with_exits,
 )
@@ -290,12 +291,7 @@ def plan_space(config: RunConfig) -> tuple[ParamSpace, list[dict[str, Any]], str
     assert study is not None
     strategy = get_strategy(config.strategy.name)
     exit_specs = {k: v for k, v in config.strategy.space.items() if k in EXIT_PARAMS}
-    if exit_specs and (config.data.is_portfolio or study.kind != "grid"):
-        raise ConfigError(
-            f"-p {', '.join(exit_specs)} varies exits; a grid on one symbol takes them for "
-            "now (issue #16): searches, walk-forward studies and universes take fixed stops "
-            "(--sl 0.05 ...)"
-        )
+    check_exits_on(config, exit_specs)
     given = {k: v for k, v in config.strategy.space.items() if k not in EXIT_PARAMS}
     bar_specs, specs = split_specs(config, given)
     bar_combos = bar_grid(config, bar_specs)

@@ -4,6 +4,9 @@ Each round asks the sampler for a batch of trials, evaluates the whole batch in 
 the grid kernel, and tells the results back: Optuna only samples, IvyBT only evaluates
 (`ivybt.studies.search.search_batch`).
 
+- Exits given by -p (`-p sl=0:0.1:0.01`, docs/stops.md) are searched next to the strategy's
+  parameters under their plain names; each trial is evaluated with its own exits, and
+  metrics.json lists them apart (`best[].exits`, `SearchResult.exits`).
 - Every metric goes into each trial's user attributes; the study's user attributes record the
   strategy, space, data hash, execution settings and the sampler's full settings (Optuna 5
   changed TPE's defaults, so nothing is left to library defaults).
@@ -76,7 +79,7 @@ from ivybt.studies.search_space import (
     small_space_message,
     untried_of,
 )
-from ivybt.studies.space import describe_defaults
+from ivybt.studies.space import check_exits_on, describe_defaults, exit_names_of
 from ivybt.studies.study_identity import (
     check_same_study,
     default_study_name,
@@ -120,6 +123,14 @@ class SearchResult:
             row.update({name: trial.user_attrs.get(name, np.nan) for name in METRIC_NAMES})
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def exits(self, trial: optuna.trial.FrozenTrial) -> dict[str, float | int]:
+        """The exits `trial` was evaluated with when the search varies them (`-p sl=...`,
+        searched or fixed; 0: off), else {}: pass them to `ivybt.backtest` as keywords."""
+        strategy = get_strategy(self.config.strategy.name)
+        searched, fixed = search_space(strategy, self.config.strategy.space)
+        given = {**fixed, **trial.params}
+        return {name: given[name] for name in exit_names_of(strategy, [*fixed, *searched])}
 
     def best_trials(self) -> list[optuna.trial.FrozenTrial]:
         """The best trial (one objective) or the Pareto front (several), each parameter set
@@ -223,6 +234,7 @@ def _run_search(
             "objective once"
         )
     split_specs(config, config.strategy.space)  # -p box=... needs --bars renko
+    check_exits_on(config, exit_names_of(strategy, config.strategy.space))
     searched, fixed = search_space(strategy, config.strategy.space)
     defaulted = default_ranges_of(strategy, config.strategy.space)
     if defaulted:
@@ -344,18 +356,21 @@ def search_headline(result: SearchResult) -> dict[str, Any]:
         "objectives": list(result.objectives),
         "n_trials": len(study.trials),
         "n_distinct": result.n_distinct(),
-        "best": [
-            {
-                "number": trial.number,
-                "params": trial.params,
-                "values": trial.values,
-                "metrics": {
-                    k: v for k, v in trial.user_attrs.items() if not k.startswith("ivybt")
-                },
-            }
-            for trial in result.best_trials()
-        ],
+        "best": [_best_entry(result, trial) for trial in result.best_trials()],
         "overfitting": result.evidence(),
+    }
+
+
+def _best_entry(result: SearchResult, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """One best trial in metrics.json: its parameters, its exits when the search varies them
+    (as a grid's `best.exits`), its objective values and every metric."""
+    exits = result.exits(trial)
+    return {
+        "number": trial.number,
+        "params": {k: v for k, v in trial.params.items() if k not in exits},
+        **({"exits": exits} if exits else {}),
+        "values": trial.values,
+        "metrics": {k: v for k, v in trial.user_attrs.items() if not k.startswith("ivybt")},
     }
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ivybt.config import RunConfig
+from ivybt.config import ExecutionConfig, RunConfig
 from ivybt.data.panel import Panel
 from ivybt.engine.panel_inputs import PanelInputs, prepare_panel_inputs
 from ivybt.engine.portfolio import (
@@ -33,6 +33,7 @@ from ivybt.engine.simulation import BENCHMARK_METRICS, check_enough_bars
 from ivybt.errors import ConfigError, InSampleWarning
 from ivybt.files import write_json, write_table, write_text
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, return_metrics_nb
+from ivybt.report.exits import exits_record
 from ivybt.runs.backtest import TRADE_COLUMNS
 from ivybt.runs.backtest import trades_frame as single_trades_frame
 from ivybt.runs.folder import open_run_folder, utc_now
@@ -114,6 +115,10 @@ class PortfolioResult:
         sections = portfolio_sections(self.equity, self.weights, self.contributions, self.trades)
         if self.factor is not None:  # before the trades, as in report.html
             sections[-1:-1] = factor_sections(self.factor)
+        if self.config.execution.has_stops:  # before the trades, as in report.html
+            from ivybt.report.exits import exits_section
+
+            sections[-1:-1] = [exits_section(self.trades)]
         return ReportFigures(sections)
 
     def headline(self) -> dict[str, Any]:
@@ -143,6 +148,7 @@ class PortfolioResult:
             "buy_and_hold": self.benchmark,
             **({"factor": self.factor.to_dict()} if self.factor is not None else {}),
             **({"universe_selection": self.universe} if self.universe is not None else {}),
+            **({"exits": exits_record(self.trades)} if self.config.execution.has_stops else {}),
         }
 
     def write(
@@ -179,6 +185,7 @@ class PortfolioResult:
                 portfolio_metrics={**self.exposure, "n_symbols": len(self.symbols)},
                 notes=self._notes(),
                 factor=self.factor,
+                exits=self.config.execution.has_stops,
             )
             write_text(target / "report.html", html)
         self.folder = target
@@ -201,6 +208,12 @@ class PortfolioResult:
             f"({self.periods_per_year_source}). Buy-and-hold: equal weights, each symbol's "
             "share bought at its first close and sold at its last, no costs.",
         ]
+        if execution.has_stops:
+            notes.append(
+                f"Exits per symbol ({stops_text(execution)}), from each symbol's entry fill "
+                "and bars: a stopped symbol is sold alone, its cash waits until the next "
+                "rebalance, and its side stays flat until its signal leaves it."
+            )
         if self.universe is not None:
             universe = self.universe
             notes.append(
@@ -216,6 +229,22 @@ class PortfolioResult:
                 f"split at {self.split['split_time']} (bar {self.split['split_index']})."
             )
         return notes
+
+
+def stops_text(execution: ExecutionConfig) -> str:
+    """'stop-loss 5%, trailing 8%, time 60 bars': the exits `execution` switches on."""
+    parts = []
+    if execution.sl is not None:
+        parts.append(f"stop-loss {execution.sl:.4g}")
+    if execution.sl_atr is not None:
+        parts.append(f"ATR stop {execution.sl_atr:g} x ATR({execution.atr_length})")
+    if execution.tp is not None:
+        parts.append(f"take-profit {execution.tp:.4g}")
+    if execution.trail is not None:
+        parts.append(f"trailing {execution.trail:.4g}")
+    if execution.max_bars is not None:
+        parts.append(f"time {execution.max_bars} bars")
+    return ", ".join(parts)
 
 
 def run_portfolio_backtest(

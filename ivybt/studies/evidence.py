@@ -177,7 +177,7 @@ def search_evidence(result: Any) -> dict[str, Any] | None:
     from ivybt.studies.grid import evaluate_returns
     from ivybt.studies.search import MINIMIZED, bricks_for
     from ivybt.studies.search_space import search_space
-    from ivybt.studies.space import ParamSpace
+    from ivybt.studies.space import ParamSpace, exit_names_of
 
     trials = [t for t in result.study.get_trials(deepcopy=False) if t.state.is_finished()]
     if not trials or not result.config.study.evidence:
@@ -189,10 +189,11 @@ def search_evidence(result: Any) -> dict[str, Any] | None:
     valid = np.array([t.state == TrialState.COMPLETE for t in trials])
     config, inputs = result.config, result.inputs
     strategy = get_strategy(config.strategy.name)
-    _, fixed = search_space(strategy, config.strategy.space)
+    searched, fixed = search_space(strategy, config.strategy.space)
     first = inputs.window.start or 0
     signals_for = bricks_for(config, inputs, start=first)
-    names = strategy.param_names()
+    exits = exit_names_of(strategy, [*fixed, *searched])  # as the trials were evaluated
+    names = (*strategy.param_names(), *exits)
 
     def returns_of(rows: np.ndarray) -> np.ndarray:
         out = np.empty((inputs.history_bars - first, len(rows)))
@@ -204,7 +205,8 @@ def search_evidence(result: Any) -> dict[str, Any] | None:
                                for r in rows[mine]])  # fmt: skip
             signals = signals_for(key)
             out[:, mine] = evaluate_returns(
-                inputs.columns, ParamSpace(strategy, names, combos, len(combos), ()),
+                inputs.columns,
+                ParamSpace(strategy, names, combos, len(combos), (), exit_names=exits),
                 config.execution, first_bar=first,
                 signal_columns=signal_columns(signals),
                 signal_of=signals.signal_of,

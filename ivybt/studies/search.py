@@ -2,8 +2,10 @@
 
 Optuna only samples, IvyBT only evaluates: `search_batch` asks `size` trials, evaluates the
 admissible ones in one call of the grid kernel per distinct Renko brick setting
-(`bricks_for`), stores every metric in each trial's user attributes and tells the objective
-values back (inadmissible combinations PRUNED; too few trades or an undefined objective FAIL).
+(`bricks_for`), each trial with its own exits when the search varies them (`-p sl=...`: the
+space's last columns, `ParamSpace.exit_names`), stores every metric in each trial's user
+attributes and tells the objective values back (inadmissible combinations PRUNED; too few
+trades or an undefined objective FAIL).
 `ivybt.runs.optimize` drives the batches of a search (`ivybt.optimize`, `ivybt optimize`) and
 `ivybt.studies.wf_search` those of each walk-forward fold; `ivybt.studies.evidence` re-evaluates
 a search's trials with `bricks_for`. `MINIMIZED` names the metrics a study minimises.
@@ -27,7 +29,7 @@ from ivybt.errors import ConfigError
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.strategies import Strategy
 from ivybt.studies.grid import evaluate_space
-from ivybt.studies.space import ParamSpace
+from ivybt.studies.space import ParamSpace, exit_names_of
 
 MINIMIZED = frozenset({"volatility"})
 
@@ -56,10 +58,12 @@ def search_batch(
     (`signals_for(bar values)` gives the bricks; None: the real bars), tell each its metrics."""
     study_config = search_config(config)
     trials = [study.ask(dict(searched)) for _ in range(size)]
+    exits = exit_names_of(strategy, [*fixed, *searched])  # each trial's own, last (0: off)
+    names = (*strategy.param_names(), *exits)
     combos = np.array(
-        [[float({**fixed, **trial.params}[name]) for name in strategy.param_names()]
-         for trial in trials], dtype=np.float64,
-    ).reshape(size, len(strategy.params))  # fmt: skip
+        [[float({**fixed, **trial.params}[name]) for name in names] for trial in trials],
+        dtype=np.float64,
+    ).reshape(size, len(names))  # fmt: skip
     columns = {name: combos[:, k] for k, name in enumerate(strategy.param_names())}
     admissible = np.ones(size, dtype=bool)
     for constraint in strategy.parsed_constraints(tuple(config.strategy.constraints)):
@@ -72,7 +76,7 @@ def search_batch(
         if not rows.any():
             continue
         signals = None if signals_for is None else signals_for(key)
-        space = ParamSpace(strategy, strategy.param_names(), combos[rows], size, ())
+        space = ParamSpace(strategy, names, combos[rows], size, (), exit_names=exits)
         metrics[rows] = evaluate_space(
             inputs.columns, space, config.execution, periods_per_year=inputs.periods_per_year,
             first_bar=inputs.window.start or 0,

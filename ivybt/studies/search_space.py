@@ -30,7 +30,14 @@ from ivybt.bars.timeline import BAR_PARAMS
 from ivybt.config import StudyConfig
 from ivybt.errors import ConfigError
 from ivybt.strategies import Strategy
-from ivybt.studies.space import DEFAULT_MAX_COMBINATIONS, check_size, default_ranges, parse_spec
+from ivybt.studies.space import (
+    DEFAULT_MAX_COMBINATIONS,
+    EXIT_PARAMS,
+    check_size,
+    default_ranges,
+    exit_names_of,
+    parse_spec,
+)
 from ivybt.studies.study_storage import INTERRUPTED, RESEED_RULE
 
 MAX_ENUMERATED = 1_000_000  # larger cartesian products are not enumerated to count them
@@ -49,28 +56,24 @@ def search_space(
     """Optuna distributions of the searched parameters, and the fixed values of the rest.
 
     `a:b[:step]` becomes an int or float range with that step, `v1,v2,...` a categorical
-    choice; a single value, or a parameter without a spec, stays fixed.
+    choice; a single value, or a parameter without a spec, stays fixed. Exits given a spec
+    (`-p sl=0.01:0.1:0.01`, `ivybt.studies.space.EXIT_PARAMS`; 0: off) are searched or fixed
+    the same way, under their plain names, next to the strategy's parameters.
     """
-    from ivybt.studies.space import EXIT_PARAMS
-
     names = strategy.param_names()
-    varied_exits = [name for name in specs if name in EXIT_PARAMS and name not in names]
-    if varied_exits:
-        raise ConfigError(
-            f"-p {', '.join(varied_exits)} varies exits; a grid on one symbol takes them for "
-            "now (issue #16): searches, walk-forward studies and universes take fixed stops "
-            "(--sl 0.05 ...)"
-        )
+    exits = exit_names_of(strategy, specs)
     for name in specs:
-        if name not in names and name not in BAR_PARAMS:
+        if name not in names and name not in BAR_PARAMS and name not in exits:
             strategy.resolve_params({name: 0})  # the "unknown parameter" message
     specs = {**specs, **default_ranges_of(strategy, specs)}  # no range given: the defaults
     searched: dict[str, BaseDistribution] = {}
     fixed: dict[str, float | int] = {}
     bar_params = [BAR_PARAMS[name] for name in specs if name in BAR_PARAMS]
-    for param in [*strategy.params, *bar_params]:
+    exit_params = [EXIT_PARAMS[name] for name in exits]
+    for param in [*strategy.params, *bar_params, *exit_params]:
         spec = specs.get(param.name, param.default)
-        values = parse_spec(param, spec, strategy.name)
+        owner = "the exits" if param.name in exits else strategy.name
+        values = parse_spec(param, spec, owner)
         if len(values) == 1:
             fixed[param.name] = values[0]
         elif isinstance(spec, str) and ":" in spec:

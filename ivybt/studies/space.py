@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,7 @@ import numpy as np
 
 from ivybt._typing import Float64Array2D
 from ivybt.bars.timeline import BAR_PARAMS, renko_settings
-from ivybt.config import RunConfig
+from ivybt.config import ExecutionConfig, RunConfig
 from ivybt.errors import ConfigError
 from ivybt.strategies.base import Param, ParamValue, Strategy
 from ivybt.strategies.constraints import Constraint
@@ -104,9 +104,47 @@ EXIT_PARAMS: dict[str, Param] = {
     "sl_atr": Param("sl_atr", float, 2.0, 0.5, 5.0, minimum=0.0, step=0.5),
     "max_bars": Param("max_bars", int, 20, 5, 100, minimum=0, step=5),
 }
-"""Exits a grid varies next to the strategy's parameters (`-p sl=0.01:0.10:0.01`): the
-execution settings of docs/stops.md, 0 meaning off. In a combination they are the space's
-last columns (`ParamSpace.exit_names`), which the grid kernels read per combination."""
+"""Exits a study (grid, search, walk-forward) varies next to the strategy's parameters
+(`-p sl=0.01:0.10:0.01`): the execution settings of docs/stops.md, 0 meaning off. In a
+combination they are the space's last columns (`ParamSpace.exit_names`), which the grid
+kernels read per combination."""
+
+
+def exit_names_of(strategy: type[Strategy], names: Iterable[str]) -> tuple[str, ...]:
+    """The exits among `names` (`EXIT_PARAMS` that are not `strategy`'s own parameters), in
+    `EXIT_PARAMS` order: the names a study varies as exits."""
+    given, own = set(names), set(strategy.param_names())
+    return tuple(name for name in EXIT_PARAMS if name in given and name not in own)
+
+
+def check_exits_on(config: RunConfig, exits: Iterable[str]) -> None:
+    """Refuse exits varied by -p on a universe: its kernels take exits fixed for the whole
+    run (one setting for every combination)."""
+    exits = list(exits)
+    if exits and config.data.is_portfolio:
+        raise ConfigError(
+            f"-p {', '.join(exits)} varies exits, but a universe (--symbols) takes exits fixed "
+            "for the whole run: give --sl 0.05 ... (one value each), or vary them on one --symbol"
+        )
+
+
+def split_exits(
+    strategy: type[Strategy], combination: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the exits, the rest) of a study's chosen combination (`exit_names_of`)."""
+    exits = exit_names_of(strategy, combination)
+    return ({name: combination[name] for name in exits},
+            {name: v for name, v in combination.items() if name not in exits})  # fmt: skip
+
+
+def execution_with(execution: ExecutionConfig, exits: Mapping[str, Any]) -> ExecutionConfig:
+    """`execution` with the exits of a combination laid over it (0: off, so None): the
+    execution of a backtest equal to that combination's grid row."""
+    if not exits:
+        return execution
+    update = {name: EXIT_PARAMS[name].kind(value) if value else None  # type: ignore[misc]
+              for name, value in exits.items()}  # fmt: skip
+    return execution.model_copy(update=update)
 
 
 def with_exits(

@@ -8,7 +8,9 @@ Per fold (windows from `ivybt.studies.windows.make_folds`, half-open bar ranges)
    nothing after the fold exists for it, and each window's indicators are warmed up on the
    bars before it (no cold start at a boundary). With `search="optuna"` the IS window is
    searched with N trials instead (one study per fold, named `<run>-fold-<k>`), and the
-   combinations the search tried are evaluated on the OOS window.
+   combinations the search tried are evaluated on the OOS window. Exits varied by -p
+   (`-p sl=...`, docs/stops.md) are columns of the space like parameters: the fold chooses
+   them with the rest, its record holds them and its OOS window trades them.
 2. One combination is selected on the IS surface (`ivybt.studies.selection`: best or
    plateau) among the selectable ones: at least `min_trades` closed trades and a finite
    objective (`valid` on the IS side). Its OOS metrics are its row of the OOS surface.
@@ -66,7 +68,8 @@ SIDES = ("is", "oos")
 class JointSpace:
     """A walk-forward's combinations: each Renko brick setting (`bars`, possibly just {})
     crossed with the strategy's space. Combination `k x len(strategy_space) + j` is brick
-    setting k with strategy combination j; `names`/`combos` put the bar parameters first."""
+    setting k with strategy combination j; `names`/`combos` put the bar parameters first (and
+    the exits the space varies last, `ParamSpace.exit_names`)."""
 
     strategy_space: ParamSpace
     bars: list[dict[str, Any]]
@@ -86,11 +89,12 @@ class JointSpace:
         return len(self.bars) * len(self.strategy_space)
 
     def combination(self, j: int) -> dict[str, Any]:
-        """Combination j as typed parameters, bar parameters first."""
+        """Combination j as typed parameters: bar parameters first, exits varied by the space
+        (`ParamSpace.exits`; 0: off) last."""
         n = len(self.strategy_space)
         bar = self.bars[j // n]
         return {name: BAR_PARAMS[name].kind(v) for name, v in bar.items()} | (
-            self.strategy_space.combination(j % n)
+            self.strategy_space.combination(j % n) | self.strategy_space.exits(j % n)
         )  # fmt: skip
 
 
@@ -242,9 +246,7 @@ def _in_sample_evidence(
     n = len(space.strategy_space)
 
     def returns_for(k: int, local: np.ndarray) -> np.ndarray:
-        strategy_space = space.strategy_space
-        subset = ParamSpace(strategy_space.strategy, strategy_space.names,
-                            strategy_space.combos[local], len(local), ())  # fmt: skip
+        subset = space.strategy_space.subset(local)  # exits included
         signals = signal_bars(config, inputs.frame.iloc[: fold.is_end], columns,
                               start=fold.is_start, override=space.bars[k])  # fmt: skip
         return evaluate_returns(
@@ -258,9 +260,7 @@ def _in_sample_evidence(
 
     def tables_for(k: int, local: np.ndarray, blocks: int, tick: Any) -> tuple[np.ndarray, ...]:
         """PBO's block tables straight from the kernels (no returns matrix)."""
-        strategy_space = space.strategy_space
-        subset = ParamSpace(strategy_space.strategy, strategy_space.names,
-                            strategy_space.combos[local], len(local), ())  # fmt: skip
+        subset = space.strategy_space.subset(local)  # exits included
         signals = signal_bars(config, inputs.frame.iloc[: fold.is_end], columns,
                               start=fold.is_start, override=space.bars[k])  # fmt: skip
         return evaluate_block_tables(

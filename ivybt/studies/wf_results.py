@@ -1,11 +1,13 @@
 """A walk-forward run's tables and aggregates, from its folds.
 
 - folds.parquet: one row per fold: windows (half-open bar indices, and the first and last
-  bar's time), the chosen combination and parameters, every IS and OOS metric of the choice
-  (`is_<metric>`, `oos_<metric>`), and WFE.
+  bar's time), the chosen combination and parameters (exits varied by `-p sl=...` included,
+  `param_sl` ...), every IS and OOS metric of the choice (`is_<metric>`, `oos_<metric>`),
+  and WFE.
 - surface.parquet: every fold's surfaces, one row per (fold, side, combination).
 - oos_equity.parquet: the stitched out-of-sample equity. Each fold trades its OOS window with
-  its chosen parameters, from flat, starting with the equity the previous fold ended with (a
+  its chosen parameters and exits (the exits it chose when the study varies them, else the
+  run's `--sl` ...), from flat, starting with the equity the previous fold ended with (a
   position open at a window's end is valued at its last close, as in a backtest). Where OOS
   windows overlap (a step shorter than the OOS length), a fold's window is cut at the next
   fold's OOS start; where they leave bars out (a longer step), the equity carries flat over
@@ -43,6 +45,7 @@ from ivybt.engine.portfolio import (
 from ivybt.engine.simulation import buy_and_hold_metrics, simulate_strategy
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, return_metrics_nb, trade_metrics_nb
 from ivybt.strategies import Strategy
+from ivybt.studies.space import execution_with, split_exits
 from ivybt.studies.walkforward import FoldResult, walk_forward_efficiency
 
 
@@ -125,13 +128,15 @@ def stitched_oos(
         columns = bars_upto(inputs.columns, end)
         traded = _chosen_columns(record, columns) if chosen_universe else None
         if record["combo"] >= 0 and traded != ():
-            bar, params = split_combination(strategy, record["params"])
+            exits, chosen = split_exits(strategy, record["params"])
+            bar, params = split_combination(strategy, chosen)
+            fold_execution = execution_with(execution, exits)  # the fold's chosen exits
             if isinstance(columns, UniverseBars):
                 columns = signal_bars(config, inputs.frame.iloc[:end], columns,
                                       override=bar).columns  # fmt: skip
                 panel = columns.panel if traded is None else columns.panel.subset(traded)
                 run = simulate_portfolio(
-                    panel, strategy, params, execution, columns.portfolio,
+                    panel, strategy, params, fold_execution, columns.portfolio,
                     window=slice(start, end), periods_per_year=ppy,
                 )  # fmt: skip
                 units = (run.units != 0.0).any(axis=1).astype(np.float64)
@@ -139,7 +144,7 @@ def stitched_oos(
                 signals = signal_bars(config, inputs.frame.iloc[:end], columns, start=start,
                                       override=bar)  # fmt: skip
                 run = simulate_strategy(
-                    columns, strategy, params, execution, window=slice(start, end),
+                    columns, strategy, params, fold_execution, window=slice(start, end),
                     periods_per_year=ppy, signal_columns=signals.columns,
                     signal_of=signals.signal_of,
                 )  # fmt: skip

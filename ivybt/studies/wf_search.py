@@ -35,6 +35,7 @@ from ivybt.strategies import Strategy
 from ivybt.studies.search import bricks_for, search_batch
 from ivybt.studies.search_space import (
     make_sampler,
+    param_key,
     search_space,
     small_space,
     small_space_message,
@@ -68,8 +69,8 @@ def fold_searcher(
         update={"study": study.model_copy(update={"kind": "search", "objectives": ()})}
     )
     url = storage_url_of(study.storage, results_dir)
-    rows = {tuple(row): k for k, row in enumerate(space.combos.tolist())}
-    names = strategy.param_names()
+    rows = {tuple(param_key(v) for v in row): k for k, row in enumerate(space.combos.tolist())}
+    names = space.names  # the strategy's parameters, then the exits the space varies
     combos = small_space(strategy, searched, fixed, config.strategy.constraints, study.trials)
     if combos is not None and study.sampler != "grid":
         warnings.warn(SmallSpaceWarning(small_space_message(len(combos), study.trials)),
@@ -112,11 +113,11 @@ def fold_searcher(
             ),
             untried=None if combos is None else untried_of(combos),
         )  # fmt: skip
-        tried = {
-            tuple(float({**fixed, **t.params}[name]) for name in names)
+        tried = {  # matched to the space's rows at 12 digits (a sampled 0.1 x 3 is 0.3)
+            tuple(param_key(float({**fixed, **t.params}[name])) for name in names)
             for t in stored.get_trials(deepcopy=False) if t.state.is_finished() and t.params
         }  # fmt: skip
         ids = np.array(sorted(rows[c] for c in tried if c in rows), dtype=np.int64)
-        return ParamSpace(strategy, space.names, space.combos[ids], len(ids), ()), ids
+        return space.subset(ids), ids
 
     return search

@@ -134,8 +134,12 @@ def bbkc_squeeze(
     kc_window: int,
     kc_mult: float,
     momentum_window: int,
+    htf_ema: int = 0,
+    htf: int = 2,
 ) -> np.ndarray:
     close = bars["close"]
+    if htf_ema > 0:
+        htf_close, htf_line = htf_trend(bars, {1: "D", 2: "W-SUN", 3: "M"}[htf], htf_ema)
     bb_upper, _, bb_lower = talib.BBANDS(close, bb_window, bb_std, bb_std, matype=0)
     middle = talib.EMA(close, kc_window)
     atr = talib.ATR(bars["high"], bars["low"], close, kc_window)
@@ -153,8 +157,57 @@ def bbkc_squeeze(
         if (side == 1 and momentum <= 0) or (side == -1 and momentum >= 0):
             side = 0
         if side == 0 and was_squeezed and not squeezed and momentum != 0:
-            side = 1 if momentum > 0 else -1
+            wanted = 1 if momentum > 0 else -1
+            if htf_ema > 0:
+                trend = np.sign(htf_close[t] - htf_line[t])  # NaN: no entry
+                wanted = wanted if trend == wanted else 0
+            side = wanted
         was_squeezed = squeezed
+        out[t] = side
+    return out
+
+
+def htf_trend(bars: dict[str, np.ndarray], period: str, window: int) -> tuple[np.ndarray, ...]:
+    """The higher-timeframe close and its TA-Lib EMA as seen from each base bar, with pandas:
+    the bars grouped by pandas' calendar period `period` ("W-SUN": weeks Monday..Sunday),
+    the last close per period (periods without bars do not exist), the series shifted by
+    one period (a period's value is seen only in the next one) and read at each bar's own
+    period."""
+    stamps = pd.to_datetime(bars["time"])
+    periods = stamps.to_period(period)
+    closes = pd.Series(bars["close"], index=periods).groupby(level=0).last()
+    ema = pd.Series(talib.EMA(closes.to_numpy(), window), index=closes.index)
+    seen_close = closes.shift(1).reindex(periods).to_numpy()
+    seen_ema = ema.shift(1).reindex(periods).to_numpy()
+    return seen_close, seen_ema
+
+
+def supertrend(bars: dict[str, np.ndarray], length: int, multiplier: float) -> np.ndarray:
+    """pandas-ta's supertrend direction (talib=False), held as the side; NaN: flat."""
+    import pandas_ta
+
+    frame = pandas_ta.supertrend(pd.Series(bars["high"]), pd.Series(bars["low"]),
+                                 pd.Series(bars["close"]), length=length,
+                                 multiplier=multiplier, talib=False)  # fmt: skip
+    direction = frame[f"SUPERTd_{length}_{float(multiplier)}"].to_numpy()
+    return np.where(np.isnan(direction), 0, np.sign(direction)).astype(np.int8)
+
+
+def adx_trend(bars: dict[str, np.ndarray], length: int, threshold: float) -> np.ndarray:
+    """pandas-ta's adx (talib=False): while ADX > threshold the side of the larger DM (equal:
+    hold), else flat."""
+    import pandas_ta
+
+    frame = pandas_ta.adx(pd.Series(bars["high"]), pd.Series(bars["low"]),
+                          pd.Series(bars["close"]), length=length, talib=False)  # fmt: skip
+    adx, plus, minus = (frame[f"{name}_{length}"].to_numpy() for name in ("ADX", "DMP", "DMN"))
+    out = np.zeros(len(adx), dtype=np.int8)
+    side = 0
+    for t in range(len(adx)):
+        if math.isnan(adx[t] + plus[t] + minus[t]) or adx[t] <= threshold:
+            side = 0
+        elif plus[t] != minus[t]:
+            side = 1 if plus[t] > minus[t] else -1
         out[t] = side
     return out
 
@@ -167,4 +220,6 @@ SIGNALS = {
     "bollinger_reversion": bollinger_reversion,
     "donchian_breakout": donchian_breakout,
     "bbkc_squeeze": bbkc_squeeze,
+    "supertrend": supertrend,
+    "adx_trend": adx_trend,
 }

@@ -99,12 +99,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("docs-examples")
     shutil.copytree(REPO / "configs", folder / "configs")
     strategies = (REPO / "docs" / "strategies.md").read_text(encoding="utf-8")
-    plugin = re.search(r"Save it as `my_strategies.py`:\s*```python\n(.*?)```", strategies, re.S)
-    assert plugin is not None, "docs/strategies.md lost its my_strategies.py example"
-    (folder / "my_strategies.py").write_text(plugin.group(1), encoding="utf-8")
-    ranker = re.search(r"Save it as `my_rankers.py`:\s*```python\n(.*?)```", strategies, re.S)
-    assert ranker is not None, "docs/strategies.md lost its my_rankers.py example"
-    (folder / "my_rankers.py").write_text(ranker.group(1), encoding="utf-8")
+    for module in ("my_strategies", "my_rankers", "my_ta_strategies"):
+        found = re.search(rf"Save it as `{module}.py`:\s*```python\n(.*?)```", strategies, re.S)
+        assert found is not None, f"docs/strategies.md lost its {module}.py example"
+        (folder / f"{module}.py").write_text(found.group(1), encoding="utf-8")
     return folder
 
 

@@ -35,6 +35,12 @@ CASES = [
     ("donchian_breakout", {"entry_window": 55, "exit_window": 20}),
     ("bbkc_squeeze", {}),
     ("bbkc_squeeze", {"bb_window": 14, "bb_std": 1.8, "kc_window": 30, "kc_mult": 1.2}),
+    ("bbkc_squeeze", {"htf_ema": 10, "htf": 2}),
+    ("bbkc_squeeze", {"bb_window": 14, "kc_window": 30, "htf_ema": 6, "htf": 3}),
+    ("supertrend", {}),
+    ("supertrend", {"length": 7, "multiplier": 2.5}),
+    ("adx_trend", {}),
+    ("adx_trend", {"length": 7, "threshold": 20.0}),
 ]
 
 

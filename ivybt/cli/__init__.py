@@ -209,6 +209,7 @@ def _register() -> None:
     from ivybt.cli.dashboard import dashboard
     from ivybt.cli.data import data
     from ivybt.cli.grid import grid
+    from ivybt.cli.indicators import indicators
     from ivybt.cli.lookahead import check_lookahead
     from ivybt.cli.montecarlo import montecarlo
     from ivybt.cli.optimize import optimize
@@ -217,6 +218,7 @@ def _register() -> None:
 
     cli.add_command(data)
     cli.add_command(strategies)
+    cli.add_command(indicators)
     cli.add_command(backtest)
     cli.add_command(grid)
     cli.add_command(optimize)

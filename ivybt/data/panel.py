@@ -42,6 +42,7 @@ from ivybt.data.cache import normalise_symbol
 from ivybt.data.intervals import Interval, day_label, parse_interval, to_range
 from ivybt.data.loader import Source, load_series
 from ivybt.data.store import data_sha256
+from ivybt.data.timestamps import TIME_COLUMN, time_column
 from ivybt.data.universe import as_symbols, unique_symbols
 from ivybt.data.validate import INDEX_NAME, OHLC_COLUMNS, check_max_jump, validate_ohlcv
 from ivybt.errors import ConfigError, DataError, DataRangeWarning
@@ -157,10 +158,15 @@ class Panel:
 
     def columns(self, symbol: str | int) -> dict[str, Float64Array1D]:
         """The symbol's own bars as C-contiguous float64 arrays (copies) "open", "high", "low",
-        "close", "volume": what `bar_columns` gives for `frame(symbol)`."""
+        "close", "volume", and their timestamps "time" (int64 ns): what `bar_columns` gives
+        for `frame(symbol)`."""
         j = self.column(symbol)
         rows = self.bars_of(j)
-        return {name: np.ascontiguousarray(getattr(self, name)[rows, j]) for name in FIELDS}
+        columns = {name: np.ascontiguousarray(getattr(self, name)[rows, j]) for name in FIELDS}
+        stamps = time_column(self.index[rows])
+        if stamps is not None:
+            columns[TIME_COLUMN] = stamps
+        return columns
 
     def frame(self, symbol: str | int) -> pd.DataFrame:
         """The symbol's own bars as the usual validated OHLCV frame (no NaN rows), its record in

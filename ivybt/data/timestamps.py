@@ -273,3 +273,17 @@ def _epoch(text: pd.Series) -> ParsedTimestamps:
     unit = "s" if biggest < 1e11 else "ms" if biggest < 1e14 else "us" if biggest < 1e17 else "ns"
     stamps = pd.DatetimeIndex(pd.to_datetime(numbers, unit=unit, utc=True))
     return ParsedTimestamps(stamps, f"epoch {unit} (UTC)")
+
+
+TIME_COLUMN = "time"
+"""The key of the bars' timestamps next to their OHLCV arrays (`ivybt.engine.tables.bar_columns`,
+`ivybt.data.panel.Panel.columns`): int64 nanoseconds since the epoch, tz-aware bars in UTC,
+tz-naive bars in their own wall clock (what `ivybt.bars.timeframes` resamples by)."""
+
+
+def time_column(index: object) -> np.ndarray | None:
+    """The `TIME_COLUMN` array of a DatetimeIndex; None for another index."""
+    if not isinstance(index, pd.DatetimeIndex):
+        return None
+    stamps = index.tz_convert("UTC").tz_localize(None) if index.tz is not None else index
+    return np.ascontiguousarray(stamps.as_unit("ns").asi8, dtype=np.int64)

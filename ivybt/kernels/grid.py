@@ -40,12 +40,14 @@ from ivybt.kernels.evaluate import (
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.signals import (
     _follow_sign_nb,
+    adx_trend_signal_nb,
     bbkc_squeeze_signal_nb,
     bollinger_reversion_signal_nb,
     cross_signal_nb,
     difference_signs_nb,
     donchian_breakout_signal_nb,
     rsi_reversion_signal_nb,
+    sign_signal_nb,
     zero_cross_signal_nb,
 )
 from ivybt.kernels.simulate import Execution, restrict_direction_nb, stops_of_nb
@@ -58,6 +60,8 @@ SIGNAL_CODES: dict[Callable[..., None], int] = {
     bollinger_reversion_signal_nb: 3,
     donchian_breakout_signal_nb: 4,
     bbkc_squeeze_signal_nb: 5,
+    sign_signal_nb: 6,
+    adx_trend_signal_nb: 7,
 }
 """The built-in signal kernels `grid_builtin_nb` can run, by code."""
 
@@ -81,8 +85,12 @@ def builtin_signal_nb(
         bollinger_reversion_signal_nb(table, rows, params, out_target)
     elif code == 4:
         donchian_breakout_signal_nb(table, rows, params, out_target)
-    else:
+    elif code == 5:
         bbkc_squeeze_signal_nb(table, rows, params, out_target)
+    elif code == 6:
+        sign_signal_nb(table, rows, params, out_target)
+    else:
+        adx_trend_signal_nb(table, rows, params, out_target)
 
 
 @njit(cache=True)

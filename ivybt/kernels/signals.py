@@ -207,11 +207,14 @@ def bbkc_squeeze_signal_nb(
 ) -> None:
     """Bollinger-inside-Keltner squeeze, then a breakout in the direction of momentum.
 
-    Slots (close, sma, std, ema, atr); params (bb_window, bb_std, kc_window, kc_mult,
-    momentum_window). The squeeze is on while both Bollinger bands (sma ± bb_std x std) lie
-    strictly inside the Keltner channel (ema ± kc_mult x atr). On the first bar it is off
-    again (the release), go long if momentum = close[t] - close[t - momentum_window] > 0, short
-    if < 0. Exit a long when momentum turns <= 0, a short when it turns >= 0.
+    Slots (close, sma, std, ema, atr, htf_close, htf_ema); params (bb_window, bb_std,
+    kc_window, kc_mult, momentum_window, htf_ema, htf). The squeeze is on while both
+    Bollinger bands (sma ± bb_std x std) lie strictly inside the Keltner channel
+    (ema ± kc_mult x atr). On the first bar it is off again (the release), go long if
+    momentum = close[t] - close[t - momentum_window] > 0, short if < 0. Exit a long when
+    momentum turns <= 0, a short when it turns >= 0. With params[5] (htf_ema) > 0 a release
+    enters long only if htf_close > htf_ema at that bar, short only if htf_close < htf_ema
+    (the higher-timeframe rows of the last closed HTF bar; NaN: no entry).
     """
     close = table[rows[0]]
     sma = table[rows[1]]
@@ -221,6 +224,9 @@ def bbkc_squeeze_signal_nb(
     bb_std = params[1]
     kc_mult = params[3]
     lag = int(params[4])
+    filtered = params.shape[0] > 5 and params[5] > 0.0
+    htf_close = table[rows[5]] if filtered else close
+    htf_ema = table[rows[6]] if filtered else close
     side = 0
     was_squeezed = False
     for t in range(close.shape[0]):
@@ -237,9 +243,47 @@ def bbkc_squeeze_signal_nb(
         if (side == 1 and momentum <= 0.0) or (side == -1 and momentum >= 0.0):
             side = 0
         if side == 0 and was_squeezed and not squeezed:
-            if momentum > 0.0:
+            up = not filtered or htf_close[t] > htf_ema[t]
+            down = not filtered or htf_close[t] < htf_ema[t]
+            if momentum > 0.0 and up:
                 side = 1
-            elif momentum < 0.0:
+            elif momentum < 0.0 and down:
                 side = -1
         was_squeezed = squeezed
+        out_target[t] = side
+
+
+@njit(cache=True)
+def sign_signal_nb(
+    table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, out_target: Int8Array1D
+) -> None:
+    """The side is the sign of slot 0 at each bar: long above zero, short below, flat at zero
+    or NaN (warm-up). For direction rows such as pandas-ta's supertrend "SUPERTd" (+1/-1)."""
+    line = table[rows[0]]
+    for t in range(line.shape[0]):
+        out_target[t] = strict_sign_nb(line[t])
+
+
+@njit(cache=True)
+def adx_trend_signal_nb(
+    table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, out_target: Int8Array1D
+) -> None:
+    """Trade a strong trend in the direction of the stronger directional movement.
+
+    Slots (adx, dmp, dmn): pandas-ta's ADX, +DM and -DM rows; params (length, threshold).
+    While ADX > threshold: long when +DM > -DM, short when -DM > +DM (equal: hold the side);
+    flat when ADX <= threshold or any slot is NaN.
+    """
+    adx = table[rows[0]]
+    plus = table[rows[1]]
+    minus = table[rows[2]]
+    threshold = params[1]
+    side = 0
+    for t in range(adx.shape[0]):
+        if math.isnan(adx[t] + plus[t] + minus[t]) or adx[t] <= threshold:
+            side = 0
+        elif plus[t] > minus[t]:
+            side = 1
+        elif minus[t] > plus[t]:
+            side = -1
         out_target[t] = side

@@ -1,10 +1,10 @@
 """Strategies: parameters, constraints, indicators and a Numba signal kernel each.
 
 Built-ins: sma_cross, ema_cross, macd_cross, rsi_reversion, bollinger_reversion,
-donchian_breakout, bbkc_squeeze; cross-sectional (a universe's symbols ranked against each
-other, `CrossSectionalStrategy`): momentum_rotation, cluster_mean_reversion,
-relative_strength. Your own:
-subclass `Strategy` (or `CrossSectionalStrategy`) in your module and refer to it as
+donchian_breakout, bbkc_squeeze, supertrend and adx_trend (on pandas-ta rows);
+cross-sectional (a universe's symbols ranked against each other,
+`CrossSectionalStrategy`): momentum_rotation, cluster_mean_reversion, relative_strength.
+Your own: subclass `Strategy` (or `CrossSectionalStrategy`) in your module and refer to it as
 ``package.module:ClassName`` (docs/strategies.md).
 """
 

@@ -54,28 +54,63 @@ INDICATOR_KINDS: dict[str, tuple[int, str]] = {
 SOURCES = ("open", "high", "low", "close", "volume")
 
 
+TA_KIND = "ta"
+"""The kind of a pandas-ta indicator (`Indicator.ta`): any function of pandas-ta's catalogue."""
+
+
 @dataclass(frozen=True)
 class Indicator:
     """One indicator row a signal kernel reads: `kind` of `source` with integer `args`.
 
     Two strategies (or two grid combinations) asking for equal Indicators share one computed
-    row. Kinds and their args are listed in `INDICATOR_KINDS`. A grid calls a strategy's
-    `indicators` once with whole parameter columns; the args are then int64 arrays, one value
-    per combination, and such an Indicator is a declaration only (not hashable).
+    row. Kinds and their args are listed in `INDICATOR_KINDS`; `Indicator.ta(...)` declares a
+    pandas-ta indicator instead (kind "ta": `function`, its settings `keys` = `args`, and the
+    output `column`). `timeframe` ("1w", "1d", ... `ivybt.bars.timeframes.TIMEFRAMES`)
+    computes the indicator on higher-timeframe bars resampled from the run's bars, each value
+    visible from the first bar after its HTF bar closed (docs/strategies.md).
+
+    A grid calls a strategy's `indicators` once with whole parameter columns; the args are
+    then arrays, one value per combination, and such an Indicator is a declaration only (not
+    hashable).
     """
 
     kind: str
-    args: tuple[int, ...] = ()
+    args: tuple[Any, ...] = ()
     source: str = "close"
+    timeframe: str = ""
+    function: str = ""
+    keys: tuple[str, ...] = ()
+    column: str = ""
+
+    @classmethod
+    def ta(
+        cls, function: str, *, column: str = "", source: str = "close", timeframe: str = "",
+        **settings: Any,
+    ) -> Indicator:  # fmt: skip
+        """pandas-ta's `function` with `settings` (numbers, bools or strings; parameter columns
+        in a grid), its output `column` when it gives several ("SUPERTd" or the full
+        "SUPERTd_7_3.0"), fed `source` as its close: e.g. `Indicator.ta("supertrend",
+        length=p["length"], multiplier=p["mult"], column="SUPERTd")`. Conventions:
+        `ivybt.indicators.ta`."""
+        return cls(TA_KIND, tuple(settings.values()), source, timeframe, function,
+                   tuple(settings), column)  # fmt: skip
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"indicator source must be one of {SOURCES}, got {self.source!r}")
+        if self.timeframe:
+            from ivybt.bars.timeframes import check_timeframe
+
+            check_timeframe(self.timeframe)
+        if self.kind == TA_KIND:
+            self._check_ta()
+            return
         if self.kind not in INDICATOR_KINDS:
             raise ConfigError(
                 f"unknown indicator kind {self.kind!r}"
-                f"{_did_you_mean(self.kind, INDICATOR_KINDS)}; kinds: {', '.join(INDICATOR_KINDS)}"
+                f"{_did_you_mean(self.kind, INDICATOR_KINDS)}; kinds: "
+                f"{', '.join(INDICATOR_KINDS)}, or Indicator.ta(...) for pandas-ta's"
             )
-        if self.source not in SOURCES:
-            raise ConfigError(f"indicator source must be one of {SOURCES}, got {self.source!r}")
         args = tuple(np.asarray(a) if isinstance(a, np.ndarray) else a for a in self.args)
         n_args = INDICATOR_KINDS[self.kind][0]
         integral = all(bool(np.all((np.floor(a) == a) & (a >= 1))) for a in args)
@@ -88,16 +123,36 @@ class Indicator:
         converted = (a.astype(np.int64) if isinstance(a, np.ndarray) else int(a) for a in args)
         object.__setattr__(self, "args", tuple(converted))
 
+    def _check_ta(self) -> None:
+        from ivybt.indicators.ta import check_ta_call, ta_value
+
+        if len(self.keys) != len(self.args):
+            raise ConfigError("Indicator.ta: give the settings as keywords, e.g. length=10")
+        check_ta_call(self.function, dict(zip(self.keys, self.args, strict=True)), self.column)
+        values = (np.asarray(a) if isinstance(a, np.ndarray) else ta_value(a) for a in self.args)
+        object.__setattr__(self, "args", tuple(values))
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """A pandas-ta indicator's settings, name -> value ({} for a built-in kind)."""
+        return dict(zip(self.keys, self.args, strict=True))
+
     @property
     def warmup_bars(self) -> int:
-        """Bars before the first defined value (TA-Lib's lookback)."""
+        """Bars before the first defined value (TA-Lib's lookback); for pandas-ta, an estimate
+        (`ivybt.indicators.ta.ta_warmup`); on a higher timeframe, counted in its bars (the
+        base bars it covers are more)."""
+        if self.kind == TA_KIND:
+            from ivybt.indicators.ta import ta_warmup
+
+            return ta_warmup(self.settings)
         if self.kind == "price":
             return 0
         if self.kind in ("rsi", "atr"):
-            return self.args[0]
+            return self.args[0]  # type: ignore[no-any-return]
         if self.kind == "macd_hist":
-            return max(self.args[0], self.args[1]) - 1 + self.args[2] - 1
-        return self.args[0] - 1
+            return max(self.args[0], self.args[1]) - 1 + self.args[2] - 1  # type: ignore[no-any-return]
+        return self.args[0] - 1  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from ivybt.kernels.signals import bbkc_squeeze_signal_nb, donchian_breakout_signal_nb
 from ivybt.strategies.base import Indicator, Param, Strategy
+
+HTF_CODES: dict[int, str] = {1: "1d", 2: "1w", 3: "1mo"}
+"""bbkc_squeeze's `htf` parameter: the higher timeframe of its trend filter, by code."""
 
 
 class DonchianBreakout(Strategy):
@@ -43,7 +48,10 @@ class DonchianBreakout(Strategy):
 
 
 class BbkcSqueeze(Strategy):
-    """Bollinger-inside-Keltner squeeze breakout (the research hub's BBKCSqueezeBreakout)."""
+    """Bollinger-inside-Keltner squeeze breakout (the research hub's BBKCSqueezeBreakout),
+    with the hub's optional higher-timeframe trend filter: with `htf_ema` > 0, a breakout
+    enters long only while the last closed HTF bar's close is above its EMA(`htf_ema`) on
+    that timeframe, short only while below (entries only; exits stay momentum's)."""
 
     name = "bbkc_squeeze"
     summary = (
@@ -60,20 +68,38 @@ class BbkcSqueeze(Strategy):
         Param(
             "momentum_window", int, 12, 3, 48, minimum=1, doc="momentum look-back, bars", step=3
         ),
-    )
+        Param(
+            "htf_ema", int, 0, 0, 0, minimum=0,
+            doc="HTF trend filter: EMA window in HTF bars, 0 = off (search e.g. 0:40:5)",
+        ),
+        Param(
+            "htf", int, 2, 2, 2, minimum=1, maximum=3,
+            doc="the filter's timeframe: 1 = 1d, 2 = 1w, 3 = 1mo (search e.g. 1,2,3)",
+        ),
+    )  # fmt: skip
     signal_kernel = bbkc_squeeze_signal_nb
 
     @classmethod
     def indicators(cls, p: Mapping[str, Any]) -> tuple[Indicator, ...]:
         bb = (p["bb_window"],)
         kc = (p["kc_window"],)
-        return (
+        base = (
             Indicator("price"),
             Indicator("sma", bb),
             Indicator("std", bb),
             Indicator("ema", kc),
             Indicator("atr", kc),
         )
+        window = np.asarray(p.get("htf_ema", 0))
+        if not np.any(window > 0):  # the filter is off: its slots read the close, unused
+            return (*base, Indicator("price"), Indicator("price"))
+        codes = np.unique(np.asarray(p.get("htf", 2)))
+        if len(codes) != 1:  # a grid varying the timeframe: declared per combination
+            raise ValueError("one timeframe per declaration")
+        timeframe = HTF_CODES[int(codes[0])]
+        ema = Indicator("ema", (np.maximum(window, 1) if window.ndim else max(int(window), 1),),
+                        timeframe=timeframe)  # fmt: skip
+        return (*base, Indicator("price", timeframe=timeframe), ema)
 
     @classmethod
     def warmup_bars(cls, p: Mapping[str, Any]) -> int:

@@ -22,6 +22,7 @@ from ivybt.strategies.cross_sectional import (
 )
 from ivybt.strategies.crossovers import EmaCross, MacdCross, SmaCross
 from ivybt.strategies.reversion import BollingerReversion, RsiReversion
+from ivybt.strategies.trend import AdxTrend, Supertrend
 
 SIGNAL_BUILTIN: dict[str, type[Strategy]] = {
     cls.name: cls
@@ -33,6 +34,8 @@ SIGNAL_BUILTIN: dict[str, type[Strategy]] = {
         BollingerReversion,
         DonchianBreakout,
         BbkcSqueeze,
+        Supertrend,
+        AdxTrend,
     )
 }
 """The built-ins that decide each symbol alone (a signal kernel): they run on one symbol."""

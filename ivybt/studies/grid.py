@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -49,7 +50,7 @@ from ivybt.errors import ConfigError, StrategyError, StudyInterrupted, is_interr
 from ivybt.kernels.grid import SIGNAL_CODES, GridPlan, grid_builtin_nb, make_grid_kernel
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.portfolio_grid import portfolio_grid_builtin_nb
-from ivybt.strategies.base import Indicator, Strategy, signal_kernel_errors
+from ivybt.strategies.base import TA_KIND, Indicator, Strategy, signal_kernel_errors
 from ivybt.strategies.cross_sectional import is_cross_sectional
 from ivybt.studies.space import EXIT_PARAMS, ParamSpace
 
@@ -489,17 +490,29 @@ def space_indicators(space: ParamSpace) -> tuple[list[Indicator], Int64Array2D]:
     distinct: dict[Indicator, int] = {}
     slot_ids = np.empty((n_combos, len(declared)), dtype=np.int64)
     for k, spec in enumerate(declared):
+        if spec.kind == TA_KIND:  # settings of mixed types: only the columns vary
+            varied = [i for i, arg in enumerate(spec.args) if isinstance(arg, np.ndarray)]
+        else:
+            varied = list(range(len(spec.args)))
+        dtype = np.int64 if spec.kind != TA_KIND else np.float64
         args = np.column_stack(
-            [np.broadcast_to(np.asarray(arg, dtype=np.int64), (n_combos,)) for arg in spec.args]
-        ) if spec.args else np.zeros((n_combos, 0), dtype=np.int64)  # fmt: skip
+            [np.broadcast_to(np.asarray(spec.args[i], dtype=dtype), (n_combos,)) for i in varied]
+        ) if varied else np.zeros((n_combos, 0), dtype=dtype)  # fmt: skip
         unique, inverse = _unique_rows(args)
-        ids = [
-            distinct.setdefault(Indicator(spec.kind, tuple(int(a) for a in row), spec.source),
-                                len(distinct))
-            for row in unique
-        ]  # fmt: skip
+        ids = [distinct.setdefault(_declared(spec, varied, row), len(distinct))
+               for row in unique]  # fmt: skip
         slot_ids[:, k] = np.asarray(ids, dtype=np.int64)[inverse.reshape(-1)]
     return list(distinct), slot_ids
+
+
+def _declared(spec: Indicator, varied: list[int], row: np.ndarray) -> Indicator:
+    """The Indicator of one combination: `spec` (declared with parameter columns) with the
+    args at positions `varied` taken from `row`, each in its column's type (int or float)."""
+    args = list(spec.args)
+    for i, value in zip(varied, row, strict=True):
+        integral = np.issubdtype(np.asarray(spec.args[i]).dtype, np.integer)
+        args[i] = int(value) if integral or spec.kind != TA_KIND else float(value)
+    return replace(spec, args=tuple(args))
 
 
 def _unique_rows(args: Int64Array2D) -> tuple[Int64Array2D, Int64Array1D]:

@@ -41,7 +41,7 @@ from ivybt.engine.simulation import check_enough_bars, simulate_strategy, strate
 from ivybt.engine.tables import indicator_table
 from ivybt.errors import ConfigError
 from ivybt.strategies import get_strategy, is_cross_sectional
-from ivybt.strategies.base import Indicator, ParamValue, Strategy
+from ivybt.strategies.base import TA_KIND, Indicator, ParamValue, Strategy
 
 _LABELS = {"signal": "the signal", "target": "the target side", "units": "the units held",
            "equity": "the equity", "bricks": "the number of bricks completed"}  # fmt: skip
@@ -188,8 +188,8 @@ def _universe_check(
 ) -> LookaheadReport:  # fmt: skip
     """The check on a universe: at each cut bar t, every symbol's bars after t are changed
     (their prices multiplied by a random walk: a different future, same timestamps and
-    listings), and each symbol's side and held weight and the account's equity up to t must
-    stay the same bits (`_compare`)."""
+    listings), and each symbol's indicator rows (or scores), side and held weight and the
+    account's equity up to t must stay the same bits (`_compare`)."""
     panel = inputs.panel
     n_bars = panel.n_bars
     first = cls.warmup_bars(params)
@@ -239,7 +239,7 @@ def _universe_series(
     periods_per_year: float,
 ) -> _Series:  # fmt: skip
     """Each symbol's side and held weight and the account's equity, per union bar; first
-    each symbol's score for a cross-sectional strategy."""
+    each symbol's score for a cross-sectional strategy, else each symbol's indicator rows."""
     run = simulate_portfolio(panel, cls, params, config.execution, config.portfolio,
                              periods_per_year=periods_per_year)  # fmt: skip
     weights = run.units * np.nan_to_num(panel.mark) / run.equity[:, None]
@@ -248,6 +248,15 @@ def _universe_series(
         scores = cross_section_scores(panel, cls, params, config.portfolio.rebalance)
         for s, symbol in enumerate(panel.symbols):
             out[f"score of {symbol}"] = ("signal", np.ascontiguousarray(scores[:, s]))
+    else:  # each symbol's indicator rows, on its own bars, placed on the union bars
+        indicators = tuple(dict.fromkeys(cls.indicators(params)))
+        for s, symbol in enumerate(panel.symbols):
+            own = panel.bars_of(s)
+            table, rows = indicator_table(panel.columns(s), indicators)
+            for indicator in indicators:
+                values = np.full(panel.n_bars, np.nan)
+                values[own] = table[rows[indicator]]
+                out[f"{indicator_name(indicator)} of {symbol}"] = ("indicator", values)
     for s, symbol in enumerate(panel.symbols):
         out[f"side of {symbol}"] = ("position", np.ascontiguousarray(run.target[:, s]))
         out[f"weight of {symbol}"] = ("position", np.ascontiguousarray(weights[:, s]))
@@ -320,13 +329,20 @@ class _Run:
 
 
 def indicator_name(indicator: Indicator) -> str:
-    """'sma(10) of close', 'atr(14)', 'close' (a price column)."""
+    """'sma(10) of close', 'atr(14)', 'close' (a price column), 'supertrend(length=10,
+    multiplier=3.0) SUPERTd' (pandas-ta), with ' on 1w' for a higher timeframe."""
+    on = f" on {indicator.timeframe}" if indicator.timeframe else ""
+    if indicator.kind == TA_KIND:
+        settings = ", ".join(f"{key}={value}" for key, value in indicator.settings.items())
+        column = f" {indicator.column}" if indicator.column else ""
+        source = f" of {indicator.source}" if indicator.source != "close" else ""
+        return f"{indicator.function}({settings}){column}{source}{on}"
     if indicator.kind == "price":
-        return indicator.source
+        return f"{indicator.source}{on}"
     args = ", ".join(str(arg) for arg in indicator.args)
     if indicator.kind == "atr":
-        return f"atr({args})"
-    return f"{indicator.kind}({args}) of {indicator.source}"
+        return f"atr({args}){on}"
+    return f"{indicator.kind}({args}) of {indicator.source}{on}"
 
 
 def _compare(full: _Series, truncated: _Series, cut: int, index: pd.Index) -> Difference | None:

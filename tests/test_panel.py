@@ -16,6 +16,8 @@ import ivybt
 from ivybt.data import load_series
 from ivybt.data.panel import Panel, infer_interval, load_panel, panel_from_frames
 from ivybt.data.store import data_sha256
+from ivybt.data.timestamps import TIME_COLUMN
+from ivybt.engine.tables import bar_columns
 from ivybt.errors import ConfigError, DataError, DataRangeWarning, ValidationError
 from tests.conftest import day
 
@@ -100,10 +102,11 @@ def test_frame_round_trips_to_the_single_symbol_load(demo: Panel) -> None:
         assert demo.records[DEMO.index(symbol)] == load_series(symbol, source="sample").record()
         assert demo.records[DEMO.index(symbol)]["sha256"] == data_sha256(single)
         columns = demo.columns(symbol)
-        assert list(columns) == list(FIELDS)
-        for name, values in columns.items():
-            np.testing.assert_array_equal(values, single[name].to_numpy())
-            assert values.flags.c_contiguous and values.flags.writeable
+        assert columns.keys() == bar_columns(single).keys() == {*FIELDS, TIME_COLUMN}
+        for name in FIELDS:
+            np.testing.assert_array_equal(columns[name], single[name].to_numpy())
+            assert columns[name].flags.c_contiguous and columns[name].flags.writeable
+        np.testing.assert_array_equal(columns[TIME_COLUMN], bar_columns(single)[TIME_COLUMN])
         np.testing.assert_array_equal(
             demo.bars_of(symbol), np.flatnonzero(demo.index.isin(single.index))
         )

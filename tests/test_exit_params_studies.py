@@ -170,14 +170,3 @@ def test_a_bad_exit_range_is_one_line(command):
     assert result.exit_code == 2
     assert "parameter sl of the exits must be <= 0.99, got 2.0" in result.output
     assert "Traceback" not in result.output
-
-
-@pytest.mark.parametrize("command", ["grid", "optimize", "walkforward"])
-def test_exits_as_parameters_on_a_universe_are_refused_in_one_line(command):
-    extra = {"walkforward": ["--is", "2y", "--oos", "1y"], "optimize": ["--trials", "4"]}
-    result = invoke([command, "sma_cross", "--symbols",
-                     "SPY,MSFT", "--source", "sample", "-p", "fast=5,10", "-p", "sl=0.02,0.05",
-                     *extra.get(command, [])])  # fmt: skip
-    assert result.exit_code == 2
-    assert "-p sl varies exits, but a universe (--symbols) takes exits fixed" in (result.output)
-    assert "Traceback" not in result.output

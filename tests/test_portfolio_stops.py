@@ -341,15 +341,27 @@ def test_a_universe_backtest_with_stops_writes_its_exits(tmp_path):
     assert "Exits by reason" in result.plot().headings
 
 
-def test_exits_varied_by_a_universe_grid_are_refused_in_one_line():
+def test_a_universe_grid_varies_exits_next_to_fixed_ones(tmp_path):
+    """`--sl 0.04 -p trail=0,0.06` on a universe (once refused): every row keeps the fixed
+    stop-loss and trades its own trailing stop; metrics.json's best lists the varied exits
+    (tests/test_universe_exit_params.py checks every kind of strategy and study)."""
     from click.testing import CliRunner
 
     from ivybt.cli import cli
 
-    result = CliRunner().invoke(cli, ["grid", "sma_cross", "--symbols", "SPY,MSFT", "--source",
-                                      "sample", "-p", "sl=0.02,0.05"])  # fmt: skip
-    assert result.exit_code == 2 and "-p sl varies exits" in result.output
-    assert "Traceback" not in result.output
+    out = tmp_path / "grid"
+    result = CliRunner().invoke(cli, [
+        "--results-dir", str(tmp_path), "grid", "sma_cross", "--symbols", ",".join(DEMO[:3]),
+        "--source", "sample", "--start", "2008-01-01", "-p", "fast=5,10", "-p", "slow=50",
+        "--sl", "0.04", "-p", "trail=0,0.06", "--no-evidence", "--out", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    best = json.loads((out / "metrics.json").read_text())["best"]
+    assert set(best["exits"]) == {"trail"}
+    single = ivybt.backtest("sma_cross", symbols=list(DEMO[:3]), source="sample",
+                            start="2008-01-01", params=best["params"], sl=0.04,
+                            trail=best["exits"]["trail"] or None)  # fmt: skip
+    assert best["metrics"]["sharpe"] == single.metrics["sharpe"]
 
 
 def test_a_walk_forward_and_the_lookahead_check_trade_stops_on_a_universe(tmp_path):

@@ -121,7 +121,7 @@ def portfolio_rules(portfolio: PortfolioConfig, execution: ExecutionConfig) -> P
 
 def universe_arrays(
     panel: Panel, portfolio: PortfolioConfig, execution: ExecutionConfig,
-    basis: Float64Array2D | None = None,
+    basis: Float64Array2D | None = None, *, varied_exits: Sequence[str] = (),
 ) -> Universe:  # fmt: skip
     """The kernel's view of `panel` with the per-symbol settings of `portfolio`; `basis` is
     the score strength of "score" weights (`account_plan`; an empty array in a grid, whose
@@ -131,14 +131,16 @@ def universe_arrays(
     section's rates; lot sizes default to 0 (fractional units). Inverse-volatility weights use
     the sample standard deviation (ddof 1) of the last `vol_window` close-to-close returns of
     the symbol's own bars, known at the close of the latest of them. With stops the prices
-    add the high, the low and the ATR (`stop_rows`).
+    add the high, the low and the ATR (`stop_rows`): the execution's, or those a study varies
+    per combination (`varied_exits`, `ParamSpace.exit_names`: `sl_atr` among them gives the
+    ATR row of `atr_length` even when the execution has no `sl_atr`).
     """
     symbols = panel.symbols
     _check_known(portfolio, symbols)
     mark = np.nan_to_num(panel.mark, nan=0.0)  # the kernel's mark: 0 outside the listing
     rows = [panel.open, panel.close, mark]
-    if execution.has_stops:
-        rows.extend(stop_rows(panel, execution))
+    if execution.has_stops or varied_exits:
+        rows.extend(stop_rows(panel, execution, with_atr="sl_atr" in varied_exits))
     prices = np.ascontiguousarray(np.stack(rows))
     per = {
         "fee": (portfolio.commission, execution.commission),
@@ -168,15 +170,17 @@ def universe_arrays(
     )
 
 
-def stop_rows(panel: Panel, execution: ExecutionConfig) -> list[Float64Array2D]:
+def stop_rows(
+    panel: Panel, execution: ExecutionConfig, *, with_atr: bool = False
+) -> list[Float64Array2D]:
     """The stop kernel's extra rows of a universe (`ivybt.kernels.portfolio.Universe`),
     float64 (n_bars, n_symbols) each: the high, the low (NaN where a symbol has no bar) and
     the ATR(`atr_length`, Wilder) of each symbol over its own bars, as
     `ivybt.engine.simulation.stop_bars` computes it for one symbol, known at each of its
     closes and carried over its missing bars inside the listing (NaN outside it, and
-    everywhere when `sl_atr` is off)."""
+    everywhere when `sl_atr` is off, unless `with_atr`: a study that varies `sl_atr`)."""
     atr_row = np.full((panel.n_bars, panel.n_symbols), np.nan)
-    if execution.sl_atr is not None:
+    if execution.sl_atr is not None or with_atr:
         from ivybt.indicators.volatility import atr
 
         for s in range(panel.n_symbols):

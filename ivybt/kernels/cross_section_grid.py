@@ -28,7 +28,7 @@ from ivybt.kernels.cross_section import (
 from ivybt.kernels.grid import GridPlan
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.portfolio import SCORE, PortfolioRules, Records, Universe, portfolio_nb
-from ivybt.kernels.portfolio_grid import thread_books_nb
+from ivybt.kernels.portfolio_grid import combination_rules_nb, thread_books_nb
 
 SCORE_CODES = {momentum_score_nb: 0, cluster_reversion_score_nb: 1,
                relative_strength_score_nb: 2}  # fmt: skip
@@ -113,8 +113,10 @@ def cross_section_grid_builtin_nb(
     portfolio, on each window of union bars: float64, (n_combos, n_windows, N_METRICS).
 
     `close` is the panel's mark (float64, (n_bars, n_symbols), NaN outside a listing);
-    `params[j]` combination j's parameters; `no_trades` an empty `PORTFOLIO_TRADE_DTYPE`
-    array. out[j, w] equals the portfolio backtest of combination j on window w, bit for bit.
+    `params[j]` combination j's parameters (and its exits from `plan.exit_column`,
+    `ivybt.kernels.portfolio_grid.combination_rules_nb`); `no_trades` an empty
+    `PORTFOLIO_TRADE_DTYPE` array. out[j, w] equals the portfolio backtest of combination j
+    on window w, bit for bit.
     """
     n_combos = params.shape[0]
     n_bars, n_symbols = close.shape
@@ -136,9 +138,10 @@ def cross_section_grid_builtin_nb(
             sides_in_direction_nb(target, plan.direction)
             account = weighted_account_nb(universe, rules, scores, selection.at, target,
                                           strength)  # fmt: skip
+            traded_with = combination_rules_nb(rules, params[j], plan.exit_column)
             for w in range(windows.shape[0]):
                 out_j = Records(out[j, w], none1, none2, none1, no_trades)
-                portfolio_nb(account, target, rules, windows[w, 0], windows[w, 1],
+                portfolio_nb(account, target, traded_with, windows[w, 0], windows[w, 1],
                              periods_per_year, books, out_j)  # fmt: skip
     return out
 
@@ -179,9 +182,10 @@ def make_cross_section_grid_kernel(score_kernel: Callable[..., None]) -> Callabl
                 sides_in_direction_nb(target, plan.direction)
                 account = weighted_account_nb(universe, rules, scores, selection.at, target,
                                               strength)  # fmt: skip
+                traded_with = combination_rules_nb(rules, params[j], plan.exit_column)
                 for w in range(windows.shape[0]):
                     out_j = Records(out[j, w], none1, none2, none1, no_trades)
-                    portfolio_nb(account, target, rules, windows[w, 0], windows[w, 1],
+                    portfolio_nb(account, target, traded_with, windows[w, 0], windows[w, 1],
                                  periods_per_year, books, out_j)  # fmt: skip
         return out
 

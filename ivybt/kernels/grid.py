@@ -203,7 +203,8 @@ class GridPlan(NamedTuple):
     exit_column : the column of a combination's exits in `params` (stop_loss, take_profit,
         trailing, stop_atr, max_bars: `ivybt.kernels.simulate.Stops`, after the strategy's
         own parameters), -1 when every combination trades the execution's `stops`. With
-        exits, `prices` holds 5 rows: open, close, high, low and the ATR (`ivybt.kernels.stops`).
+        exits, `prices` holds 5 rows: open, close, high, low and the ATR (`ivybt.kernels.stops`);
+        a universe's kernels read them too (`ivybt.kernels.portfolio_grid.combination_rules_nb`).
     """
 
     code: int

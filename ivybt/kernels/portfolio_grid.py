@@ -6,6 +6,8 @@ bars (`expand_symbol_nb`), and simulates the account (`ivybt.kernels.portfolio.p
 on each window, keeping only the metrics. A thread owns one (bars x symbols) target buffer
 and the account's scratch, so memory does not grow with the number of combinations, and
 row j equals the portfolio backtest of combination j bit for bit (same kernels, same order).
+A combination may carry its own exits (`-p sl=...`: `GridPlan.exit_column`), which its
+account trades with (`combination_rules_nb`).
 """
 
 from __future__ import annotations
@@ -130,6 +132,27 @@ def thread_books_nb(n_symbols: int) -> Books:
                  np.empty(n_symbols, dtype=np.int8))  # fmt: skip
 
 
+@njit(cache=True, inline="always")
+def combination_rules_nb(
+    rules: PortfolioRules, params: Float64Array1D, exit_column: int
+) -> PortfolioRules:
+    """The rules combination `params` trades with: `rules` itself, or with the exits of its
+    columns `exit_column`.. (stop_loss, take_profit, trailing, stop_atr, max_bars; 0: off;
+    `GridPlan.exit_column`), as `ivybt.kernels.grid.combination_execution_nb` does for one
+    symbol. With exits, `Universe.prices` holds the high, low and ATR rows. Either way the
+    exits are typed float64 (int64 `max_bars`), so both branches return one type whatever
+    types `rules` was built with."""
+    c = exit_column
+    if c < 0:
+        exits = (float(rules.stop_loss), float(rules.take_profit), float(rules.trailing),
+                 float(rules.stop_atr), int(rules.max_bars))  # fmt: skip
+    else:
+        exits = (params[c], params[c + 1], params[c + 2], params[c + 3], int(params[c + 4]))
+    return PortfolioRules(rules.weighting, rules.size, rules.max_leverage, rules.max_weight,
+                          rules.band, rules.scheduled, rules.fill_on_close, rules.initial_cash,
+                          exits[0], exits[1], exits[2], exits[3], exits[4])  # fmt: skip
+
+
 @njit(cache=True, parallel=True)
 def portfolio_grid_builtin_nb(
     universe: Universe,
@@ -144,7 +167,8 @@ def portfolio_grid_builtin_nb(
     """Metrics of every combination of a built-in strategy traded as one portfolio, on each
     window of union bars: float64, (n_combos, n_windows, N_METRICS).
 
-    `slots[j]` are combination j's rows in every symbol's table, `params[j]` its parameters;
+    `slots[j]` are combination j's rows in every symbol's table, `params[j]` its parameters
+    (and its exits from `plan.exit_column`, `combination_rules_nb`; else `rules`' own);
     `plan` gives the signal code, direction, blocks and windows (`plan.signal_of` unused);
     `no_trades` is an empty `PORTFOLIO_TRADE_DTYPE` array. out[j, w] equals the portfolio
     backtest of combination j on window w, bit for bit.
@@ -164,9 +188,10 @@ def portfolio_grid_builtin_nb(
         for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work per thread
             builtin_panel_target_nb(plan.code, tables, slots[j], params[j], plan.direction,
                                     own, target)  # fmt: skip
+            traded_with = combination_rules_nb(rules, params[j], plan.exit_column)
             for w in range(windows.shape[0]):
                 out_j = Records(out[j, w], none1, none2, none1, no_trades)
-                portfolio_nb(universe, target, rules, windows[w, 0], windows[w, 1],
+                portfolio_nb(universe, target, traded_with, windows[w, 0], windows[w, 1],
                              periods_per_year, books, out_j)  # fmt: skip
     return out
 
@@ -224,9 +249,10 @@ def make_portfolio_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[.
                     expand_symbol_nb(side, own_bars, s, plan.direction, target)
                 if not ok:
                     break
+                traded_with = combination_rules_nb(rules, params[j], plan.exit_column)
                 for w in range(windows.shape[0]):
                     out_j = Records(out[j, w], none1, none2, none1, no_trades)
-                    portfolio_nb(universe, target, rules, windows[w, 0], windows[w, 1],
+                    portfolio_nb(universe, target, traded_with, windows[w, 0], windows[w, 1],
                                  periods_per_year, books, out_j)  # fmt: skip
         return out
 
@@ -247,7 +273,8 @@ def portfolio_grid_returns_builtin_nb(
     """Per-bar returns of every combination's portfolio on the plan's first window [a, b),
     for PBO: out_returns (float64, (b - a, n_combos)), column j = equity_t / equity_(t-1) - 1
     with equity_(-1) the initial cash, exactly 0.0 on a bar whose equity did not move (the
-    convention of `ivybt.kernels.grid_returns.window_returns_nb`)."""
+    convention of `ivybt.kernels.grid_returns.window_returns_nb`); each combination with its
+    own exits when `plan.exit_column` >= 0 (`combination_rules_nb`)."""
     n_combos = params.shape[0]
     n_bars = universe.prices.shape[1]
     n_symbols = universe.prices.shape[2]
@@ -263,7 +290,8 @@ def portfolio_grid_returns_builtin_nb(
         for j in range(block, n_combos, plan.n_blocks):  # interleaved: even work per thread
             builtin_panel_target_nb(plan.code, tables, slots[j], params[j], plan.direction,
                                     own, target)  # fmt: skip
-            portfolio_nb(universe, target, rules, a, b, 1.0, books, out)
+            traded_with = combination_rules_nb(rules, params[j], plan.exit_column)
+            portfolio_nb(universe, target, traded_with, a, b, 1.0, books, out)
             previous = rules.initial_cash
             for t in range(b - a):
                 value = out.equity[t]

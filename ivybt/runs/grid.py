@@ -50,7 +50,6 @@ from ivybt.studies.space import (
     ParamSpace,
     bar_grid,
     build_space,
-    check_exits_on,
     describe_defaults,
     with_exits,
 )
@@ -291,7 +290,6 @@ def plan_space(config: RunConfig) -> tuple[ParamSpace, list[dict[str, Any]], str
     assert study is not None
     strategy = get_strategy(config.strategy.name)
     exit_specs = {k: v for k, v in config.strategy.space.items() if k in EXIT_PARAMS}
-    check_exits_on(config, exit_specs)
     given = {k: v for k, v in config.strategy.space.items() if k not in EXIT_PARAMS}
     bar_specs, specs = split_specs(config, given)
     bar_combos = bar_grid(config, bar_specs)
@@ -437,8 +435,9 @@ def run_grid(
     if config.portfolio.select_universe is not None:
         from ivybt.studies.universe_selection import best_combination_universe
 
-        result.universe = best_combination_universe(config, strategy, inputs,
-                                                    result.best_params())  # fmt: skip
+        result.universe = best_combination_universe(
+            config, strategy, inputs, result.best_params() | result.best_exits()
+        )  # exits varied by the grid: the best row's own
     return result
 
 

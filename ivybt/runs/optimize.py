@@ -79,7 +79,7 @@ from ivybt.studies.search_space import (
     small_space_message,
     untried_of,
 )
-from ivybt.studies.space import check_exits_on, describe_defaults, exit_names_of
+from ivybt.studies.space import describe_defaults, exit_names_of
 from ivybt.studies.study_identity import (
     check_same_study,
     default_study_name,
@@ -234,7 +234,6 @@ def _run_search(
             "objective once"
         )
     split_specs(config, config.strategy.space)  # -p box=... needs --bars renko
-    check_exits_on(config, exit_names_of(strategy, config.strategy.space))
     searched, fixed = search_space(strategy, config.strategy.space)
     defaulted = default_ranges_of(strategy, config.strategy.space)
     if defaulted:

@@ -52,7 +52,7 @@ from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.portfolio_grid import portfolio_grid_builtin_nb
 from ivybt.strategies.base import TA_KIND, Indicator, Strategy, signal_kernel_errors
 from ivybt.strategies.cross_sectional import is_cross_sectional
-from ivybt.studies.space import EXIT_PARAMS, ParamSpace
+from ivybt.studies.space import EXIT_PARAMS, ParamSpace, execution_with
 
 Progress = Callable[[int, int], None]
 """progress(done, total): called after each kernel call with the combinations done so far."""
@@ -583,7 +583,8 @@ def _universe_windows(
     *, periods_per_year: float, budget: int, progress: Progress | None,
 ) -> Float64Array3D:  # fmt: skip
     """`evaluate_windows` on a universe: each combination traded as one portfolio
-    (`ivybt.kernels.portfolio_grid`), in the same chunks and calls as one symbol."""
+    (`ivybt.kernels.portfolio_grid`), in the same chunks and calls as one symbol, with its
+    own exits when the space varies them (`kernel_params`, `GridPlan.exit_column`)."""
     from ivybt.kernels.portfolio import PORTFOLIO_TRADE_DTYPE
 
     strategy = space.strategy
@@ -593,9 +594,11 @@ def _universe_windows(
             progress=progress,
         )  # fmt: skip
     check_weighting(strategy, bars.portfolio)  # "score" weights need scores: one line
-    universe = universe_arrays(bars.panel, bars.portfolio, execution)
+    universe = universe_arrays(bars.panel, bars.portfolio, execution,
+                               varied_exits=space.exit_names)  # fmt: skip
     rules = portfolio_rules(bars.portfolio, execution)
     plan = _grid_plan(space, execution, windows, None)
+    params = kernel_params(space, execution)
     no_trades = np.empty(0, dtype=PORTFOLIO_TRADE_DTYPE)
     builtin = strategy.signal_kernel in SIGNAL_CODES
     kernel = portfolio_grid_builtin_nb if builtin else _custom_portfolio_kernel(
@@ -605,8 +608,8 @@ def _universe_windows(
 
     def call(first: int, last: int, tables: Any, slots: Int64Array2D) -> None:
         nonlocal done
-        args = (universe, tables, slots, space.combos[first:last], plan, rules,
-                periods_per_year, no_trades)  # fmt: skip
+        args = (universe, tables, slots, params[first:last], plan, rules, periods_per_year,
+                no_trades)  # fmt: skip
         with signal_kernel_errors(strategy):  # a plug-in's exception: one line
             if builtin:
                 out[first:last] = kernel(*args)
@@ -614,7 +617,7 @@ def _universe_windows(
                 out_bad = np.empty((plan.n_blocks, 3), dtype=np.int64)
                 out[first:last] = kernel(*args, out_bad)
                 _raise_first_bad_symbol(strategy, out_bad, bars, tables, slots,
-                                        space.combos[first:last])  # fmt: skip
+                                        params[first:last])  # fmt: skip
         done = last
         if progress is not None:
             progress(done, len(space))
@@ -651,9 +654,11 @@ def _cross_section_windows(
         strategy.check_universe(largest, panel.symbols)  # type: ignore[attr-defined]
     portfolio = check_weighting(strategy, bars.portfolio)
     # score weights: the kernel writes each combination's strength into a buffer of its own
-    universe = universe_arrays(panel, portfolio, execution, np.zeros((0, 0)))
+    universe = universe_arrays(panel, portfolio, execution, np.zeros((0, 0)),
+                               varied_exits=space.exit_names)  # fmt: skip
     rules = portfolio_rules(portfolio, execution)
     plan = _grid_plan(space, execution, windows, None)
+    kernel_rows = kernel_params(space, execution)  # exits varied: each combination's own
     close = np.ascontiguousarray(panel.mark, dtype=np.float64)
     score_kernel = strategy.score_kernel  # type: ignore[attr-defined]
     code = SCORE_CODES.get(score_kernel, -1)
@@ -679,7 +684,7 @@ def _cross_section_windows(
                 call_selection = selection
             for first in range(0, len(rows), _CROSS_SECTION_CALL):
                 chunk = rows[first : first + _CROSS_SECTION_CALL]
-                params = np.ascontiguousarray(space.combos[chunk])
+                params = np.ascontiguousarray(kernel_rows[chunk])
                 with signal_kernel_errors(strategy):  # a plug-in's exception: one line
                     out[chunk] = kernel(universe, close, params, call_selection, plan, rules,
                                         periods_per_year, no_trades)  # fmt: skip
@@ -702,7 +707,8 @@ def _universe_returns(
     bars: UniverseBars, space: ParamSpace, execution: ExecutionConfig, first_bar: int
 ) -> Float64Array2D:
     """`evaluate_returns` on a universe: a built-in strategy in one parallel kernel pass
-    (`portfolio_grid_returns_builtin_nb`), a plug-in one combination at a time."""
+    (`portfolio_grid_returns_builtin_nb`), a plug-in one combination at a time; each
+    combination with its own exits when the space varies them."""
     from ivybt.engine.portfolio import account_plan, simulate_targets
     from ivybt.kernels.portfolio import PORTFOLIO_TRADE_DTYPE
     from ivybt.kernels.portfolio_grid import portfolio_grid_returns_builtin_nb
@@ -717,7 +723,8 @@ def _universe_returns(
             target, portfolio, basis = account_plan(
                 bars.panel, strategy, space.combination(j), execution.direction, bars.portfolio
             )
-            equity = simulate_targets(bars.panel, target, execution, portfolio, first_bar,
+            traded_with = execution_with(execution, space.exits(j))  # 0: off
+            equity = simulate_targets(bars.panel, target, traded_with, portfolio, first_bar,
                                       n_bars, 1.0, basis).equity  # fmt: skip
             previous = np.r_[initial, equity[:-1]]
             out[:, j] = np.where(equity != previous, equity / previous - 1.0, 0.0)
@@ -728,8 +735,10 @@ def _universe_returns(
     plan = _grid_plan(space, execution, np.array([[first_bar, n_bars]]), None)
     with signal_kernel_errors(strategy):
         portfolio_grid_returns_builtin_nb(
-            universe_arrays(bars.panel, bars.portfolio, execution), tables, slots, space.combos,
-            plan, portfolio_rules(bars.portfolio, execution),
+            universe_arrays(bars.panel, bars.portfolio, execution,
+                            varied_exits=space.exit_names),
+            tables, slots, kernel_params(space, execution), plan,
+            portfolio_rules(bars.portfolio, execution),
             np.empty(0, dtype=PORTFOLIO_TRADE_DTYPE), out,
         )  # fmt: skip
     return out

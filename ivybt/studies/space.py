@@ -117,17 +117,6 @@ def exit_names_of(strategy: type[Strategy], names: Iterable[str]) -> tuple[str, 
     return tuple(name for name in EXIT_PARAMS if name in given and name not in own)
 
 
-def check_exits_on(config: RunConfig, exits: Iterable[str]) -> None:
-    """Refuse exits varied by -p on a universe: its kernels take exits fixed for the whole
-    run (one setting for every combination)."""
-    exits = list(exits)
-    if exits and config.data.is_portfolio:
-        raise ConfigError(
-            f"-p {', '.join(exits)} varies exits, but a universe (--symbols) takes exits fixed "
-            "for the whole run: give --sl 0.05 ... (one value each), or vary them on one --symbol"
-        )
-
-
 def split_exits(
     strategy: type[Strategy], combination: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -176,19 +176,22 @@ def choose_and_measure(
     chosen: Mapping[str, Any], *, choose_end: int, choose: slice, trade: slice,
     periods_per_year: float,
 ) -> tuple[UniverseChoice, dict[str, float]]:  # fmt: skip
-    """The choice a study's combination `chosen` (bar parameters such as vol_window
-    included) makes over the union bars `choose`, seeing bars [0, `choose_end`) only, and the
-    metrics of trading it over `trade`. `columns` are the study's `UniverseBars`, `frame` its
-    (empty) frame on their timestamps."""
+    """The choice a study's combination `chosen` (bar parameters such as vol_window and
+    exits varied by `-p sl=...` included) makes over the union bars `choose`, seeing bars
+    [0, `choose_end`) only, and the metrics of trading it over `trade`. `columns` are the
+    study's `UniverseBars`, `frame` its (empty) frame on their timestamps."""
     from ivybt.bars.timeline import signal_bars, split_combination
+    from ivybt.studies.space import execution_with, split_exits
 
+    exits, chosen = split_exits(strategy, chosen)
+    execution = execution_with(config.execution, exits)  # the combination's own exits
     bar, params = split_combination(strategy, chosen)
     bars = signal_bars(config, frame, columns, override=bar).columns
     panel = bars.panel
     seen = panel.window(0, choose_end) if choose_end < panel.n_bars else panel
-    choice = select_universe(seen, strategy, params, config.execution, bars.portfolio, choose,
+    choice = select_universe(seen, strategy, params, execution, bars.portfolio, choose,
                              periods_per_year)  # fmt: skip
-    metrics = chosen_metrics(panel, choice.columns, strategy, params, config.execution,
+    metrics = chosen_metrics(panel, choice.columns, strategy, params, execution,
                              bars.portfolio, trade, periods_per_year)  # fmt: skip
     return choice, metrics
 

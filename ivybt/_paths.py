@@ -1,8 +1,10 @@
 """Where IvyBT keeps its working folders.
 
 `cache/` (market data) and `results/` (run folders) are relative to the current working
-directory by default. An explicit argument (the CLI's `--cache-dir` / `--results-dir`) wins over
-the environment variables `IVYBT_CACHE_DIR` / `IVYBT_RESULTS_DIR`, which win over the default.
+directory by default; saved presets live in a per-user folder (`presets_dir`). An explicit
+argument (the CLI's `--cache-dir` / `--results-dir` / `--presets-dir`) wins over the
+environment variables `IVYBT_CACHE_DIR` / `IVYBT_RESULTS_DIR` / `IVYBT_PRESETS_DIR`, which win
+over the default.
 
 Compiled kernels (Numba's cache) go to a per-user folder, never inside the installed package,
 in a subfolder per version of the kernels' sources (`kernels-<digest>`):
@@ -82,3 +84,22 @@ def use_numba_cache_dir() -> Path:
     if config is not None:
         config.CACHE_DIR = str(versioned)  # type: ignore[attr-defined]
     return versioned
+
+
+PRESETS_DIR_ENV = "IVYBT_PRESETS_DIR"
+
+
+def presets_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of saved presets (`ivybt preset`, docs/presets.md): `explicit`, else
+    $IVYBT_PRESETS_DIR, else `presets/` in the per-user data folder (`platformdirs`:
+    `~/.local/share/ivybt/presets` on Linux, `~/Library/Application Support/ivybt/presets`
+    on macOS, `%LOCALAPPDATA%\\ivybt\\presets` on Windows). Per user, not per working
+    folder: a preset is a decision to act on, wherever `ivybt signals` runs from."""
+    if explicit is not None and str(explicit) != "":
+        return Path(explicit)
+    from_env = os.environ.get(PRESETS_DIR_ENV, "")
+    if from_env:
+        return Path(from_env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ivybt", appauthor=False)) / "presets"

@@ -78,14 +78,7 @@ def load_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
     Fields inside the sections are checked by the model when the run's config is built.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise ConfigError(
-            f"cannot read config file {path}: {reason}; give a YAML file or a run's manifest.json"
-        ) from None
-    content = _parse(path, text)
+    content = read_config_document(path)
     if isinstance(content, Mapping) and {"schema_version", "config"} <= content.keys():
         content = content["config"]  # a run's manifest: its fully resolved configuration
         if isinstance(content, Mapping):
@@ -96,20 +89,43 @@ def load_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
             f"config file {path} holds {shown}, not a mapping of sections; write sections such "
             f"as 'data:' and 'strategy:' at the top level ({', '.join(SECTIONS)})"
         )
+    return sections_of(content, f"config file {path}")
+
+
+def read_config_document(path: str | Path) -> Any:
+    """The plain data of the YAML file (or .json manifest) at `path`, read as every
+    configuration file is (the module's decisions: safe loader, specs and dates stay text,
+    bounded expansion). One-line ConfigError naming the file when it cannot be read or
+    parsed. `ivybt.runs.batch_file` reads batch files with it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ConfigError(
+            f"cannot read config file {path}: {reason}; give a YAML file or a run's manifest.json"
+        ) from None
+    return _parse(path, text)
+
+
+def sections_of(content: Mapping[Any, Any], where: str) -> dict[str, dict[str, Any]]:
+    """`content` (a mapping of section name -> fields) as the sections of a run, checked:
+    an unknown section or a section that is not a mapping is a one-line ConfigError that
+    starts with `where` ("config file configs/x.yaml", or a batch file's job); a section
+    given as null is left out, and strategy.space values become spec strings (`_spec`)."""
     sections: dict[str, dict[str, Any]] = {}
     for name, fields in content.items():
         if name not in SECTIONS:
             close = difflib.get_close_matches(str(name), SECTIONS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
-                f"config file {path}: unknown section {name!r}{hint}; "
-                f"sections: {', '.join(SECTIONS)}"
+                f"{where}: unknown section {name!r}{hint}; sections: {', '.join(SECTIONS)}"
             )
         if fields is None:  # e.g. `study: null` in a backtest's manifest
             continue
         if not isinstance(fields, Mapping):
             raise ConfigError(
-                f"config file {path}: section {name!r} must be a mapping of fields such as "
+                f"{where}: section {name!r} must be a mapping of fields such as "
                 f"'{name}: {{...}}' with one 'field: value' per line, not {fields!r}"
             )
         sections[name] = dict(fields)

@@ -39,10 +39,13 @@ def _refuse_dns(real: object) -> object:
 
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test in its own folder, so ./cache and ./results never land in the repo."""
+    """Run every test in its own folder, so ./cache and ./results never land in the repo,
+    and keep presets in ./presets there (relative: the docs examples' one working folder
+    shares its presets) instead of the user's own presets folder."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("IVYBT_CACHE_DIR", raising=False)
     monkeypatch.delenv("IVYBT_RESULTS_DIR", raising=False)
+    monkeypatch.setenv("IVYBT_PRESETS_DIR", "presets")
 
 
 @pytest.fixture

@@ -254,6 +254,11 @@ def test_the_bundled_example_configs_are_valid(tmp_path):
     from ivybt.config import build_config
 
     for path in sorted((REPO / "configs").glob("*.yaml")):
+        if path.name.startswith("batch"):  # a batch file: a list of runs (docs/batch.md)
+            from ivybt.runs.batch_file import load_batch
+
+            assert load_batch(path).jobs, path
+            continue
         sections = load_config_file(path)
         assert build_config(**sections).strategy.name, path
     readme = (REPO / "README.md").read_text()

@@ -202,10 +202,12 @@ def info(settings: Settings) -> None:
             click.echo(f"{package:<12} not installed")
     click.echo(f"cache dir    {settings.cache_dir}")
     click.echo(f"results dir  {settings.results_dir}")
+    click.echo(f"presets dir  {_paths.presets_dir()}")
 
 
 def _register() -> None:
     from ivybt.cli.backtest import backtest
+    from ivybt.cli.batch import batch
     from ivybt.cli.dashboard import dashboard
     from ivybt.cli.data import data
     from ivybt.cli.grid import grid
@@ -213,6 +215,8 @@ def _register() -> None:
     from ivybt.cli.lookahead import check_lookahead
     from ivybt.cli.montecarlo import montecarlo
     from ivybt.cli.optimize import optimize
+    from ivybt.cli.presets import preset
+    from ivybt.cli.signals import signals
     from ivybt.cli.strategies import strategies
     from ivybt.cli.walkforward import surface, walkforward
 
@@ -227,6 +231,9 @@ def _register() -> None:
     cli.add_command(surface)
     cli.add_command(check_lookahead)
     cli.add_command(montecarlo)
+    cli.add_command(preset)
+    cli.add_command(signals)
+    cli.add_command(batch)
 
 
 def _one_line(text: object) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ivybt.cli import Settings, command_line_of, options
+from ivybt.cli.presets import presets_dir_option
 
 EXECUTION_OPTIONS = (
     "commission", "slippage", "fill", "direction", "size", "initial_cash", "periods_per_year",
@@ -33,6 +34,14 @@ TABLE_METRICS = (
 @options.execution
 @options.split
 @options.output
+@click.option(
+    "--preset",
+    default=None,
+    metavar="NAME",
+    help="Backtest a saved preset (`ivybt preset list`): its strategy, parameters, "
+    "universe, execution and data window; options typed here override them.",
+)
+@presets_dir_option
 @click.pass_obj
 def backtest(settings: Settings, strategy: str | None, **values: Any) -> None:
     """Backtest STRATEGY on one symbol or a universe and write its run folder.
@@ -42,7 +51,8 @@ def backtest(settings: Settings, strategy: str | None, **values: Any) -> None:
     the command line override its fields (-p per parameter). The folder holds metrics.json,
     trades.csv/.parquet, equity.parquet, manifest.json and an offline report.html; a short
     metrics table is printed. --symbols A,B,C (or --universe FILE) trades the strategy on
-    every symbol in one account (docs/portfolio.md) and adds weights.parquet.
+    every symbol in one account (docs/portfolio.md) and adds weights.parquet. --preset NAME
+    backtests a saved preset (docs/presets.md) as --config would its file.
 
     \b
     Examples:
@@ -52,10 +62,18 @@ def backtest(settings: Settings, strategy: str | None, **values: Any) -> None:
       ivybt backtest sma_cross --symbols SPY,MSFT,AAPL,GOOG,IBM --source sample
       ivybt backtest mypkg.signals:Breakout -s BTCUSD --periods-per-year 365
       ivybt backtest --config results/spy-test/manifest.json --commission 0.002
+      ivybt backtest --preset spy-sma --start 2021-01-01
     """
     from ivybt.config import build_config
     from ivybt.runs.backtest import run_backtest
 
+    if values["preset"] is not None:  # a checked preset file, read as --config reads one
+        from ivybt.runs.presets import preset_config_file
+
+        values["config_file"] = preset_config_file(
+            values["preset"], presets_dir=values["presets_dir"], config=values["config_file"],
+            strategy=strategy,
+        )  # fmt: skip
     sections = run_config(strategy, values)
     sections["strategy"]["params"] = values["params"]
     sections = options.run_sections(sections, values)

@@ -250,6 +250,14 @@ _cache: OrderedDict[tuple[str, TaCall, str], Float64Array1D] = OrderedDict()
 _cache_bytes = 0
 
 
+def clear_ta_cache() -> None:
+    """Forget every cached row (up to `CACHE_BYTES`): a batch's worker process calls it
+    after each job, so the next job starts without the last one's rows."""
+    global _cache_bytes
+    _cache.clear()
+    _cache_bytes = 0
+
+
 def ta_table(
     columns: Mapping[str, np.ndarray], wanted: Mapping[TaCall, list[str]]
 ) -> dict[TaCall, Float64Array2D]:

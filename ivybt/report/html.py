@@ -82,6 +82,8 @@ def render_html(
     summary_rows: Sequence[tuple[str, str]],
     sections: Sequence[tuple[str, object]],
     notes: Iterable[str] = (),
+    blocks: Sequence[tuple[str, str]] = (),
+    style: str = "",
 ) -> str:
     """A complete HTML page: title, a key/value table, one heading + figure per section, notes.
 
@@ -92,6 +94,9 @@ def render_html(
     sections : (heading, plotly figure) pairs, drawn in order. plotly.js is inlined with the
         first figure only, so the page opens offline and carries the library once.
     notes : plain-text lines shown as a list after the figures (escaped).
+    blocks : (heading, HTML) pairs drawn after the summary table and before the figures;
+        the HTML is the caller's, inserted as it is (build it with `html.escape`).
+    style : CSS added to the page's own (for the classes `blocks` use).
 
     Returns
     -------
@@ -104,7 +109,7 @@ def render_html(
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title>",
-        f"<style>{_CSS}</style>",
+        f"<style>{_CSS}{style}</style>",
         "</head>",
         "<body>",
         f"<header><h1>{html.escape(title)}</h1></header>",
@@ -116,6 +121,10 @@ def render_html(
             for label, value in summary_rows
         )
         parts.append("</table>")
+    for heading, block in blocks:
+        parts.append(
+            f'<section class="block"><h2>{html.escape(heading)}</h2>\n{block}\n</section>'
+        )
     for number, (heading, figure) in enumerate(sections):
         body = figure.to_html(  # type: ignore[attr-defined]
             full_html=False,

@@ -202,6 +202,8 @@ def backtest(
     cache_dir: str | Path | None = None,
     portfolio: Mapping[str, Any] | None = None,
     config: str | Path | None = None,
+    preset: str | None = None,
+    presets_dir: str | Path | None = None,
 ) -> BacktestResult | PortfolioResult:
     """Backtest `strategy` on one symbol (or a DataFrame of OHLCV bars) and return the result.
 
@@ -227,6 +229,10 @@ def backtest(
     entry) and `max_bars` add exits next to the strategy's signal, as `--sl` ... do
     (docs/stops.md); the trades then say why each closed (`exit_reason`).
 
+    `preset` backtests a saved preset (`ivybt.save_preset`, docs/presets.md): its strategy,
+    parameters, universe, execution and data window, checked first (`ivybt.load_preset`);
+    keywords given override them, as they do a `config` file's fields.
+
     Examples
     --------
     >>> import ivybt
@@ -247,6 +253,11 @@ def backtest(
                "output": {"out": None if out is None else str(out)},
                "portfolio": dict(portfolio or {})},
     )  # fmt: skip
+    if preset is not None:  # a checked preset file, read as a configuration file
+        from ivybt.runs.presets import preset_config_file
+
+        config = preset_config_file(preset, presets_dir=presets_dir, config=config,
+                                    strategy=strategy)  # fmt: skip
     sections = api_sections(sections, config)
     run_config = build_config(**sections)
     check_out_folder(run_config.output.out)  # before the work, not after it

@@ -209,14 +209,13 @@ def run_search(
         return _run_search(config, data, cache_dir, results_dir, progress, notice)
 
 
-def _run_search(
+def check_search(
     config: RunConfig,
-    data: pd.DataFrame | None,
-    cache_dir: str | Path | None,
-    results_dir: str | Path | None,
-    progress: Progress | None,
-    notice: Callable[[str], None] | None = None,
-) -> SearchResult:
+) -> tuple[type[Strategy], tuple[str, ...], dict[str, Any], dict[str, float | int]]:
+    """The checks of a search that need no bars (a one-line `ConfigError` each): the
+    objectives, the space (unknown parameters, exits, Renko bar parameters) and the universe
+    rule; returns the strategy, the objectives and the searched and fixed parameters.
+    `ivybt.runs.batch_file` runs it on every job of a batch before any job starts."""
     study_config = search_config(config)
     if config.portfolio.select_universe is not None:
         raise ConfigError(
@@ -235,6 +234,19 @@ def _run_search(
         )
     split_specs(config, config.strategy.space)  # -p box=... needs --bars renko
     searched, fixed = search_space(strategy, config.strategy.space)
+    return strategy, objectives, searched, fixed
+
+
+def _run_search(
+    config: RunConfig,
+    data: pd.DataFrame | None,
+    cache_dir: str | Path | None,
+    results_dir: str | Path | None,
+    progress: Progress | None,
+    notice: Callable[[str], None] | None = None,
+) -> SearchResult:
+    study_config = search_config(config)
+    strategy, objectives, searched, fixed = check_search(config)
     defaulted = default_ranges_of(strategy, config.strategy.space)
     if defaulted:
         size = math.prod(len(grid_values(dist)) for dist in searched.values())

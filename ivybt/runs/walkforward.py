@@ -30,6 +30,7 @@ from ivybt.runs.folder import open_run_folder, utc_now
 from ivybt.runs.grid import _shortest_warmup, check_objective, plan_space
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.grid import check_memory, combination_bytes
+from ivybt.studies.space import ParamSpace
 from ivybt.studies.stability import stability_scores
 from ivybt.studies.universe_selection import check_selectable, describe_rule
 from ivybt.studies.walkforward import (
@@ -189,6 +190,38 @@ def plan_folds(config: RunConfig, inputs: RunInputs) -> list[Fold]:
     )  # fmt: skip
 
 
+def check_walk_forward(
+    config: RunConfig,
+) -> tuple[type[Strategy], ParamSpace, list[dict[str, Any]], str]:
+    """The checks of a walk-forward that need no bars (a one-line `ConfigError` each): the
+    study section, the objective, the split, the universe rule and the space (counted and
+    built, `plan_space`); returns the strategy, the space, the Renko brick settings and the
+    line saying the space's size. `ivybt.runs.batch_file` runs it on every job of a batch
+    before any job starts."""
+    study = config.study
+    if study is None:
+        raise ConfigError("a walk-forward run needs a study section (windows, objective)")
+    if study.windows is None:
+        raise ConfigError("a walk-forward needs windows: give --is and --oos (or --folds)")
+    if config.split.run_mode != "full":
+        raise ConfigError(
+            "a walk-forward makes its own in-sample and out-of-sample windows; drop "
+            "--train-split/--run-mode (a train/test split is the one-fold case: --folds 1)"
+        )
+    check_objective(study.objective)
+    strategy = get_strategy(config.strategy.name)
+    if config.portfolio.select_universe is not None:
+        check_selectable(strategy)
+    bar_specs, _ = split_specs(config, config.strategy.space)
+    if bar_specs and study.search == "optuna":
+        raise ConfigError(
+            f"-p {', '.join(bar_specs)} with --search optuna: give fixed Renko settings "
+            "(--renko-box, --renko-atr), or search the bricks with --search grid"
+        )
+    strategy_space, bars, line = plan_space(config)
+    return strategy, strategy_space, bars, line
+
+
 def run_walk_forward(
     config: RunConfig,
     *,
@@ -206,25 +239,9 @@ def run_walk_forward(
     no -p range is given, counted and limited before anything is built); `notice(line)`
     receives its size before any work (default: logged at INFO)."""
     started = utc_now()
+    strategy, strategy_space, bars, line = check_walk_forward(config)
     study = config.study
-    if study is None:
-        raise ConfigError("a walk-forward run needs a study section (windows, objective)")
-    if config.split.run_mode != "full":
-        raise ConfigError(
-            "a walk-forward makes its own in-sample and out-of-sample windows; drop "
-            "--train-split/--run-mode (a train/test split is the one-fold case: --folds 1)"
-        )
-    check_objective(study.objective)
-    strategy = get_strategy(config.strategy.name)
-    if config.portfolio.select_universe is not None:
-        check_selectable(strategy)
-    bar_specs, _ = split_specs(config, config.strategy.space)
-    if bar_specs and study.search == "optuna":
-        raise ConfigError(
-            f"-p {', '.join(bar_specs)} with --search optuna: give fixed Renko settings "
-            "(--renko-box, --renko-atr), or search the bricks with --search grid"
-        )
-    strategy_space, bars, line = plan_space(config)
+    assert study is not None
     (notice or logger.info)(line)
     space = JointSpace(strategy_space, bars)
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)

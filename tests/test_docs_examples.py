@@ -39,6 +39,8 @@ NOT_BUNDLED = {
     "ivybt data import prices.csv": "imports the user's own file",
     "--storage postgresql://ivybt@db.example.com": "needs the user's PostgreSQL server "
     "(tests/test_postgres.py runs these commands on a throw-away one)",
+    "--scheduler tcp://10.0.0.5:8786": "needs the user's Dask cluster (tests/test_dask.py runs "
+    "grids, folds and batches on a LocalCluster)",
 }
 _STAMP = re.compile(r"<UTC time>|\d{8}T\d{6}Z")
 

@@ -219,6 +219,7 @@ def _register() -> None:
     from ivybt.cli.signals import signals
     from ivybt.cli.strategies import strategies
     from ivybt.cli.walkforward import surface, walkforward
+    from ivybt.cli.worker import worker
 
     cli.add_command(data)
     cli.add_command(strategies)
@@ -234,6 +235,7 @@ def _register() -> None:
     cli.add_command(preset)
     cli.add_command(signals)
     cli.add_command(batch)
+    cli.add_command(worker)
 
 
 def _one_line(text: object) -> str:

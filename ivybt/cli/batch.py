@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ivybt.cli import Settings, command_line_of
+from ivybt.cli import Settings, command_line_of, options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -92,6 +92,7 @@ def batch() -> None:
     is_flag=True,
     help="Validate the file and list its jobs (and which would run) without running any.",
 )
+@options.cluster
 @click.pass_obj
 def run(
     settings: Settings,
@@ -100,6 +101,8 @@ def run(
     out: str | None,
     retry_failed: bool,
     dry_run: bool,
+    scheduler: str | None,
+    cluster: str | None,
 ) -> None:
     """Run the jobs of the batch file FILE in worker processes and summarise them.
 
@@ -114,6 +117,7 @@ def run(
       ivybt batch configs/batch-demo.yaml --jobs 2
       ivybt batch configs/batch-demo.yaml --jobs 2 --retry-failed
       ivybt batch run configs/batch-demo.yaml --out results/demo --dry-run
+      ivybt batch configs/batch-demo.yaml --cluster local:2
     """
     from ivybt.runs.batch import batch_folder, run_batch
     from ivybt.runs.batch_file import load_batch
@@ -132,6 +136,8 @@ def run(
             cache_dir=settings.cache_dir,
             on_event=progress,
             command_line=command_line_of(click.get_current_context()),
+            scheduler=scheduler,
+            cluster=cluster,
         )
     _print_status(result.summary)
     click.echo(f"wrote {folder / 'summary.html'}")

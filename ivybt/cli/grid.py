@@ -29,6 +29,7 @@ TOP_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate")
 @options.execution
 @options.split
 @options.output
+@options.cluster
 @click.option(
     "--export-study",
     is_flag=True,
@@ -59,6 +60,7 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
       ivybt grid rsi_reversion -s SPY -p window=5:30 -p lower=20:40:5 --objective calmar
       ivybt grid macd_cross -s SPY -p fast=5:20 -p slow=20:60:5 -p signal=5,9,12 --min-trades 10
       ivybt grid --config configs/spy-sma_cross-grid.yaml -p fast=2:50 --commission 0.002
+      ivybt grid sma_cross -s SPY -p fast=2:101 -p slow=5:204 --cluster local:4
     """
     from ivybt.cli.progress import ProgressBar, compile_notice, echo_notice
     from ivybt.config import build_config
@@ -83,7 +85,9 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
     compile_notice("grid", evidence=config.study is None or config.study.evidence)
     with ProgressBar("combinations") as progress:
         result = run_grid(config, cache_dir=settings.cache_dir, progress=progress,
-                          phase_progress=progress.phase, notice=echo_notice)  # fmt: skip
+                          phase_progress=progress.phase, notice=echo_notice,
+                          scheduler=values["scheduler"], cluster=values["cluster"],
+                          tasks=progress.tasks)  # fmt: skip
     folder = result.write(
         values["out"],
         overwrite=values["overwrite"],

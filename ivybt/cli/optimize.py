@@ -67,6 +67,14 @@ from ivybt.cli.backtest import format_metric, run_config
     help="Default: <strategy>-<symbol>-<8 hex digits of the settings>, so the same command "
     "resumes its study and other settings (space, costs, data...) get their own.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Processes on the study: this one and N-1 `ivybt worker`s (docs/storage.md, "
+    "'Many workers on one study'); more join from other machines with `ivybt worker`.",
+)
 @click.option("--seed", type=int, default=None, help="Sampler seed, for a reproducible study.")
 @click.option(
     "--min-trades",
@@ -98,8 +106,10 @@ def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
     Give each searched parameter as -p name=start:stop[:step] or name=v1,v2,...; the study
     lives in --storage under --study-name, so rerunning the command resumes it (the same
     trials an uninterrupted run makes), and --trials is the size of the study, whoever runs
-    it: two processes on one study share the work. A space with no more admissible
-    combinations than --trials is evaluated once per combination, then the search stops. The
+    it: two processes on one study share the work, and --workers N runs N on it (on
+    PostgreSQL they evaluate at the same time; `ivybt worker` joins from other machines). A
+    space with no more admissible combinations than --trials is evaluated once per
+    combination, then the search stops. The
     folder holds trials.parquet, metrics.json (best trial, or the Pareto front), manifest.json
     and report.html. --config FILE reads the run from a YAML file or a run's manifest.json;
     options typed on the command line override its fields (-p per parameter).
@@ -140,6 +150,7 @@ def optimize(settings: Settings, strategy: str | None, **values: Any) -> None:
         result = run_search(
             config, cache_dir=settings.cache_dir,
             results_dir=settings.results_dir, progress=progress, notice=echo_notice,
+            workers=values["workers"],
         )  # fmt: skip
     study = result.study
     shown = redact(result.storage_url)  # the password never reaches the terminal

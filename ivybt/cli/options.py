@@ -694,3 +694,22 @@ def study[F: Callable[..., Any]](func: F) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+def cluster[F: Callable[..., Any]](func: F) -> F:
+    """--scheduler --cluster: run the work as tasks on Dask (docs/scale-out.md)."""
+    func = click.option(
+        "--cluster",
+        default=None,
+        metavar="local:N",
+        help="Start N Dask worker processes on this machine (127.0.0.1 only) for this run, "
+        "one task each at a time with cores // N Numba threads, and stop them after. Needs "
+        "pip install 'ivybt[cluster]'.",
+    )(func)
+    return click.option(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Run the tasks on the running Dask cluster whose scheduler is ADDRESS "
+        "(tcp://HOST:8786): the same results bit for bit. See docs/scale-out.md.",
+    )(func)

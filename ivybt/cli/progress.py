@@ -106,6 +106,7 @@ class ProgressBar:
         self._clock = clock
         self._main = _Meter(unit, clock())
         self._bar: Progress | None = None
+        self._tasks: _Meter | None = None
 
     def __enter__(self) -> ProgressBar:
         self._main.started = self._clock()
@@ -141,10 +142,19 @@ class ProgressBar:
         meter = _Meter(label, self._clock())
         return lambda done, total: self._update(meter, done, total)
 
-    def _update(self, meter: _Meter, done: int, total: int) -> None:
+    def tasks(self, done: int, running: int, failed: int, total: int) -> None:
+        """The cluster's tasks (`ivybt.studies.cluster.TaskProgress`): done of total on a
+        "cluster tasks" line, with how many are running and how many failed (lost with a
+        worker and rerun elsewhere)."""
+        if self._tasks is None:
+            self._tasks = _Meter("cluster tasks", self._clock())
+        note = f"{running:,} running, {failed:,} failed"
+        self._update(self._tasks, done, total, note)
+
+    def _update(self, meter: _Meter, done: int, total: int, note: str = "") -> None:
         now = self._clock()
         elapsed = now - meter.started
-        rate = rate_text(done, elapsed, meter.label)
+        rate = rate_text(done, elapsed, meter.label) + (f", {note}" if note else "")
         if self._bar is not None:
             if meter.task is None:
                 meter.task = self._bar.add_task(meter.label, total=total, rate="")

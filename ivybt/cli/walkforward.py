@@ -96,6 +96,7 @@ WINDOW_OPTIONS = ("in_sample", "out_of_sample", "folds", "step", "gap", "anchore
 @options.bars
 @options.execution
 @options.output
+@options.cluster
 @click.pass_obj
 def walkforward(settings: Settings, strategy: str | None, **values: Any) -> None:
     """Walk STRATEGY forward: fit on each in-sample window, judge on the window after it.
@@ -159,6 +160,9 @@ def walkforward(settings: Settings, strategy: str | None, **values: Any) -> None
             command_line=command_line_of(click.get_current_context()),
             progress=progress,
             notice=echo_notice,
+            scheduler=values["scheduler"],
+            cluster=values["cluster"],
+            tasks=progress.tasks,
         )
     _print_summary(result)
     click.echo(f"wrote {result.folder}")

@@ -31,6 +31,12 @@ How a batch runs (`run_batch`):
 - Ctrl-C: the workers are stopped, the running jobs recorded "interrupted", the summary of
   what finished is written, and `StudyInterrupted` says so (exit 130 on the command line).
 - One batch process per folder at a time (a lock file, `.batch.lock`).
+- On Dask (`scheduler` or `cluster`; `ivybt.studies.cluster`, docs/scale-out.md) the same
+  jobs go to the cluster's workers through `Client.get_executor()`, a
+  `concurrent.futures.Executor` like loky's, as many at a time as there are workers; the
+  jobs write their run folders themselves, so the workers must see the batch folder (one
+  machine, or a shared filesystem). A job whose worker dies is rerun by Dask elsewhere; one
+  that kills workers repeatedly (`distributed.KilledWorker`) fails alone.
 """
 
 from __future__ import annotations
@@ -133,6 +139,8 @@ def batch(
     cache_dir: str | Path | None = None,
     results_dir: str | Path | None = None,
     on_event: Event | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
 ) -> BatchResult:
     """Run the batch file `source` (a path, or the same content as a mapping); mirrors
     `ivybt batch FILE`.
@@ -141,7 +149,9 @@ def batch(
     time; the batch folder is `out`, else `<results dir>/batch-<name>` (the file's `name:`,
     else its stem). Rerunning on the same folder skips the finished jobs (and the failed
     ones unless `retry_failed`). Returns a `BatchResult` whose `summary` is
-    summary.parquet's table. See `ivybt.runs.batch` and docs/batch.md.
+    summary.parquet's table. `scheduler` ("tcp://HOST:8786") or `cluster` ("local:N") run
+    the jobs on Dask instead of `jobs` local processes (docs/scale-out.md). See
+    `ivybt.runs.batch` and docs/batch.md.
 
     Examples
     --------
@@ -159,6 +169,8 @@ def batch(
         cache_dir=cache_dir,
         on_event=on_event,
         command_line=["python", "ivybt.batch(...)"],
+        scheduler=scheduler,
+        cluster=cluster,
     )
 
 
@@ -248,10 +260,22 @@ def run_batch(
     cache_dir: str | Path | None = None,
     on_event: Event | None = None,
     command_line: Sequence[str] | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
 ) -> BatchResult:
     """Run `plan`'s jobs into `folder` (the module docstring); returns the result with the
     summary, also written as summary.parquet and summary.html."""
     from filelock import FileLock, Timeout
+
+    from ivybt.studies.cluster import cluster_spec
+
+    spec = cluster_spec(scheduler, cluster)
+    if spec is not None and workers is not None:
+        raise ConfigError(
+            f"--jobs sets local worker processes, but the jobs run on Dask "
+            f"({spec.scheduler or spec.cluster}); drop --jobs (each Dask worker runs one job "
+            "at a time)"
+        )
 
     folder.mkdir(parents=True, exist_ok=True)
     lock = FileLock(folder / LOCK_NAME)
@@ -271,6 +295,7 @@ def run_batch(
             cache_dir,
             on_event,
             list(command_line or ["ivybt", "batch", plan.source]),
+            spec,
         )
     finally:
         lock.release()
@@ -284,6 +309,37 @@ def _run_locked(
     cache_dir: str | Path | None,
     on_event: Event | None,
     command_line: list[str],
+    spec: Any = None,
+) -> BatchResult:
+    import contextlib
+
+    from ivybt.studies.cluster import dask_client, local_workers, n_workers, numba_threads
+
+    with contextlib.ExitStack() as stack:
+        client = None if spec is None else stack.enter_context(dask_client(spec))
+        if client is not None:  # the cluster's workers; a remote one's threads are its own
+            local = spec.cluster is not None
+            workers = n_workers(client)
+            threads = numba_threads(local_workers(spec.cluster)) if local else DASK_THREADS
+        return _run_jobs(plan, folder, workers, retry_failed, cache_dir, on_event,
+                         command_line, client, None if client is None else threads)  # fmt: skip
+
+
+DASK_THREADS = 1 << 10
+"""Numba threads a job asks of a remote Dask worker: `run_job` caps them at the worker's
+NUMBA_NUM_THREADS, so the worker's own setting rules (docs/scale-out.md)."""
+
+
+def _run_jobs(
+    plan: BatchPlan,
+    folder: Path,
+    workers: int | None,
+    retry_failed: bool,
+    cache_dir: str | Path | None,
+    on_event: Event | None,
+    command_line: list[str],
+    client: Any,
+    dask_threads: int | None,
 ) -> BatchResult:
     log = folder / LOG_NAME
     write_json(folder / JOBS_NAME, _jobs_document(plan))
@@ -299,6 +355,8 @@ def _run_locked(
 
     to_run, skipped = jobs_to_run(plan, folder, retry_failed=retry_failed)
     n_workers, threads = resolve_workers(workers, len(to_run))
+    if dask_threads is not None:
+        threads = dask_threads
     emit({"batch": "started", "name": plan.name, "source": plan.source,
           "jobs": len(plan.jobs), "to_run": len(to_run), "workers": n_workers,
           "threads": threads, "command_line": command_line})  # fmt: skip
@@ -309,7 +367,11 @@ def _run_locked(
     tasks = [_task(job, folder, cache_dir, threads, command_line) for job in to_run]
     ran: list[str] = []
     try:
-        _execute(tasks, {job.name: job for job in to_run}, n_workers, threads, record, ran)
+        if client is None:
+            _execute(tasks, {job.name: job for job in to_run}, n_workers, threads, record, ran)
+        else:
+            _execute_dask(client, tasks, {job.name: job for job in to_run}, n_workers, record,
+                          ran)  # fmt: skip
     except BaseException as err:
         interrupted = isinstance(err, KeyboardInterrupt)
         emit({"batch": "interrupted" if interrupted else "failed", "ran": len(ran)})
@@ -466,6 +528,45 @@ def _execute(
     finally:
         if executor is not None:
             executor.shutdown(wait=True)
+
+
+def _execute_dask(
+    client: Any,
+    tasks: list[JobTask],
+    jobs: Mapping[str, Job],
+    workers: int,
+    record: Callable[..., None],
+    ran: list[str],
+) -> None:
+    """`_execute` on a Dask client's executor: `workers` jobs at a time, each recorded as
+    it changes state; Dask reruns a job whose worker died, and a job that killed workers
+    too often (`KilledWorker`) fails alone. Any exception (Ctrl-C) cancels the jobs still
+    queued or running and records the running ones "interrupted"."""
+    from distributed import KilledWorker
+
+    executor = client.get_executor(pure=False)
+    queue = deque(tasks)
+    running: dict[Future[dict[str, Any]], JobTask] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                task = queue.popleft()
+                running[executor.submit(run_job, task)] = task
+                record(jobs[task.name], "running")
+            done, _ = wait(list(running), timeout=WAIT_SECONDS, return_when=FIRST_COMPLETED)
+            crashed: list[tuple[JobTask, BaseException]] = []
+            for future in done:
+                _settle(future, running.pop(future), jobs, record, ran, crashed, KilledWorker)
+            for task, error in crashed:
+                _fail_dead(jobs[task.name], error, record, ran)
+    except BaseException:
+        for future in running:
+            future.cancel()
+        for task in running.values():
+            record(jobs[task.name], "interrupted")
+        raise
+    finally:
+        executor.shutdown(wait=False)
 
 
 def _settle(

@@ -13,6 +13,8 @@ the grid and its statistics are whole; while writing, the files already written 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +36,7 @@ from ivybt.files import write_json, write_table, write_text
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.runs.folder import open_run_folder, utc_now
 from ivybt.strategies import Strategy, get_strategy
+from ivybt.studies.cluster import TaskProgress, cluster_spec, dask_client, evaluate_space_tasks
 from ivybt.studies.evidence import grouped_returns, grouped_tables, overfitting_evidence
 from ivybt.studies.evidence import summary_rows as evidence_rows
 from ivybt.studies.grid import (
@@ -230,6 +233,8 @@ def grid(
     cache_dir: str | Path | None = None,
     portfolio: Mapping[str, Any] | None = None,
     config: str | Path | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
     **run_options: Any,
 ) -> GridResult:
     """Evaluate every combination of `params` specs for `strategy`; mirrors `ivybt grid`.
@@ -245,7 +250,9 @@ def grid(
     else the model's default (objective "sharpe", min_trades 1, memory_budget_mb 1024,
     max_combinations 1,000,000).
     `config` names a YAML file or a run's manifest.json (`ivybt.config_file`); keywords given
-    override its fields, `params` per parameter name.
+    override its fields, `params` per parameter name. `scheduler` ("tcp://HOST:8786") or
+    `cluster` ("local:N") evaluate the chunks as Dask tasks (docs/scale-out.md): the same
+    table bit for bit.
 
     Examples
     --------
@@ -275,7 +282,8 @@ def grid(
     sections = api_sections(sections, config)
     sections = study_sections(sections, "grid", config)
     run_config = build_config(**sections)
-    result = run_grid(run_config, data=data, cache_dir=cache_dir, progress=progress)
+    result = run_grid(run_config, data=data, cache_dir=cache_dir, progress=progress,
+                      scheduler=scheduler, cluster=cluster)  # fmt: skip
     if run_config.output.out is not None:
         result.write(run_config.output.out, command_line=["python", "ivybt.grid(...)"])
     return result
@@ -318,8 +326,15 @@ def run_grid(
     progress: Progress | None = None,
     phase_progress: PhaseProgress | None = None,
     notice: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    tasks: TaskProgress | None = None,
 ) -> GridResult:
     """Run the grid `config` describes (bars from `data` when given, else loaded).
+
+    `scheduler` or `cluster` run the grid's chunks as tasks on Dask
+    (`ivybt.studies.cluster`; `tasks(done, running, failed, total)` follows them); PBO and
+    DSR then run here, on the merged table, as without a cluster.
 
     `notice(line)` receives the size of the space before any work (`plan_space`; default:
     logged at INFO); `progress(done, total)` the combinations evaluated, and
@@ -331,6 +346,28 @@ def run_grid(
     study = config.study
     if study is None:
         raise ConfigError("a grid run needs a study section (objective, min_trades)")
+    spec = cluster_spec(scheduler, cluster)
+    with contextlib.ExitStack() as stack:
+        client = None if spec is None else stack.enter_context(dask_client(spec))
+        return _run_grid(config, started, data=data, cache_dir=cache_dir, progress=progress,
+                         phase_progress=phase_progress, notice=notice, client=client,
+                         tasks=tasks)  # fmt: skip
+
+
+def _run_grid(
+    config: RunConfig,
+    started: datetime,
+    *,
+    data: pd.DataFrame | None,
+    cache_dir: str | Path | None,
+    progress: Progress | None,
+    phase_progress: PhaseProgress | None,
+    notice: Callable[[str], None] | None,
+    client: Any,
+    tasks: TaskProgress | None,
+) -> GridResult:
+    study = config.study
+    assert study is not None
     check_objective(study.objective)
     strategy = get_strategy(config.strategy.name)
     space, bar_combos, line = plan_space(config)
@@ -338,7 +375,7 @@ def run_grid(
     (notice or logger.info)(line)
     n_combos = len(space) * len(bar_combos)
     if n_combos > LARGE_GRID:
-        warnings.warn(GridSizeWarning(n_combos), stacklevel=2)
+        warnings.warn(GridSizeWarning(n_combos), stacklevel=3)
     budget = int(study.memory_budget_mb * 2**20)
     nothing = "a grid is written whole, so nothing was written"
     with interrupted_phase("loading the bars", nothing):
@@ -360,7 +397,9 @@ def run_grid(
         check_enough_bars(strategy, _shortest_warmup(space), len(signals.columns["close"]), where)
         done = k * len(space)
         try:
-            metrics = evaluate_space(
+            evaluate: Any = evaluate_space if client is None else functools.partial(
+                evaluate_space_tasks, client, tasks=tasks)  # fmt: skip
+            metrics = evaluate(
                 inputs.columns, space, config.execution, periods_per_year=inputs.periods_per_year,
                 first_bar=inputs.window.start or 0, memory_budget=budget, reserved_bytes=reserved,
                 progress=None if progress is None else (

@@ -13,9 +13,11 @@ the grid kernel, and tells the results back: Optuna only samples, IvyBT only eva
 - A study resumes by name: `trials` is the number of trials the study should hold, whoever
   runs them. Batches run in an in-memory copy of the study and are stored whole when
   finished (`study_storage.run_batches`), so a killed run never leaves a trial RUNNING;
-  trials another client left RUNNING (Optuna's heartbeat does not cover ask/tell or journal
-  files) are failed, marked `ivybt_interrupted`, and redone. Two processes on one study (a
-  journal or sqlite file) take turns batch by batch and stop at `trials` together.
+  trials another client left RUNNING on a file storage are failed, marked
+  `ivybt_interrupted`, and redone. Two processes on one study (a journal or sqlite file)
+  take turns batch by batch and stop at `trials` together. On PostgreSQL, workers
+  (`workers=N`, `ivybt worker`: `join_study`) evaluate batches at the same time, each batch
+  reserved RUNNING under Optuna's heartbeat (docs/storage.md, "Many workers on one study").
 - Inadmissible combinations (a constraint fails) are told PRUNED; combinations with fewer than
   `min_trades` trades or an undefined objective are told FAIL. Both count towards `trials`.
 - Reproducibility: the same seed, sampler, batch size and data give the same trials, and a
@@ -56,8 +58,10 @@ from ivybt.engine.inputs import RunInputs, prepare_inputs
 from ivybt.errors import ConfigError, SmallSpaceWarning, StudyInterrupted, is_interrupt
 from ivybt.files import write_json, write_table, write_text
 from ivybt.kernels.metrics import METRIC_NAMES
+from ivybt.redact import redact
 from ivybt.runs.folder import open_run_folder, utc_now
 from ivybt.runs.grid import check_objective
+from ivybt.runs.workers import start_workers
 from ivybt.strategies import Strategy, get_strategy
 from ivybt.studies.evidence import summary_rows as evidence_rows
 from ivybt.studies.grid import Progress
@@ -84,6 +88,7 @@ from ivybt.studies.study_identity import (
     check_same_study,
     default_study_name,
     record_study,
+    record_worker_config,
     study_identity,
 )
 from ivybt.studies.study_storage import (
@@ -201,12 +206,56 @@ def run_search(
     results_dir: str | Path | None = None,
     progress: Progress | None = None,
     notice: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> SearchResult:
     """Run (or resume) the search `config` describes (see the module docstring). With no -p
     range, the declared default ranges are searched (`ivybt.studies.space`): `notice(line)`
-    says so before any work (default: logged at INFO)."""
+    says so before any work (default: logged at INFO). `workers` > 1 runs `workers - 1`
+    `ivybt worker` processes on the study next to this one (`ivybt.runs.workers`)."""
+    if workers > 1 and data is not None:
+        raise ConfigError(
+            "--workers needs data the workers can load themselves (a --source); bars passed "
+            "in memory stay in this process: run with workers=1"
+        )
     with quiet_optuna():
-        return _run_search(config, data, cache_dir, results_dir, progress, notice)
+        return _run_search(config, data, cache_dir, results_dir, progress, notice, workers=workers)
+
+
+def join_study(
+    storage: str,
+    study_name: str,
+    *,
+    cache_dir: str | Path | None = None,
+    results_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> SearchResult:
+    """Join the search of `study_name` in `storage` as one more worker (`ivybt worker`): the
+    run configuration recorded by `ivybt optimize` (`study_identity.WORKER_ATTR`) is rebuilt,
+    the data loaded here from the same source and checked against the recorded SHA-256
+    (`ConfigError` when it differs), and batches run until the study holds its trials."""
+    from ivybt.studies.storage_url import check_storage_url
+    from ivybt.studies.study_identity import worker_config
+
+    url = check_storage_url(storage)
+    with quiet_optuna():
+        try:
+            study = optuna.load_study(study_name=study_name, storage=open_storage(url))
+        except KeyError:
+            raise ConfigError(
+                f"no study {study_name!r} in {redact(url)}; start it with `ivybt optimize ... "
+                f"--storage URL --study-name {study_name}`, or list the studies with "
+                "`ivybt dashboard URL`"
+            ) from None
+        config, sha256 = worker_config(study, url)
+        inputs = prepare_inputs(config, cache_dir=cache_dir)
+        if inputs.record["sha256"] != sha256:
+            raise ConfigError(
+                f"the bars here differ from those of study {study_name!r}: SHA-256 "
+                f"{inputs.record['sha256'][:12]} here, {sha256[:12]} there "
+                f"({inputs.record['symbol']}, source {config.data.source}); give this machine "
+                "the same bars (the same cache or source and range) and rerun"
+            )
+        return _run_search(config, None, cache_dir, results_dir, progress, inputs=inputs)
 
 
 def check_search(
@@ -244,6 +293,9 @@ def _run_search(
     results_dir: str | Path | None,
     progress: Progress | None,
     notice: Callable[[str], None] | None = None,
+    *,
+    workers: int = 1,
+    inputs: RunInputs | None = None,
 ) -> SearchResult:
     study_config = search_config(config)
     strategy, objectives, searched, fixed = check_search(config)
@@ -253,7 +305,8 @@ def _run_search(
         (notice or logging.getLogger(__name__).info)(
             f"{describe_defaults(strategy, defaulted)}; {size:,} combinations before constraints"
         )
-    inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
+    if inputs is None:
+        inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
     signals = bricks_for(config, inputs, start=inputs.window.start or 0)
     storage_url = storage_url_of(study_config.storage, results_dir)
     sampler, sampler_settings = make_sampler(study_config, searched)
@@ -273,9 +326,15 @@ def _run_search(
     target = study_config.trials or 100
     if study_config.sampler == "grid":  # the grid sampler stops the study when exhausted
         target = min(target, math.prod(len(v) for v in sampler_settings["search_space"].values()))
+    record_worker_config(study, config, inputs, target)
     combos = small_space(strategy, searched, fixed, config.strategy.constraints, target)
     if combos is not None and study_config.sampler != "grid":  # the grid sampler: as asked
         warnings.warn(SmallSpaceWarning(small_space_message(len(combos), target)), stacklevel=3)
+    helpers = (
+        start_workers(storage_url, name, workers - 1, cache_dir=cache_dir, results_dir=results_dir)
+        if workers > 1
+        else None
+    )
     try:
         run_batches(
             study, storage_url, directions=directions, target=target,
@@ -284,12 +343,14 @@ def _run_search(
                 study_config.model_copy(update={"seed": batch_seed(study_config.seed, n)}),
                 searched,
             )[0],
-            run_batch=lambda working, size: search_batch(
-                working, strategy, searched, fixed, inputs, config, size, signals
+            run_batch=lambda working, size, asked: search_batch(
+                working, strategy, searched, fixed, inputs, config, size, signals, asked
             ),
             untried=None if combos is None else untried_of(combos),
             progress=progress,
         )  # fmt: skip
+        if helpers is not None:
+            helpers.wait()
     except (KeyboardInterrupt, SystemError) as err:  # SystemError: Ctrl-C inside a kernel
         if not is_interrupt(err):
             raise
@@ -297,6 +358,9 @@ def _run_search(
             counted(study), target, "trials",
             f"they are kept in study {study.study_name!r}; rerun the same command to resume",
         ) from err  # fmt: skip
+    finally:
+        if helpers is not None:
+            helpers.stop()
     return SearchResult(config, study, storage_url, inputs, sampler_settings)
 
 

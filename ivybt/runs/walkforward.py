@@ -9,6 +9,7 @@ surface page `surface-<side>-<metric>-<param>.html` that `ivybt surface` redraws
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from ivybt.files import write_json, write_table, write_text
 from ivybt.runs.folder import open_run_folder, utc_now
 from ivybt.runs.grid import _shortest_warmup, check_objective, plan_space
 from ivybt.strategies import Strategy, get_strategy
+from ivybt.studies.cluster import TaskProgress, cluster_spec, dask_client
 from ivybt.studies.grid import check_memory, combination_bytes
 from ivybt.studies.space import ParamSpace
 from ivybt.studies.stability import stability_scores
@@ -126,6 +128,8 @@ def walk_forward(
     results_dir: str | Path | None = None,
     portfolio: Mapping[str, Any] | None = None,
     config: str | Path | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
     **run_options: Any,
 ) -> WalkForwardResult:
     """Walk `strategy` forward over rolling (or `anchored`) windows; mirrors `ivybt walkforward`.
@@ -140,6 +144,8 @@ def walk_forward(
     at None takes the `config` file's value, else the model's default (gap 0, rolling,
     last_window "drop", search "grid", select "best", objective "sharpe", min_trades 1). The
     run folder is `out` (rerun on it to resume), else results/walkforward-...-<UTC>/.
+    `scheduler` ("tcp://HOST:8786") or `cluster` ("local:N") run the folds as Dask tasks
+    (docs/scale-out.md), with the same results bit for bit.
 
     Examples
     --------
@@ -174,7 +180,7 @@ def walk_forward(
     return run_walk_forward(
         build_config(**sections), data=data, cache_dir=cache_dir, results_dir=results_dir,
         overwrite=overwrite, command_line=["python", "ivybt.walk_forward(...)"],
-        progress=progress,
+        progress=progress, scheduler=scheduler, cluster=cluster,
     )  # fmt: skip
 
 
@@ -232,8 +238,15 @@ def run_walk_forward(
     command_line: list[str] | None = None,
     progress: FoldProgress | None = None,
     notice: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    tasks: TaskProgress | None = None,
 ) -> WalkForwardResult:
     """Run (or resume, on the same run folder) the walk-forward `config` describes.
+
+    `scheduler` or `cluster` compute the folds as Dask tasks (`ivybt.studies.cluster`;
+    `tasks(done, running, failed, total)` follows them); the stitched OOS, folds and
+    surfaces are merged here in fold order, the same bit for bit.
 
     The space follows the rules of every study (`ivybt.studies.space`: default ranges when
     no -p range is given, counted and limited before anything is built); `notice(line)`
@@ -242,6 +255,12 @@ def run_walk_forward(
     strategy, strategy_space, bars, line = check_walk_forward(config)
     study = config.study
     assert study is not None
+    spec = cluster_spec(scheduler, cluster)
+    if spec is not None and study.search == "optuna":
+        raise ConfigError(
+            "a walk-forward with an Optuna search runs its folds here, not on Dask; drop "
+            "--scheduler/--cluster, or share the search with `ivybt worker` (docs/storage.md)"
+        )
     (notice or logger.info)(line)
     space = JointSpace(strategy_space, bars)
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
@@ -266,11 +285,13 @@ def run_walk_forward(
     with open_run_folder(
         "walkforward", config, data=inputs.record, started=started, results_dir=results_dir,
         overwrite=overwrite, command_line=command_line, extra=extra,
-    ) as folder:  # fmt: skip
+    ) as folder, contextlib.ExitStack() as stack:  # fmt: skip
+        client = None if spec is None else stack.enter_context(dask_client(spec))
         # --overwrite removed the old run's folds (ivybt.runs.folder.clear_run_files)
         done = run_folds(folds, folder=folder, config=config, inputs=inputs, space=space,
                          search=None if search is None else (lambda f: search(f, folder)),
-                         progress=progress)  # fmt: skip
+                         progress=progress, client=client, tasks=tasks)  # fmt: skip
+        stack.close()  # the cluster stops before the merge and the report
         warn_thin_folds(done, study.min_trades)
         folds_df = folds_table(done, inputs.frame.index, space.names)
         surface = surface_table(done)

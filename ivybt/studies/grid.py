@@ -409,6 +409,18 @@ def _for_each_call(
         del table  # the next chunk's table must not coexist with this one
 
 
+def chunk_breaks(
+    space: ParamSpace, signals: Mapping[str, Float64Array1D], n_bars: int, budget: int
+) -> list[tuple[int, int]]:
+    """The [start, stop) chunks `_for_each_call` builds one indicator table for: the cut
+    `ivybt.studies.cluster` keeps when it spreads a grid over Dask tasks."""
+    universe = isinstance(signals, UniverseBars)
+    if universe or not len(space):
+        return [(0, len(space))] if len(space) else []
+    _, slot_ids = space_indicators(space)
+    return list(_chunks(slot_ids, _rows_budget(budget, max(n_bars, len(signals["close"])))))
+
+
 def _slices(start: int, stop: int, work_per_combo: int) -> Iterator[tuple[int, int]]:
     """Cut [start, stop) into kernel calls of about `_CALL_BAR_COMBOS` bar-combinations, so
     progress moves and Ctrl-C answers (between calls) every ~0.5 s on a big grid; each call

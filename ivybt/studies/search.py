@@ -53,11 +53,16 @@ def search_batch(
     config: RunConfig,
     size: int,
     signals_for: Callable[[tuple[tuple[str, Any], ...]], SignalBars] | None = None,
+    asked: Callable[[list[optuna.Trial]], None] | None = None,
 ) -> None:
     """Ask `size` trials, evaluate them in one kernel call per distinct Renko brick setting
-    (`signals_for(bar values)` gives the bricks; None: the real bars), tell each its metrics."""
+    (`signals_for(bar values)` gives the bricks; None: the real bars), tell each its metrics.
+    `asked(trials)` is called once they are asked, before any is evaluated (the workers of
+    a shared study reserve them there: `study_storage.run_shared_batches`)."""
     study_config = search_config(config)
     trials = [study.ask(dict(searched)) for _ in range(size)]
+    if asked is not None:
+        asked(trials)
     exits = exit_names_of(strategy, [*fixed, *searched])  # each trial's own, last (0: off)
     names = (*strategy.param_names(), *exits)
     combos = np.array(

@@ -38,16 +38,11 @@ from ivybt.studies.space import (
     exit_names_of,
     parse_spec,
 )
-from ivybt.studies.study_storage import INTERRUPTED, RESEED_RULE
+from ivybt.studies.study_storage import RESEED_RULE, is_interrupted, param_key
 
 MAX_ENUMERATED = 1_000_000  # larger cartesian products are not enumerated to count them
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 """The states of a finished trial (Optuna's RUNNING and WAITING are not)."""
-
-
-def param_key(value: Any) -> Any:
-    """A parameter value as a key that equal values share (numbers rounded to 12 digits)."""
-    return round(float(value), 12) if isinstance(value, int | float) else value
 
 
 def search_space(
@@ -179,7 +174,7 @@ def untried_of(
         tried = {
             tuple(param_key(t.params.get(name)) for name in combos[0])
             for t in study.get_trials(deepcopy=False, states=FINISHED)
-            if not t.user_attrs.get(INTERRUPTED)
+            if not is_interrupted(t)
         }  # fmt: skip
         return [c for c in combos if tuple(param_key(v) for v in c.values()) not in tried]
 

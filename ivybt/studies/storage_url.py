@@ -33,7 +33,9 @@ connection was "deleted while still open".
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ ACCEPTED = (
 INSTALL_POSTGRES = "pip install 'ivybt[postgres]'"
 POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg")
 CONNECT_TIMEOUT_S = 10
+POOL_SIZE = 3  # connections kept per process (storage, heartbeat, advisory lock)
 _PASSWORD_FIX = "put the password in PGPASSWORD or ~/.pgpass instead of the URL"
 _ENCODE = (
     "percent-encode special characters in the user name, password and database name "
@@ -109,6 +112,46 @@ def check_storage_url(text: str) -> str:
     raise _unknown(url)
 
 
+# Heartbeats of the trials a PostgreSQL worker evaluates (ivybt.studies.study_storage)
+HEARTBEAT_ENV = "IVYBT_HEARTBEAT_S"  # "interval[,grace]" in seconds, e.g. "1,4" in the tests
+HEARTBEAT_INTERVAL_S = 10
+GRACE_PERIOD_S = 120  # > the longest pause of a live worker (a cold Numba compile holds the GIL)
+MAX_RETRY = 3  # a trial's parameters are evaluated again at most this many times
+
+
+def heartbeat_settings() -> dict[str, Any]:
+    """`RDBStorage` keywords of the heartbeat: interval and grace period (seconds, from
+    `$IVYBT_HEARTBEAT_S` = "interval[,grace]" when set) and the retry of a dead worker's
+    trials (`RetryFailedTrialCallback`, at most `MAX_RETRY` times)."""
+    import optuna
+
+    interval, grace = HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S
+    given = os.environ.get(HEARTBEAT_ENV, "").strip()
+    if given:
+        try:
+            parts = [int(part) for part in given.split(",")]
+        except ValueError:
+            parts = []
+        if not 1 <= len(parts) <= 2 or min(parts) < 1:
+            raise StorageError(
+                f"${HEARTBEAT_ENV}={given!r} is not 'interval[,grace]' in whole seconds >= 1, "
+                "e.g. 10,120; unset it for the defaults"
+            )
+        interval = parts[0]
+        grace = parts[1] if len(parts) == 2 else max(GRACE_PERIOD_S, 3 * interval)
+    settings: dict[str, Any] = {"heartbeat_interval": interval, "grace_period": grace}
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna >= 4.9
+    if retry is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            settings["heartbeat_stale_trial_callback"] = retry(max_retry=MAX_RETRY)
+    else:
+        settings["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(
+            max_retry=MAX_RETRY
+        )
+    return settings
+
+
 def open_rdb_storage(url: str) -> Any:
     """An Optuna `RDBStorage` on a checked sqlite or PostgreSQL `url`, its failures one line.
 
@@ -128,6 +171,7 @@ def open_rdb_storage(url: str) -> Any:
     except (sqlalchemy.exc.ArgumentError, ValueError) as err:
         raise ConfigError(f"{redact(url)!r} is not a valid storage URL: {err}") from None
     engine_kwargs: dict[str, Any] = {}
+    heartbeat: dict[str, Any] = {}
     if parsed.drivername in POSTGRES_SCHEMES:
         if importlib.util.find_spec("psycopg") is None:
             raise StorageError(_missing_driver())
@@ -136,10 +180,16 @@ def open_rdb_storage(url: str) -> Any:
             parsed = parsed._replace(password=None)  # URL.set() ignores None
         if "connect_timeout" not in parsed.query:
             engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        # per process: the storage's session, the heartbeat thread's and the study's advisory
+        # lock (ivybt.studies.study_storage): N workers open at most 5 x N connections
+        engine_kwargs.update(pool_size=POOL_SIZE, max_overflow=2)
+        heartbeat = heartbeat_settings()
     # Optuna formats the URL as a template ({SCHEMA_VERSION}): keep literal braces literal
     connect = parsed.render_as_string(hide_password=False).replace("{", "{{").replace("}", "}}")
     try:
-        storage = optuna.storages.RDBStorage(connect, engine_kwargs=engine_kwargs)
+        with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(connect, engine_kwargs=engine_kwargs, **heartbeat)
     except ImportError as err:
         raise StorageError(_missing_driver()) from err
     except sqlalchemy.exc.DBAPIError as err:

@@ -116,3 +116,43 @@ def record_study(
             "sampler": sampler,
         },
     )
+
+
+WORKER_ATTR = "ivybt_worker"
+"""The study user attribute `ivybt worker` rebuilds the search from (issue #18): the resolved
+run configuration (JSON, the storage left out: each worker names its own, so no password is
+stored), the SHA-256 of the bars, and the study's target `trials`. Each `ivybt optimize` on
+the study writes it again, so the latest `--trials` is what the workers aim for."""
+
+
+def record_worker_config(
+    study: optuna.Study, config: RunConfig, inputs: RunInputs, target: int
+) -> None:
+    """Record what a worker needs to evaluate trials as this process does (`WORKER_ATTR`)."""
+    from ivybt.redact import redact_value
+
+    dumped = config.model_dump(mode="json")
+    dumped["study"] = {**dumped["study"], "storage": None, "trials": target,
+                       "study_name": study.study_name}  # fmt: skip
+    dumped["output"] = {**dumped.get("output", {}), "out": None}
+    spec = {"config": redact_value(dumped), "data_sha256": inputs.record["sha256"],
+            "trials": target, "version": __version__}  # fmt: skip
+    if study.user_attrs.get(WORKER_ATTR) != spec:
+        study.set_user_attr(WORKER_ATTR, spec)
+
+
+def worker_config(study: optuna.Study, url: str) -> tuple[RunConfig, str]:
+    """The run configuration of `study`'s search (with `url` as its storage) and the SHA-256
+    of its bars, as `ivybt optimize` recorded them (`WORKER_ATTR`)."""
+    from ivybt.config import build_config
+
+    spec = study.user_attrs.get(WORKER_ATTR)
+    if not spec:
+        raise ConfigError(
+            f"study {study.study_name!r} holds no run configuration for workers (made by "
+            "another tool or an older IvyBT); start it with `ivybt optimize ... "
+            "--storage URL --study-name NAME` first"
+        )
+    sections = dict(spec["config"])
+    sections["study"] = {**sections["study"], "storage": url, "trials": spec["trials"]}
+    return build_config(**sections), spec["data_sha256"]

@@ -121,14 +121,27 @@ def run_folds(
     space: JointSpace,
     search: Callable[[Fold], tuple[ParamSpace, np.ndarray]] | None = None,
     progress: FoldProgress | None = None,
+    client: Any = None,
+    tasks: Any = None,
 ) -> list[FoldResult]:
     """Every fold's result, computing only those the run folder does not hold yet.
 
-    `search(fold)` returns the combinations to evaluate for a fold (those an Optuna search of
+    With a Dask `client` (`ivybt.studies.cluster`) each missing fold is one task on the
+    cluster, its files written here as it finishes (`tasks(done, running, failed, total)`
+    follows them); the results are the same bit for bit. `search(fold)` returns the
+    combinations to evaluate for a fold (those an Optuna search of
     its IS window tried) and their rows in `space`; None evaluates the whole `space`. Ctrl-C
     between folds raises `StudyInterrupted`: the finished folds stay on disk for the rerun.
     """
     (folder / "folds").mkdir(parents=True, exist_ok=True)
+    if client is not None:
+        if search is not None:
+            raise ConfigError(
+                "a walk-forward with an Optuna search runs its folds here, not on Dask; drop "
+                "--scheduler/--cluster, or share the search with `ivybt worker` (docs/storage.md)"
+            )
+        return _run_folds_on(client, folds, folder=folder, config=config, inputs=inputs,
+                             space=space, progress=progress, tasks=tasks)  # fmt: skip
     results: list[FoldResult] = []
     try:
         for fold in folds:
@@ -154,6 +167,46 @@ def run_folds(
     return results
 
 
+def _run_folds_on(
+    client: Any, folds: list[Fold], *, folder: Path, config: RunConfig, inputs: RunInputs,
+    space: JointSpace, progress: FoldProgress | None, tasks: Any,
+) -> list[FoldResult]:  # fmt: skip
+    """`run_folds` with the missing folds as Dask tasks (`fold_result`), merged in fold
+    order; each fold's files are written as soon as it finishes, so Ctrl-C keeps them."""
+    from ivybt.studies.cluster import run_tasks
+
+    results: list[FoldResult | None] = [_load_fold(folder, fold) for fold in folds]
+    missing = [i for i, loaded in enumerate(results) if loaded is None]
+    done = len(folds) - len(missing)
+
+    def on_result(k: int, result: FoldResult) -> None:
+        nonlocal done
+        fold = folds[missing[k]]
+        surface_path, record_path = fold_paths(folder, fold)
+        write_table(surface_path, result.surface)
+        write_json(record_path, result.record)  # the record last: the fold is whole
+        results[missing[k]] = result
+        done += 1
+        if progress is not None:
+            progress(done, len(folds))
+
+    try:
+        run_tasks(client, _fold_task, [folds[i] for i in missing], shared=inputs, what="fold",
+                  on_result=on_result, tasks=tasks, config=config, space=space)  # fmt: skip
+    except StudyInterrupted as err:
+        raise StudyInterrupted(
+            done, len(folds), "folds",
+            f"they are kept in {folder}; rerun the same command with --out {folder} to resume",
+        ) from err  # fmt: skip
+    return [result for result in results if result is not None]
+
+
+def _fold_task(inputs: RunInputs, fold: Fold, *, config: RunConfig, space: JointSpace) -> Any:
+    """One fold on a Dask worker: its result, written by the client."""
+    return fold_result(fold, config=config, inputs=inputs, space=space,
+                       combo_ids=np.arange(len(space)))  # fmt: skip
+
+
 def _load_fold(folder: Path, fold: Fold) -> FoldResult | None:
     surface_path, record_path = fold_paths(folder, fold)
     if not (surface_path.exists() and record_path.exists()):  # the record is written last
@@ -172,6 +225,19 @@ def _compute_fold(
     fold: Fold, *, folder: Path, config: RunConfig, inputs: RunInputs, space: JointSpace,
     combo_ids: np.ndarray,
 ) -> FoldResult:  # fmt: skip
+    result = fold_result(fold, config=config, inputs=inputs, space=space, combo_ids=combo_ids)
+    surface_path, record_path = fold_paths(folder, fold)
+    write_table(surface_path, result.surface)
+    write_json(record_path, result.record)
+    return result
+
+
+def fold_result(
+    fold: Fold, *, config: RunConfig, inputs: RunInputs, space: JointSpace,
+    combo_ids: np.ndarray,
+) -> FoldResult:  # fmt: skip
+    """One fold, computed and returned, nothing written: a pure function of (configuration,
+    bars, fold), run here or as a Dask task."""
     study = config.study
     assert study is not None
     columns = bars_upto(inputs.columns, fold.oos_end)
@@ -207,9 +273,6 @@ def _compute_fold(
         if study.evidence
         else None
     )
-    surface_path, record_path = fold_paths(folder, fold)
-    write_table(surface_path, surface)
-    write_json(record_path, record)
     return FoldResult(surface, record)
 
 

@@ -108,8 +108,9 @@ def fold_searcher(
             sampler_for=lambda n: make_sampler(
                 fold_study.model_copy(update={"seed": batch_seed(seed, n)}), searched
             )[0],
-            run_batch=lambda working, size: search_batch(
-                working, strategy, searched, fixed, fold_inputs, search_config, size, signals
+            run_batch=lambda working, size, asked: search_batch(
+                working, strategy, searched, fixed, fold_inputs, search_config, size, signals,
+                asked,
             ),
             untried=None if combos is None else untried_of(combos),
         )  # fmt: skip

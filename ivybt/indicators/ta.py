@@ -122,8 +122,10 @@ def ta_function(name: str) -> Callable[..., Any]:
     return getattr(_pandas_ta(), name)  # type: ignore[no-any-return]
 
 
+@lru_cache(maxsize=256)
 def ta_keywords(name: str) -> dict[str, inspect.Parameter]:
-    """The settings function `name` takes (its parameters other than the price inputs)."""
+    """The settings function `name` takes (its parameters other than the price inputs); read
+    once per function (a grid declares an Indicator per distinct setting). Do not modify."""
     parameters = inspect.signature(ta_function(name)).parameters
     return {key: p for key, p in parameters.items()
             if key not in _INPUTS and key not in ("talib", "kwargs")

@@ -155,8 +155,10 @@ def headline_of(command: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
             metrics.get("params") or {},
             "backtest",
         )
-    elif command == "grid":
+    elif command in ("grid", "optimize"):  # a grid's best row; a search's first best trial
         best = metrics.get("best") or {}
+        if isinstance(best, list):
+            best = best[0] if best else {}
         values, params, basis = (
             best.get("metrics") or {},
             best.get("params") or {},
@@ -164,17 +166,7 @@ def headline_of(command: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
         )
         pbo = (overfitting.get("pbo") or {}).get("pbo")
         dsr = (overfitting.get("dsr") or {}).get("dsr")
-        evaluated = metrics.get("n_combinations")
-    elif command == "optimize":
-        best = (metrics.get("best") or [{}])[0]
-        values, params, basis = (
-            best.get("metrics") or {},
-            best.get("params") or {},
-            "in-sample best",
-        )
-        pbo = (overfitting.get("pbo") or {}).get("pbo")
-        dsr = (overfitting.get("dsr") or {}).get("dsr")
-        evaluated = metrics.get("n_trials")
+        evaluated = metrics.get("n_combinations" if command == "grid" else "n_trials")
     else:
         values, basis = metrics.get("oos") or {}, "out-of-sample"
         folds = metrics.get("folds") or []

@@ -58,10 +58,10 @@ def test_no_literal_fastmath_anywhere_in_kernels():
 
 _CACHE_PROBE = """
 import ivybt
-from ivybt.kernels import indicators, metrics, signals, simulate, wilder
+from ivybt.kernels import evaluate, indicators, signals, simulate, wilder
 ivybt.backtest("bbkc_squeeze", symbol="SPY", source="sample", direction="both")
 ivybt.backtest("macd_cross", symbol="SPY", source="sample")
-used = [simulate.simulate_nb, metrics.metrics_nb, signals.bbkc_squeeze_signal_nb,
+used = [simulate.simulate_nb, evaluate.target_metrics_nb, signals.bbkc_squeeze_signal_nb,
         indicators.sma_table_nb, wilder.atr_table_nb]
 print(sum(len(k.stats.cache_hits) for k in used), sum(len(k.stats.cache_misses) for k in used))
 """

@@ -70,3 +70,19 @@ which (1 - alpha) ** bars < RTOL_BURN_IN / 100."""
 RTOL_BACKTEST = 1e-9
 """Total return, Sharpe and each metric of a whole backtest vs tests/test_backtest_reference.py:
 the issue's bar. Seen: ~1e-14 relative (the same arithmetic, summed in another order)."""
+
+# The event-driven account vs the per-bar account -------------------------------------------------
+RTOL_EVENTS = 1e-12
+"""Volatility, Sharpe, Sortino, max drawdown and Calmar of `target_metrics_nb` vs
+`simulate_nb` + `metrics_nb`: the return sums are differences of prefix sums instead of a
+bar-by-bar sum, each return taken on the close instead of the equity, and a run's deepest
+drawdown as a close ratio (`ivybt.kernels.holding`). Seen: ~1e-15 on random bars and W1."""
+
+ATOL_EVENTS = 1e-12
+"""Absolute floor for the same metrics near 0 (a Sharpe of ~0 is a difference of sums of
+order 1 whose rounding is ~1e-16 x the number of trades)."""
+
+ATOL_BLOCK_SUMS = 1e-13
+"""Absolute floor for PBO's block sums and sums of squares from the event account vs the
+returns matrix's (a block's sum of a few hundred returns can be ~0; the prefix sums' rounding
+is ~1e-16 x the trades in the block). Seen: 1.3e-15."""

@@ -17,7 +17,9 @@ from ivybt.config import DIRECTION_CODES, ExecutionConfig
 from ivybt.engine.tables import indicator_table
 from ivybt.engine.user_kernels import run_user_kernel
 from ivybt.errors import ConfigError
+from ivybt.kernels.evaluate import target_metrics_nb
 from ivybt.kernels.grid import expand_to_bars_nb
+from ivybt.kernels.holding import close_tables_nb
 from ivybt.kernels.metrics import METRIC_NAMES, N_METRICS, metrics_nb, return_metrics_nb
 from ivybt.kernels.simulate import (
     TRADE_DTYPE,
@@ -153,7 +155,8 @@ def simulate_strategy(
     per_signal = strategy_targets(
         signals, strategy, params, execution.direction, signal_of=signal_of
     )
-    target = expand_targets(per_signal, signal_of)[window].copy()
+    every_bar = expand_targets(per_signal, signal_of)
+    target = every_bar[window].copy()
     open_ = np.ascontiguousarray(columns["open"][window])
     close = np.ascontiguousarray(columns["close"][window])
     n_window = close.shape[0]
@@ -166,13 +169,34 @@ def simulate_strategy(
         stops = stops_of_nb(kernel_execution)
         n_trades = simulate_stops_nb(bars, target, kernel_execution, stops, equity, units,
                                      trades)  # fmt: skip
+        values = metrics_nb(
+            equity, units, trades, n_trades, kernel_execution.initial_cash, periods_per_year
+        )
     else:
         n_trades = simulate_nb(open_, close, target, kernel_execution, equity, units, trades)
-    values = metrics_nb(
-        equity, units, trades, n_trades, kernel_execution.initial_cash, periods_per_year
-    )
+        values = account_metrics(columns, every_bar, window, kernel_execution, periods_per_year)
     metrics = dict(zip(METRIC_NAMES, (float(value) for value in values), strict=True))
     return Simulation(window, target, equity, units, trades[:n_trades].copy(), metrics)
+
+
+def account_metrics(
+    columns: Mapping[str, Float64Array1D],
+    target: Int8Array1D,
+    window: slice,
+    execution: Execution,
+    periods_per_year: float,
+) -> Float64Array1D:
+    """The metrics of `target` (every bar's side, direction applied) traded on `window`, by the
+    grid's kernel (`target_metrics_nb`), so a single backtest and its grid row are equal bit
+    for bit. They equal `metrics_nb` of the simulated equity and trades to 1e-12 relative
+    (`ivybt.kernels.holding`)."""
+    close = columns["close"]
+    prices = np.ascontiguousarray(np.vstack((columns["open"], close)), dtype=np.float64)
+    out = np.full(N_METRICS, np.nan)
+    bounds = np.array(window.indices(close.shape[0])[:2], dtype=np.int64)
+    target_metrics_nb(prices, np.ascontiguousarray(target), bounds, execution,
+                      close_tables_nb(prices[1]), periods_per_year, out)  # fmt: skip
+    return out
 
 
 BENCHMARK_METRICS = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",

@@ -1,13 +1,14 @@
-"""One pass from targets to metrics: the simulation of `simulate_nb` and the reductions of
+"""From targets to metrics in one pass: the simulation of `simulate_nb` and the reductions of
 `metrics_nb` fused, with no per-bar arrays and no trade records.
 
-This is what a grid or a search evaluates per combination. It performs the same arithmetic in
-the same order as `simulate_nb` followed by `metrics_nb` (shared helpers), so its metrics are
-bit-identical to a single backtest's; a test checks that for every strategy.
-
-The per-bar work is one `account_step_nb` on an `AccountState` tuple, so a kernel that makes
-its signal bar by bar (`ivybt.kernels.grid.follow_sign_metrics_nb`) feeds the same step without
-writing a target array.
+This is what a grid, a search and a single backtest's metrics evaluate per combination. The
+account steps (`account_step_nb`, shared with `simulate_nb`'s arithmetic) happen only on the
+bars where the wanted side changes; the bars between are settled at once (`hold_nb`,
+`ivybt.kernels.holding`), which is what makes a combination cost its signal scan plus O(1)
+per trade. The metrics equal the per-bar account's to 1e-12 relative, the trade statistics,
+total return, CAGR and exposure bit for bit (`ivybt.kernels.holding` says why). A kernel
+that makes its side as it goes (`ivybt.kernels.grid.follow_sign_metrics_nb`) calls the same
+`trade_at_nb` on the same bars, so its metrics equal `target_metrics_nb`'s bit for bit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ivybt._typing import Float64Array1D, Int8Array1D
+from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int64Array1D
+from ivybt.kernels.holding import USABLE, CloseTables, hold_returns_nb, next_change_nb
 from ivybt.kernels.metrics import (
     ReturnState,
     TradeState,
@@ -83,40 +85,82 @@ def write_account_metrics_nb(
 
 
 @njit(cache=True)
-def simulate_metrics_nb(
-    open_: Float64Array1D,
-    close: Float64Array1D,
+def hold_nb(
+    state: AccountState, close: Float64Array1D, a: int, b: int, tables: CloseTables
+) -> AccountState:
+    """The account after bars [a, b) on which it does not trade (`hold_returns_nb`): a flat
+    account's equity is its cash, so nothing moves; a held one settles the run at once."""
+    position, returns, trades = state
+    cash, units, size, side, entry_price, entry_fee, held = position
+    if b <= a or (units == 0.0 and tables[USABLE]):
+        return state
+    returns = hold_returns_nb(returns, close, a, b, cash, units, tables)
+    if units != 0.0:
+        held += b - a
+    return (cash, units, size, side, entry_price, entry_fee, held), returns, trades
+
+
+@njit(cache=True)
+def trade_at_nb(
+    state: AccountState, t: int, wanted: int, prices: Float64Array2D, done: int,
+    execution: Execution, tables: CloseTables,
+) -> AccountState:  # fmt: skip
+    """Hold bars [done, t), then step bar t towards side `wanted` (`account_step_nb`), filled
+    at bar t's close or open as `execution` says."""
+    close = prices[1]
+    price = close[t] if execution.fill_on_close else prices[0][t]
+    state = hold_nb(state, close, done, t, tables)
+    return account_step_nb(state, wanted, price, close[t], execution)
+
+
+@njit(cache=True)
+def target_metrics_nb(
+    prices: Float64Array2D,
     target: Int8Array1D,
+    window: Int64Array1D,
     execution: Execution,
+    tables: CloseTables,
     periods_per_year: float,
     out_metrics: Float64Array1D,
 ) -> None:
-    """Metrics of one account trading `target` (see `simulate_nb` for every convention).
+    """Metrics of one account trading `target` on the bars [a, b) of `window` (see
+    `simulate_nb` for every convention), one step per change of the wanted side.
 
     Parameters
     ----------
-    open_, close : float64, shape (n_bars,)
-        Bar open and close prices of the traded window.
+    prices : float64, shape (2+, n_bars)
+        Bar open and close prices (rows 0 and 1).
     target : int8, shape (n_bars,)
-        Side wanted after each bar's close, direction already applied.
+        Side wanted after each bar's close, direction already applied (bars before the
+        window are not read with close fills; bar a - 1 is not read either: the account
+        starts flat at bar a, and with next-open fills bar a's decision fills at a + 1).
+    window : int64, shape (2,)
+        [a, b): the traded bars; the account starts flat with the initial cash at bar a.
     execution : Execution
         Costs, sizing, fill timing and initial cash.
+    tables : CloseTables
+        `close_tables_nb(prices[1])`.
     periods_per_year : float
         Bars per year, for annualising.
     out_metrics : float64, shape (N_METRICS,), written
-        The metrics in `METRIC_NAMES` order; equals `metrics_nb` after `simulate_nb`.
+        The metrics in `METRIC_NAMES` order: those of `simulate_nb` then `metrics_nb` on the
+        window, to 1e-12 relative (bit for bit for the trade statistics, total return, CAGR
+        and exposure; `ivybt.kernels.holding` says why).
     """
-    n_bars = close.shape[0]
+    a = window[0]
+    b = window[1]
+    lag = 0 if execution.fill_on_close else 1
     state = account_start_nb(execution.initial_cash)
-    for t in range(n_bars):
-        side = state[0][3]
-        wanted = side
-        price = 0.0
-        if execution.fill_on_close:
-            wanted = target[t]
-            price = close[t]
-        elif t >= 1:
-            wanted = target[t - 1]
-            price = open_[t]
-        state = account_step_nb(state, wanted, price, close[t], execution)
-    write_account_metrics_nb(state, n_bars, execution, periods_per_year, out_metrics)
+    done = a
+    wanted = 0
+    t = a + lag
+    while t < b:
+        t = next_change_nb(target, t - lag, b - lag, wanted) + lag
+        if t >= b:
+            break
+        wanted = target[t - lag]
+        state = trade_at_nb(state, t, wanted, prices, done, execution, tables)
+        done = t + 1
+        t += 1
+    state = hold_nb(state, prices[1], done, b, tables)
+    write_account_metrics_nb(state, b - a, execution, periods_per_year, out_metrics)

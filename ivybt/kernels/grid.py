@@ -33,10 +33,12 @@ from ivybt._typing import (
 )
 from ivybt.kernels.evaluate import (
     account_start_nb,
-    account_step_nb,
-    simulate_metrics_nb,
+    hold_nb,
+    target_metrics_nb,
+    trade_at_nb,
     write_account_metrics_nb,
 )
+from ivybt.kernels.holding import CloseTables, close_tables_nb
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.signals import (
     _follow_sign_nb,
@@ -44,10 +46,11 @@ from ivybt.kernels.signals import (
     bbkc_squeeze_signal_nb,
     bollinger_reversion_signal_nb,
     cross_signal_nb,
-    difference_signs_nb,
     donchian_breakout_signal_nb,
+    next_cross_nb,
     rsi_reversion_signal_nb,
     sign_signal_nb,
+    strict_sign_nb,
     zero_cross_signal_nb,
 )
 from ivybt.kernels.simulate import Execution, restrict_direction_nb, stops_of_nb
@@ -95,45 +98,47 @@ def builtin_signal_nb(
 
 @njit(cache=True)
 def follow_sign_metrics_nb(
-    open_: Float64Array1D,
-    close: Float64Array1D,
-    signs: Int8Array1D,
-    first: int,
-    direction: int,
-    execution: Execution,
-    periods_per_year: float,
+    prices: Float64Array2D, lines: tuple[Float64Array1D, Float64Array1D], window: Int64Array1D,
+    direction: int, execution: Execution, tables: CloseTables, periods_per_year: float,
     out_metrics: Float64Array1D,
-) -> None:
-    """Metrics of trading the crossovers of a difference, signal and account in one pass.
+) -> None:  # fmt: skip
+    """Metrics of trading the crossovers of `lines` = (line, base) on the bars [a, b) of
+    `window`, signal and account in one pass that visits only the bars where the sign moves.
 
-    `signs` holds the strict sign of the difference at every bar (`difference_signs_nb` of the
-    fast and slow averages for `cross_signal_nb`, of the MACD histogram and zeros for
-    `zero_cross_signal_nb`); the side follows it as those kernels do, over every bar, and
-    trading starts at bar `first` with the `simulate_metrics_nb` step. No target array is
-    written, which is what makes crossover grids fast; the metrics equal the two-pass path bit
-    for bit (a test).
+    The side follows the strict sign of line - base (the fast and slow averages for
+    `cross_signal_nb`, the MACD histogram and zeros for `zero_cross_signal_nb`) as those
+    kernels do, from bar 0, and trading starts flat at bar a. The bars between crossovers are
+    passed over a chunk at a time (`next_cross_nb`) and the account steps only where the
+    wanted side changes (`trade_at_nb`, on the bars and in the order `target_metrics_nb` steps
+    for the target array), so the metrics equal `target_metrics_nb` of the crossover's target
+    bit for bit (a test), and no sign or target array is written.
     """
-    n_bars = close.shape[0]
+    line, base = lines
+    a = window[0]
+    b = window[1]
+    lag = 0 if execution.fill_on_close else 1
     forbidden = -direction if direction != 0 else 2  # `restrict_side_nb` as one comparison
     last_sign = 0
     signal = 0
-    previous = 0  # the restricted signal of the bar before
+    t = next_cross_nb(line, base, 0, a, 0)
+    while t < a:  # the side before the window
+        last_sign, signal = _follow_sign_nb(strict_sign_nb(line[t] - base[t]), last_sign, signal)
+        t = next_cross_nb(line, base, t + 1, a, last_sign)
     state = account_start_nb(execution.initial_cash)
-    for t in range(n_bars):
-        last_sign, signal = _follow_sign_nb(signs[t], last_sign, signal)
+    done = a
+    wanted = 0
+    stop = b - lag  # one past the last bar whose decision can still fill in the window
+    t = a
+    while t < stop:  # bar t's side is wanted on bar t + lag
+        last_sign, signal = _follow_sign_nb(strict_sign_nb(line[t] - base[t]), last_sign, signal)
         current = 0 if signal == forbidden else signal
-        if t >= first:
-            wanted = state[0][3]
-            price = 0.0
-            if execution.fill_on_close:
-                wanted = current
-                price = close[t]
-            elif t > first:
-                wanted = previous
-                price = open_[t]
-            state = account_step_nb(state, wanted, price, close[t], execution)
-        previous = current
-    write_account_metrics_nb(state, n_bars - first, execution, periods_per_year, out_metrics)
+        if current != wanted:
+            wanted = current
+            state = trade_at_nb(state, t + lag, wanted, prices, done, execution, tables)
+            done = t + lag + 1
+        t = next_cross_nb(line, base, t + 1, stop, last_sign)
+    state = hold_nb(state, prices[1], done, b, tables)
+    write_account_metrics_nb(state, b - a, execution, periods_per_year, out_metrics)
 
 
 @njit(cache=True)
@@ -160,32 +165,25 @@ def combination_execution_nb(
 
 @njit(cache=True)
 def window_metrics_nb(
-    prices: Float64Array2D, target: Int8Array1D, windows: Int64Array2D, direction: int,
-    execution: Execution, periods_per_year: float, traded: Int8Array1D,
-    out_metrics: Float64Array2D,
+    prices: Float64Array2D, traded: Int8Array1D, windows: Int64Array2D, execution: Execution,
+    tables: CloseTables, periods_per_year: float, out_metrics: Float64Array2D,
 ) -> None:  # fmt: skip
-    """Metrics of `target` (every bar's wanted side) traded on each window [a, b).
+    """Metrics of `traded` (every bar's wanted side, direction applied) on each window [a, b).
 
     Each window starts flat with the initial cash at bar a; its signals came from every bar
-    before it, so nothing is cold at the boundary. `traded` (int8, n_bars) is scratch.
-    Row w of `out_metrics` equals the single backtest on bars [a, b) (`ivybt.engine.simulation`,
-    `window=slice(a, b)`), bit for bit.
+    before it, so nothing is cold at the boundary. Row w of `out_metrics` equals the single
+    backtest on bars [a, b) (`ivybt.engine.simulation`, `window=slice(a, b)`), bit for bit.
     """
-    open_ = prices[0]
-    close = prices[1]
-    stops = stops_of_nb(execution)
-    exits = stops_active_nb(stops)
+    exits = stops_active_nb(stops_of_nb(execution))
     for w in range(windows.shape[0]):
         a = windows[w, 0]
         b = windows[w, 1]
-        restrict_direction_nb(target[a:b], direction, traded[: b - a])
         if exits:  # stops: the five price rows (`ivybt.kernels.stops`)
-            stops_metrics_nb(prices[:, a:b], traded[: b - a], execution, stops, periods_per_year,
-                             out_metrics[w])  # fmt: skip
+            stops_metrics_nb(prices[:, a:b], traded[a:b], execution, stops_of_nb(execution),
+                             periods_per_year, out_metrics[w])  # fmt: skip
             continue
-        simulate_metrics_nb(
-            open_[a:b], close[a:b], traded[: b - a], execution, periods_per_year, out_metrics[w]
-        )
+        target_metrics_nb(prices, traded, windows[w], execution, tables, periods_per_year,
+                          out_metrics[w])  # fmt: skip
 
 
 class GridPlan(NamedTuple):
@@ -287,8 +285,7 @@ def grid_builtin_nb(
     mapped = plan.signal_of.shape[0] > 0
     out = np.empty((n_combos, windows.shape[0], N_METRICS), dtype=np.float64)
     zeros = np.zeros(n_bars, dtype=np.float64)
-    open_ = prices[0]
-    close = prices[1]
+    tables = close_tables_nb(prices[1])
     for block in prange(plan.n_blocks):
         signal_target = np.empty(n_signal, dtype=np.int8)
         target = np.empty(n_bars, dtype=np.int8)
@@ -298,18 +295,17 @@ def grid_builtin_nb(
             traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
             exits = stops_active_nb(stops_of_nb(traded_with))
             if plan.code < 2 and not mapped and not exits:  # crossovers: a difference's sign
-                base = table[slots[j, 1]] if plan.code == 0 else zeros
-                difference_signs_nb(table[slots[j, 0]], base, target)
+                lines = (table[slots[j, 0]], table[slots[j, 1]] if plan.code == 0 else zeros)
                 for w in range(windows.shape[0]):
-                    end = windows[w, 1]
                     follow_sign_metrics_nb(
-                        open_[:end], close[:end], target[:end], windows[w, 0], plan.direction,
-                        execution, periods_per_year, out[j, w],
+                        prices, lines, windows[w], plan.direction, execution, tables,
+                        periods_per_year, out[j, w],
                     )  # fmt: skip
                 continue
             builtin_target_nb(table, slots[j], params[j], plan, signal_target, target)
-            window_metrics_nb(prices, target, windows, plan.direction, traded_with,
-                              periods_per_year, traded, out[j])  # fmt: skip
+            restrict_direction_nb(target, plan.direction, traded)
+            window_metrics_nb(prices, traded, windows, traded_with, tables, periods_per_year,
+                              out[j])  # fmt: skip
     return out
 
 
@@ -431,6 +427,7 @@ def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float6
         n_signal = table.shape[1]
         mapped = plan.signal_of.shape[0] > 0
         out = np.empty((n_combos, plan.windows.shape[0], N_METRICS), dtype=np.float64)
+        tables = close_tables_nb(prices[1])
         for block in prange(plan.n_blocks):
             out_bad[block, 0] = -1
             buffer = np.empty(n_signal + guard, dtype=np.int8)
@@ -448,8 +445,9 @@ def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float6
                 else:
                     target[:] = signal_target
                 traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
-                window_metrics_nb(prices, target, plan.windows, plan.direction, traded_with,
-                                  periods_per_year, traded, out[j])  # fmt: skip
+                restrict_direction_nb(target, plan.direction, traded)
+                window_metrics_nb(prices, traded, plan.windows, traded_with, tables,
+                                  periods_per_year, out[j])  # fmt: skip
         return out
 
     return grid_custom_nb

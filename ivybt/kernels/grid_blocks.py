@@ -5,9 +5,13 @@ squares and the flat level of its per-bar returns over each of 16 blocks of bars
 (`ivybt.kernels.cscv.block_stats_nb`). Writing the bars x combinations return matrix first
 (`ivybt.kernels.grid_returns`) and reducing it costs 8 bytes per bar and combination and,
 column by column into a row-major matrix, a cache miss per write: most of the overfitting
-statistics' time on long series. Here each thread computes one combination's returns into
-its own buffer and reduces them at once, so memory is one buffer per thread and the tables
-equal `block_stats_nb` of the matrix bit for bit (same values, same order of additions).
+statistics' time on long series. Here each combination's returns go straight into its
+blocks: the account steps only on the bars where it trades, and each held run adds its
+returns' sums per block from the prefix sums of `ivybt.kernels.holding` (O(1) per trade and
+block crossed), so the tables equal `block_stats_nb` of the matrix to 1e-12 relative (the
+sums added in another order, `ivybt.kernels.holding` says why). Combinations with exits
+(stops) compute their returns column per bar and reduce it with the matrix's additions, bit
+for bit.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from ivybt._typing import (
     Float64Array2D,
     Float64Array3D,
     Int8Array1D,
+    Int64Array1D,
     Int64Array2D,
 )
-from ivybt.kernels.evaluate import account_start_nb, account_step_nb
+from ivybt.kernels.evaluate import AccountState, account_start_nb, account_step_nb, hold_nb
 from ivybt.kernels.grid import (
     GridPlan,
     block_bounds_nb,
@@ -32,8 +37,16 @@ from ivybt.kernels.grid import (
     combination_execution_nb,
 )
 from ivybt.kernels.grid_returns import window_returns_nb
-from ivybt.kernels.signals import _follow_sign_nb, difference_signs_nb
-from ivybt.kernels.simulate import Execution, stops_of_nb
+from ivybt.kernels.holding import (
+    CASH_TOLERANCE,
+    USABLE,
+    CloseTables,
+    close_tables_nb,
+    next_change_nb,
+    range_high_low_nb,
+)
+from ivybt.kernels.signals import _follow_sign_nb, next_cross_nb, strict_sign_nb
+from ivybt.kernels.simulate import Execution, restrict_direction_nb, stops_of_nb
 from ivybt.kernels.stops import stops_active_nb
 
 
@@ -68,64 +81,172 @@ def column_block_stats_nb(column: Float64Array1D, j: int, out_tables: Float64Arr
         out_tables[2, b, j] = level
 
 
+Blocks = tuple[Float64Array3D, Int64Array1D, int, int, int]
+"""Where a combination's returns go: (out_tables (3, n_blocks, n_combos), counts (n_blocks,)
+int64 scratch, the combination's column j, the first counted bar, rows per block)."""
+
+
+@njit(cache=True)
+def blocks_start_nb(blocks: Blocks) -> None:
+    """Empty column j of the block tables before its returns are added."""
+    out, counts, j, _, _ = blocks
+    out[:, :, j] = 0.0
+    counts[:] = 0
+
+
+@njit(cache=True)
+def block_add_nb(blocks: Blocks, t: int, value: float) -> None:
+    """Add bar t's return (NaN counts as 0.0, as `column_block_stats_nb`) to its block, if t
+    is counted; `counts` holds the non-zero returns seen, the level the first of them or NaN
+    once another differs."""
+    out, counts, j, counted_from, rows = blocks
+    if t < counted_from:
+        return
+    if math.isnan(value):
+        value = 0.0
+    block = (t - counted_from) // rows
+    out[0, block, j] += value
+    out[1, block, j] += value * value
+    if value != 0.0:
+        if counts[block] == 0:
+            out[2, block, j] = value
+        elif value != out[2, block, j]:
+            out[2, block, j] = np.nan
+        counts[block] += 1
+
+
+@njit(cache=True)
+def blocks_finish_nb(blocks: Blocks) -> None:
+    """Levels from what was added: 0.0 for a block of zero returns only, the common value when
+    every return of the block is that one non-zero value, else NaN."""
+    out, counts, j, _, rows = blocks
+    for block in range(counts.shape[0]):
+        if counts[block] == 0:
+            out[2, block, j] = 0.0
+        elif counts[block] < rows:
+            out[2, block, j] = np.nan
+
+
+@njit(cache=True)
+def block_hold_nb(
+    state: AccountState, close: Float64Array1D, a: int, b: int, tables: CloseTables,
+    blocks: Blocks,
+) -> AccountState:  # fmt: skip
+    """`hold_nb` over bars [a, b), adding the run's returns to their blocks.
+
+    A run the tables settle (`hold_returns_nb`) adds, per block it crosses, the difference of
+    the prefix sums of r and r^2; its returns are all 0 when the close does not move from bar
+    p - 1 to the piece's end, else the block's level is NaN (a held run whose every return is
+    the same non-zero number to the last bit, a geometric close, also counts as varying here).
+    Any other run is walked bar by bar with the per-bar account's returns.
+    """
+    position, _, _ = state
+    cash = position[0]
+    units = position[1]
+    usable = tables[USABLE]
+    if b <= a or (units == 0.0 and usable):
+        return state
+    out, counts, j, counted_from, rows = blocks
+    if usable and units > 0.0 and abs(cash) <= CASH_TOLERANCE * units * close[a - 1]:
+        sums = tables[0]
+        p = max(a, counted_from)
+        while p < b:
+            block = (p - counted_from) // rows
+            q = min(b, counted_from + (block + 1) * rows)
+            out[0, block, j] += sums[q - 1, 0] - sums[p - 1, 0]
+            out[1, block, j] += sums[q - 1, 1] - sums[p - 1, 1]
+            high, low = range_high_low_nb(tables[1], tables[2], p - 1, q)
+            if high != low:
+                out[2, block, j] = np.nan
+                counts[block] += q - p
+            p = q
+    else:
+        previous = state[1][0]
+        for t in range(a, b):
+            value = cash + units * close[t]
+            block_add_nb(blocks, t, value / previous - 1.0 if value != previous else 0.0)
+            previous = value
+    return hold_nb(state, close, a, b, tables)
+
+
+@njit(cache=True)
+def block_trade_at_nb(
+    state: AccountState, t: int, wanted: int, prices: Float64Array2D, done: int,
+    execution: Execution, tables: CloseTables, blocks: Blocks,
+) -> AccountState:  # fmt: skip
+    """`trade_at_nb`, adding the returns of the bars held before and of bar t to the blocks."""
+    close = prices[1]
+    price = close[t] if execution.fill_on_close else prices[0][t]
+    state = block_hold_nb(state, close, done, t, tables, blocks)
+    before = state[1][0]
+    state = account_step_nb(state, wanted, price, close[t], execution)
+    value = state[1][0]
+    block_add_nb(blocks, t, value / before - 1.0 if value != before else 0.0)
+    return state
+
+
 @njit(cache=True)
 def follow_sign_block_stats_nb(
-    open_: Float64Array1D, close: Float64Array1D, signs: Int8Array1D, first: int,
-    direction: int, execution: Execution, j: int, out_tables: Float64Array3D,
+    prices: Float64Array2D, lines: tuple[Float64Array1D, Float64Array1D], start: int,
+    direction: int, execution: Execution, tables: CloseTables, blocks: Blocks,
 ) -> None:  # fmt: skip
-    """Column j of the block tables of a crossover's per-bar returns on bars [first, n), in
-    one pass: the side follows `signs` as `follow_sign_metrics_nb` does, each bar's return
-    is the account step of `window_returns_nb` and goes straight into its block's sums
-    (`column_block_stats_nb`'s additions, in its order), so no return is stored."""
-    n_bars = close.shape[0]
-    n_blocks = out_tables.shape[1]
-    rows_per_block = (n_bars - first) // n_blocks
-    dropped = n_bars - first - rows_per_block * n_blocks
-    forbidden = -direction if direction != 0 else 2  # `restrict_side_nb` as one comparison
+    """Column j of the block tables of a crossover's per-bar returns on bars [start, n): the
+    account of `ivybt.kernels.grid.follow_sign_metrics_nb` (the same steps on the same bars),
+    each step's return and each held run's returns added to their blocks."""
+    line, base = lines
+    n = prices.shape[1]
+    lag = 0 if execution.fill_on_close else 1
+    forbidden = -direction if direction != 0 else 2
     last_sign = 0
     signal = 0
-    previous = 0  # the restricted signal of the bar before
+    t = next_cross_nb(line, base, 0, start, 0)
+    while t < start:
+        last_sign, signal = _follow_sign_nb(strict_sign_nb(line[t] - base[t]), last_sign, signal)
+        t = next_cross_nb(line, base, t + 1, start, last_sign)
+    blocks_start_nb(blocks)
     state = account_start_nb(execution.initial_cash)
-    block = -1
-    left = 0  # rows of the current block still to come (no division per bar)
-    total = 0.0
-    squares = 0.0
-    level = 0.0
-    for t in range(n_bars):
-        last_sign, signal = _follow_sign_nb(signs[t], last_sign, signal)
+    done = start
+    wanted = 0
+    stop = n - lag
+    t = start
+    while t < stop:
+        last_sign, signal = _follow_sign_nb(strict_sign_nb(line[t] - base[t]), last_sign, signal)
         current = 0 if signal == forbidden else signal
-        if t >= first:
-            wanted = state[0][3]
-            price = 0.0
-            if execution.fill_on_close:
-                wanted = current
-                price = close[t]
-            elif t > first:
-                wanted = previous
-                price = open_[t]
-            before = state[1][0]
-            state = account_step_nb(state, wanted, price, close[t], execution)
-            value = state[1][0]
-            if t >= first + dropped:
-                change = value / before - 1.0 if value != before else 0.0
-                if math.isnan(change):
-                    change = 0.0
-                if left == 0:  # a block starts
-                    block += 1
-                    left = rows_per_block
-                    total = 0.0
-                    squares = 0.0
-                    level = change
-                total += change
-                squares += change * change
-                if change != level:
-                    level = np.nan
-                left -= 1
-                if left == 0:
-                    out_tables[0, block, j] = total
-                    out_tables[1, block, j] = squares
-                    out_tables[2, block, j] = level
-        previous = current
+        if current != wanted:
+            wanted = current
+            state = block_trade_at_nb(state, t + lag, wanted, prices, done, execution, tables,
+                                      blocks)  # fmt: skip
+            done = t + lag + 1
+        t = next_cross_nb(line, base, t + 1, stop, last_sign)
+    block_hold_nb(state, prices[1], done, n, tables, blocks)
+    blocks_finish_nb(blocks)
+
+
+@njit(cache=True)
+def target_block_stats_nb(
+    prices: Float64Array2D, traded: Int8Array1D, start: int, execution: Execution,
+    tables: CloseTables, blocks: Blocks,
+) -> None:  # fmt: skip
+    """Column j of the block tables of `traded`'s per-bar returns on bars [start, n) (its
+    direction applied): the account of `ivybt.kernels.evaluate.target_metrics_nb`, each step's
+    return and each held run's returns added to their blocks."""
+    n = prices.shape[1]
+    lag = 0 if execution.fill_on_close else 1
+    blocks_start_nb(blocks)
+    state = account_start_nb(execution.initial_cash)
+    done = start
+    wanted = 0
+    t = start + lag
+    while t < n:
+        t = next_change_nb(traded, t - lag, n - lag, wanted) + lag
+        if t >= n:
+            break
+        wanted = traded[t - lag]
+        state = block_trade_at_nb(state, t, wanted, prices, done, execution, tables, blocks)
+        done = t + 1
+        t += 1
+    block_hold_nb(state, prices[1], done, n, tables, blocks)
+    blocks_finish_nb(blocks)
 
 
 @njit(cache=True, parallel=True)
@@ -153,10 +274,12 @@ def grid_block_stats_builtin_nb(
     Returns
     -------
     tables : float64, shape (3, n_blocks, n_combos)
-        Sums, sums of squares and levels, equal bit for bit to `block_stats_nb` of the
-        returns matrix `grid_returns_builtin_nb` writes (its rows after the dropped ones).
-        Crossovers on their own bars follow the signs in one pass
-        (`follow_sign_block_stats_nb`), like `grid_builtin_nb`.
+        Sums, sums of squares and levels of the returns matrix `grid_returns_builtin_nb`
+        writes (its rows after the dropped ones): equal to `block_stats_nb` of it to 1e-12
+        relative (levels exactly but for the case `block_hold_nb` names) when the account
+        steps only where it trades (`follow_sign_block_stats_nb` for crossovers on their own
+        bars, as `grid_builtin_nb`; `target_block_stats_nb` for the rest), bit for bit with
+        exits (the returns column then reduced by `column_block_stats_nb`).
     """
     n_combos = params.shape[0]
     n_bars = prices.shape[1]
@@ -165,24 +288,30 @@ def grid_block_stats_builtin_nb(
     mapped = plan.signal_of.shape[0] > 0
     tables = np.empty((3, n_blocks, n_combos), dtype=np.float64)
     zeros = np.zeros(n_bars, dtype=np.float64)
-    open_ = prices[0]
-    close = prices[1]
+    rows = n_out // n_blocks
+    counted_from = n_bars - rows * n_blocks  # the oldest n_out mod n_blocks bars are dropped
+    close_tables = close_tables_nb(prices[1])
     for block in prange(plan.n_blocks):
         signal_target = np.empty(table.shape[1], dtype=np.int8)
         target = np.empty(n_bars, dtype=np.int8)
         traded = np.empty(n_bars, dtype=np.int8)
         column = np.empty(n_out, dtype=np.float64)
+        counts = np.zeros(n_blocks, dtype=np.int64)
         first, last = block_bounds_nb(n_combos, plan.n_blocks, block)
         for j in range(first, last):
             traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
             exits = stops_active_nb(stops_of_nb(traded_with))
+            blocks = (tables, counts, j, counted_from, rows)
             if plan.code < 2 and not mapped and not exits:  # crossovers: a difference's sign
-                base = table[slots[j, 1]] if plan.code == 0 else zeros
-                difference_signs_nb(table[slots[j, 0]], base, target)
-                follow_sign_block_stats_nb(open_, close, target, start, plan.direction,
-                                           execution, j, tables)  # fmt: skip
+                lines = (table[slots[j, 0]], table[slots[j, 1]] if plan.code == 0 else zeros)
+                follow_sign_block_stats_nb(prices, lines, start, plan.direction, execution,
+                                           close_tables, blocks)  # fmt: skip
                 continue
             builtin_target_nb(table, slots[j], params[j], plan, signal_target, target)
+            if not exits:
+                restrict_direction_nb(target, plan.direction, traded)
+                target_block_stats_nb(prices, traded, start, execution, close_tables, blocks)
+                continue
             window_returns_nb(prices, target, start, plan.direction, traded_with, traded,
                               column)  # fmt: skip
             column_block_stats_nb(column, j, tables)

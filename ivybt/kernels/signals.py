@@ -54,6 +54,56 @@ def _follow_sign_nb(sign: int, last_sign: int, side: int) -> tuple[int, int]:
     return sign, side
 
 
+CHUNK = 8
+"""Bars `next_cross_nb` tests at once: a loop the compiler vectorises, leaving a short
+bar-by-bar search to the chunk that holds the crossover (8 measured fastest on W1)."""
+
+
+@njit(cache=True)
+def next_cross_nb(
+    line: Float64Array1D, base: Float64Array1D, start: int, stop: int, last_sign: int
+) -> int:
+    """The first bar t in [start, stop) where `strict_sign_nb(line[t] - base[t])` is non-zero
+    and differs from `last_sign`, else `stop`: the bars where `_follow_sign_nb` moves.
+
+    While the last sign is +1 (-1), a chunk of `CHUNK` bars holds such a bar exactly when
+    line < base (line > base) somewhere in it (x - y < 0 iff x < y for floats; NaN compares
+    false either way), one vectorised test per chunk; so a crossover's side costs about one
+    read of its two lines.
+    """
+    t = start
+    if last_sign > 0:
+        while t + CHUNK <= stop:
+            below = False
+            for k in range(CHUNK):
+                below |= line[t + k] < base[t + k]
+            if below:
+                break
+            t += CHUNK
+    elif last_sign < 0:
+        while t + CHUNK <= stop:
+            above = False
+            for k in range(CHUNK):
+                above |= line[t + k] > base[t + k]
+            if above:
+                break
+            t += CHUNK
+    else:  # before the first sign (warm-up: NaN)
+        while t + CHUNK <= stop:
+            apart = False
+            for k in range(CHUNK):
+                apart |= (line[t + k] < base[t + k]) | (line[t + k] > base[t + k])
+            if apart:
+                break
+            t += CHUNK
+    while t < stop:
+        sign = strict_sign_nb(line[t] - base[t])
+        if sign != 0 and sign != last_sign:
+            return t
+        t += 1
+    return stop
+
+
 @njit(cache=True)
 def _cross_into_nb(fast: Float64Array1D, slow: Float64Array1D, out_target: Int8Array1D) -> None:
     """Side of `fast` vs `slow`, starting at the first crossover after warm-up.

@@ -65,7 +65,7 @@ def test_grid_rows_equal_single_backtests_bit_for_bit(spy_columns, name):
 @pytest.mark.parametrize("first_bar", [0, 1400])
 def test_fused_crossover_path_equals_single_backtests(spy_columns, name, fill, direction,
                                                       first_bar):  # fmt: skip
-    """Crossovers skip the target array (`follow_sign_metrics_nb`); every setting that path
+    """Crossovers skip the target array (`follow_moves_metrics_nb`); every setting that path
     branches on still gives the single backtest's metrics bit for bit."""
     space = build_space(BUILTIN[name], SPACES[name])
     execution = ExecutionConfig(fill=fill, direction=direction, slippage=0.001)

@@ -86,3 +86,11 @@ ATOL_BLOCK_SUMS = 1e-13
 """Absolute floor for PBO's block sums and sums of squares from the event account vs the
 returns matrix's (a block's sum of a few hundred returns can be ~0; the prefix sums' rounding
 is ~1e-16 x the trades in the block). Seen: 1.3e-15."""
+
+RETURN_ERROR = 4e-15
+"""Absolute error of one per-bar return of the event account (close_t / close_(t-1) - 1,
+or a prefix-sum difference) against the per-bar account's equity ratio: a few eps, with the
+variance's cancellation. A Sharpe or Sortino S then moves by at most ~RETURN_ERROR x
+(sqrt(periods_per_year) + 2 |S|) / std(returns): negligible for returns that move (on W1,
+seen ~1e-14 absolute), most of the value for prices that barely move (returns ~1e-13:
+both twins then compute rounding noise). The real-bar tests use the strict floor alone."""

@@ -7,7 +7,7 @@ bars where the wanted side changes; the bars between are settled at once (`hold_
 `ivybt.kernels.holding`), which is what makes a combination cost its signal scan plus O(1)
 per trade. The metrics equal the per-bar account's to 1e-12 relative, the trade statistics,
 total return, CAGR and exposure bit for bit (`ivybt.kernels.holding` says why). A kernel
-that makes its side as it goes (`ivybt.kernels.grid.follow_sign_metrics_nb`) calls the same
+that follows a crossover's moves (`ivybt.kernels.grid.follow_moves_metrics_nb`) calls the same
 `trade_at_nb` on the same bars, so its metrics equal `target_metrics_nb`'s bit for bit.
 """
 
@@ -84,7 +84,7 @@ def write_account_metrics_nb(
     write_trade_metrics_nb(trades, out_metrics)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def hold_nb(
     state: AccountState, close: Float64Array1D, a: int, b: int, tables: CloseTables
 ) -> AccountState:
@@ -100,7 +100,7 @@ def hold_nb(
     return (cash, units, size, side, entry_price, entry_fee, held), returns, trades
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def trade_at_nb(
     state: AccountState, t: int, wanted: int, prices: Float64Array2D, done: int,
     execution: Execution, tables: CloseTables,

@@ -3,9 +3,9 @@
 Every combination reads its indicator rows from one shared table (computed once per distinct
 indicator), writes its targets into a buffer owned by its thread, and is simulated and
 measured in one fused pass (`ivybt.kernels.evaluate`) that leaves only its metrics behind.
-Crossover strategies go further: the buffer holds the signs of the difference (a loop the
-compiler vectorises) and the side is followed inside the account's pass
-(`follow_sign_metrics_nb`), about twice as fast as targets then simulation.
+Crossover strategies go further: one vectorised scan of their two lines finds the bars where
+the sign of the difference moves (`sign_moves_nb`), and the account follows those moves
+(`follow_moves_metrics_nb`), for every window, without a target array.
 Threads own contiguous blocks of combinations, so no two threads write
 the same element and results do not depend on the thread count.
 
@@ -41,16 +41,16 @@ from ivybt.kernels.evaluate import (
 from ivybt.kernels.holding import CloseTables, close_tables_nb
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.signals import (
-    _follow_sign_nb,
     adx_trend_signal_nb,
     bbkc_squeeze_signal_nb,
     bollinger_reversion_signal_nb,
     cross_signal_nb,
     donchian_breakout_signal_nb,
-    next_cross_nb,
+    move_bar_nb,
+    move_sign_nb,
     rsi_reversion_signal_nb,
+    sign_moves_nb,
     sign_signal_nb,
-    strict_sign_nb,
     zero_cross_signal_nb,
 )
 from ivybt.kernels.simulate import Execution, restrict_direction_nb, stops_of_nb
@@ -97,46 +97,64 @@ def builtin_signal_nb(
 
 
 @njit(cache=True)
-def follow_sign_metrics_nb(
-    prices: Float64Array2D, lines: tuple[Float64Array1D, Float64Array1D], window: Int64Array1D,
-    direction: int, execution: Execution, tables: CloseTables, periods_per_year: float,
+def first_move_at_nb(moves: Int64Array1D, bar: int) -> int:
+    """The index of the first move of `sign_moves_nb` on or after `bar` (binary search)."""
+    low = 0
+    high = moves.shape[0]
+    while low < high:
+        middle = (low + high) // 2
+        if move_bar_nb(moves[middle]) < bar:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+@njit(cache=True)
+def follow_moves_metrics_nb(
+    prices: Float64Array2D, moves: Int64Array1D, window: Int64Array1D, direction: int,
+    execution: Execution, tables: CloseTables, periods_per_year: float,
     out_metrics: Float64Array1D,
 ) -> None:  # fmt: skip
-    """Metrics of trading the crossovers of `lines` = (line, base) on the bars [a, b) of
-    `window`, signal and account in one pass that visits only the bars where the sign moves.
+    """Metrics of trading a crossover on the bars [a, b) of `window`, from its sign's moves.
 
-    The side follows the strict sign of line - base (the fast and slow averages for
-    `cross_signal_nb`, the MACD histogram and zeros for `zero_cross_signal_nb`) as those
-    kernels do, from bar 0, and trading starts flat at bar a. The bars between crossovers are
-    passed over a chunk at a time (`next_cross_nb`) and the account steps only where the
-    wanted side changes (`trade_at_nb`, on the bars and in the order `target_metrics_nb` steps
-    for the target array), so the metrics equal `target_metrics_nb` of the crossover's target
-    bit for bit (a test), and no sign or target array is written.
+    `moves` are the signed bars where the strict sign of line - base moves
+    (`sign_moves_nb`: the fast and slow averages for `cross_signal_nb`, the MACD histogram
+    and zeros for `zero_cross_signal_nb`): the side is that of `_follow_sign_nb` from bar 0,
+    the account starts flat at bar a, and steps only where the wanted side changes
+    (`trade_at_nb`, on the bars and in the order `target_metrics_nb` steps for the
+    crossover's target array), so the metrics equal `target_metrics_nb`'s bit for bit (a
+    test). The scan for the moves is done once per combination, for every window; this pass
+    touches only the moves and the bars where the account trades.
     """
-    line, base = lines
     a = window[0]
     b = window[1]
     lag = 0 if execution.fill_on_close else 1
     forbidden = -direction if direction != 0 else 2  # `restrict_side_nb` as one comparison
-    last_sign = 0
-    signal = 0
-    t = next_cross_nb(line, base, 0, a, 0)
-    while t < a:  # the side before the window
-        last_sign, signal = _follow_sign_nb(strict_sign_nb(line[t] - base[t]), last_sign, signal)
-        t = next_cross_nb(line, base, t + 1, a, last_sign)
+    n_moves = moves.shape[0]
+    k = first_move_at_nb(moves, a)
+    signal = move_sign_nb(moves[k - 1]) if k >= 2 else 0  # the side before the window
     state = account_start_nb(execution.initial_cash)
     done = a
     wanted = 0
     stop = b - lag  # one past the last bar whose decision can still fill in the window
-    t = a
-    while t < stop:  # bar t's side is wanted on bar t + lag
-        last_sign, signal = _follow_sign_nb(strict_sign_nb(line[t] - base[t]), last_sign, signal)
+    if a < stop and (k == n_moves or move_bar_nb(moves[k]) != a):  # bar a wants the side
+        wanted = 0 if signal == forbidden else signal
+        if wanted != 0:
+            state = trade_at_nb(state, a + lag, wanted, prices, done, execution, tables)
+            done = a + lag + 1
+    while k < n_moves:
+        t = move_bar_nb(moves[k])
+        if t >= stop:
+            break
+        if k >= 1:  # the first move only sets the sign
+            signal = move_sign_nb(moves[k])
+        k += 1
         current = 0 if signal == forbidden else signal
         if current != wanted:
             wanted = current
             state = trade_at_nb(state, t + lag, wanted, prices, done, execution, tables)
             done = t + lag + 1
-        t = next_cross_nb(line, base, t + 1, stop, last_sign)
     state = hold_nb(state, prices[1], done, b, tables)
     write_account_metrics_nb(state, b - a, execution, periods_per_year, out_metrics)
 
@@ -286,7 +304,9 @@ def grid_builtin_nb(
     out = np.empty((n_combos, windows.shape[0], N_METRICS), dtype=np.float64)
     zeros = np.zeros(n_bars, dtype=np.float64)
     tables = close_tables_nb(prices[1])
+    last_end = windows[:, 1].max() if windows.shape[0] > 0 else 0
     for block in prange(plan.n_blocks):
+        moves = np.empty(n_bars, dtype=np.int64)
         signal_target = np.empty(n_signal, dtype=np.int8)
         target = np.empty(n_bars, dtype=np.int8)
         traded = np.empty(n_bars, dtype=np.int8)
@@ -295,10 +315,11 @@ def grid_builtin_nb(
             traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
             exits = stops_active_nb(stops_of_nb(traded_with))
             if plan.code < 2 and not mapped and not exits:  # crossovers: a difference's sign
-                lines = (table[slots[j, 0]], table[slots[j, 1]] if plan.code == 0 else zeros)
+                base = table[slots[j, 1]] if plan.code == 0 else zeros
+                count = sign_moves_nb(table[slots[j, 0]], base, last_end, moves)
                 for w in range(windows.shape[0]):
-                    follow_sign_metrics_nb(
-                        prices, lines, windows[w], plan.direction, execution, tables,
+                    follow_moves_metrics_nb(
+                        prices, moves[:count], windows[w], plan.direction, execution, tables,
                         periods_per_year, out[j, w],
                     )  # fmt: skip
                 continue

@@ -35,6 +35,7 @@ from ivybt.kernels.grid import (
     block_bounds_nb,
     builtin_target_nb,
     combination_execution_nb,
+    first_move_at_nb,
 )
 from ivybt.kernels.grid_returns import window_returns_nb
 from ivybt.kernels.holding import (
@@ -43,9 +44,10 @@ from ivybt.kernels.holding import (
     CloseTables,
     close_tables_nb,
     next_change_nb,
+    prefix_difference_nb,
     range_high_low_nb,
 )
-from ivybt.kernels.signals import _follow_sign_nb, next_cross_nb, strict_sign_nb
+from ivybt.kernels.signals import move_bar_nb, move_sign_nb, sign_moves_nb
 from ivybt.kernels.simulate import Execution, restrict_direction_nb, stops_of_nb
 from ivybt.kernels.stops import stops_active_nb
 
@@ -153,8 +155,8 @@ def block_hold_nb(
         while p < b:
             block = (p - counted_from) // rows
             q = min(b, counted_from + (block + 1) * rows)
-            out[0, block, j] += sums[q - 1, 0] - sums[p - 1, 0]
-            out[1, block, j] += sums[q - 1, 1] - sums[p - 1, 1]
+            out[0, block, j] += prefix_difference_nb(sums, 0, p, q)
+            out[1, block, j] += prefix_difference_nb(sums, 2, p, q)
             high, low = range_high_low_nb(tables[1], tables[2], p - 1, q)
             if high != low:
                 out[2, block, j] = np.nan
@@ -186,38 +188,44 @@ def block_trade_at_nb(
 
 
 @njit(cache=True)
-def follow_sign_block_stats_nb(
-    prices: Float64Array2D, lines: tuple[Float64Array1D, Float64Array1D], start: int,
-    direction: int, execution: Execution, tables: CloseTables, blocks: Blocks,
+def follow_moves_block_stats_nb(
+    prices: Float64Array2D, moves: Int64Array1D, start: int, direction: int,
+    execution: Execution, tables: CloseTables, blocks: Blocks,
 ) -> None:  # fmt: skip
-    """Column j of the block tables of a crossover's per-bar returns on bars [start, n): the
-    account of `ivybt.kernels.grid.follow_sign_metrics_nb` (the same steps on the same bars),
-    each step's return and each held run's returns added to their blocks."""
-    line, base = lines
+    """Column j of the block tables of a crossover's per-bar returns on bars [start, n), from
+    its sign's moves (`sign_moves_nb`): the account of
+    `ivybt.kernels.grid.follow_moves_metrics_nb` (the same steps on the same bars), each
+    step's return and each held run's returns added to their blocks."""
     n = prices.shape[1]
     lag = 0 if execution.fill_on_close else 1
     forbidden = -direction if direction != 0 else 2
-    last_sign = 0
-    signal = 0
-    t = next_cross_nb(line, base, 0, start, 0)
-    while t < start:
-        last_sign, signal = _follow_sign_nb(strict_sign_nb(line[t] - base[t]), last_sign, signal)
-        t = next_cross_nb(line, base, t + 1, start, last_sign)
+    n_moves = moves.shape[0]
+    k = first_move_at_nb(moves, start)
+    signal = move_sign_nb(moves[k - 1]) if k >= 2 else 0
     blocks_start_nb(blocks)
     state = account_start_nb(execution.initial_cash)
     done = start
     wanted = 0
     stop = n - lag
-    t = start
-    while t < stop:
-        last_sign, signal = _follow_sign_nb(strict_sign_nb(line[t] - base[t]), last_sign, signal)
+    if start < stop and (k == n_moves or move_bar_nb(moves[k]) != start):
+        wanted = 0 if signal == forbidden else signal
+        if wanted != 0:
+            state = block_trade_at_nb(state, start + lag, wanted, prices, done, execution,
+                                      tables, blocks)  # fmt: skip
+            done = start + lag + 1
+    while k < n_moves:
+        t = move_bar_nb(moves[k])
+        if t >= stop:
+            break
+        if k >= 1:
+            signal = move_sign_nb(moves[k])
+        k += 1
         current = 0 if signal == forbidden else signal
         if current != wanted:
             wanted = current
             state = block_trade_at_nb(state, t + lag, wanted, prices, done, execution, tables,
                                       blocks)  # fmt: skip
             done = t + lag + 1
-        t = next_cross_nb(line, base, t + 1, stop, last_sign)
     block_hold_nb(state, prices[1], done, n, tables, blocks)
     blocks_finish_nb(blocks)
 
@@ -277,7 +285,7 @@ def grid_block_stats_builtin_nb(
         Sums, sums of squares and levels of the returns matrix `grid_returns_builtin_nb`
         writes (its rows after the dropped ones): equal to `block_stats_nb` of it to 1e-12
         relative (levels exactly but for the case `block_hold_nb` names) when the account
-        steps only where it trades (`follow_sign_block_stats_nb` for crossovers on their own
+        steps only where it trades (`follow_moves_block_stats_nb` for crossovers on their own
         bars, as `grid_builtin_nb`; `target_block_stats_nb` for the rest), bit for bit with
         exits (the returns column then reduced by `column_block_stats_nb`).
     """
@@ -297,15 +305,17 @@ def grid_block_stats_builtin_nb(
         traded = np.empty(n_bars, dtype=np.int8)
         column = np.empty(n_out, dtype=np.float64)
         counts = np.zeros(n_blocks, dtype=np.int64)
+        moves = np.empty(n_bars, dtype=np.int64)
         first, last = block_bounds_nb(n_combos, plan.n_blocks, block)
         for j in range(first, last):
             traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
             exits = stops_active_nb(stops_of_nb(traded_with))
             blocks = (tables, counts, j, counted_from, rows)
             if plan.code < 2 and not mapped and not exits:  # crossovers: a difference's sign
-                lines = (table[slots[j, 0]], table[slots[j, 1]] if plan.code == 0 else zeros)
-                follow_sign_block_stats_nb(prices, lines, start, plan.direction, execution,
-                                           close_tables, blocks)  # fmt: skip
+                base = table[slots[j, 1]] if plan.code == 0 else zeros
+                count = sign_moves_nb(table[slots[j, 0]], base, n_bars, moves)
+                follow_moves_block_stats_nb(prices, moves[:count], start, plan.direction,
+                                            execution, close_tables, blocks)  # fmt: skip
                 continue
             builtin_target_nb(table, slots[j], params[j], plan, signal_target, target)
             if not exits:

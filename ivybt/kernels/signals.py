@@ -105,6 +105,38 @@ def next_cross_nb(
 
 
 @njit(cache=True)
+def sign_moves_nb(
+    line: Float64Array1D, base: Float64Array1D, stop: int, out_moves: Int64Array1D
+) -> int:
+    """The bars of [0, stop) where the strict sign of line - base moves (`next_cross_nb`),
+    signed: out_moves[k] = (t + 1) x the new sign, in bar order; returns their count.
+
+    The first move only sets the sign; each later one is a crossover, after which the side
+    of `_follow_sign_nb` is the move's sign (`move_bar_nb`, `move_sign_nb`).
+    """
+    count = 0
+    t = next_cross_nb(line, base, 0, stop, 0)
+    while t < stop:
+        sign = strict_sign_nb(line[t] - base[t])
+        out_moves[count] = (t + 1) * sign
+        count += 1
+        t = next_cross_nb(line, base, t + 1, stop, sign)
+    return count
+
+
+@njit(cache=True)
+def move_bar_nb(move: int) -> int:
+    """The bar of a signed move of `sign_moves_nb`."""
+    return abs(move) - 1
+
+
+@njit(cache=True)
+def move_sign_nb(move: int) -> int:
+    """The new sign of a signed move of `sign_moves_nb`."""
+    return 1 if move > 0 else -1
+
+
+@njit(cache=True)
 def _cross_into_nb(fast: Float64Array1D, slow: Float64Array1D, out_target: Int8Array1D) -> None:
     """Side of `fast` vs `slow`, starting at the first crossover after warm-up.
 

@@ -38,7 +38,8 @@ AccountState = tuple[Position, ReturnState, TradeState]
 @njit(cache=True)
 def account_start_nb(initial_cash: float) -> AccountState:
     """A flat account holding `initial_cash`, before the first bar."""
-    position = (initial_cash, 0.0, 0.0, 0, 0.0, 0.0, 0)
+    zero = np.int64(0)  # not the literal 0, for which Numba compiles every callee again
+    position = (initial_cash, 0.0, 0.0, zero, 0.0, 0.0, zero)
     return position, return_start_nb(initial_cash), trade_start_nb()
 
 
@@ -59,7 +60,7 @@ def account_step_nb(
             _, net, trade_return = trade_pnl_nb(side, size, entry_price, fill, entry_fee, fee)
             trades = trade_step_nb(trades, net, trade_return)
             units = 0.0
-            side = 0
+            side = np.int64(0)
         if wanted != 0 and cash > 0.0:
             cash, size, entry_price, entry_fee = open_fill_nb(price, wanted, cash, execution)
             units = wanted * size
@@ -84,7 +85,7 @@ def write_account_metrics_nb(
     write_trade_metrics_nb(trades, out_metrics)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def hold_nb(
     state: AccountState, close: Float64Array1D, a: int, b: int, tables: CloseTables
 ) -> AccountState:
@@ -100,7 +101,7 @@ def hold_nb(
     return (cash, units, size, side, entry_price, entry_fee, held), returns, trades
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def trade_at_nb(
     state: AccountState, t: int, wanted: int, prices: Float64Array2D, done: int,
     execution: Execution, tables: CloseTables,
@@ -152,13 +153,13 @@ def target_metrics_nb(
     lag = 0 if execution.fill_on_close else 1
     state = account_start_nb(execution.initial_cash)
     done = a
-    wanted = 0
+    wanted = np.int64(0)  # not the literal 0, for which Numba compiles every callee again
     t = a + lag
     while t < b:
         t = next_change_nb(target, t - lag, b - lag, wanted) + lag
         if t >= b:
             break
-        wanted = target[t - lag]
+        wanted = np.int64(target[t - lag])
         state = trade_at_nb(state, t, wanted, prices, done, execution, tables)
         done = t + 1
         t += 1

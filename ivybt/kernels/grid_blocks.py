@@ -44,7 +44,7 @@ from ivybt.kernels.holding import (
     CloseTables,
     close_tables_nb,
     next_change_nb,
-    prefix_difference_nb,
+    prefix_differences_nb,
     range_high_low_nb,
 )
 from ivybt.kernels.signals import move_bar_nb, move_sign_nb, sign_moves_nb
@@ -155,8 +155,9 @@ def block_hold_nb(
         while p < b:
             block = (p - counted_from) // rows
             q = min(b, counted_from + (block + 1) * rows)
-            out[0, block, j] += prefix_difference_nb(sums, 0, p, q)
-            out[1, block, j] += prefix_difference_nb(sums, 2, p, q)
+            run_total, run_squares, _ = prefix_differences_nb(sums, p, q)
+            out[0, block, j] += run_total
+            out[1, block, j] += run_squares
             high, low = range_high_low_nb(tables[1], tables[2], p - 1, q)
             if high != low:
                 out[2, block, j] = np.nan
@@ -243,13 +244,13 @@ def target_block_stats_nb(
     blocks_start_nb(blocks)
     state = account_start_nb(execution.initial_cash)
     done = start
-    wanted = 0
+    wanted = np.int64(0)  # not the literal 0, for which Numba compiles every callee again
     t = start + lag
     while t < n:
         t = next_change_nb(traded, t - lag, n - lag, wanted) + lag
         if t >= n:
             break
-        wanted = traded[t - lag]
+        wanted = np.int64(traded[t - lag])
         state = block_trade_at_nb(state, t, wanted, prices, done, execution, tables, blocks)
         done = t + 1
         t += 1

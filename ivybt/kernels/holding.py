@@ -84,10 +84,14 @@ def two_sum_nb(high: float, low: float, value: float) -> tuple[float, float]:
 
 
 @njit(cache=True)
-def prefix_difference_nb(sums: Float64Array2D, column: int, a: int, b: int) -> float:
-    """The sum of column `column`'s terms over bars [a, b) (a >= 1): high parts, then low."""
-    return (sums[b - 1, column] - sums[a - 1, column]) + (
-        sums[b - 1, column + 1] - sums[a - 1, column + 1]
+def prefix_differences_nb(sums: Float64Array2D, a: int, b: int) -> tuple[float, float, float]:
+    """The sums of r, r^2 and min(r, 0)^2 over bars [a, b) (a >= 1): high parts, then low."""
+    row_b = sums[b - 1]
+    row_a = sums[a - 1]
+    return (
+        (row_b[0] - row_a[0]) + (row_b[1] - row_a[1]),
+        (row_b[2] - row_a[2]) + (row_b[3] - row_a[3]),
+        (row_b[4] - row_a[4]) + (row_b[5] - row_a[5]),
     )
 
 
@@ -134,7 +138,7 @@ def close_tables_nb(close: Float64Array1D) -> CloseTables:
     return sums, sparse, levels, True
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def range_high_low_nb(
     sparse: Float64Array3D, levels: Int8Array1D, a: int, b: int
 ) -> tuple[float, float]:
@@ -144,7 +148,7 @@ def range_high_low_nb(
     return max(sparse[k, a, 0], sparse[k, right, 0]), min(sparse[k, a, 1], sparse[k, right, 1])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def range_stats_nb(
     sparse: Float64Array3D, levels: Int8Array1D, a: int, b: int
 ) -> tuple[float, float, float]:
@@ -168,7 +172,7 @@ def range_stats_nb(
     return high, low, ratio
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def hold_returns_nb(
     returns: ReturnState, close: Float64Array1D, a: int, b: int, cash: float, units: float,
     tables: CloseTables,
@@ -188,9 +192,10 @@ def hold_returns_nb(
         return returns
     _, total, squares, downside, peak, worst = returns
     sums = tables[0]
-    total += prefix_difference_nb(sums, 0, a, b)
-    squares += prefix_difference_nb(sums, 2, a, b)
-    downside += prefix_difference_nb(sums, 4, a, b)
+    run_total, run_squares, run_downside = prefix_differences_nb(sums, a, b)
+    total += run_total
+    squares += run_squares
+    downside += run_downside
     # bar t's drawdown is value_t / max(peak, the run's highest value up to t) - 1, so the
     # run's deepest is the lower of its lowest value over the peak and its own deepest
     # (`range_stats_nb`, whose pairs across its two halves are read only when the bound

@@ -143,7 +143,8 @@ def return_metrics_nb(
 @njit(cache=True)
 def trade_start_nb() -> TradeState:
     """The trade accumulators before the first closed trade."""
-    return 0, 0, 0, 0.0, 0.0, 0.0, 0.0
+    zero = np.int64(0)  # not the literal 0, for which Numba compiles every callee again
+    return zero, zero, zero, 0.0, 0.0, 0.0, 0.0
 
 
 @njit(cache=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int64Array1D
@@ -115,7 +116,8 @@ def sign_moves_nb(
     of `_follow_sign_nb` is the move's sign (`move_bar_nb`, `move_sign_nb`).
     """
     count = 0
-    t = next_cross_nb(line, base, 0, stop, 0)
+    zero = np.int64(0)  # not the literal 0, for which Numba compiles `next_cross_nb` again
+    t = next_cross_nb(line, base, zero, stop, zero)
     while t < stop:
         sign = strict_sign_nb(line[t] - base[t])
         out_moves[count] = (t + 1) * sign

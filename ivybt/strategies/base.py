@@ -111,8 +111,10 @@ class Indicator:
                 f"{_did_you_mean(self.kind, INDICATOR_KINDS)}; kinds: "
                 f"{', '.join(INDICATOR_KINDS)}, or Indicator.ta(...) for pandas-ta's"
             )
-        args = tuple(np.asarray(a) if isinstance(a, np.ndarray) else a for a in self.args)
         n_args = INDICATOR_KINDS[self.kind][0]
+        if len(self.args) == n_args and all(type(a) is int and a >= 1 for a in self.args):
+            return  # the common case, one combination's windows: nothing to convert
+        args = tuple(np.asarray(a) if isinstance(a, np.ndarray) else a for a in self.args)
         integral = all(bool(np.all((np.floor(a) == a) & (a >= 1))) for a in args)
         if len(args) != n_args or not integral:
             raise ConfigError(

@@ -12,6 +12,7 @@ Errors are one line on stderr, with no traceback unless --debug. Exit status:
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -270,12 +271,23 @@ def _configure_logging(level: int) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    `gc.freeze()` moves every object alive so far out of the collector's sight: before the
+    command, the modules imported (live until exit: each full collection would walk them
+    again, ~0.05 s of `ivybt grid`); after it, everything, so the interpreter exits without
+    its full collections over every object (~0.2 s). Objects are still freed by their
+    reference counts; only unreachable cycles alive at exit are left to the OS, which
+    Python never promised to finalise (every file IvyBT writes is closed when written).
+    """
+    gc.freeze()
     try:
         cli(prog_name="ivybt")
     except BrokenPipeError:  # e.g. `ivybt data list | head`: stop quietly, as Python's docs say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    finally:
+        gc.freeze()
 
 
 _register()

@@ -19,7 +19,8 @@ stamp its phases:
 - rest: what is left (the best rows printed, logging, exit handlers).
 
 Prints the machine line, then per mode the median of `--runs` of every phase, the process's
-wall time and its peak RSS (VmHWM). Imports and the report run lazily inside other phases
+wall time, its CPU time (user + system, every thread: steadier than wall time on a busy
+machine) and its peak RSS (VmHWM). Imports and the report run lazily inside other phases
 would be counted there. Asserts no time.
 """
 
@@ -121,13 +122,19 @@ def run_once(repo: Path, extra: list[str], folder: str) -> dict[str, float]:
     report = os.path.join(folder, "phases.json")
     command = [sys.executable, __file__, "--child", str(repo), os.path.join(folder, "run"),
                report, *extra]  # fmt: skip
-    start = time.perf_counter()
-    proc = subprocess.run(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wall = time.perf_counter() - start
+    errors = os.path.join(folder, "stderr.txt")
+    with open(errors, "wb") as stderr:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise SystemExit(f"ivybt grid failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+        tail = Path(errors).read_text()[-2000:]
+        raise SystemExit(f"ivybt grid failed ({proc.returncode}): {tail}")
     stamps = json.loads(Path(report).read_text())
     stamps["wall"] = wall
+    stamps["cpu"] = usage.ru_utime + usage.ru_stime  # every thread's, Numba's included
     stamps["startup"] = wall - stamps["total_inside"]
     return stamps
 
@@ -163,7 +170,7 @@ def main() -> None:
     for k, (repo, mode) in enumerate(runs):
         print(f"[{k}] {mode} on {repo}")
     print(f"{'phase':<10}" + "".join(f"{f'[{k}] s':>9}{'MiB':>6}" for k in range(len(runs))))
-    for name in (*PHASES, "wall"):
+    for name in (*PHASES, "wall", "cpu"):
         cells = ""
         for run in runs:
             rows = results[run]

@@ -5,6 +5,7 @@ that the regex matches to "s", lone surrogates, and the word in any case."""
 from __future__ import annotations
 
 import re
+from unittest import mock
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,9 +24,13 @@ near_misses = st.builds(
 texts = st.builds(lambda a, b, c: a + b + c, words | st.text(max_size=30), near_misses, words)
 
 
-@given(texts)
-def test_quick_check_agrees_with_the_regex(text: str) -> None:
-    assert _has_password_word(text) == (SLOW.search(text) is not None)
+@given(texts, st.integers(1, 12))
+def test_quick_check_agrees_with_the_regex(text: str, piece: int) -> None:
+    """Also read in pieces of 1..12 characters, so the word falls across every cut."""
+    found = SLOW.search(text) is not None
+    assert _has_password_word(text) == found
+    with mock.patch("ivybt.redact._PIECE", piece):
+        assert _has_password_word(text) == found
 
 
 @given(texts)

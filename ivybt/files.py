@@ -26,6 +26,7 @@ from ivybt.errors import ConfigError, DiskFullError
 from ivybt.redact import redact
 
 _FILE_MODE = 0o644
+_TEXT_PIECE = 1 << 20  # characters `write_text` encodes at a time
 
 
 @contextlib.contextmanager
@@ -115,9 +116,16 @@ def write_table(path: Path, frame: pd.DataFrame) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write `text` atomically, passwords hidden (`ivybt.redact`)."""
-    with atomic_path(path) as temp:
-        temp.write_text(redact(text), encoding="utf-8")
+    """Write `text` atomically, passwords hidden (`ivybt.redact`).
+
+    Encoded a piece at a time (`_TEXT_PIECE` characters): UTF-8 encoding a whole report at
+    once reserves 3 bytes a character (25 MB for W1's 8.7 MB report.html), more than the
+    page itself.
+    """
+    text = redact(text)
+    with atomic_path(path) as temp, temp.open("w", encoding="utf-8") as handle:
+        for start in range(0, len(text), _TEXT_PIECE):
+            handle.write(text[start : start + _TEXT_PIECE])
 
 
 def jsonable(value: Any) -> Any:

@@ -40,6 +40,7 @@ _RFC_SECRET = re.compile(r"[^\s/?@\"<>]+(?=@)")
 # the end of a URL in text: whitespace, <, > or a quote that is not JSON-escaped
 _TOKEN_END = re.compile(r'[\s<>]|(?<!\\)"')
 _PASSWORD_WORD = re.compile("password=", re.IGNORECASE)
+_PIECE = 1 << 20  # characters of text `_has_password_word` encodes at a time
 _PASSWORD_PARAM = re.compile(
     r"(?P<head>(?<![A-Za-z0-9_])password=)(?P<secret>'(?:\\.|[^'\\])*'|[^\s&;\"'<>]+)",
     re.IGNORECASE,
@@ -64,9 +65,29 @@ def redact(text: str) -> str:
     """
     if "://" in text:
         text = _redact_userinfo(text)
-    if _PASSWORD_WORD.search(text):
+    if _has_password_word(text):
         text = _PASSWORD_PARAM.sub(_masked, text)
     return text
+
+
+def _has_password_word(text: str) -> bool:
+    """Whether `_PASSWORD_WORD` occurs in `text`, ~3x faster than the regex on a report.
+
+    Ignoring case, `re` matches only ASCII letters to the letters of "password", and the long
+    s (U+017F) to s. Without a long s, the text's UTF-8 bytes lowercased (ASCII letters only;
+    UTF-8 never puts an ASCII byte inside another character) hold "password=" exactly when
+    the regex finds it; with one, the regex decides. The text is read in overlapping pieces
+    of `_PIECE` characters, so a report costs a few MB of memory, not two copies of itself.
+    """
+    if "\u017f" in text:
+        return _PASSWORD_WORD.search(text) is not None
+    word = b"password="
+    overlap = len(word) - 1  # a word cut by a piece's end is whole in the next piece
+    for start in range(0, max(len(text) - overlap, 1), _PIECE):
+        piece = text[start : start + _PIECE + overlap]
+        if word in piece.encode("utf-8", "surrogatepass").lower():
+            return True
+    return False
 
 
 def _redact_userinfo(text: str) -> str:
@@ -86,6 +107,8 @@ def _redact_userinfo(text: str) -> str:
                 pieces += [text[done : head.end()], MASK]
                 done = secret_end
         found = text.find("://", max(found + 3, done))
+    if not pieces:  # nothing hidden: the text itself, not a copy (a report is ~17 MB of it)
+        return text
     return "".join([*pieces, text[done:]])
 
 

@@ -187,7 +187,7 @@ def test_api_rejects_bad_calls():
 def test_every_command_has_help_with_examples():
     import click
 
-    for name, command in cli.commands.items():
+    for name, command in cli.all_commands().items():
         paths = [[name]]
         if isinstance(command, click.Group):
             paths += [[name, sub] for sub in command.commands]

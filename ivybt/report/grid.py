@@ -22,6 +22,7 @@ from ivybt.report.grid_data import (
     metric_column,
     param_column,
     surface_data,
+    surfaces_data,
     top_combinations,
     valid_mask,
     varying_params,
@@ -239,17 +240,16 @@ def _metric_heatmap(
     others: list[str],
     best: pd.DataFrame,
 ) -> go.Figure:
-    fig = go.Figure()
     reduced = f", max over {', '.join(others)}" if others else ""
     star = f"; ★ best by {metrics[0]}" if len(best) else ""
     titles = [f"{m} by {x} × {y}{reduced}{star}" for m in metrics]
-    for k, metric in enumerate(metrics):
-        pivot = surface_data(table, x=x, y=y, metric=metric, reduce="max")
-        fig.add_trace(_heatmap(go, pivot, metric, visible=k == 0))
+    pivots = surfaces_data(table, x=x, y=y, metrics=metrics, reduce="max")
+    traces = [_heatmap(go, pivots[m], m, visible=k == 0) for k, m in enumerate(metrics)]
     if len(best):
-        fig.add_trace(_best_marker(go, best, x, y, metrics[0]))
+        traces.append(_best_marker(go, best, x, y, metrics[0]))
+    fig = go.Figure(traces)  # one validation of the list, not one per add_trace
     _layout(fig, title=titles[0], x=x, y=y, height=560)
-    _ticks(fig, pivot)
+    _ticks(fig, pivots[metrics[0]])
     _dropdown(fig, metrics, titles, always=len(best))
     _note_if_empty(fig, table)
     return fig
@@ -258,25 +258,26 @@ def _metric_heatmap(
 def _metric_line(
     go: Any, table: pd.DataFrame, x: str, metrics: list[str], best: pd.DataFrame
 ) -> go.Figure:
-    fig = go.Figure()
     titles = [f"{m} by {x}" for m in metrics]
-    for k, metric in enumerate(metrics):
-        curve = surface_data(table, x=x, metric=metric)
-        fig.add_trace(
-            go.Scatter(
-                x=curve[x].to_numpy(),
-                y=_finite(curve[metric].to_numpy(dtype="float64")),
-                mode="lines+markers",
-                name=metric,
-                visible=k == 0,
-                line={"color": "#1f77b4", "width": 1.5},
-                marker={"size": 6},
-                hovertemplate=f"{x} %{{x}}<br>{metric} %{{y:{_format(metric)}}}<extra></extra>",
-            )
+    curves = surfaces_data(table, x=x, metrics=metrics)
+    traces = [
+        go.Scatter(
+            x=curve[x].to_numpy(),
+            y=_finite(curve[metric].to_numpy(dtype="float64")),
+            mode="lines+markers",
+            name=metric,
+            visible=k == 0,
+            line={"color": "#1f77b4", "width": 1.5},
+            marker={"size": 6},
+            hovertemplate=f"{x} %{{x}}<br>{metric} %{{y:{_format(metric)}}}<extra></extra>",
         )
+        for k, (metric, curve) in enumerate(curves.items())
+    ]
+    fig = go.Figure(traces)
     _layout(fig, title=titles[0], x=x, y=metrics[0], height=450)
-    if len(curve) <= MAX_TICKS:
-        fig.update_xaxes(tickvals=curve[x].to_numpy())
+    values = curves[metrics[0]][x]  # every curve's x: each distinct value of x
+    if len(values) <= MAX_TICKS:
+        fig.update_xaxes(tickvals=values.to_numpy())
     fig.update_yaxes(tickformat=_format(metrics[0], axis=True))
     if len(best):
         fig.add_vline(
@@ -308,18 +309,18 @@ def _slice_heatmap(
     zrange, clipped = robust_range(cells)
     reduced = f", max over {', '.join(rest)}" if rest else ""
     titles = [f"{objective} by {x} × {y} at {third} = {v:g}{reduced}" for v in values]
-    fig = go.Figure()
+    traces = []
     for k, pivot in enumerate(pivots):
         trace = _heatmap(go, pivot, objective, visible=k == 0, **zrange)
         trace.colorbar.title.text = colorbar_title(objective, clipped)
-        fig.add_trace(trace)
+        traces.append(trace)
     on_slice = [False] * len(values)
     if len(best):
         best_value = float(best.iloc[0][param_column(best, third)])
         on_slice = [bool(np.isclose(v, best_value, rtol=1e-12, atol=1e-12)) for v in values]
         titles = [t + ("; ★ best by " + objective if on else "")
                   for t, on in zip(titles, on_slice, strict=True)]  # fmt: skip
-        fig.add_trace(_best_marker(go, best, x, y, objective, visible=on_slice[0]))
+        traces.append(_best_marker(go, best, x, y, objective, visible=on_slice[0]))
     marker = [[on] for on in on_slice] if len(best) else [[] for _ in values]
     steps = [
         {
@@ -329,6 +330,7 @@ def _slice_heatmap(
         }
         for k, v in enumerate(values)
     ]
+    fig = go.Figure(traces)
     _layout(fig, title=titles[0], x=x, y=y, height=620)
     _ticks(fig, pivots[0])
     fig.update_layout(

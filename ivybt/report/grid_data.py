@@ -148,9 +148,27 @@ def surface_data(
         equal to `x`, a `fixed` parameter that is `x` or `y`, a `fixed` value not in the
         table, or an unknown `reduce`.
     """
+    return surfaces_data(table, x=x, y=y, metrics=[metric], reduce=reduce, fixed=fixed)[metric]
+
+
+def surfaces_data(
+    table: pd.DataFrame,
+    *,
+    x: str,
+    y: str | None = None,
+    metrics: Sequence[str],
+    reduce: str = "max",
+    fixed: Mapping[str, float] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """`surface_data` of each of `metrics` over the same axes, from one grouping of the
+    table: {metric: what `surface_data(table, x=x, y=y, metric=metric, ...)` returns}, in
+    the order given (a metric named twice comes once). A report drawing every metric's
+    heatmap groups the table once, not once per metric; each column is reduced alone, so
+    every frame equals the one-metric call's. Raises as `surface_data` does.
+    """
     x_col = param_column(table, x)
     y_col = param_column(table, y) if y is not None else None
-    metric = metric_column(table, metric)
+    names = list(dict.fromkeys(metric_column(table, metric) for metric in metrics))
     if y_col == x_col:
         raise ConfigError(f"x and y must be two different parameters; both are {x!r}")
     if reduce not in REDUCERS:
@@ -158,22 +176,31 @@ def surface_data(
             f"unknown reduce {reduce!r}{_hint(reduce, REDUCERS)}; choose one of {list(REDUCERS)}"
         )
     axes = [x_col] if y_col is None else [y_col, x_col]
-    values = table[metric].astype("float64").where(valid_mask(table))
-    keep = _fixed_mask(table, fixed or {}, axes)
-    frame = table.loc[keep, axes].assign(**{metric: values[keep]})
-    reduced = frame.groupby(axes, sort=True)[metric].agg(reduce)
+    valid = valid_mask(table).to_numpy()
+    frame = table[axes].assign(
+        **{name: table[name].astype("float64").where(valid).to_numpy() for name in names}
+    )
+    if fixed:
+        frame = frame.loc[_fixed_mask(table, fixed, axes)]
+    reduced = frame.groupby(axes, sort=True)[names].agg(reduce)
     x_values = axis_values(table, x_col)
     if y_col is None:
-        series = reduced.reindex(x_values)
-        return pd.DataFrame(
-            {_bare(x): x_values.to_numpy(), metric: series.to_numpy(dtype="float64")}
-        )
+        return {
+            metric: pd.DataFrame(
+                {_bare(x): x_values.to_numpy(),
+                 metric: reduced[metric].reindex(x_values).to_numpy(dtype="float64")}
+            )
+            for metric in names
+        }  # fmt: skip
     y_values = axis_values(table, y_col)
-    pivot = reduced.unstack(x_col).reindex(index=y_values, columns=x_values)
-    pivot = pivot.astype("float64")
-    pivot.index = pd.Index(y_values.to_numpy(), name=_bare(y))
-    pivot.columns = pd.Index(x_values.to_numpy(), name=_bare(x))
-    return pivot
+    wide = reduced.unstack(x_col)
+    surfaces = {}
+    for metric in names:
+        pivot = wide[metric].reindex(index=y_values, columns=x_values).astype("float64")
+        pivot.index = pd.Index(y_values.to_numpy(), name=_bare(y))  # type: ignore[arg-type]
+        pivot.columns = pd.Index(x_values.to_numpy(), name=_bare(x))
+        surfaces[metric] = pivot
+    return surfaces
 
 
 def top_combinations(

@@ -21,6 +21,7 @@ What IvyBT may write into and remove from a folder (`check_reusable`, `clear_run
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -164,6 +165,13 @@ def _check_not_a_file(path: Path) -> Path:
 
 def package_versions() -> dict[str, str]:
     """ivybt, Python and the key dependencies' versions."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
+    """Read once a process: each manifest is written twice (running, then finished), and
+    each `metadata.version` scans the installed distributions (~1.4 ms apiece)."""
     versions = {"ivybt": __version__, "python": platform.python_version()}
     for name in KEY_PACKAGES:
         try:

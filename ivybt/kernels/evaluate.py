@@ -85,7 +85,7 @@ def write_account_metrics_nb(
     write_trade_metrics_nb(trades, out_metrics)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def hold_nb(
     state: AccountState, close: Float64Array1D, a: int, b: int, tables: CloseTables
 ) -> AccountState:
@@ -101,7 +101,7 @@ def hold_nb(
     return (cash, units, size, side, entry_price, entry_fee, held), returns, trades
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def trade_at_nb(
     state: AccountState, t: int, wanted: int, prices: Float64Array2D, done: int,
     execution: Execution, tables: CloseTables,

@@ -172,7 +172,7 @@ def range_stats_nb(
     return high, low, ratio
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def hold_returns_nb(
     returns: ReturnState, close: Float64Array1D, a: int, b: int, cash: float, units: float,
     tables: CloseTables,

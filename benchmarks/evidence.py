@@ -12,9 +12,10 @@ Phases, each timed warm (after an untimed call that loads the Numba cache), medi
 `block_tables`; checked equal bit for bit first); the 12,870 CSCV splits
 (`pbo_from_block_tables`); the DSR (the selected combination's returns and
 `deflated_sharpe_of_trials`). Then `ivybt grid` end to end as a subprocess, with
-`--no-evidence` and with the statistics (default). Default costs (0.1% commission, 0.05%
-slippage, next-open fills), as the command runs. Prints the machine line with its load
-average; asserts no time.
+`--no-evidence` and with the statistics (default), as `python -m ivybt` from this checkout's
+root (so a git worktree times its own code, not the installed one's). Default costs (0.1%
+commission, 0.05% slippage, next-open fills), as the command runs. Prints the machine line
+with its load average; asserts no time.
 """
 
 from __future__ import annotations
@@ -103,15 +104,15 @@ def engine(name: str, repeats: int) -> None:
 
 def cli(name: str, repeats: int) -> None:
     symbol, interval, _ = DATA[name]
-    ivybt = Path(sys.executable).parent / "ivybt"
-    base = [str(ivybt), "grid", "sma_cross", "-s", symbol, "-i", interval, "--source", "sample",
-            "-p", "fast=2:101", "-p", "slow=5:204"]  # fmt: skip
+    root = Path(__file__).resolve().parents[1]  # `-m ivybt` from here: this checkout's code
+    base = [sys.executable, "-m", "ivybt", "grid", "sma_cross", "-s", symbol, "-i", interval,
+            "--source", "sample", "-p", "fast=2:101", "-p", "slow=5:204"]  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         for label, extra in (("--no-evidence", ["--no-evidence"]), ("with PBO and DSR", [])):
 
             def run(extra: list[str] = extra) -> None:
                 subprocess.run([*base, *extra, "--out", f"{folder}/run", "--overwrite"],
-                               check=True, capture_output=True)  # fmt: skip
+                               check=True, capture_output=True, cwd=root)  # fmt: skip
 
             run()  # warm the Numba cache
             median, times = w1_data.median_time(run, repeats)

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 import numpy.testing as npt
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -414,3 +414,185 @@ def test_scaling_by_any_positive_constant_keeps_pbo_on_continuous_returns(scale)
     assert scaled.pbo == result.pbo
     npt.assert_array_equal(scaled.logits, result.logits)
     npt.assert_allclose(scaled.is_sharpe, result.is_sharpe, rtol=1e-12)
+
+
+# -- the fast kernel against a bit-exact twin (issue #19) ---------------------------------------
+
+
+def cscv_exact_reference(
+    sums: np.ndarray, squares: np.ndarray, levels: np.ndarray, n_periods: int
+) -> tuple[np.ndarray, ...]:
+    """logits, is_sharpe, oos_sharpe, winners from the block tables, every Sharpe computed
+    with the kernel's float operations in the kernel's order (a half's block sums added from
+    0.0 in block order, then mean, variance, square root) in plain numpy, each half from
+    scratch, and every split ranked over all columns: equal to the kernel bit for bit."""
+    n_blocks, n_columns = sums.shape
+    n_rows = n_periods // n_blocks * (n_blocks // 2)
+
+    def sharpes(half: tuple[int, ...]) -> np.ndarray:
+        total, square = np.zeros(n_columns), np.zeros(n_columns)
+        for block in half:
+            total = total + sums[block]
+            square = square + squares[block]
+        with np.errstate(all="ignore"):
+            mean = total / float(n_rows)
+            variance = (square - total * mean) / float(n_rows - 1)
+            sharpe = mean / np.sqrt(variance)
+        flat = levels[list(half)]
+        flat = ~np.isnan(flat).any(axis=0) & (flat == flat[0]).all(axis=0)
+        return np.where(flat | ~(variance > 0.0), np.nan, sharpe)
+
+    out: list[tuple[float, float, float, int]] = []
+    for in_sample in itertools.combinations(range(n_blocks), n_blocks // 2):
+        is_values = sharpes(in_sample)
+        oos_values = sharpes(tuple(b for b in range(n_blocks) if b not in in_sample))
+        contenders = is_values > -np.inf  # NaN never wins
+        if not contenders.any():
+            out.append((math.nan, math.nan, math.nan, -1))
+            continue
+        winner = int(np.flatnonzero(is_values == is_values[contenders].max())[0])
+        target = oos_values[winner]
+        if math.isnan(target):
+            below, equal = 0, int(np.isnan(oos_values).sum())
+        else:
+            below = int((np.isnan(oos_values) | (oos_values < target)).sum())
+            equal = int((oos_values == target).sum())
+        omega = (below + (equal + 1) / 2.0) / (n_columns + 1)
+        out.append((math.log(omega / (1.0 - omega)), is_values[winner], target, winner))
+    logits, is_sharpe, oos_sharpe, winners = zip(*out, strict=True)
+    return np.array(logits), np.array(is_sharpe), np.array(oos_sharpe), np.array(winners)
+
+
+def _assert_bits_equal(got: np.ndarray, want: np.ndarray) -> None:
+    """Equal bit for bit (NaN where NaN, any payload; -0.0 is not 0.0)."""
+    assert got.dtype == want.dtype and got.shape == want.shape
+    nan = np.isnan(got) if got.dtype.kind == "f" else np.zeros(got.shape, dtype=bool)
+    if got.dtype.kind == "f":
+        npt.assert_array_equal(nan, np.isnan(want))
+    npt.assert_array_equal(got[~nan].view(np.int64), want[~nan].view(np.int64))
+
+
+def _assert_matches_exact_twin(returns: np.ndarray, blocks: int) -> None:
+    from ivybt.stats.pbo import block_tables, pbo_from_block_tables
+
+    tables = block_tables(returns, blocks)
+    want = cscv_exact_reference(*tables, len(returns))
+    if (want[3] == -1).all():  # every combination flat in-sample everywhere
+        with pytest.raises(ConfigError, match="no split has a winner"):
+            pbo_from_block_tables(*tables, n_periods=len(returns))
+        return
+    got = pbo_from_block_tables(*tables, n_periods=len(returns))
+    for name, expected in zip(("logits", "is_sharpe", "oos_sharpe", "winners"), want,
+                              strict=True):  # fmt: skip
+        _assert_bits_equal(getattr(got, name), expected)
+
+
+def _near_tie_matrix(seed: int, n_periods: int, n_columns: int, blocks: int) -> np.ndarray:
+    """Noise with the cases the keys must hand over to exact Sharpes: exact duplicates,
+    columns one ulp apart in one row, a column flat in some blocks and one trading in one
+    block only (flat out of sample where it wins), one of almost constant returns but in
+    block 0 (a huge Sharpe: the halves without block 0 are irregular), tiny and huge
+    scales (irregular halves too). n_columns >= 10."""
+    rng = np.random.default_rng(seed)
+    returns = rng.normal(0.0, 0.01, size=(n_periods, n_columns))
+    rows = n_periods // blocks
+    dropped = n_periods - rows * blocks
+
+    def block_rows(block: int) -> slice:
+        return slice(dropped + block * rows, dropped + (block + 1) * rows)
+
+    returns[:, 1] = returns[:, 0]  # exact duplicate
+    returns[:, 2] = returns[:, 0]
+    row = rng.integers(dropped, n_periods)
+    returns[row, 2] = np.nextafter(returns[row, 2], np.inf)  # one ulp apart in one row
+    returns[:, 3] = returns[:, 0] * 2.0  # the same Sharpes, other sums
+    returns[block_rows(rng.integers(blocks)), 4] = 0.0  # a flat block
+    returns[:, 5] = 0.0
+    returns[block_rows(blocks - 1), 5] = 0.05 + rng.normal(0.0, 0.01, size=rows)
+    returns[:, 6] = -3e-4 + rng.normal(0.0, 1e-12, size=n_periods)  # almost constant
+    returns[block_rows(0), 6] = rng.normal(0.0, 0.01, size=rows)
+    if seed % 2:
+        returns[:, 7] *= 2.0**-520  # sums of squares underflow
+        returns[:, 8] *= 2.0**400  # and come close to overflow
+    return returns
+
+
+@pytest.mark.parametrize(
+    ("seed", "n_periods", "n_columns", "blocks"),
+    [(0, 64, 10, 4), (1, 203, 12, 8), (2, 330, 10, 10), (3, 64, 10, 16), (4, 500, 40, 16)],
+)
+def test_fast_kernel_equals_the_exact_twin_on_near_ties_and_extremes(
+    seed, n_periods, n_columns, blocks
+):
+    _assert_matches_exact_twin(_near_tie_matrix(seed, n_periods, n_columns, blocks), blocks)
+
+
+def test_fast_kernel_equals_the_exact_twin_where_keys_tie_often():
+    """Many columns, few distinct Sharpes: most bands hold many columns."""
+    rng = np.random.default_rng(12)
+    base = rng.normal(0.0, 0.01, size=(160, 6))
+    base[rng.random(base.shape) < 0.05] = np.nan
+    returns = base[:, rng.integers(0, 6, size=300)] * 2.0 ** rng.integers(-3, 4, size=300)
+    _assert_matches_exact_twin(returns, 8)
+
+
+def test_fast_kernel_equals_the_exact_twin_with_a_late_winner():
+    returns = _noise(13, 400, 300)  # the winner's band is found past the first groups of 64
+    returns[:, 290] += 0.002
+    returns[:, 291] = returns[:, 290] * 0.5  # its twin at half the scale: a tie in every split
+    _assert_matches_exact_twin(returns, 8)
+
+
+def test_fast_kernel_is_the_same_for_any_cut_into_slices():
+    from ivybt.kernels.cscv import cscv_splits_nb, flat_masks_nb
+    from ivybt.stats.pbo import _halves, block_tables
+
+    returns = _near_tie_matrix(5, 400, 30, 12)
+    sums, squares, levels = block_tables(returns, 12)
+    stats, masks, halves = np.stack([sums, squares]), flat_masks_nb(levels), _halves(12)
+    want = cscv_exact_reference(sums, squares, levels, len(returns))
+    for n_slices in (1, 2, 7, len(halves)):
+        scores = np.empty((3, 2 * len(halves)))
+        winners = np.empty(2 * len(halves), dtype=np.int64)
+        cscv_splits_nb(stats, masks, halves, 400 // 12, 0, n_slices, scores, winners)
+        for got, expected in zip((*scores, winners), want, strict=True):
+            _assert_bits_equal(got, expected)
+
+
+def test_slices_shrink_when_their_scratch_passes_the_cap(monkeypatch):
+    from ivybt.stats import pbo as pbo_module
+
+    threads = numba.get_num_threads()
+    assert pbo_module._slice_count(1_000, 100, 16) == min(1_000, 4 * threads)
+    assert pbo_module._slice_count(3, 100, 16) == min(3, 4 * threads)
+    per_slice = 8 * 100 * (2 * 16 + 2 * pbo_module.CHUNK_PAIRS + 1)
+    monkeypatch.setattr(pbo_module, "SCRATCH_BYTES", per_slice)  # room for one
+    assert pbo_module._slice_count(1_000, 100, 16) == 1
+    monkeypatch.setattr(pbo_module, "SCRATCH_BYTES", 0)  # never fewer than one
+    assert pbo_module._slice_count(1_000, 100, 16) == 1
+
+
+_SCALES = [1.0, 1.0, 1e-3, 2.0**-520, 2.0**400]
+
+
+@st.composite
+def _twin_matrices(draw: st.DrawFn) -> tuple[np.ndarray, int]:
+    blocks = draw(st.sampled_from([2, 4, 6, 8]))
+    n_periods = draw(st.integers(2 * blocks, 8 * blocks + 3))
+    n_base = draw(st.integers(1, 4))
+    n_columns = draw(st.integers(2, 10))
+    base = draw(hnp.arrays(np.float64, (n_periods, n_base), elements=_element))
+    picks = draw(st.lists(st.integers(0, n_base - 1), min_size=n_columns, max_size=n_columns))
+    scales = draw(st.lists(st.sampled_from(_SCALES), min_size=n_columns, max_size=n_columns))
+    returns = base[:, picks] * np.array(scales)
+    for column in draw(st.lists(st.integers(0, n_columns - 1), max_size=3)):
+        row = draw(st.integers(0, n_periods - 1))  # a near tie: one ulp in one row
+        returns[row, column] = np.nextafter(returns[row, column], draw(st.sampled_from([-1, 1])))
+    return returns, blocks
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_twin_matrices())
+def test_properties_fast_kernel_equals_the_exact_twin(data):
+    returns, blocks = data
+    _assert_matches_exact_twin(returns, blocks)

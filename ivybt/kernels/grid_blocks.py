@@ -45,7 +45,6 @@ from ivybt.kernels.holding import (
     close_tables_nb,
     next_change_nb,
     prefix_differences_nb,
-    range_high_low_nb,
 )
 from ivybt.kernels.signals import move_bar_nb, move_sign_nb, sign_moves_nb
 from ivybt.kernels.simulate import Execution, restrict_direction_nb, stops_of_nb
@@ -129,7 +128,7 @@ def blocks_finish_nb(blocks: Blocks) -> None:
             out[2, block, j] = np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def block_hold_nb(
     state: AccountState, close: Float64Array1D, a: int, b: int, tables: CloseTables,
     blocks: Blocks,
@@ -137,9 +136,10 @@ def block_hold_nb(
     """`hold_nb` over bars [a, b), adding the run's returns to their blocks.
 
     A run the tables settle (`hold_returns_nb`) adds, per block it crosses, the difference of
-    the prefix sums of r and r^2; its returns are all 0 when the close does not move from bar
-    p - 1 to the piece's end, else the block's level is NaN (a held run whose every return is
-    the same non-zero number to the last bit, a geometric close, also counts as varying here).
+    the compensated prefix sums of r and r^2; its returns are all 0 when that of r^2 is 0
+    (a return that moves adds r^2 >= eps^2, which the low parts keep), else the block's level
+    is NaN (a held run whose every return is the same non-zero number to the last bit, a
+    geometric close, also counts as varying here).
     Any other run is walked bar by bar with the per-bar account's returns.
     """
     position, _, _ = state
@@ -158,8 +158,7 @@ def block_hold_nb(
             run_total, run_squares, _ = prefix_differences_nb(sums, p, q)
             out[0, block, j] += run_total
             out[1, block, j] += run_squares
-            high, low = range_high_low_nb(tables[1], tables[2], p - 1, q)
-            if high != low:
+            if run_squares != 0.0:  # a return moved (r^2 >= eps^2, kept by the low parts)
                 out[2, block, j] = np.nan
                 counts[block] += q - p
             p = q
@@ -172,7 +171,7 @@ def block_hold_nb(
     return hold_nb(state, close, a, b, tables)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def block_trade_at_nb(
     state: AccountState, t: int, wanted: int, prices: Float64Array2D, done: int,
     execution: Execution, tables: CloseTables, blocks: Blocks,

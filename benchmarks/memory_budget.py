@@ -21,7 +21,9 @@ the table rows they computed in all, wall and CPU (process) seconds; the parent 
 every budgeted table equal to the unbudgeted one bit for bit and prints the time ratios.
 `--rounds` repeats the whole set, interleaved, and takes the median of the children's medians
 (the machine is shared: noisy; CPU seconds are steadier than wall seconds there).
-`--repo` imports IvyBT from another checkout (the "before" figures). Prints figures only.
+`--repo` imports IvyBT from another checkout (the "before" figures); `--threads 1` times the
+work alone: on a loaded machine each parallel call waits for its other threads to be
+scheduled, which inflates runs of many small chunks most. Prints figures only.
 """
 
 from __future__ import annotations
@@ -145,11 +147,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--repo", default=str(HERE.parent), help="the IvyBT checkout to time")
+    parser.add_argument("--threads", type=int, help="NUMBA_NUM_THREADS of the runs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--budget", help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(args.repo).resolve()))
+    if args.threads:
+        os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
     if args.child:
         child(args.child, args.budget, args.repeats, args.save)
         return

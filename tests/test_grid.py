@@ -180,6 +180,20 @@ def test_budget_chunks_cover_every_combination_once(case):
     rows, n_slots, rows_budget = case
     slot_ids = np.array(rows, dtype=np.int64).reshape(len(rows), n_slots)
     _check_plan(slot_ids, rows_budget)
+    assert list(grid_module._chunks(slot_ids, rows_budget)) == _chunks_one_by_one(
+        slot_ids, rows_budget
+    )
+
+
+def _chunks_one_by_one(slot_ids, rows_budget):
+    """`_chunks`' slow twin: blocks grown one combination at a time while their rows fit."""
+    blocks, start, held = [], 0, set()
+    for j, ids in enumerate(slot_ids.tolist()):
+        if j > start and len(held | set(ids)) > rows_budget:
+            blocks.append((start, j))
+            start, held = j, set()
+        held |= set(ids)
+    return [*blocks, (start, len(slot_ids))] if len(slot_ids) else []
 
 
 def test_tight_budget_on_many_indicator_kinds_gives_the_same_tables(spy_columns):

@@ -5,7 +5,7 @@ bytes) fits half the budget; each chunk is one parallel kernel call (`ivybt.kern
 that returns only metrics. When the whole table does not fit, the chunks tile the parameter
 plane (`chunk_plan`: a x b SMA pairs need a + b rows) and consecutive chunks share the rows
 they both need; the result table keeps enumeration order. Peak memory is the table of one
-chunk (plus, while its rows are replaced, up to half of it more: `_SharedTable`) and the
+chunk (plus, while its rows are replaced, a quarter of it more: `_SharedTable`) and the
 threads' buffers, whatever the number of combinations. A chunk's table serves
 several kernel calls of ~0.5 s each, between which progress is reported and Ctrl-C is
 answered with `StudyInterrupted` (what was finished).
@@ -77,6 +77,7 @@ EVIDENCE_BYTES = 8 * (4 * 16 + 8)
 """Bytes per combination of the overfitting statistics: PBO's four (16, n) block tables
 (sums, squares, levels, flat masks) and the objective, Sharpe and row index copies."""
 _MIN_TABLE_ROWS = 16  # indicator rows the smallest useful chunk holds
+_PIECE_ROWS = 8  # indicator rows a shared table adds per call at least (`_SharedTable`)
 
 
 def evaluate_space(
@@ -438,8 +439,8 @@ class _SharedTable:
     `holding(needed)` keeps the rows of `needed` (ids into `distinct`) it already holds,
     computes the others (`indicator_table`, one call) into rows the chunk does not need, and
     returns the table and each id's row in it (-1: not held). Memory: the table, plus the
-    rows being added while they are copied in, at most half of it at a time (a chunk's
-    table fits half the budget, `_rows_budget`)."""
+    rows being added while they are copied in, a quarter of it (or `_PIECE_ROWS`) at a time
+    (a chunk's table fits half the budget, `_rows_budget`)."""
 
     def __init__(
         self, signals: Mapping[str, Float64Array1D], distinct: list[Indicator], capacity: int
@@ -458,7 +459,7 @@ class _SharedTable:
             free = np.flatnonzero((self.held < 0) | ~keep[self.held])[: len(missing)]
             gone = self.held[free]
             self.local[gone[gone >= 0]] = -1
-            piece = max(1, (len(self.table) + 1) // 2)
+            piece = max(_PIECE_ROWS, len(self.table) // 4)
             for first in range(0, len(missing), piece):
                 ids = missing[first : first + piece]
                 wanted = [self.distinct[i] for i in ids]
@@ -674,25 +675,37 @@ def _tiled_order(slot_ids: Int64Array2D, rows_budget: int) -> Int64Array1D:
 
 
 def _chunks(slot_ids: Int64Array2D, rows_budget: int) -> Iterator[tuple[int, int]]:
-    """[start, stop) blocks of the combinations `slot_ids` (in the order given) whose
-    distinct indicators fit `rows_budget`.
+    """[start, stop) blocks of the combinations `slot_ids` (in the order given), each as long
+    as its distinct indicators fit `rows_budget`; one combination always runs, even if its
+    own slots exceed the budget.
 
-    A block grows by `_STEP` combinations while its distinct rows fit, halving the step when
-    they do not; one combination always runs, even if its own slots exceed the budget.
+    A slot's row is new to a block starting at `start` when its previous occurrence (in
+    the flattened ids) lies before `start`, so a block's distinct rows are a cumulative sum
+    of those flags, read over a window (twice the last block) that doubles until the budget
+    is passed.
     """
-    n_combos = slot_ids.shape[0]
-    start = 0
+    n_combos, n_slots = slot_ids.shape
+    if n_slots == 0:
+        yield from [(0, n_combos)] if n_combos else []
+        return
+    flat = np.ascontiguousarray(slot_ids).reshape(-1)
+    by_id = np.argsort(flat, kind="stable")
+    repeat = flat[by_id[1:]] == flat[by_id[:-1]]
+    previous = np.full(flat.size, -1, dtype=np.int64)
+    previous[by_id[1:][repeat]] = by_id[:-1][repeat]
+    previous_combo = (previous // n_slots).reshape(n_combos, n_slots)  # -1: none
+    start, width = 0, _STEP
     while start < n_combos:
-        stop = start + 1
-        step = _STEP
-        while stop < n_combos and step >= 1:
-            grown = min(stop + step, n_combos)
-            if len(np.unique(slot_ids[start:grown])) <= rows_budget:
-                stop = grown
-            else:
-                step //= 2
-        yield start, stop
-        start = stop
+        while True:
+            stop = min(start + width, n_combos)
+            rows = np.cumsum((previous_combo[start:stop] < start).sum(axis=1))
+            fits = int(np.searchsorted(rows, rows_budget, side="right"))
+            if fits < stop - start or stop == n_combos:
+                break
+            width *= 2
+        yield start, start + max(fits, 1)
+        start += max(fits, 1)
+        width = 2 * max(fits, 1)  # the next block is likely as long as this one
 
 
 def _check_windows(windows: Int64Array2D, n_bars: int) -> None:

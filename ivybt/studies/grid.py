@@ -5,7 +5,7 @@ bytes) fits half the budget; each chunk is one parallel kernel call (`ivybt.kern
 that returns only metrics. When the whole table does not fit, the chunks tile the parameter
 plane (`chunk_plan`: a x b SMA pairs need a + b rows) and consecutive chunks share the rows
 they both need; the result table keeps enumeration order. Peak memory is the table of one
-chunk (plus, while its rows are replaced, a quarter of it more: `_SharedTable`) and the
+chunk (plus, while its rows are replaced, a part of it more: `_SharedTable`) and the
 threads' buffers, whatever the number of combinations. A chunk's table serves
 several kernel calls of ~0.5 s each, between which progress is reported and Ctrl-C is
 answered with `StudyInterrupted` (what was finished).
@@ -77,7 +77,7 @@ EVIDENCE_BYTES = 8 * (4 * 16 + 8)
 """Bytes per combination of the overfitting statistics: PBO's four (16, n) block tables
 (sums, squares, levels, flat masks) and the objective, Sharpe and row index copies."""
 _MIN_TABLE_ROWS = 16  # indicator rows the smallest useful chunk holds
-_PIECE_ROWS = 8  # indicator rows a shared table adds per call at least (`_SharedTable`)
+_PIECE_ROWS = 16  # indicator rows a shared table may add per call (`_SharedTable`)
 
 
 def evaluate_space(
@@ -439,8 +439,9 @@ class _SharedTable:
     `holding(needed)` keeps the rows of `needed` (ids into `distinct`) it already holds,
     computes the others (`indicator_table`, one call) into rows the chunk does not need, and
     returns the table and each id's row in it (-1: not held). Memory: the table, plus the
-    rows being added while they are copied in, a quarter of it (or `_PIECE_ROWS`) at a time
-    (a chunk's table fits half the budget, `_rows_budget`)."""
+    rows being added while they are copied in, at most `_PIECE_ROWS` or a quarter of the
+    table at a time, and never more than the table itself: within the budget (a chunk's
+    table fits half of it, `_rows_budget`)."""
 
     def __init__(
         self, signals: Mapping[str, Float64Array1D], distinct: list[Indicator], capacity: int

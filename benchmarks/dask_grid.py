@@ -59,14 +59,14 @@ def main() -> None:
     cores = os.cpu_count() or 1
     tasks_seen: list[int] = []
     chunks_seen: list[int] = []
-    original_chunks = grid_module._chunks
+    original_plan = grid_module.chunk_plan
 
-    def counting_chunks(slot_ids, rows_budget):
-        chunks = list(original_chunks(slot_ids, rows_budget))
-        chunks_seen.append(len(chunks))
-        return iter(chunks)
+    def counting_plan(slot_ids, rows_budget):
+        order, breaks = original_plan(slot_ids, rows_budget)
+        chunks_seen.append(len(breaks))
+        return order, breaks
 
-    grid_module._chunks = counting_chunks
+    grid_module.chunk_plan = counting_plan
     original = cluster_module.run_tasks
 
     def counting(client, function, items, **kwargs):

@@ -166,6 +166,37 @@ def test_a_grid_on_dask_equals_the_local_grid_bit_for_bit(scheduler, tmp_path):
 
 
 @pytest.mark.slow
+def test_budget_chunks_that_tile_the_space_merge_back_in_enumeration_order(scheduler, spy):
+    """Chunks of fast x slow tiles (not enumeration order) spread over tasks: the merged
+    table is the local one, bit for bit."""
+    import numba
+    import numpy as np
+
+    from ivybt.config import ExecutionConfig
+    from ivybt.engine.tables import bar_columns
+    from ivybt.strategies import BUILTIN
+    from ivybt.studies import grid as grid_module
+    from ivybt.studies.cluster import evaluate_space_tasks
+    from ivybt.studies.space import build_space
+
+    columns = bar_columns(spy)
+    n_bars = len(columns["close"])
+    space = build_space(BUILTIN["sma_cross"], {"fast": "2:40", "slow": "5:90:3"})
+    buffers = grid_module._BLOCKS_PER_THREAD * numba.get_num_threads() * n_bars
+    budget = 2 * (buffers * grid_module._THREAD_BYTES_PER_BAR + 12 * 8 * n_bars)  # 12 rows
+    order, breaks = grid_module.chunk_breaks(space, columns, n_bars, budget)
+    assert order is not None and len(breaks) > 4
+    execution = ExecutionConfig(fill="close")
+    local = grid_module.evaluate_space(columns, space, execution, periods_per_year=252.0)
+    with distributed.Client(scheduler) as client:
+        remote = evaluate_space_tasks(
+            client, columns, space, execution, periods_per_year=252.0, first_bar=0,
+            memory_budget=budget, reserved_bytes=0, signal_columns=None, signal_of=None,
+        )  # fmt: skip
+    np.testing.assert_array_equal(local, remote)
+
+
+@pytest.mark.slow
 def test_a_grid_with_a_worker_killed_mid_run_is_still_identical(scheduler, monkeypatch,
                                                                   tmp_path):  # fmt: skip
     monkeypatch.setattr(cluster_module, "TASKS_PER_WORKER", 40)  # many tasks: some in flight

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 
@@ -10,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ivybt
 from ivybt.cli import cli
@@ -128,6 +131,96 @@ def test_memory_budget_chunks_give_the_same_table(spy_columns):
     assert len(calls) > 3 and calls[-1] == (len(space), len(space))
     with pytest.raises(ConfigError, match=r"too small for 2,000 bars .*; give --memory-budget"):
         evaluate_space(spy_columns, space, execution, periods_per_year=252.0, memory_budget=2**17)
+
+
+def _room_for(rows: int, n_bars: int) -> int:
+    """A memory budget whose chunks hold `rows` indicator rows of `n_bars` bars."""
+    buffers = grid_module._BLOCKS_PER_THREAD * numba.get_num_threads() * n_bars
+    return 2 * (buffers * grid_module._THREAD_BYTES_PER_BAR + rows * 8 * n_bars)
+
+
+def _check_plan(slot_ids, rows_budget):
+    """`chunk_plan`'s contract: every combination once, each chunk ascending and within the
+    row budget (or a single combination); returns the rows summed over the chunks."""
+    order, breaks = grid_module.chunk_plan(slot_ids, rows_budget)
+    n_combos = len(slot_ids)
+    order = np.arange(n_combos) if order is None else order
+    assert sorted(order.tolist()) == list(range(n_combos))
+    assert [b for _, b in breaks][-1:] == ([n_combos] if n_combos else [])
+    assert all(a == b for (_, a), (b, _) in itertools.pairwise(breaks))
+    rows = 0
+    for start, stop in breaks:
+        chunk = order[start:stop]
+        assert stop > start and (np.diff(chunk) > 0).all()
+        needed = len(np.unique(slot_ids[chunk]))
+        assert needed <= rows_budget or len(chunk) == 1
+        rows += needed
+    return rows
+
+
+def test_budget_chunks_tile_the_parameter_plane():
+    """W1's 15,247 SMA pairs with room for 34 of the 203 rows: tiles need about 1,700 rows in
+    all, where chunks in enumeration order needed 15,800 (each about 34 slow rows again)."""
+    space = build_space(BUILTIN["sma_cross"], {"fast": "2:101", "slow": "5:204"})
+    _, slot_ids = grid_module.space_indicators(space)
+    assert _check_plan(slot_ids, 34) < 2_000
+    enumeration = list(grid_module._chunks(slot_ids, 34))
+    assert sum(len(np.unique(slot_ids[a:b])) for a, b in enumeration) > 15_000
+    assert grid_module.chunk_plan(slot_ids, 203) == (None, [(0, len(space))])  # all fit
+
+
+@settings(max_examples=60)
+@given(
+    st.integers(0, 4).flatmap(lambda k: st.tuples(
+        st.lists(st.lists(st.integers(0, 30), min_size=k, max_size=k), max_size=200),
+        st.just(k), st.integers(1, 40),
+    ))
+)  # fmt: skip
+def test_budget_chunks_cover_every_combination_once(case):
+    rows, n_slots, rows_budget = case
+    slot_ids = np.array(rows, dtype=np.int64).reshape(len(rows), n_slots)
+    _check_plan(slot_ids, rows_budget)
+    assert list(grid_module._chunks(slot_ids, rows_budget)) == _chunks_one_by_one(
+        slot_ids, rows_budget
+    )
+
+
+def _chunks_one_by_one(slot_ids, rows_budget):
+    """`_chunks`' slow twin: blocks grown one combination at a time while their rows fit."""
+    blocks, start, held = [], 0, set()
+    for j, ids in enumerate(slot_ids.tolist()):
+        if j > start and len(held | set(ids)) > rows_budget:
+            blocks.append((start, j))
+            start, held = j, set()
+        held |= set(ids)
+    return [*blocks, (start, len(slot_ids))] if len(slot_ids) else []
+
+
+def test_tight_budget_on_many_indicator_kinds_gives_the_same_tables(spy_columns):
+    """bbkc_squeeze reads 7 slots of 5 kinds (a weekly EMA among them); with room for 12
+    rows its chunks share one table whose rows are replaced chunk by chunk: metrics on two
+    windows and PBO's block tables equal the unbudgeted ones bit for bit."""
+    space = build_space(BUILTIN["bbkc_squeeze"], {
+        "bb_window": "10:30:5", "kc_window": "10:30:10", "htf_ema": "0,5,10",
+        "kc_mult": "1.0,2.0",
+    })  # fmt: skip
+    execution = ExecutionConfig(direction="both")
+    n_bars = len(spy_columns["close"])
+    windows = np.array([[300, 1200], [1200, n_bars]])
+    kw = {"periods_per_year": 252.0}
+    whole = evaluate_windows(spy_columns, space, execution, windows, **kw)
+    calls = []
+    tight = evaluate_windows(spy_columns, space, execution, windows, **kw,
+                             memory_budget=_room_for(12, n_bars),
+                             progress=lambda done, total: calls.append(done))  # fmt: skip
+    np.testing.assert_array_equal(whole, tight)
+    assert len(calls) > 3 and calls[-1] == len(space)
+    blocks = grid_module.evaluate_block_tables(spy_columns, space, execution, n_blocks=8)
+    tight_blocks = grid_module.evaluate_block_tables(
+        spy_columns, space, execution, n_blocks=8, memory_budget=_room_for(12, n_bars)
+    )
+    for got, want in zip(tight_blocks, blocks, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_results_do_not_depend_on_the_thread_count(spy_columns):

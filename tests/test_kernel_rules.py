@@ -86,3 +86,29 @@ def test_kernels_load_from_the_numba_cache_in_a_new_process(tmp_path):
     warm_hits, warm_misses = map(int, runs[1])
     assert cold_hits == 0 and cold_misses >= 5
     assert warm_misses == 0 and warm_hits >= 5
+
+
+_SPECIALISATION_PROBE = """
+import ivybt
+from ivybt.kernels import simulate, stops
+ivybt.backtest("sma_cross", symbol="SPY", source="sample", direction="both")
+ivybt.backtest("sma_cross", symbol="SPY", source="sample", sl=0.05, tp=0.1, trail=0.05)
+print([name for module in (simulate, stops) for name, kernel in vars(module).items()
+       if len(getattr(kernel, "signatures", ())) > 1])
+"""
+
+
+@pytest.mark.slow
+def test_account_kernels_compile_their_callees_once(tmp_path):
+    """A literal 0 or True passed to a kernel makes Numba compile it for Literal[int](0) and
+    again for int64 (issue #19: cold start); the single-symbol accounts pass typed values,
+    so each helper in simulate.py and stops.py has one signature after a backtest with and
+    without stops, on an empty cache."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    done = subprocess.run([sys.executable, "-c", _SPECIALISATION_PROBE], env=env, check=True,
+                          capture_output=True, text=True, cwd=KERNELS.parents[1])  # fmt: skip
+    assert done.stdout.split("\n")[-2] == "[]", done.stdout

@@ -451,6 +451,28 @@ def test_montecarlo_of_a_universe_backtest_is_a_block_bootstrap(tmp_path):
 # 8. Memory: 100 symbols -------------------------------------------------------------------------
 
 
+def test_universe_grid_under_a_tight_budget_gives_the_same_table():
+    """A universe grid whose chunks hold 10 of its 36 SMA rows (tiles of the fast x slow
+    plane, each chunk's tables built for every symbol) equals the unbudgeted grid bit for
+    bit, in enumeration order."""
+    from numba import get_num_threads
+
+    from ivybt.studies import grid as grid_module
+
+    frames = dict(list(_hundred_symbols(600).items())[:4])
+    bars = UniverseBars(panel_from_frames(frames, "1d"), PortfolioConfig())
+    space = build_space(BUILTIN["sma_cross"], {"fast": "5:30:2", "slow": "10:80:3"})
+    buffers = grid_module._BLOCKS_PER_THREAD * get_num_threads() * bars.memory_bars
+    budget = 2 * (buffers * grid_module._THREAD_BYTES_PER_BAR + 10 * 8 * bars.memory_bars)
+    calls = []
+    whole = evaluate_space(bars, space, ExecutionConfig(), periods_per_year=252.0)
+    tight = evaluate_space(bars, space, ExecutionConfig(), periods_per_year=252.0,
+                           memory_budget=budget, progress=lambda d, _: calls.append(d),
+                           )  # fmt: skip
+    np.testing.assert_array_equal(whole, tight)
+    assert len(calls) > 5 and calls[-1] == len(space)
+
+
 def _hundred_symbols(n_bars: int) -> dict[str, pd.DataFrame]:
     """100 symbols on one calendar: windows of the bundled SPY bars at spread offsets,
     re-dated onto its last `n_bars` dates and rescaled, so each has its own signals."""

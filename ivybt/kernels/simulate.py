@@ -245,8 +245,8 @@ def simulate_nb(
     n_bars = close.shape[0]
     cash = execution.initial_cash
     units = 0.0
-    side = 0
-    n_trades = 0
+    side = np.int64(0)  # not the literal 0, for which Numba compiles each callee again
+    n_trades = np.int64(0)
     for t in range(n_bars):
         wanted = side
         price = 0.0
@@ -259,9 +259,9 @@ def simulate_nb(
         if wanted != side:
             if side != 0:
                 cash, fill, fee = close_fill_nb(price, side, abs(units), cash, execution)
-                _record_exit(out_trades, n_trades - 1, t, fill, fee, False)
+                _record_exit(out_trades, n_trades - 1, t, fill, fee, np.bool_(False))
                 units = 0.0
-                side = 0
+                side = np.int64(0)
             if wanted != 0 and cash > 0.0:
                 cash, size, fill, fee = open_fill_nb(price, wanted, cash, execution)
                 _record_entry(out_trades, n_trades, t, wanted, size, fill, fee)
@@ -271,5 +271,5 @@ def simulate_nb(
         out_equity[t] = cash + units * close[t]
         out_units[t] = units
     if side != 0:
-        _record_exit(out_trades, n_trades - 1, n_bars - 1, close[n_bars - 1], 0.0, True)
+        _record_exit(out_trades, n_trades - 1, n_bars - 1, close[n_bars - 1], 0.0, np.bool_(True))
     return n_trades

@@ -219,11 +219,11 @@ def _stops_account_nb(
     cash = execution.initial_cash
     units = 0.0
     size = 0.0
-    side = 0
+    side = np.int64(0)  # not the literal 0, for which Numba compiles each callee again
     entry_price = 0.0
     entry_fee = 0.0
     held = 0
-    n_trades = 0
+    n_trades = np.int64(0)
     loss = np.nan
     profit = np.nan
     reference = np.nan
@@ -266,12 +266,12 @@ def _stops_account_nb(
                                                     fee)  # fmt: skip
                 trades = trade_step_nb(trades, net, trade_return)
                 if record:
-                    _record_exit(out_trades, n_trades - 1, t, fill, fee, False)
+                    _record_exit(out_trades, n_trades - 1, t, fill, fee, np.bool_(False))
                     out_trades[n_trades - 1]["exit_reason"] = reason
                 if reason != EXIT_SIGNAL:
                     blocked = side
                 units = 0.0
-                side = 0
+                side = np.int64(0)
             if wanted != 0 and cash > 0.0:
                 cash, size, entry_price, entry_fee = open_fill_nb(price, wanted, cash, execution)
                 if record:
@@ -293,6 +293,7 @@ def _stops_account_nb(
         if record_units:
             out_units[t] = units
     if side != 0 and record:
-        _record_exit(out_trades, n_trades - 1, n_bars - 1, bars[CLOSE, n_bars - 1], 0.0, True)
+        _record_exit(out_trades, n_trades - 1, n_bars - 1, bars[CLOSE, n_bars - 1], 0.0,
+                     np.bool_(True))  # fmt: skip
     position = (cash, units, size, side, entry_price, entry_fee, held)
     return n_trades, (position, returns, trades)

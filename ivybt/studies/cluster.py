@@ -214,9 +214,9 @@ def _task_states(client: Any, token: str, seen: tuple[int, int]) -> tuple[int, i
 def grid_ranges(
     n_combos: int, breaks: Sequence[tuple[int, int]], n_tasks: int
 ) -> list[tuple[int, int]]:
-    """[first, last) combination ranges of the grid's tasks: the grid's own chunks (whose
-    indicator tables fit the memory budget, `ivybt.studies.grid._chunks`) cut evenly into
-    about `n_tasks` pieces in all, in enumeration order."""
+    """[first, last) ranges of the grid's tasks: the grid's own chunks (whose indicator
+    tables fit the memory budget, `ivybt.studies.grid.chunk_plan`; positions in its order of
+    the combinations) cut evenly into about `n_tasks` pieces in all, in that order."""
     if n_combos == 0:
         return []
     size = max(1, math.ceil(n_combos / max(n_tasks, 1)))
@@ -239,9 +239,13 @@ def evaluate_space_tasks(
     from ivybt.studies.grid import chunk_breaks
 
     budget = memory_budget - reserved_bytes
-    breaks = chunk_breaks(space, columns if signal_columns is None else signal_columns,
-                          len(columns["close"]), budget)  # fmt: skip
+    order, breaks = chunk_breaks(space, columns if signal_columns is None else signal_columns,
+                                 len(columns["close"]), budget)  # fmt: skip
     ranges = grid_ranges(len(space), breaks, TASKS_PER_WORKER * n_workers(client))
+    if order is None:  # the chunks keep enumeration order
+        subsets = [space.subset(slice(a, b)) for a, b in ranges]
+    else:  # chunks that tile the space: each task's combinations, then back in place
+        subsets = [space.subset(order[a:b]) for a, b in ranges]
     done = 0
 
     def on_result(i: int, part: np.ndarray) -> None:
@@ -252,7 +256,7 @@ def evaluate_space_tasks(
 
     try:
         parts = run_tasks(
-            client, _grid_task, [space.subset(slice(a, b)) for a, b in ranges],
+            client, _grid_task, subsets,
             shared=(columns, signal_columns, signal_of), what="grid", on_result=on_result,
             tasks=tasks, execution=execution, periods_per_year=periods_per_year,
             first_bar=first_bar, memory_budget=budget,
@@ -265,7 +269,12 @@ def evaluate_space_tasks(
         from ivybt.kernels.metrics import N_METRICS
 
         return np.empty((0, N_METRICS), dtype=np.float64)
-    return np.concatenate(parts, axis=0)
+    merged = np.concatenate(parts, axis=0)
+    if order is None:
+        return merged
+    out = np.empty_like(merged)
+    out[order] = merged
+    return out
 
 
 def _grid_task(

@@ -6,6 +6,8 @@ bundled SPY 1d, BTCUSD 1d and EURUSD 1h series are quoted so a regression stands
 
 from __future__ import annotations
 
+import math
+
 # Kernel vs its tests/reference.py twin -------------------------------------------------------
 RTOL_SUM = 1e-10
 """Moving sums and means: the kernel's compensated prefix sums vs the twin's plain loop sum."""
@@ -94,3 +96,17 @@ variance's cancellation. A Sharpe or Sortino S then moves by at most ~RETURN_ERR
 (sqrt(periods_per_year) + 2 |S|) / std(returns): negligible for returns that move (on W1,
 seen ~1e-14 absolute), most of the value for prices that barely move (returns ~1e-13:
 both twins then compute rounding noise). The real-bar tests use the strict floor alone."""
+
+
+def same_metric(a: float, b: float) -> bool:
+    """A single-symbol account's metric (the event account, `ivybt.kernels.holding`) against a
+    one-symbol universe's (the per-bar portfolio account): equal, both NaN, or within
+    `RTOL_EVENTS` relative / `ATOL_EVENTS` absolute."""
+    if a == b or (math.isnan(a) and math.isnan(b)):
+        return True
+    return abs(a - b) <= ATOL_EVENTS + RTOL_EVENTS * abs(b)
+
+
+def same_metrics(a: dict, b: dict) -> bool:
+    """`same_metric` for every key of two metrics dicts (the same keys)."""
+    return a.keys() == b.keys() and all(same_metric(a[key], b[key]) for key in a)

@@ -496,7 +496,7 @@ def test_the_memory_budget_error_suggests_a_budget_that_works() -> None:
     from ivybt.studies.grid import _rows_budget
 
     with pytest.raises(ConfigError, match=r"give --memory-budget 16 or more$"):
-        _rows_budget(2**20, 20_000)  # 1 MB: the least that works is the option's minimum
+        _rows_budget(2**20, 5_000)  # 1 MB: the least that works is the option's minimum
     n_bars = 3_000_000
     with pytest.raises(ConfigError, match=r"give --memory-budget (\d+) or more") as caught:
         _rows_budget(16 * 2**20, n_bars)

@@ -169,7 +169,6 @@ def test_a_grid_on_dask_equals_the_local_grid_bit_for_bit(scheduler, tmp_path):
 def test_budget_chunks_that_tile_the_space_merge_back_in_enumeration_order(scheduler, spy):
     """Chunks of fast x slow tiles (not enumeration order) spread over tasks: the merged
     table is the local one, bit for bit."""
-    import numba
     import numpy as np
 
     from ivybt.config import ExecutionConfig
@@ -182,8 +181,8 @@ def test_budget_chunks_that_tile_the_space_merge_back_in_enumeration_order(sched
     columns = bar_columns(spy)
     n_bars = len(columns["close"])
     space = build_space(BUILTIN["sma_cross"], {"fast": "2:40", "slow": "5:90:3"})
-    buffers = grid_module._BLOCKS_PER_THREAD * numba.get_num_threads() * n_bars
-    budget = 2 * (buffers * grid_module._THREAD_BYTES_PER_BAR + 12 * 8 * n_bars)  # 12 rows
+    buffers = grid_module.working_bytes(n_bars)
+    budget = 2 * (buffers + 12 * 8 * n_bars)  # 12 rows
     order, breaks = grid_module.chunk_breaks(space, columns, n_bars, budget)
     assert order is not None and len(breaks) > 4
     execution = ExecutionConfig(fill="close")

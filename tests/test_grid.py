@@ -119,8 +119,8 @@ def test_memory_budget_chunks_give_the_same_table(spy_columns):
     space = build_space(BUILTIN["sma_cross"], {"fast": "2:60", "slow": "5:150"})  # 149 SMAs
     execution = ExecutionConfig(fill="close", slippage=0.0)
     n_bars = len(spy_columns["close"])
-    buffers = grid_module._BLOCKS_PER_THREAD * numba.get_num_threads() * n_bars
-    room_for_40_rows = 2 * (buffers * grid_module._THREAD_BYTES_PER_BAR + 40 * 8 * n_bars)
+    buffers = grid_module.working_bytes(n_bars)
+    room_for_40_rows = 2 * (buffers + 40 * 8 * n_bars)
     calls = []
     whole = evaluate_space(spy_columns, space, execution, periods_per_year=252.0)
     chunked = evaluate_space(
@@ -135,8 +135,8 @@ def test_memory_budget_chunks_give_the_same_table(spy_columns):
 
 def _room_for(rows: int, n_bars: int) -> int:
     """A memory budget whose chunks hold `rows` indicator rows of `n_bars` bars."""
-    buffers = grid_module._BLOCKS_PER_THREAD * numba.get_num_threads() * n_bars
-    return 2 * (buffers * grid_module._THREAD_BYTES_PER_BAR + rows * 8 * n_bars)
+    buffers = grid_module.working_bytes(n_bars)
+    return 2 * (buffers + rows * 8 * n_bars)
 
 
 def _check_plan(slot_ids, rows_budget):

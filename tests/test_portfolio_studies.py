@@ -472,15 +472,14 @@ def test_universe_grid_under_a_tight_budget_gives_the_same_table():
     """A universe grid whose chunks hold 10 of its 36 SMA rows (tiles of the fast x slow
     plane, each chunk's tables built for every symbol) equals the unbudgeted grid bit for
     bit, in enumeration order."""
-    from numba import get_num_threads
 
     from ivybt.studies import grid as grid_module
 
     frames = dict(list(_hundred_symbols(600).items())[:4])
     bars = UniverseBars(panel_from_frames(frames, "1d"), PortfolioConfig())
     space = build_space(BUILTIN["sma_cross"], {"fast": "5:30:2", "slow": "10:80:3"})
-    buffers = grid_module._BLOCKS_PER_THREAD * get_num_threads() * bars.memory_bars
-    budget = 2 * (buffers * grid_module._THREAD_BYTES_PER_BAR + 10 * 8 * bars.memory_bars)
+    buffers = grid_module.working_bytes(bars.memory_bars)
+    budget = 2 * (buffers + 10 * 8 * bars.memory_bars)
     calls = []
     whole = evaluate_space(bars, space, ExecutionConfig(), periods_per_year=252.0)
     tight = evaluate_space(bars, space, ExecutionConfig(), periods_per_year=252.0,

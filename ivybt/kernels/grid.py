@@ -204,6 +204,11 @@ def window_metrics_nb(
                           out_metrics[w])  # fmt: skip
 
 
+NO_SUMS = np.zeros((0, 8), dtype=np.float64)
+NO_SPARSE = np.zeros((0, 0, 4), dtype=np.float64)
+NO_LEVELS = np.zeros(0, dtype=np.int8)
+
+
 class GridPlan(NamedTuple):
     """What a grid kernel call evaluates, beyond the combinations.
 
@@ -221,6 +226,9 @@ class GridPlan(NamedTuple):
         own parameters), -1 when every combination trades the execution's `stops`. With
         exits, `prices` holds 5 rows: open, close, high, low and the ATR (`ivybt.kernels.stops`);
         a universe's kernels read them too (`ivybt.kernels.portfolio_grid.combination_rules_nb`).
+    close_sums, close_sparse, close_levels, close_usable : the `CloseTables` of the traded
+        closes (`with_close_tables`), the fields of the tuple (a parallel loop cannot take a
+        tuple inside a tuple); empty: each call builds them (`plan_close_tables_nb`).
     """
 
     code: int
@@ -229,6 +237,27 @@ class GridPlan(NamedTuple):
     windows: Int64Array2D
     signal_of: Int64Array1D
     exit_column: int = -1
+    close_sums: Float64Array2D = NO_SUMS
+    close_sparse: Float64Array3D = NO_SPARSE
+    close_levels: Int8Array1D = NO_LEVELS
+    close_usable: bool = False
+
+
+@njit(cache=True)
+def plan_close_tables_nb(plan: GridPlan, close: Float64Array1D) -> CloseTables:
+    """The plan's `CloseTables` of the traded closes, or, when the caller left them out
+    (`close_sums` empty), built here (`close_tables_nb`: O(n log n) a call)."""
+    if plan.close_sums.shape[0] > 0:
+        return plan.close_sums, plan.close_sparse, plan.close_levels, plan.close_usable
+    return close_tables_nb(close)
+
+
+def with_close_tables(plan: GridPlan, close: Float64Array1D) -> GridPlan:
+    """`plan` carrying the `CloseTables` of `close` (the traded closes), built once for all
+    the kernel calls of a series: a budget's many chunks then share them."""
+    sums, sparse, levels, usable = close_tables_nb(np.ascontiguousarray(close))
+    return plan._replace(close_sums=sums, close_sparse=sparse, close_levels=levels,
+                         close_usable=bool(usable))  # fmt: skip
 
 
 @njit(cache=True)
@@ -303,7 +332,7 @@ def grid_builtin_nb(
     mapped = plan.signal_of.shape[0] > 0
     out = np.empty((n_combos, windows.shape[0], N_METRICS), dtype=np.float64)
     zeros = np.zeros(n_bars, dtype=np.float64)
-    tables = close_tables_nb(prices[1])
+    tables = plan_close_tables_nb(plan, prices[1])
     last_end = windows[:, 1].max() if windows.shape[0] > 0 else 0
     for block in prange(plan.n_blocks):
         moves = np.empty(n_bars, dtype=np.int64)
@@ -448,7 +477,7 @@ def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float6
         n_signal = table.shape[1]
         mapped = plan.signal_of.shape[0] > 0
         out = np.empty((n_combos, plan.windows.shape[0], N_METRICS), dtype=np.float64)
-        tables = close_tables_nb(prices[1])
+        tables = plan_close_tables_nb(plan, prices[1])
         for block in prange(plan.n_blocks):
             out_bad[block, 0] = -1
             buffer = np.empty(n_signal + guard, dtype=np.int8)

@@ -36,13 +36,13 @@ from ivybt.kernels.grid import (
     builtin_target_nb,
     combination_execution_nb,
     first_move_at_nb,
+    plan_close_tables_nb,
 )
 from ivybt.kernels.grid_returns import window_returns_nb
 from ivybt.kernels.holding import (
     CASH_TOLERANCE,
     USABLE,
     CloseTables,
-    close_tables_nb,
     next_change_nb,
     prefix_differences_nb,
 )
@@ -298,7 +298,7 @@ def grid_block_stats_builtin_nb(
     zeros = np.zeros(n_bars, dtype=np.float64)
     rows = n_out // n_blocks
     counted_from = n_bars - rows * n_blocks  # the oldest n_out mod n_blocks bars are dropped
-    close_tables = close_tables_nb(prices[1])
+    close_tables = plan_close_tables_nb(plan, prices[1])
     for block in prange(plan.n_blocks):
         signal_target = np.empty(table.shape[1], dtype=np.int8)
         target = np.empty(n_bars, dtype=np.int8)

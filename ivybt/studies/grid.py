@@ -50,7 +50,13 @@ from ivybt.engine.simulation import execution_tuple, stop_bars
 from ivybt.engine.tables import indicator_table
 from ivybt.engine.user_kernels import checked_kernel, raise_first_bad
 from ivybt.errors import ConfigError, StrategyError, StudyInterrupted, is_interrupt
-from ivybt.kernels.grid import SIGNAL_CODES, GridPlan, grid_builtin_nb, make_grid_kernel
+from ivybt.kernels.grid import (
+    SIGNAL_CODES,
+    GridPlan,
+    grid_builtin_nb,
+    make_grid_kernel,
+    with_close_tables,
+)
 from ivybt.kernels.metrics import N_METRICS
 from ivybt.kernels.portfolio_grid import portfolio_grid_builtin_nb
 from ivybt.strategies.base import TA_KIND, Indicator, Strategy, signal_kernel_errors
@@ -66,7 +72,9 @@ PhaseProgress = Callable[[str], Progress]
 "PBO splits"): long work after the grid reports through it (`ivybt.cli.progress`)."""
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes: 1 GiB
-_THREAD_BYTES_PER_BAR = 1  # the target buffer of each block
+_THREAD_BYTES_PER_BAR = 11  # each block's target buffers (3 x int8) and crossover moves (int64)
+_SUMS_BYTES_PER_BAR = 64  # the close tables' prefix sums (`ivybt.kernels.holding.CloseTables`)
+_LEVEL_BYTES_PER_BAR = 32  # and each of their sparse-table levels
 _BLOCKS_PER_THREAD = 4  # blocks of combinations per thread, for load balance
 _STEP = 256  # combinations by which a chunk grows
 MIN_MEMORY_BUDGET_MB = 16  # the least --memory-budget accepts (MB of 2**20 bytes)
@@ -154,7 +162,7 @@ def evaluate_windows(
     kernel = _kernel_for(strategy)
     prices = _prices(columns, execution, space)
     params = kernel_params(space, execution)
-    plan = _grid_plan(space, execution, windows, signal_of)
+    plan = with_close_tables(_grid_plan(space, execution, windows, signal_of), prices[1])
     kernel_execution = execution_tuple(execution)
     out = np.empty((len(space), len(windows), N_METRICS), dtype=np.float64)
     done = 0
@@ -227,7 +235,9 @@ def evaluate_block_tables(
         return _finite_tables(sums, squares, levels)
     prices = _prices(columns, execution, space)
     params = kernel_params(space, execution)
-    plan = _grid_plan(space, execution, np.array([[first_bar, n_bars]]), signal_of)
+    plan = with_close_tables(
+        _grid_plan(space, execution, np.array([[first_bar, n_bars]]), signal_of), prices[1]
+    )
     kernel_execution = execution_tuple(execution)
 
     done = 0
@@ -285,7 +295,7 @@ def check_memory(
     they leave no room for the threads' buffers and one indicator chunk of
     `_MIN_TABLE_ROWS` rows of `n_bars`, with the budget that would do."""
     reserved = n_combos * per_combination
-    threads = _BLOCKS_PER_THREAD * get_num_threads() * n_bars * _THREAD_BYTES_PER_BAR
+    threads = working_bytes(n_bars)
     need = reserved + 2 * (threads + _MIN_TABLE_ROWS * 8 * n_bars)
     if need > memory_budget:
         raise ConfigError(
@@ -533,9 +543,18 @@ def _checked(strategy: type[Strategy], kernel: Callable[..., Any]) -> Callable[.
     return run
 
 
+def working_bytes(n_bars: int) -> int:
+    """The kernels' working memory on `n_bars` bars besides the indicator table: the threads'
+    block buffers and the series' close tables (floor(log2 n) + 1 sparse-table levels)."""
+    blocks = _BLOCKS_PER_THREAD * get_num_threads()
+    levels = max(n_bars, 1).bit_length()
+    tables = _SUMS_BYTES_PER_BAR + _LEVEL_BYTES_PER_BAR * levels
+    return n_bars * (blocks * _THREAD_BYTES_PER_BAR + tables)
+
+
 def _rows_budget(memory_budget: int, n_bars: int) -> int:
     """Indicator rows one chunk may hold: half the budget, after the threads' buffers."""
-    threads_bytes = _BLOCKS_PER_THREAD * get_num_threads() * n_bars * _THREAD_BYTES_PER_BAR
+    threads_bytes = working_bytes(n_bars)
     rows = (memory_budget // 2 - threads_bytes) // (8 * n_bars)
     if rows < 8:  # the budget for 8 rows, rounded up, and never below the option's minimum
         need = max(MIN_MEMORY_BUDGET_MB, -(-2 * (threads_bytes + 8 * 8 * n_bars) // 2**20))

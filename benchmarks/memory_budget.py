@@ -9,8 +9,9 @@ run (`/usr/bin/time -f %M` gives its peak RSS), with these budgets:
 
 - none: the default 1 GiB, so the whole indicator table is one chunk;
 - table/6: the per-combination arrays `check_memory` reserves (`combination_bytes`, no
-  overfitting statistics) plus a sixth of the full table (rows x bars x 8 bytes); a chunk's
-  table then gets half of that sixth (`_rows_budget`), 15 rows on either series;
+  overfitting statistics) and the kernels' working memory (`working_bytes`: block buffers
+  and close tables) plus a sixth of the full table (rows x bars x 8 bytes); a chunk's table
+  then gets half of that sixth (`_rows_budget`), 15 rows on either series;
 - chunk/6: the same reserve plus what lets a chunk's table be a sixth of the full table
   (twice that sixth and the threads' buffers), 33 rows;
 - 160 MiB (EURUSD only): benchmarks/README.md's earlier memory-budget run (140 rows).
@@ -53,7 +54,6 @@ BUDGETS = {"spy": ("none", "table/6", "chunk/6"),
 
 def child(name: str, mode: str, repeats: int, out: str) -> None:
     """One fresh process: warm up, time `repeats` runs under budget `mode`, save the table."""
-    from numba import get_num_threads
 
     from ivybt.config import ExecutionConfig
     from ivybt.data.sample import load_sample
@@ -75,10 +75,10 @@ def child(name: str, mode: str, repeats: int, out: str) -> None:
     distinct, _ = grid_module.space_indicators(space)
     table_bytes = len(distinct) * n_bars * 8
     reserved = len(space) * grid_module.combination_bytes(2, 2, evidence=False)
-    threads = grid_module._BLOCKS_PER_THREAD * get_num_threads() * n_bars
+    threads = grid_module.working_bytes(n_bars)  # block buffers and close tables
     budget = {
         "none": grid_module.DEFAULT_MEMORY_BUDGET,
-        "table/6": reserved + table_bytes // 6,
+        "table/6": reserved + 2 * threads + table_bytes // 6,
         "chunk/6": reserved + 2 * (threads + table_bytes // 6),
         "160MiB": 160 * MIB,
     }[mode]

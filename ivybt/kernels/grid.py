@@ -136,20 +136,21 @@ def follow_moves_metrics_nb(
     signal = move_sign_nb(moves[k - 1]) if k >= 2 else 0  # the side before the window
     state = account_start_nb(execution.initial_cash)
     done = a
-    wanted = 0
+    wanted = np.int64(0)
     stop = b - lag  # one past the last bar whose decision can still fill in the window
-    if a < stop and (k == n_moves or move_bar_nb(moves[k]) != a):  # bar a wants the side
-        wanted = 0 if signal == forbidden else signal
-        if wanted != 0:
-            state = trade_at_nb(state, a + lag, wanted, prices, done, execution, tables)
-            done = a + lag + 1
-    while k < n_moves:
-        t = move_bar_nb(moves[k])
-        if t >= stop:
-            break
-        if k >= 1:  # the first move only sets the sign
-            signal = move_sign_nb(moves[k])
-        k += 1
+    # bar a wants the side before the window unless a move falls on it; then each move
+    # (one `trade_at_nb` call site: it is inlined, and each site costs compile time)
+    carried = a < stop and (k == n_moves or move_bar_nb(moves[k]) != a)
+    while carried or k < n_moves:
+        t = a
+        if not carried:
+            t = move_bar_nb(moves[k])
+            if t >= stop:
+                break
+            if k >= 1:  # the first move only sets the sign
+                signal = move_sign_nb(moves[k])
+            k += 1
+        carried = False
         current = 0 if signal == forbidden else signal
         if current != wanted:
             wanted = current

@@ -128,7 +128,7 @@ def blocks_finish_nb(blocks: Blocks) -> None:
             out[2, block, j] = np.nan
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def block_hold_nb(
     state: AccountState, close: Float64Array1D, a: int, b: int, tables: CloseTables,
     blocks: Blocks,
@@ -171,7 +171,7 @@ def block_hold_nb(
     return hold_nb(state, close, a, b, tables)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def block_trade_at_nb(
     state: AccountState, t: int, wanted: int, prices: Float64Array2D, done: int,
     execution: Execution, tables: CloseTables, blocks: Blocks,
@@ -205,21 +205,19 @@ def follow_moves_block_stats_nb(
     blocks_start_nb(blocks)
     state = account_start_nb(execution.initial_cash)
     done = start
-    wanted = 0
+    wanted = np.int64(0)
     stop = n - lag
-    if start < stop and (k == n_moves or move_bar_nb(moves[k]) != start):
-        wanted = 0 if signal == forbidden else signal
-        if wanted != 0:
-            state = block_trade_at_nb(state, start + lag, wanted, prices, done, execution,
-                                      tables, blocks)  # fmt: skip
-            done = start + lag + 1
-    while k < n_moves:
-        t = move_bar_nb(moves[k])
-        if t >= stop:
-            break
-        if k >= 1:
-            signal = move_sign_nb(moves[k])
-        k += 1
+    carried = start < stop and (k == n_moves or move_bar_nb(moves[k]) != start)
+    while carried or k < n_moves:  # as `follow_moves_metrics_nb`
+        t = start
+        if not carried:
+            t = move_bar_nb(moves[k])
+            if t >= stop:
+                break
+            if k >= 1:
+                signal = move_sign_nb(moves[k])
+            k += 1
+        carried = False
         current = 0 if signal == forbidden else signal
         if current != wanted:
             wanted = current

@@ -27,7 +27,7 @@ instead of an account step per bar. Conventions and error bounds:
   The peak itself is the per-bar account's, bit for bit (the highest close's equity).
 - Each return is then within a few eps (absolute) of the per-bar account's, so Sharpe and
   Sortino move by at most ~1e-15 x sqrt(periods_per_year) / std(returns): on W1 (SPY 1d,
-  EURUSD 1h) every metric is within 1.1e-12 relative and 4e-14 absolute of the per-bar
+  EURUSD 1h) every metric is within 9e-13 relative and 4.1e-14 absolute of the per-bar
   account's. Tests (tests/test_holding.py) bound them to 1e-12 relative plus that absolute
   floor on random bars: only prices that barely move (returns ~1e-13, whose Sharpe is
   rounding noise in both) get a loose floor. The grid and a single backtest both compute

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from ivybt._typing import Float64Array1D, Float64Array2D, Int8Array1D, Int64Array1D
-from ivybt.kernels.holding import USABLE, CloseTables, hold_returns_nb, next_change_nb
+from ivybt.kernels.holding import USABLE, CloseTables, hold_returns_nb, next_trade_bar_nb
 from ivybt.kernels.metrics import (
     ReturnState,
     TradeState,
@@ -154,14 +154,11 @@ def target_metrics_nb(
     state = account_start_nb(execution.initial_cash)
     done = a
     wanted = np.int64(0)  # not the literal 0, for which Numba compiles every callee again
-    t = a + lag
+    t = next_trade_bar_nb(target, a + lag, b, lag, wanted)
     while t < b:
-        t = next_change_nb(target, t - lag, b - lag, wanted) + lag
-        if t >= b:
-            break
         wanted = np.int64(target[t - lag])
         state = trade_at_nb(state, t, wanted, prices, done, execution, tables)
         done = t + 1
-        t += 1
+        t = next_trade_bar_nb(target, t + 1, b, lag, wanted)
     state = hold_nb(state, prices[1], done, b, tables)
     write_account_metrics_nb(state, b - a, execution, periods_per_year, out_metrics)

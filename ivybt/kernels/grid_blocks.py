@@ -43,7 +43,7 @@ from ivybt.kernels.holding import (
     CASH_TOLERANCE,
     USABLE,
     CloseTables,
-    next_change_nb,
+    next_trade_bar_nb,
     prefix_differences_nb,
 )
 from ivybt.kernels.signals import move_bar_nb, move_sign_nb, sign_moves_nb
@@ -242,15 +242,12 @@ def target_block_stats_nb(
     state = account_start_nb(execution.initial_cash)
     done = start
     wanted = np.int64(0)  # not the literal 0, for which Numba compiles every callee again
-    t = start + lag
+    t = next_trade_bar_nb(traded, start + lag, n, lag, wanted)
     while t < n:
-        t = next_change_nb(traded, t - lag, n - lag, wanted) + lag
-        if t >= n:
-            break
         wanted = np.int64(traded[t - lag])
         state = block_trade_at_nb(state, t, wanted, prices, done, execution, tables, blocks)
         done = t + 1
-        t += 1
+        t = next_trade_bar_nb(traded, t + 1, n, lag, wanted)
     block_hold_nb(state, prices[1], done, n, tables, blocks)
     blocks_finish_nb(blocks)
 

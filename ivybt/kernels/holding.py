@@ -43,15 +43,11 @@ from numba import njit
 
 from ivybt._typing import Float64Array1D, Float64Array2D, Float64Array3D, Int8Array1D
 from ivybt.kernels.metrics import ReturnState, return_step_nb
+from ivybt.kernels.signals import CHUNK
 
 CASH_TOLERANCE = 1e-13
 """Largest |cash| / (units x close at entry) a long position may leave for its returns to be
 taken from the close alone (all-in leaves ~1e-16 of rounding)."""
-
-CHUNK = 8
-"""Bars `next_change_nb` tests at once: a loop the compiler vectorises, leaving a short
-bar-by-bar search to the chunk that holds the change (as `ivybt.kernels.signals.CHUNK`)."""
-
 
 CloseTables = tuple[Float64Array2D, Float64Array3D, Int8Array1D, bool]
 """What `hold_returns_nb` needs of one close series, built once by `close_tables_nb`: a plain
@@ -149,27 +145,40 @@ def range_high_low_nb(
 
 
 @njit(cache=True)
+def range_halves_nb(
+    sparse: Float64Array3D, levels: Int8Array1D, a: int, b: int
+) -> tuple[float, float, float]:
+    """(highest close, lowest close, the lesser least ratio of the two overlapping entries
+    A = [a, a + 2^k) and B = [b - 2^k, b)) of the bars [a, b), b > a, in O(1)."""
+    k = levels[b - a]
+    right = b - (1 << k)
+    high = max(sparse[k, a, 0], sparse[k, right, 0])
+    low = min(sparse[k, a, 1], sparse[k, right, 1])
+    return high, low, min(sparse[k, a, 2], sparse[k, right, 2])
+
+
+@njit(cache=True)
+def range_cross_nb(sparse: Float64Array3D, levels: Int8Array1D, a: int, b: int) -> float:
+    """The least close_j / close_i of the bars [a, b) with i before B and j after A (see
+    `range_halves_nb`): the lowest close of [a + 2^k, b) over the highest of [a, b - 2^k);
+    1.0 when A and B are the same entry."""
+    width = 1 << levels[b - a]
+    if b - width <= a:
+        return 1.0
+    high_first, _ = range_high_low_nb(sparse, levels, a, b - width)
+    _, low_last = range_high_low_nb(sparse, levels, a + width, b)
+    return low_last / high_first
+
+
+@njit(cache=True)
 def range_stats_nb(
     sparse: Float64Array3D, levels: Int8Array1D, a: int, b: int
 ) -> tuple[float, float, float]:
     """(highest close, lowest close, least close_j / close_i with a <= i <= j < b) of the bars
-    [a, b), b > a, in O(1).
-
-    With A = [a, a + 2^k) and B = [b - 2^k, b) overlapping and covering [a, b), a pair i <= j
-    lies in A, or in B, or has i before B and j after A: the least ratio is the least of A's,
-    B's, and the lowest close of [a + 2^k, b) over the highest of [a, b - 2^k).
-    """
-    k = levels[b - a]
-    width = 1 << k
-    right = b - width
-    high = max(sparse[k, a, 0], sparse[k, right, 0])
-    low = min(sparse[k, a, 1], sparse[k, right, 1])
-    ratio = min(sparse[k, a, 2], sparse[k, right, 2])
-    if right > a:
-        high_first, _ = range_high_low_nb(sparse, levels, a, right)  # i before B
-        _, low_last = range_high_low_nb(sparse, levels, a + width, b)  # j after A
-        ratio = min(ratio, low_last / high_first)
-    return high, low, ratio
+    [a, b), b > a, in O(1): a pair i <= j lies in A, in B, or has i before B and j after A
+    (`range_halves_nb`, `range_cross_nb`)."""
+    high, low, ratio = range_halves_nb(sparse, levels, a, b)
+    return high, low, min(ratio, range_cross_nb(sparse, levels, a, b))
 
 
 @njit(cache=True, inline="always")
@@ -200,18 +209,10 @@ def hold_returns_nb(
     # run's deepest is the lower of its lowest value over the peak and its own deepest
     # (`range_stats_nb`, whose pairs across its two halves are read only when the bound
     # low / high could still go below the worst: it rarely can, and the result is the same)
-    sparse = tables[1]
-    levels = tables[2]
-    k = levels[b - a]
-    width = 1 << k
-    right = b - width
-    high = max(sparse[k, a, 0], sparse[k, right, 0])
-    low = min(sparse[k, a, 1], sparse[k, right, 1])
-    deepest = min((cash + units * low) / peak, sparse[k, a, 2], sparse[k, right, 2]) - 1.0
-    if right > a and min(deepest, low / high - 1.0) < worst:
-        high_first, _ = range_high_low_nb(sparse, levels, a, right)
-        _, low_last = range_high_low_nb(sparse, levels, a + width, b)
-        deepest = min(deepest, low_last / high_first - 1.0)
+    high, low, halves = range_halves_nb(tables[1], tables[2], a, b)
+    deepest = min((cash + units * low) / peak, halves) - 1.0
+    if min(deepest, low / high - 1.0) < worst:  # the cross pairs are >= low / high
+        deepest = min(deepest, range_cross_nb(tables[1], tables[2], a, b) - 1.0)
     worst = min(worst, deepest)
     peak = max(peak, cash + units * high)
     return cash + units * close[b - 1], total, squares, downside, peak, worst
@@ -234,3 +235,10 @@ def next_change_nb(values: Int8Array1D, start: int, stop: int, value: int) -> in
             return i
         i += 1
     return stop
+
+
+@njit(cache=True)
+def next_trade_bar_nb(target: Int8Array1D, t: int, stop: int, lag: int, wanted: int) -> int:
+    """The first bar in [t, stop) on which the side wanted, target[bar - lag] (lag 1 for
+    next-open fills), differs from `wanted`; else `stop`."""
+    return next_change_nb(target, t - lag, stop - lag, wanted) + lag

@@ -348,6 +348,11 @@ class StudyConfig(_Section):
         indicator tables and buffers; `ivybt.studies.grid`).
     max_combinations : the most combinations (before constraints) a grid or walk-forward
         accepts (`ivybt.studies.space`, default 1,000,000).
+    device : where a grid or a walk-forward's grid search evaluates its combinations: "cpu"
+        (the default: every strategy, universes, Dask), "gpu" (a built-in strategy on one
+        symbol, on an NVIDIA GPU with `pip install 'ivybt[gpu]'`; an error otherwise) or
+        "auto" (the GPU when it can run the study, else the CPU; the run says which).
+        `ivybt.engine.gpu`.
     """
 
     kind: Literal["grid", "search", "walkforward"] = "grid"
@@ -356,6 +361,7 @@ class StudyConfig(_Section):
     memory_budget_mb: float = Field(1024.0, gt=0.0)
     evidence: bool = True  # PBO and DSR in the outputs (ivybt.studies.evidence)
     max_combinations: int = Field(1_000_000, ge=1)  # space.DEFAULT_MAX_COMBINATIONS
+    device: Literal["cpu", "gpu", "auto"] = "cpu"  # grid and walk-forward (ivybt.engine.gpu)
     # search only (ivybt optimize): extra objectives make the study multi-objective
     objectives: tuple[str, ...] = ()
     trials: int | None = Field(None, ge=1)

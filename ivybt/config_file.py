@@ -214,11 +214,21 @@ _COMMON_STUDY = frozenset(
     {"kind", "objective", "min_trades", "memory_budget_mb", "evidence", "max_combinations"}
 )
 STUDY_FIELDS: dict[str, frozenset[str]] = {
-    "grid": _COMMON_STUDY,
+    "grid": _COMMON_STUDY | {"device"},
     "search": _COMMON_STUDY
     | {"objectives", "trials", "sampler", "batch_size", "storage", "study_name", "seed"},
     "walkforward": _COMMON_STUDY
-    | {"windows", "search", "select", "trials", "sampler", "batch_size", "storage", "seed"},
+    | {
+        "windows",
+        "search",
+        "select",
+        "trials",
+        "sampler",
+        "batch_size",
+        "storage",
+        "seed",
+        "device",
+    },
 }
 """The study fields each kind of study uses (`ivybt.config.StudyConfig` holds them all)."""
 

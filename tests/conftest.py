@@ -3,6 +3,14 @@ connection, and Yahoo is replaced by `tests.fakes.FakeYahoo`."""
 
 from __future__ import annotations
 
+import os
+
+# The GPU grid's CUDA kernel runs under Numba's CUDA simulator in the tests (tests/test_gpu.py),
+# on any machine: set before anything imports Numba, which reads it once. IVYBT_TEST_GPU=1
+# leaves it unset, so the same tests run on a real GPU.
+if os.environ.get("IVYBT_TEST_GPU") != "1":
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
 import socket
 from pathlib import Path
 

@@ -30,6 +30,7 @@ TOP_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate")
 @options.split
 @options.output
 @options.cluster
+@options.device
 @click.option(
     "--export-study",
     is_flag=True,
@@ -72,7 +73,14 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
     sections["strategy"]["constraints"] = tuple(values["constraints"])
     sections["study"] = {
         name: values[name]
-        for name in ("objective", "min_trades", "memory_budget_mb", "max_combinations", "evidence")
+        for name in (
+            "objective",
+            "min_trades",
+            "memory_budget_mb",
+            "max_combinations",
+            "evidence",
+            "device",
+        )
     }
     sections = options.run_sections(sections, values)
     sections = study_sections(sections, "grid", values["config_file"])

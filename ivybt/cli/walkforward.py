@@ -20,6 +20,7 @@ WINDOW_OPTIONS = ("in_sample", "out_of_sample", "folds", "step", "gap", "anchore
 @options.universe
 @options.params
 @options.study
+@options.device
 @click.option(
     "--is",
     "in_sample",
@@ -141,6 +142,7 @@ def walkforward(settings: Settings, strategy: str | None, **values: Any) -> None
             "seed",
             "storage",
             "select",
+            "device",
         )
     }
     sections["study"] = {**study, "windows": windows if windows["in_sample"] else None}

@@ -13,6 +13,9 @@ Built-in strategies run through `grid_builtin_nb`, which is cached: it picks the
 an integer code (`SIGNAL_CODES`), because Numba cannot cache a kernel that receives another
 kernel as an argument. A user's strategy runs through `make_grid_kernel(signal_kernel)`, compiled
 once per process, which checks every target the user's kernel writes (`first_invalid_target_nb`).
+On a GPU (`ivybt.kernels.grid_cuda`) each CUDA thread runs one combination through
+`combination_traded_nb`, `combination_execution_nb` and `window_metrics_nb`, which allocate
+nothing.
 """
 
 from __future__ import annotations
@@ -54,7 +57,12 @@ from ivybt.kernels.signals import (
     zero_cross_signal_nb,
 )
 from ivybt.kernels.simulate import Execution, restrict_direction_nb, stops_of_nb
-from ivybt.kernels.stops import stops_active_nb, stops_metrics_nb
+from ivybt.kernels.stops import (
+    NoRecords,
+    no_records_nb,
+    stops_active_nb,
+    stops_records_metrics_nb,
+)
 
 SIGNAL_CODES: dict[Callable[..., None], int] = {
     cross_signal_nb: 0,
@@ -185,21 +193,24 @@ def combination_execution_nb(
 @njit(cache=True)
 def window_metrics_nb(
     prices: Float64Array2D, traded: Int8Array1D, windows: Int64Array2D, execution: Execution,
-    tables: CloseTables, periods_per_year: float, out_metrics: Float64Array2D,
+    tables: CloseTables, periods_per_year: float, no_records: NoRecords,
+    out_metrics: Float64Array2D,
 ) -> None:  # fmt: skip
     """Metrics of `traded` (every bar's wanted side, direction applied) on each window [a, b).
 
     Each window starts flat with the initial cash at bar a; its signals came from every bar
     before it, so nothing is cold at the boundary. Row w of `out_metrics` equals the single
     backtest on bars [a, b) (`ivybt.engine.simulation`, `window=slice(a, b)`), bit for bit.
+    `no_records` (`no_records_nb`) lets an account with stops measure without allocating.
     """
     exits = stops_active_nb(stops_of_nb(execution))
     for w in range(windows.shape[0]):
         a = windows[w, 0]
         b = windows[w, 1]
         if exits:  # stops: the five price rows (`ivybt.kernels.stops`)
-            stops_metrics_nb(prices[:, a:b], traded[a:b], execution, stops_of_nb(execution),
-                             periods_per_year, out_metrics[w])  # fmt: skip
+            stops_records_metrics_nb(prices[:, a:b], traded[a:b], execution,
+                                     stops_of_nb(execution), periods_per_year, no_records,
+                                     out_metrics[w])  # fmt: skip
             continue
         target_metrics_nb(prices, traded, windows[w], execution, tables, periods_per_year,
                           out_metrics[w])  # fmt: skip
@@ -290,6 +301,32 @@ def builtin_target_nb(
         builtin_signal_nb(plan.code, table, rows, params, out_target)
 
 
+@njit(cache=True)
+def combination_traded_nb(
+    table: Float64Array2D, rows: Int64Array1D, params: Float64Array1D, plan: GridPlan,
+    buffer: Int8Array1D,
+) -> None:  # fmt: skip
+    """The side a built-in strategy's combination wants after every traded bar, direction
+    applied, written into `buffer[:n_bars]`: its signal kernel on the signal bars
+    (`builtin_target_nb`), then `restrict_direction_nb` in place.
+
+    `buffer` : int8, (n_bars + n_signal,) with a signal-bar map (`plan.signal_of`; the signal
+    bars' targets go after the traded bars'), else (n_bars,); it may be strided (a GPU
+    thread's column of a time-major array). Allocates nothing and returns nothing (a CUDA
+    device function may return only an array it was passed): what one GPU thread runs per
+    combination (`ivybt.kernels.grid_cuda`), equal to `grid_builtin_nb`'s `traded`.
+    """
+    n_signal = table.shape[1]
+    mapped = plan.signal_of.shape[0] > 0
+    n_bars = buffer.shape[0] - n_signal if mapped else buffer.shape[0]
+    target = buffer[:n_bars]
+    if mapped:
+        builtin_target_nb(table, rows, params, plan, buffer[n_bars:], target)
+    else:
+        builtin_signal_nb(plan.code, table, rows, params, target)
+    restrict_direction_nb(target, plan.direction, target)
+
+
 @njit(cache=True, parallel=True)
 def grid_builtin_nb(
     prices: Float64Array2D,
@@ -340,6 +377,7 @@ def grid_builtin_nb(
         signal_target = np.empty(n_signal, dtype=np.int8)
         target = np.empty(n_bars, dtype=np.int8)
         traded = np.empty(n_bars, dtype=np.int8)
+        no_records = no_records_nb()
         start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
         for j in range(start, stop):
             traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
@@ -356,7 +394,7 @@ def grid_builtin_nb(
             builtin_target_nb(table, slots[j], params[j], plan, signal_target, target)
             restrict_direction_nb(target, plan.direction, traded)
             window_metrics_nb(prices, traded, windows, traded_with, tables, periods_per_year,
-                              out[j])  # fmt: skip
+                              no_records, out[j])  # fmt: skip
     return out
 
 
@@ -485,6 +523,7 @@ def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float6
             signal_target = buffer[:n_signal]
             target = np.empty(n_bars, dtype=np.int8)
             traded = np.empty(n_bars, dtype=np.int8)
+            no_records = no_records_nb()
             start, stop = block_bounds_nb(n_combos, plan.n_blocks, block)
             for j in range(start, stop):
                 buffer[:] = unwritten
@@ -498,7 +537,7 @@ def make_grid_kernel(signal_kernel: Callable[..., None]) -> Callable[..., Float6
                 traded_with = combination_execution_nb(execution, params[j], plan.exit_column)
                 restrict_direction_nb(target, plan.direction, traded)
                 window_metrics_nb(prices, traded, plan.windows, traded_with, tables,
-                                  periods_per_year, out[j])  # fmt: skip
+                                  periods_per_year, no_records, out[j])  # fmt: skip
         return out
 
     return grid_custom_nb

@@ -62,8 +62,9 @@ first, as in the grid kernels' `prices`."""
 # `Stops` and `NO_STOPS` are defined in `ivybt.kernels.simulate`, next to `Execution`, whose
 # exit fields they mirror; they are imported here for the users of this module.
 __all__ = [
-    "EXIT_REASONS", "NO_STOPS", "Stops", "bar_exit_nb", "entry_levels_nb", "simulate_stops_nb",
-    "stops_active_nb", "stops_metrics_nb", "stops_returns_nb", "trail_reference_nb",
+    "EXIT_REASONS", "NO_STOPS", "NoRecords", "Stops", "bar_exit_nb", "entry_levels_nb",
+    "no_records_nb", "simulate_stops_nb", "stops_active_nb", "stops_metrics_nb",
+    "stops_records_metrics_nb", "stops_returns_nb", "trail_reference_nb",
 ]  # fmt: skip
 
 
@@ -179,8 +180,29 @@ def stops_metrics_nb(
 ) -> None:  # fmt: skip
     """The metrics of `simulate_stops_nb` followed by `metrics_nb`, in one pass without
     per-bar arrays or trade records: the same arithmetic in the same order, bit for bit."""
-    no_bars = np.empty(0, dtype=np.float64)
-    no_trades = np.empty(0, dtype=TRADE_DTYPE)
+    stops_records_metrics_nb(bars, target, execution, stops, periods_per_year, no_records_nb(),
+                             out_metrics)  # fmt: skip
+
+
+NoRecords = tuple[Float64Array1D, RecordArray1D]
+"""Empty per-bar and trade outputs (`no_records_nb`): what an account that only measures
+records, so the metrics kernels allocate nothing (a GPU thread cannot)."""
+
+
+@njit(cache=True)
+def no_records_nb() -> NoRecords:
+    """Empty per-bar and trade outputs for `stops_records_metrics_nb`."""
+    return np.empty(0, dtype=np.float64), np.empty(0, dtype=TRADE_DTYPE)
+
+
+@njit(cache=True)
+def stops_records_metrics_nb(
+    bars: Float64Array2D, target: Int8Array1D, execution: Execution, stops: Stops,
+    periods_per_year: float, no_records: NoRecords, out_metrics: Float64Array1D,
+) -> None:  # fmt: skip
+    """`stops_metrics_nb` with its empty outputs given (`no_records_nb`), allocating nothing:
+    the grid's GPU threads run it (`ivybt.kernels.grid_cuda`)."""
+    no_bars, no_trades = no_records
     state = _stops_account_nb(bars, target, execution, stops, no_bars, no_bars, no_trades)[1]
     write_account_metrics_nb(state, bars.shape[1], execution, periods_per_year, out_metrics)
 

@@ -29,6 +29,7 @@ import pandas as pd
 from ivybt.bars.timeline import BAR_PARAMS, bars_note, signal_bars, signal_columns, split_specs
 from ivybt.config import RunConfig, build_config
 from ivybt.config_file import study_sections
+from ivybt.engine.gpu import study_device
 from ivybt.engine.inputs import prepare_inputs
 from ivybt.engine.simulation import check_enough_bars
 from ivybt.errors import ConfigError, GridSizeWarning, StudyInterrupted, interrupted_phase
@@ -81,6 +82,7 @@ class GridResult:
     bar_params: tuple[str, ...] = ()  # Renko settings varied by the grid (-p box=...)
     evidence: dict[str, Any] | None = None  # PBO and DSR (ivybt.studies.evidence)
     universe: dict[str, Any] | None = None  # --select-universe: the best combination's choice
+    device: dict[str, str] | None = None  # where the combinations ran (ivybt.engine.gpu)
 
     @property
     def n_bar_combinations(self) -> int:
@@ -189,7 +191,8 @@ class GridResult:
         from ivybt.report.html import bars_label
 
         headline = self.headline()
-        extra = {"periods_per_year": self.periods_per_year, "split": self.split}
+        extra = {"periods_per_year": self.periods_per_year, "split": self.split,
+                 **({"device": self.device} if self.device is not None else {})}  # fmt: skip
         opened: list[Path] = []
         writing = interrupted_phase("writing the run folder", lambda: written_outcome(opened))
         with writing, open_run_folder(
@@ -228,6 +231,7 @@ def grid(
     memory_budget_mb: float | None = None,
     max_combinations: int | None = None,
     evidence: bool | None = None,
+    device: str | None = None,
     out: str | Path | None = None,
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
@@ -252,7 +256,8 @@ def grid(
     `config` names a YAML file or a run's manifest.json (`ivybt.config_file`); keywords given
     override its fields, `params` per parameter name. `scheduler` ("tcp://HOST:8786") or
     `cluster` ("local:N") evaluate the chunks as Dask tasks (docs/scale-out.md): the same
-    table bit for bit.
+    table bit for bit. `device` ("cpu", "gpu" or "auto", as `--device`) evaluates a built-in
+    strategy's grid on an NVIDIA GPU (docs/gpu.md).
 
     Examples
     --------
@@ -272,6 +277,7 @@ def grid(
         "memory_budget_mb": memory_budget_mb,
         "max_combinations": max_combinations,
         "evidence": evidence,
+        "device": device,
     }
     sections = config_sections(
         strategy, symbol=symbol, symbols=symbols, data=data, **run_options,
@@ -378,6 +384,9 @@ def _run_grid(
         warnings.warn(GridSizeWarning(n_combos), stacklevel=3)
     budget = int(study.memory_budget_mb * 2**20)
     nothing = "a grid is written whole, so nothing was written"
+    device = study_device(config, cluster=client is not None)
+    if study.device != "cpu":
+        (notice or logger.info)(f"device: {device.described}")
     with interrupted_phase("loading the bars", nothing):
         inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
     n_slots = len(strategy.indicators(space.combination(0)))
@@ -406,6 +415,7 @@ def _run_grid(
                     lambda d, t, done=done: progress(done + d, n_combos)),
                 signal_columns=signal_columns(signals),
                 signal_of=signals.signal_of,
+                **({"device": device.used} if device.used != "cpu" else {}),
             )  # fmt: skip
         except StudyInterrupted as err:
             raise StudyInterrupted(done + err.done, n_combos, "combinations", nothing) from err
@@ -470,6 +480,7 @@ def _run_grid(
         started=started,
         bar_params=tuple(bar_specs),
         evidence=evidence,
+        device=device.record() if study.device != "cpu" else None,
     )
     if config.portfolio.select_universe is not None:
         from ivybt.studies.universe_selection import best_combination_universe

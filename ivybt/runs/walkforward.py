@@ -23,6 +23,7 @@ import pandas as pd
 from ivybt.bars.timeline import split_specs
 from ivybt.config import RunConfig, build_config
 from ivybt.config_file import study_sections
+from ivybt.engine.gpu import study_device
 from ivybt.engine.inputs import RunInputs, prepare_inputs
 from ivybt.engine.simulation import check_enough_bars
 from ivybt.errors import ConfigError, ThinEvidenceWarning
@@ -121,6 +122,7 @@ def walk_forward(
     min_trades: int | None = None,
     evidence: bool | None = None,
     max_combinations: int | None = None,
+    device: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     progress: FoldProgress | None = None,
@@ -145,7 +147,8 @@ def walk_forward(
     last_window "drop", search "grid", select "best", objective "sharpe", min_trades 1). The
     run folder is `out` (rerun on it to resume), else results/walkforward-...-<UTC>/.
     `scheduler` ("tcp://HOST:8786") or `cluster` ("local:N") run the folds as Dask tasks
-    (docs/scale-out.md), with the same results bit for bit.
+    (docs/scale-out.md), with the same results bit for bit. `device` ("cpu", "gpu" or
+    "auto", as `--device`) evaluates the folds' grids on an NVIDIA GPU (docs/gpu.md).
 
     Examples
     --------
@@ -167,7 +170,7 @@ def walk_forward(
     study = {"objective": objective, "min_trades": min_trades, "trials": trials, "seed": seed,
              "batch_size": batch_size, "storage": storage, "search": search, "select": select,
              "evidence": evidence, "max_combinations": max_combinations,
-             "windows": given or None}  # fmt: skip
+             "windows": given or None, "device": device}  # fmt: skip
     sections = config_sections(
         strategy, symbol=symbol, symbols=symbols, data=data, **run_options,
         extra={"strategy": {"space": space,
@@ -262,6 +265,9 @@ def run_walk_forward(
             "--scheduler/--cluster, or share the search with `ivybt worker` (docs/storage.md)"
         )
     (notice or logger.info)(line)
+    device = study_device(config, cluster=spec is not None)
+    if study.device != "cpu":
+        (notice or logger.info)(f"device: {device.described}")
     space = JointSpace(strategy_space, bars)
     inputs = prepare_inputs(config, data=data, cache_dir=cache_dir)
     folds = plan_folds(config, inputs)
@@ -281,7 +287,8 @@ def run_walk_forward(
         search = fold_searcher(config, inputs, strategy, strategy_space, results_dir)
     if len(space) == 0:
         raise ConfigError("the parameter space is empty; widen the ranges or the constraints")
-    extra = {"periods_per_year": inputs.periods_per_year, "n_folds": len(folds)}
+    extra = {"periods_per_year": inputs.periods_per_year, "n_folds": len(folds),
+             **({"device": device.record()} if study.device != "cpu" else {})}  # fmt: skip
     with open_run_folder(
         "walkforward", config, data=inputs.record, started=started, results_dir=results_dir,
         overwrite=overwrite, command_line=command_line, extra=extra,
@@ -290,7 +297,8 @@ def run_walk_forward(
         # --overwrite removed the old run's folds (ivybt.runs.folder.clear_run_files)
         done = run_folds(folds, folder=folder, config=config, inputs=inputs, space=space,
                          search=None if search is None else (lambda f: search(f, folder)),
-                         progress=progress, client=client, tasks=tasks)  # fmt: skip
+                         progress=progress, client=client, tasks=tasks,
+                         device=device.used)  # fmt: skip
         stack.close()  # the cluster stops before the merge and the report
         warn_thin_folds(done, study.min_trades)
         folds_df = folds_table(done, inputs.frame.index, space.names)

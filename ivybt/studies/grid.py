@@ -100,18 +100,19 @@ def evaluate_space(
     signal_columns: Mapping[str, Float64Array1D] | None = None,
     signal_of: Int64Array1D | None = None,
     reserved_bytes: int = 0,
+    device: str = "cpu",
 ) -> Float64Array2D:
     """Metrics of every combination of `space` on `columns`: float64, (n_combos, N_METRICS).
 
     Signals use every bar of `columns` (or `signal_columns`, see `evaluate_windows`); trading
     and metrics start at `first_bar`. Row j equals `ivybt.engine.simulation.simulate_strategy` for
-    combination j, bit for bit.
+    combination j, bit for bit (on the CPU; see `evaluate_windows` for `device`).
     """
     windows = np.array([[first_bar, len(columns["close"])]], dtype=np.int64)
     return evaluate_windows(
         columns, space, execution, windows, periods_per_year=periods_per_year,
         memory_budget=memory_budget, progress=progress, signal_columns=signal_columns,
-        signal_of=signal_of, reserved_bytes=reserved_bytes,
+        signal_of=signal_of, reserved_bytes=reserved_bytes, device=device,
     )[:, 0, :]  # fmt: skip
 
 
@@ -127,6 +128,7 @@ def evaluate_windows(
     signal_columns: Mapping[str, Float64Array1D] | None = None,
     signal_of: Int64Array1D | None = None,
     reserved_bytes: int = 0,
+    device: str = "cpu",
 ) -> Float64Array3D:
     """Metrics of every combination on each window: float64, (n_combos, n_windows, N_METRICS).
 
@@ -143,13 +145,23 @@ def evaluate_windows(
 
     `reserved_bytes` of `memory_budget` are already taken by the caller's per-combination
     arrays (`combination_bytes`); the indicator chunks plan within the rest.
+
+    `device="gpu"` runs a built-in single-symbol strategy's combinations on the GPU
+    (`ivybt.engine.gpu.GpuGrid`, chosen by `ivybt.engine.gpu.choose_device`): the same
+    metrics to 1e-12 relative (`ivybt.kernels.grid_cuda` says why not bit for bit), one
+    kernel call per indicator chunk, the chunks planned within the smaller of the budget and
+    the device's free memory.
     """
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device must be 'cpu' or 'gpu' (resolved), not {device!r}")
     if isinstance(signal_columns, UniverseBars):  # a universe with the settings varied
         columns, signal_columns = signal_columns, None
     strategy = space.strategy
     n_bars = len(columns["close"])
     windows = np.ascontiguousarray(windows, dtype=np.int64).reshape(-1, 2)
     if isinstance(columns, UniverseBars):
+        if device == "gpu":
+            raise ConfigError("--device gpu runs one symbol, not a universe; use --device cpu")
         _check_windows(windows, n_bars)
         budget = memory_budget - reserved_bytes
         return _universe_windows(columns, space, execution, windows,
@@ -159,7 +171,18 @@ def evaluate_windows(
     signals = columns if signal_columns is None else signal_columns
     if signal_columns is not None and (signal_of is None or len(signal_of) != n_bars):
         raise ConfigError("signal_columns need signal_of: one signal bar index per bar")
-    kernel = _kernel_for(strategy)
+    kernel: Callable[..., Float64Array3D] = _kernel_for(strategy)
+    budget = memory_budget - reserved_bytes
+    work_per_combo = n_bars * max(len(windows), 1)
+    if device == "gpu":
+        from ivybt.engine.gpu import GpuGrid, device_budget
+
+        if strategy.signal_kernel not in SIGNAL_CODES:
+            raise ConfigError(f"--device gpu runs the built-in strategies, and {strategy.name} "
+                              "is a plug-in; use --device cpu")  # fmt: skip
+        kernel = GpuGrid()
+        budget = device_budget(budget)
+        work_per_combo = 0  # one call per indicator chunk: its table is copied once
     prices = _prices(columns, execution, space)
     params = kernel_params(space, execution)
     plan = with_close_tables(_grid_plan(space, execution, windows, signal_of), prices[1])
@@ -177,8 +200,7 @@ def evaluate_windows(
             progress(done, len(space))
 
     with _interrupted_grid(len(space), lambda: done):
-        _for_each_call(space, signals, n_bars, memory_budget - reserved_bytes,
-                       n_bars * max(len(windows), 1), call)  # fmt: skip
+        _for_each_call(space, signals, n_bars, budget, work_per_combo, call)
     return out
 
 
@@ -499,7 +521,11 @@ def chunk_breaks(
 def _slices(start: int, stop: int, work_per_combo: int) -> Iterator[tuple[int, int]]:
     """Cut [start, stop) into kernel calls of about `_CALL_BAR_COMBOS` bar-combinations, so
     progress moves and Ctrl-C answers (between calls) every ~0.5 s on a big grid; each call
-    ends with threads waiting for the slowest block, so calls are not made shorter."""
+    ends with threads waiting for the slowest block, so calls are not made shorter. With
+    `work_per_combo` <= 0, one call (the GPU's: each call copies its table)."""
+    if work_per_combo <= 0:
+        yield start, stop
+        return
     size = max(_MIN_CALL_COMBOS, _CALL_BAR_COMBOS // max(work_per_combo, 1))
     for first in range(start, stop, size):
         yield first, min(first + size, stop)

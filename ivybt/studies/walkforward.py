@@ -123,6 +123,7 @@ def run_folds(
     progress: FoldProgress | None = None,
     client: Any = None,
     tasks: Any = None,
+    device: str = "cpu",
 ) -> list[FoldResult]:
     """Every fold's result, computing only those the run folder does not hold yet.
 
@@ -132,6 +133,7 @@ def run_folds(
     combinations to evaluate for a fold (those an Optuna search of
     its IS window tried) and their rows in `space`; None evaluates the whole `space`. Ctrl-C
     between folds raises `StudyInterrupted`: the finished folds stay on disk for the rerun.
+    `device` ("cpu" or "gpu", `ivybt.engine.gpu.study_device`) evaluates the folds' grids.
     """
     (folder / "folds").mkdir(parents=True, exist_ok=True)
     if client is not None:
@@ -153,7 +155,7 @@ def run_folds(
                     found, ids = search(fold)
                     tried = JointSpace(found, space.bars)
                 loaded = _compute_fold(fold, folder=folder, config=config, inputs=inputs,
-                                       space=tried, combo_ids=ids)  # fmt: skip
+                                       space=tried, combo_ids=ids, device=device)  # fmt: skip
             results.append(loaded)
             if progress is not None:
                 progress(len(results), len(folds))
@@ -223,9 +225,10 @@ def _load_fold(folder: Path, fold: Fold) -> FoldResult | None:
 
 def _compute_fold(
     fold: Fold, *, folder: Path, config: RunConfig, inputs: RunInputs, space: JointSpace,
-    combo_ids: np.ndarray,
+    combo_ids: np.ndarray, device: str = "cpu",
 ) -> FoldResult:  # fmt: skip
-    result = fold_result(fold, config=config, inputs=inputs, space=space, combo_ids=combo_ids)
+    result = fold_result(fold, config=config, inputs=inputs, space=space, combo_ids=combo_ids,
+                         device=device)  # fmt: skip
     surface_path, record_path = fold_paths(folder, fold)
     write_table(surface_path, result.surface)
     write_json(record_path, result.record)
@@ -234,10 +237,10 @@ def _compute_fold(
 
 def fold_result(
     fold: Fold, *, config: RunConfig, inputs: RunInputs, space: JointSpace,
-    combo_ids: np.ndarray,
+    combo_ids: np.ndarray, device: str = "cpu",
 ) -> FoldResult:  # fmt: skip
     """One fold, computed and returned, nothing written: a pure function of (configuration,
-    bars, fold), run here or as a Dask task."""
+    bars, fold), run here or as a Dask task; its grid on `device` ("cpu" or "gpu")."""
     study = config.study
     assert study is not None
     columns = bars_upto(inputs.columns, fold.oos_end)
@@ -255,7 +258,7 @@ def fold_result(
                 periods_per_year=inputs.periods_per_year,
                 memory_budget=int(study.memory_budget_mb * 2**20),
                 signal_columns=signal_columns(signals),
-                signal_of=signals.signal_of,
+                signal_of=signals.signal_of, device=device,
             ))  # fmt: skip
         blocks.append(np.concatenate(parts, axis=1))
     metrics = np.concatenate(blocks, axis=0)

@@ -138,6 +138,28 @@ def test_tasks_merge_in_order_and_a_killed_worker_s_tasks_rerun(scheduler):
 
 
 @pytest.mark.slow
+def test_tasks_whose_data_died_with_its_only_worker_are_scattered_again():
+    """One worker holds the scattered data; it dies after the first result: Dask cancels the
+    tasks needing the data, and run_tasks scatters it to the restarted worker and reruns
+    the unfinished ones."""
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, worker_dashboard_address=None,
+    ) as local, distributed.Client(local) as client:  # fmt: skip
+        pid = next(iter(client.run(os.getpid).values()))
+        killed = []
+
+        def kill(i, result):
+            if not killed:
+                killed.append(i)
+                os.kill(pid, signal.SIGKILL)
+
+        got = run_tasks(client, _slow_square, list(range(8)), shared=3, what="test",
+                        on_result=kill, pause=0.2)  # fmt: skip
+    assert got == [3 * i * i for i in range(8)] and killed
+
+
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_run_s_tasks(scheduler):
     with distributed.Client(scheduler) as client:
 
@@ -200,6 +222,7 @@ def test_a_grid_with_a_worker_killed_mid_run_is_still_identical(scheduler, monke
                                                                   tmp_path):  # fmt: skip
     monkeypatch.setattr(cluster_module, "TASKS_PER_WORKER", 40)  # many tasks: some in flight
     with distributed.Client(scheduler) as client:
+        client.wait_for_workers(2, timeout=60)  # an earlier test's killed worker is back
         pids = list(client.run(os.getpid).values())
     counts = []
 

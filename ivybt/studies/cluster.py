@@ -32,6 +32,8 @@ INSTALL_HINT = "pip install 'ivybt[cluster]'"
 CONNECT_TIMEOUT_S = 10.0  # seconds to reach a scheduler before the address is refused
 ASK_SCHEDULER_EVERY = 1.0  # seconds between two questions for the failed-task count
 TASKS_PER_WORKER = 4  # grid tasks per worker at least, for load balance and progress
+RESCATTERS = 3  # times the bars are scattered again when every worker holding them was lost
+WORKER_WAIT_S = 60.0  # seconds to wait for a worker before scattering them again
 _LOCAL = re.compile(r"^local:(\d+)$")
 
 TaskProgress = Callable[[int, int, int, int], None]
@@ -142,44 +144,57 @@ def run_tasks(
     the order of `items` whoever ran it; `shared` (the bars) is scattered once to every
     worker. `on_result(i, result)` runs here as each task finishes (progress, files).
 
-    A lost worker's tasks are rerun by Dask elsewhere; a task that raised re-raises its
-    error here. Ctrl-C cancels every task and raises `StudyInterrupted` with the count of
-    `what` done."""
+    A lost worker's tasks are rerun by Dask elsewhere. When every worker holding `shared`
+    was lost (one worker, or workers that joined after the scatter), Dask cancels the tasks
+    that need it: the data is scattered again and the unfinished tasks resubmitted, up to
+    `RESCATTERS` times. A task that raised re-raises its error here. Ctrl-C cancels every
+    task and raises `StudyInterrupted` with the count of `what` done."""
     distributed = _distributed()
     if not items:
         return []
     token = uuid.uuid4().hex[:8]
-    [data] = client.scatter([shared], broadcast=True, hash=False)  # one object, every worker
-    futures = [
-        client.submit(function, data, item, key=f"ivybt-{what}-{token}-{i}", pure=False,
-                      **kwargs)
-        for i, item in enumerate(items)
-    ]  # fmt: skip
-    index = {future.key: i for i, future in enumerate(futures)}
     results: list[Any] = [None] * len(items)
-    done = 0
+    finished: set[int] = set()
     states = (0, 0)  # (running, failed) as the scheduler last said
     asked = -float("inf")
+    futures: list[Any] = []
+    data = None
     try:
-        finished = distributed.as_completed(futures, with_results=False)
-        for future in finished:
-            i = index[future.key]
-            results[i] = future.result()  # a task's own exception is raised here
-            done += 1
-            if on_result is not None:
-                on_result(i, results[i])
-            if tasks is not None:
-                now = time.monotonic()
-                if done == len(items) or now - asked >= ASK_SCHEDULER_EVERY:
-                    states, asked = _task_states(client, token, states), now
-                running = min(states[0], _pending(futures))  # between two questions
-                tasks(done, running, states[1], len(items))
+        for attempt in range(RESCATTERS + 1):
+            if attempt > 0:
+                client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            [data] = client.scatter([shared], broadcast=True, hash=False)  # every worker
+            wanted = [i for i in range(len(items)) if i not in finished]
+            futures = [
+                client.submit(function, data, items[i], key=f"ivybt-{what}-{token}-{attempt}-{i}",
+                              pure=False, **kwargs)
+                for i in wanted
+            ]  # fmt: skip
+            index = dict(zip((future.key for future in futures), wanted, strict=True))
+            try:
+                for future in distributed.as_completed(futures, with_results=False):
+                    i = index[future.key]
+                    results[i] = future.result()  # a task's own exception is raised here
+                    finished.add(i)
+                    if on_result is not None:
+                        on_result(i, results[i])
+                    if tasks is not None:
+                        now = time.monotonic()
+                        if len(finished) == len(items) or now - asked >= ASK_SCHEDULER_EVERY:
+                            states, asked = _task_states(client, token, states), now
+                        running = min(states[0], _pending(futures))  # between two questions
+                        tasks(len(finished), running, states[1], len(items))
+                return results
+            except distributed.client.FutureCancelledError:  # its data went with its workers
+                if attempt == RESCATTERS:
+                    raise
+                client.cancel([*futures, data], force=True)
     except (KeyboardInterrupt, SystemError) as err:
         if not is_interrupt(err):
             raise
         client.cancel(futures, force=True)
         raise StudyInterrupted(
-            done, len(items), f"{what} tasks", "the cluster's tasks were cancelled"
+            len(finished), len(items), f"{what} tasks", "the cluster's tasks were cancelled"
         ) from err
     except BaseException:
         client.cancel(futures, force=True)

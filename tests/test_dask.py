@@ -42,6 +42,7 @@ def scheduler():
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
         dashboard_address=None, worker_dashboard_address=None,
+        scheduler_kwargs=cluster_module.QUIET_SCHEDULER,
     ) as local:  # fmt: skip
         yield local.scheduler_address
 
@@ -145,6 +146,7 @@ def test_tasks_whose_data_died_with_its_only_worker_are_scattered_again():
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
         dashboard_address=None, worker_dashboard_address=None,
+        scheduler_kwargs=cluster_module.QUIET_SCHEDULER,
     ) as local, distributed.Client(local) as client:  # fmt: skip
         pid = next(iter(client.run(os.getpid).values()))
         killed = []

@@ -32,6 +32,10 @@ INSTALL_HINT = "pip install 'ivybt[cluster]'"
 CONNECT_TIMEOUT_S = 10.0  # seconds to reach a scheduler before the address is refused
 ASK_SCHEDULER_EVERY = 1.0  # seconds between two questions for the failed-task count
 TASKS_PER_WORKER = 4  # grid tasks per worker at least, for load balance and progress
+QUIET_SCHEDULER = {"dashboard_address": "127.0.0.1:0"}
+"""A local scheduler's HTTP server (health, metrics) on a free port of 127.0.0.1: with no
+dashboard it still takes 8787 by default, and a second cluster on the machine warns that it
+is in use."""
 RESCATTERS = 3  # times the bars are scattered again when every worker holding them was lost
 WORKER_WAIT_S = 60.0  # seconds to wait for a worker before scattering them again
 _LOCAL = re.compile(r"^local:(\d+)$")
@@ -110,6 +114,7 @@ def dask_client(spec: ClusterSpec) -> Iterator[Any]:
             cluster = distributed.LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address=None, worker_dashboard_address=None, env=env,
+                scheduler_kwargs=QUIET_SCHEDULER,
             )  # fmt: skip
             client = distributed.Client(cluster)
         else:

@@ -71,17 +71,7 @@ def grid(settings: Settings, strategy: str | None, **values: Any) -> None:
     sections = run_config(strategy, values)
     sections["strategy"]["space"] = dict(values["params"])
     sections["strategy"]["constraints"] = tuple(values["constraints"])
-    sections["study"] = {
-        name: values[name]
-        for name in (
-            "objective",
-            "min_trades",
-            "memory_budget_mb",
-            "max_combinations",
-            "evidence",
-            "device",
-        )
-    }
+    sections["study"] = {name: values[name] for name in options.GRID_STUDY_OPTIONS}
     sections = options.run_sections(sections, values)
     sections = study_sections(sections, "grid", values["config_file"])
     config = build_config(**sections)

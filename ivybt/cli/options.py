@@ -637,6 +637,11 @@ def _check_out(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
+GRID_STUDY_OPTIONS = ("objective", "min_trades", "memory_budget_mb", "max_combinations",
+                      "evidence", "device")  # fmt: skip
+"""The study fields `ivybt grid` and `ivybt walkforward` take from `study` and `device`."""
+
+
 def study[F: Callable[..., Any]](func: F) -> F:
     """--constraint --objective --min-trades --memory-budget."""
     decorators = [

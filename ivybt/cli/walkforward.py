@@ -129,22 +129,8 @@ def walkforward(settings: Settings, strategy: str | None, **values: Any) -> None
     windows = {name: values[name] for name in WINDOW_OPTIONS}
     if windows["in_sample"] is None and values["config_file"] is None:
         raise click.UsageError("give the in-sample length, e.g. --is 3y (and --oos or --folds)")
-    study = {
-        name: values[name]
-        for name in (
-            "objective",
-            "min_trades",
-            "memory_budget_mb",
-            "max_combinations",
-            "evidence",
-            "search",
-            "trials",
-            "seed",
-            "storage",
-            "select",
-            "device",
-        )
-    }
+    fields = (*options.GRID_STUDY_OPTIONS, "search", "trials", "seed", "storage", "select")
+    study = {name: values[name] for name in fields}
     sections["study"] = {**study, "windows": windows if windows["in_sample"] else None}
     sections = options.run_sections(sections, values, aliases={"windows": "in_sample"})
     sections = study_sections(sections, "walkforward", values["config_file"])

@@ -108,8 +108,14 @@ def choose_device(requested: str, *, unsupported: str | None = None) -> DeviceCh
     if problem is None:
         return DeviceChoice(requested, "gpu", gpu_name())
     if requested == "gpu":
-        raise ConfigError(f"--device gpu cannot run: {problem}; use --device cpu or auto")
+        raise gpu_refusal(problem)
     return DeviceChoice(requested, "cpu", f"CPU ({problem})")
+
+
+def gpu_refusal(problem: str) -> ConfigError:
+    """The one-line error of `--device gpu` when `problem` (`gpu_problem`, `not_on_gpu`)
+    keeps the GPU from running a study."""
+    return ConfigError(f"--device gpu cannot run: {problem}; use --device cpu or auto")
 
 
 def not_on_gpu(
@@ -191,7 +197,7 @@ class GpuGrid:
 
         from ivybt.kernels.grid_cuda import THREADS_PER_BLOCK, grid_builtin_cuda
 
-        if not plan.close_usable and plan.close_sums.shape[0] == 0:
+        if plan.close_sums.shape[0] == 0:
             raise ValueError("GpuGrid needs the plan's close tables (with_close_tables)")
         if self._resident is None:
             self._resident = tuple(

@@ -159,9 +159,13 @@ def evaluate_windows(
     strategy = space.strategy
     n_bars = len(columns["close"])
     windows = np.ascontiguousarray(windows, dtype=np.int64).reshape(-1, 2)
+    if device == "gpu":  # the run chose it (`study_device`); a direct caller is checked here
+        from ivybt.engine.gpu import gpu_refusal, not_on_gpu
+
+        universe = isinstance(columns, UniverseBars)
+        if problem := not_on_gpu(strategy, universe=universe, cluster=False):
+            raise gpu_refusal(problem)
     if isinstance(columns, UniverseBars):
-        if device == "gpu":
-            raise ConfigError("--device gpu runs one symbol, not a universe; use --device cpu")
         _check_windows(windows, n_bars)
         budget = memory_budget - reserved_bytes
         return _universe_windows(columns, space, execution, windows,
@@ -171,18 +175,17 @@ def evaluate_windows(
     signals = columns if signal_columns is None else signal_columns
     if signal_columns is not None and (signal_of is None or len(signal_of) != n_bars):
         raise ConfigError("signal_columns need signal_of: one signal bar index per bar")
-    kernel: Callable[..., Float64Array3D] = _kernel_for(strategy)
-    budget = memory_budget - reserved_bytes
-    work_per_combo = n_bars * max(len(windows), 1)
+    kernel: Callable[..., Float64Array3D]
     if device == "gpu":
         from ivybt.engine.gpu import GpuGrid, device_budget
 
-        if strategy.signal_kernel not in SIGNAL_CODES:
-            raise ConfigError(f"--device gpu runs the built-in strategies, and {strategy.name} "
-                              "is a plug-in; use --device cpu")  # fmt: skip
         kernel = GpuGrid()
-        budget = device_budget(budget)
+        budget = device_budget(memory_budget - reserved_bytes)
         work_per_combo = 0  # one call per indicator chunk: its table is copied once
+    else:
+        kernel = _kernel_for(strategy)
+        budget = memory_budget - reserved_bytes
+        work_per_combo = n_bars * max(len(windows), 1)
     prices = _prices(columns, execution, space)
     params = kernel_params(space, execution)
     plan = with_close_tables(_grid_plan(space, execution, windows, signal_of), prices[1])
